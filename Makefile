@@ -1,0 +1,31 @@
+# One command each on a fresh machine: `make run`, `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/tradeflow db upgrade
+	$(BIN)/tradeflow deploy bpmn/*.bpmn bpmn/*.dmn forms/*.form
+	$(BIN)/tradeflow serve
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy engine api forms
+	$(BIN)/pytest -n 2
+
+bench: $(STAMP)
+	$(BIN)/python bench/completions.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,171 @@
+"""The audit trail: append-only events, hash-chained per stream.
+
+Each instance has its own stream (``instance:<id>``) and deployments share
+``definitions``. A command holds its instance's row lock while it appends, so a stream
+never forks; the unique (stream, seq) index catches anyone who tries anyway. Database
+triggers refuse UPDATE and DELETE on the table.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from engine.clock import as_utc
+from engine.models import AuditEvent
+
+GENESIS = "0" * 64
+DEFINITIONS_STREAM = "definitions"
+MESSAGES_STREAM = "messages"
+
+
+class EventKind(enum.StrEnum):
+    INSTANCE_STARTED = "instance_started"
+    TASK_CREATED = "task_created"
+    TASK_CLAIMED = "task_claimed"
+    TASK_UNCLAIMED = "task_unclaimed"
+    TASK_DELEGATED = "task_delegated"
+    TASK_COMPLETED = "task_completed"
+    TASK_CANCELLED = "task_cancelled"
+    MESSAGE_RECEIVED = "message_received"
+    MESSAGE_BUFFERED = "message_buffered"
+    MESSAGE_EXPIRED = "message_expired"
+    TIMER_FIRED = "timer_fired"
+    INSTANCE_COMPLETED = "instance_completed"
+    INSTANCE_CANCELLED = "instance_cancelled"
+    INSTANCE_FAILED = "instance_failed"
+    DEFINITION_DEPLOYED = "definition_deployed"
+
+
+def instance_stream(instance_id: int) -> str:
+    return f"instance:{instance_id}"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return str(value)
+
+
+def to_json_data(data: Any) -> Any:
+    """Make event data plain JSON now, so what is hashed is exactly what is stored."""
+    return json.loads(json.dumps(data, default=_jsonable))
+
+
+def canonical_at(at: datetime) -> str:
+    return as_utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_hash(event: AuditEvent) -> str:
+    body = {
+        "stream": event.stream,
+        "seq": event.seq,
+        "instance_id": event.instance_id,
+        "at": canonical_at(event.at),
+        "actor": event.actor,
+        "kind": event.kind,
+        "element_id": event.element_id,
+        "element_name": event.element_name,
+        "role": event.role,
+        "data": event.data,
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256((event.prev_hash + canonical).encode()).hexdigest()
+
+
+class AuditTrail:
+    """Appends events to streams within the caller's transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._heads: dict[str, tuple[int, str]] = {}
+
+    def _head(self, stream: str) -> tuple[int, str]:
+        if stream not in self._heads:
+            if self.session.get_bind().dialect.name == "postgresql":
+                # Shared streams (deployments, messages) have no row to lock; writers of a
+                # stream queue here until commit. SQLite already serialises writers.
+                self.session.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": stream}
+                )
+            last = self.session.execute(
+                select(AuditEvent.seq, AuditEvent.hash)
+                .where(AuditEvent.stream == stream)
+                .order_by(AuditEvent.seq.desc())
+                .limit(1)
+            ).first()
+            self._heads[stream] = (last[0], last[1]) if last else (0, GENESIS)
+        return self._heads[stream]
+
+    def append(
+        self,
+        stream: str,
+        kind: EventKind,
+        *,
+        at: datetime,
+        actor: str,
+        instance_id: int | None = None,
+        element_id: str | None = None,
+        element_name: str | None = None,
+        role: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> AuditEvent:
+        seq, prev = self._head(stream)
+        event = AuditEvent(
+            stream=stream,
+            seq=seq + 1,
+            instance_id=instance_id,
+            at=as_utc(at),
+            actor=actor,
+            kind=kind.value,
+            element_id=element_id,
+            element_name=element_name,
+            role=role,
+            data=to_json_data(data or {}),
+            prev_hash=prev,
+        )
+        event.hash = event_hash(event)
+        self.session.add(event)
+        self._heads[stream] = (event.seq, event.hash)
+        return event
+
+
+@dataclass(frozen=True)
+class Verification:
+    stream: str
+    events: int
+    ok: bool
+    broken_seq: int | None = None
+    reason: str | None = None
+
+
+def verify(session: Session, stream: str) -> Verification:
+    """Walk a stream and report the first event whose link or hash does not hold."""
+    prev, expected_seq, count = GENESIS, 1, 0
+    rows = session.scalars(
+        select(AuditEvent).where(AuditEvent.stream == stream).order_by(AuditEvent.seq)
+    )
+    for event in rows:
+        count += 1
+        if event.seq != expected_seq:
+            return Verification(stream, count, False, expected_seq, "event missing")
+        if event.prev_hash != prev:
+            return Verification(stream, count, False, event.seq, "prev_hash does not link")
+        if event_hash(event) != event.hash:
+            return Verification(stream, count, False, event.seq, "hash does not match content")
+        prev, expected_seq = event.hash, expected_seq + 1
+    return Verification(stream, count, True)
+
+
+def streams(session: Session) -> list[str]:
+    return list(session.scalars(select(AuditEvent.stream).distinct().order_by(AuditEvent.stream)))

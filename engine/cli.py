@@ -1,0 +1,118 @@
+"""The ``tradeflow`` command line: database, users and roles, deployments, the server."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from engine import audit, users
+from engine.errors import DiagramInvalid, TradeflowError
+from engine.tradeflow import Tradeflow
+
+
+def _flow() -> Tradeflow:
+    return Tradeflow()
+
+
+@click.group()
+def main() -> None:
+    """Tradeflow: BPMN processes for the foreign-trade department."""
+
+
+@main.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every schema migration (safe to repeat)."""
+    flow = _flow()
+    flow.upgrade()
+    click.echo(f"database at {flow.db.engine.url.render_as_string(hide_password=True)} is current")
+
+
+@main.group("users")
+def users_group() -> None:
+    """People and systems that use Tradeflow."""
+
+
+@users_group.command("add")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, help="A role queue the user works in.")
+@click.option("--admin", is_flag=True)
+@click.option("--process-owner", is_flag=True, help="May deploy diagrams.")
+@click.option("--auditor", is_flag=True, help="May read every history.")
+@click.option("--integration", is_flag=True, help="A system such as the bank feed or the ERP.")
+def users_add(name: str, roles: tuple[str, ...], admin: bool, process_owner: bool,
+              auditor: bool, integration: bool) -> None:
+    """Create or update a user; prints a new API token as the last line."""
+    flags = users.Flags(admin, process_owner, auditor, integration)
+    try:
+        user, token = _flow().add_user(name, list(roles), flags)
+    except TradeflowError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"user {user.name}: roles {', '.join(sorted(user.role_ids)) or '(none)'}")
+    click.echo(token)
+
+
+@main.group("roles")
+def roles_group() -> None:
+    """Role queues."""
+
+
+@roles_group.command("list")
+def roles_list() -> None:
+    flow = _flow()
+    with flow.db.reading() as session:
+        for role_id, holders in users.roles(session):
+            click.echo(f"{role_id}\t{', '.join(holders) or '(nobody)'}")
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--actor", default="cli", help="Who deploys (recorded in the audit trail).")
+def deploy(files: tuple[str, ...], actor: str) -> None:
+    """Deploy .bpmn, .dmn and .form files together; exit 1 with every lint problem."""
+    contents = [(Path(f).name, Path(f).read_bytes()) for f in files]
+    try:
+        result = _flow().deploy(contents, actor=actor)
+    except DiagramInvalid as exc:
+        click.echo(exc.message, err=True)
+        sys.exit(1)
+    for item in result.definitions:
+        state = "deployed" if item.created else "unchanged"
+        click.echo(f"{item.key} v{item.version} {state}")
+    for item in result.forms:
+        state = "deployed" if item.created else "unchanged"
+        click.echo(f"form {item.key} v{item.version} {state}")
+
+
+@main.command()
+@click.argument("stream", required=False)
+def verify(stream: str | None) -> None:
+    """Check the audit trail's hash chains; exit 1 at the first broken link."""
+    flow = _flow()
+    with flow.db.reading() as session:
+        names = [stream] if stream else audit.streams(session)
+        broken = False
+        for name in names:
+            result = audit.verify(session, name)
+            if result.ok:
+                click.echo(f"{name}: {result.events} events, intact")
+            else:
+                broken = True
+                click.echo(f"{name}: broken at seq {result.broken_seq}: {result.reason}")
+    sys.exit(1 if broken else 0)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=8000, type=int)
+def serve(host: str, port: int) -> None:
+    """Run the HTTP service."""
+    from api import create_app
+
+    create_app().run(host=host, port=port)

@@ -1,0 +1,127 @@
+"""Domain errors of the process runtime.
+
+They carry no HTTP status: ``api/errors.py`` maps them once to problem+json.
+
+    TradeflowError
+     ├── NotFound
+     │    ├── DefinitionNotFound, InstanceNotFound, TaskNotFound, UserNotFound
+     ├── Invalid                      (the input is wrong; nothing changed)
+     │    ├── DiagramInvalid          (deploy lint: carries every problem)
+     │    ├── ExpressionRefused       (the safe evaluator will not run it)
+     │    ├── FormInvalid
+     │    └── MessageInvalid
+     ├── Forbidden                    (the caller may not do this)
+     │    ├── NotInRole
+     │    └── SeparationOfDuty        (maker-checker)
+     ├── Conflict                     (the state moved on; retrying won't help)
+     │    ├── TaskAlreadyClaimed, TaskNotOpen, InstanceNotRunning
+     │    └── MessageUndeliverable
+     └── ProcessFailed                (the diagram failed while running: rolled back)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class TradeflowError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(TradeflowError):
+    pass
+
+
+class DefinitionNotFound(NotFound):
+    pass
+
+
+class InstanceNotFound(NotFound):
+    pass
+
+
+class TaskNotFound(NotFound):
+    pass
+
+
+class UserNotFound(NotFound):
+    pass
+
+
+class Invalid(TradeflowError):
+    pass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One lint finding, naming the file and element it is about."""
+
+    message: str
+    file: str | None = None
+    element: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        where = ":".join(p for p in (self.file, self.element) if p)
+        return f"{where}: {self.message}" if where else self.message
+
+
+class DiagramInvalid(Invalid):
+    def __init__(self, problems: list[Problem]) -> None:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{len(problems)} problem(s) in the deployment:\n{lines}")
+        self.problems = problems
+
+
+class ExpressionRefused(Invalid):
+    pass
+
+
+class FormInvalid(Invalid):
+    pass
+
+
+class MessageInvalid(Invalid):
+    pass
+
+
+class Forbidden(TradeflowError):
+    pass
+
+
+class NotInRole(Forbidden):
+    pass
+
+
+class SeparationOfDuty(Forbidden):
+    pass
+
+
+class Conflict(TradeflowError):
+    pass
+
+
+class TaskAlreadyClaimed(Conflict):
+    pass
+
+
+class TaskNotOpen(Conflict):
+    pass
+
+
+class InstanceNotRunning(Conflict):
+    pass
+
+
+class MessageUndeliverable(Conflict):
+    pass
+
+
+class ProcessFailed(TradeflowError):
+    """The workflow raised while running; the command was rolled back."""

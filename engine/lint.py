@@ -1,0 +1,259 @@
+"""Deploy-time lint: every problem in a deployment at once, each naming its element.
+
+A deployment is checked as a whole (BPMN, DMN and forms together, plus what is already
+deployed) so that a call activity or decision may refer to a file in the same upload.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.camunda.parser import CamundaParser
+
+from engine import diagrams
+from engine.diagrams import BPMN_NS, NS, UnreadableFile
+from engine.errors import ExpressionRefused, Problem
+from engine.expressions import check_expression, check_script
+
+_VALIDATOR: BpmnValidator | None = None
+
+
+def _validator() -> BpmnValidator:
+    global _VALIDATOR
+    if _VALIDATOR is None:  # loading the XSDs takes ~100 ms: once per process
+        _VALIDATOR = BpmnValidator()
+    return _VALIDATOR
+
+
+@dataclass
+class Bundle:
+    """The files of one deployment, read and normalised, with what lint found."""
+
+    bpmn: dict[str, etree._Element] = field(default_factory=dict)
+    dmn: dict[str, etree._Element] = field(default_factory=dict)
+    forms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    raw: dict[str, bytes] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    parser: CamundaParser | None = None
+
+    def problem(self, file: str | None, element: str | None, message: str) -> None:
+        self.problems.append(Problem(message=message, file=file, element=element))
+
+
+def read_files(files: list[tuple[str, bytes]]) -> Bundle:
+    """Read each file by its extension; unreadable files become problems."""
+    bundle = Bundle()
+    for name, content in files:
+        suffix = Path(name).suffix.lower()
+        bundle.raw[name] = content
+        try:
+            if suffix == ".form":
+                bundle.forms[name] = diagrams.parse_form(content)
+                continue
+            if suffix not in (".bpmn", ".dmn", ".xml"):
+                raise UnreadableFile("expected a .bpmn, .dmn or .form file")
+            root = diagrams.parse_xml(content)
+            kind = diagrams.kind_of(root)
+        except UnreadableFile as exc:
+            bundle.problem(name, None, str(exc))
+            continue
+        if kind == "bpmn":
+            diagrams.normalise_camunda(root)
+            bundle.bpmn[name] = root
+        else:
+            bundle.dmn[name] = root
+    return bundle
+
+
+def lint(
+    bundle: Bundle,
+    deployed_processes: Callable[[str], bytes | None],
+    deployed_decisions: Callable[[str], bytes | None],
+    deployed_forms: set[str],
+) -> None:
+    """Check the bundle, appending to ``bundle.problems``; leave a ready parser on success.
+
+    The callables return the stored XML that defines a process or decision id already
+    deployed, so references from this deployment to earlier ones resolve.
+    """
+    process_files: dict[str, str] = {}
+    for name, root in bundle.bpmn.items():
+        _check_schema(bundle, name, root)
+        for pid, _ in diagrams.process_ids(root):
+            if pid in process_files:
+                bundle.problem(name, pid, f"process id also defined in {process_files[pid]}")
+            process_files[pid] = name
+    decisions = {d: n for n, root in bundle.dmn.items() for d in diagrams.decision_ids(root)}
+    form_keys = {schema["id"] for schema in bundle.forms.values()} | deployed_forms
+
+    extra_xml: list[bytes] = []
+    for name, root in bundle.bpmn.items():
+        _check_user_tasks(bundle, name, root, form_keys)
+        for element, called in diagrams.called_elements(root):
+            if called in process_files:
+                continue
+            stored = deployed_processes(called) if called else None
+            if stored is None:
+                bundle.problem(name, element, f"calls process '{called}', which is not deployed")
+            else:
+                extra_xml.append(stored)
+        for element, decision in diagrams.decision_refs(root):
+            if decision in decisions:
+                continue
+            stored = deployed_decisions(decision) if decision else None
+            if stored is None:
+                bundle.problem(name, element, f"decision '{decision}' is not deployed")
+            else:
+                extra_xml.append(stored)
+        for element, kind, text in _bpmn_expressions(root):
+            _check(bundle, name, element, kind, text)
+    for name, root in bundle.dmn.items():
+        for element, kind, text in _dmn_expressions(root):
+            _check(bundle, name, element, kind, text)
+    if not bundle.problems:
+        _parse(bundle, extra_xml, list(process_files))
+
+
+def _check_schema(bundle: Bundle, name: str, root: etree._Element) -> None:
+    schema = _validator().validator
+    copy = etree.fromstring(etree.tostring(root))
+    _validator().preprocess(copy)
+    if not schema.validate(copy):
+        for error in schema.error_log:
+            bundle.problem(name, f"line {error.line}", f"not valid BPMN: {error.message}")
+
+
+def _check_user_tasks(
+    bundle: Bundle, name: str, root: etree._Element, form_keys: set[str]
+) -> None:
+    element_ids = {node.get("id") for node in root.iter() if node.get("id")}
+    for task in diagrams.user_tasks(root):
+        if not task.roles:
+            bundle.problem(
+                name, task.element_id,
+                "user task is routed to no role: set camunda:candidateGroups or put it in a lane",
+            )
+        if task.form_key and task.form_key not in form_keys:
+            bundle.problem(name, task.element_id, f"form '{task.form_key}' is not deployed")
+        for other in task.separate_from:
+            if other not in element_ids:
+                bundle.problem(name, task.element_id, f"separateFrom names no element '{other}'")
+
+
+def _bpmn_expressions(root: etree._Element) -> Iterator[tuple[str, str, str]]:
+    for flow in root.iter(f"{{{BPMN_NS}}}sequenceFlow"):
+        for cond in flow.xpath("./bpmn:conditionExpression", namespaces=NS):
+            yield flow.get("id", ""), "condition", cond.text or ""
+    for tag in ("timeDuration", "timeDate", "timeCycle"):
+        for node in root.iter(f"{{{BPMN_NS}}}{tag}"):
+            event = node.getparent().getparent()
+            yield event.get("id", ""), "timer", node.text or ""
+    for script_task in root.iter(f"{{{BPMN_NS}}}scriptTask"):
+        for script in script_task.xpath("./bpmn:script", namespaces=NS):
+            yield script_task.get("id", ""), "script", script.text or ""
+    for tag in ("completionCondition", "loopCardinality"):
+        for node in root.iter(f"{{{BPMN_NS}}}{tag}"):
+            activity = node.getparent().getparent()
+            yield activity.get("id", ""), "multi-instance", node.text or ""
+    for tag in ("messagePath", "formalExpression"):
+        for node in root.iter(f"{{{BPMN_NS}}}{tag}"):
+            parent = node.getparent()
+            if etree.QName(parent).localname == "correlationPropertyRetrievalExpression":
+                prop = parent.getparent()
+                yield prop.get("id", ""), "correlation", node.text or ""
+
+
+def _local(node: etree._Element, name: str) -> Iterator[etree._Element]:
+    for child in node.iter():
+        if isinstance(child.tag, str) and etree.QName(child).localname == name:
+            yield child
+
+
+def _dmn_expressions(root: etree._Element) -> Iterator[tuple[str, str, str]]:
+    for decision in _local(root, "decision"):
+        for expr in _local(decision, "inputExpression"):
+            for text in _local(expr, "text"):
+                yield decision.get("id", ""), "decision input", text.text or ""
+        for rule in _local(decision, "rule"):
+            for entry in _local(rule, "inputEntry"):
+                for text in _local(entry, "text"):
+                    yield rule.get("id", ""), "decision cell", text.text or ""
+            for entry in _local(rule, "outputEntry"):
+                for text in _local(entry, "text"):
+                    yield rule.get("id", ""), "decision output", text.text or ""
+
+
+def _check(bundle: Bundle, name: str, element: str, kind: str, text: str) -> None:
+    text = text.strip()
+    try:
+        if kind == "script":
+            check_script(text)
+        elif kind == "decision cell":
+            _check_cell(text)
+        elif text:
+            check_expression(text)
+        elif kind in ("condition", "timer"):
+            raise ExpressionRefused("empty expression")
+    except (ExpressionRefused, SyntaxError) as exc:
+        bundle.problem(name, element, f"{kind} '{_short(text)}' refused: {_reason(exc)}")
+
+
+def _check_cell(text: str) -> None:
+    """DMN cells: '-' or empty means any; '>= 1000' and '1 < ? < 5' are tests on the input."""
+    if text in ("", "-"):
+        return
+    text = re.sub(r"\?", "dmninputexpr", text)
+    try:
+        ast.parse(text, mode="eval")
+    except SyntaxError:  # an operator with no left side tests the input, as Spiff's DMN does
+        text = f"dmninputexpr {text}"
+    check_expression(text)
+
+
+def _reason(exc: Exception) -> str:
+    return exc.msg if isinstance(exc, SyntaxError) else str(exc)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _parse(bundle: Bundle, extra_xml: list[bytes], process_ids: list[str]) -> None:
+    """Let SpiffWorkflow's Camunda parser build every process; its errors are problems."""
+    parser = CamundaParser()
+    try:
+        for xml in extra_xml:
+            root = diagrams.parse_xml(xml)
+            if diagrams.kind_of(root) == "dmn":
+                parser.add_dmn_xml(root, filename="(deployed)")
+            else:
+                diagrams.normalise_camunda(root)
+                parser.add_bpmn_xml(root, filename="(deployed)")
+        for name, root in bundle.dmn.items():
+            parser.add_dmn_xml(root, filename=name)
+        for name, root in bundle.bpmn.items():
+            parser.add_bpmn_xml(root, filename=name)
+    except ValidationException as exc:
+        bundle.problem(exc.file_name or None, exc.id or None, _spiff_message(exc))
+        return
+    for pid in process_ids:
+        try:
+            parser.get_spec(pid)
+            parser.get_subprocess_specs(pid)
+        except ValidationException as exc:
+            bundle.problem(exc.file_name or None, exc.id or pid, _spiff_message(exc))
+        except Exception as exc:  # the parser raises plain errors on some malformed input
+            bundle.problem(None, pid, f"SpiffWorkflow cannot build this process: {exc}")
+    bundle.parser = parser
+
+
+def _spiff_message(exc: ValidationException) -> str:
+    return str(exc.args[0]) if exc.args else str(exc)

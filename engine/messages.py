@@ -1,0 +1,204 @@
+"""Messages from outside (the bank feed, the ERP): correlate, deliver or keep.
+
+A message is correlated by name plus business key and/or variable values. If exactly
+one running instance waits for it, it is delivered in that instance's unit of work.
+If none waits yet but a deployed process can catch it, it is kept until its expiry and
+delivered when an instance reaches the catch event. A name no process catches, or a
+message that matches several instances, is refused at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from SpiffWorkflow.bpmn import BpmnEvent
+from SpiffWorkflow.bpmn.specs.event_definitions import MessageEventDefinition
+from SpiffWorkflow.util.task import TaskState as SpiffState
+
+from engine.audit import MESSAGES_STREAM, AuditTrail, EventKind
+from engine.clock import as_utc
+from engine.errors import MessageInvalid, MessageUndeliverable
+from engine.models import (
+    Definition,
+    Instance,
+    InstanceStatus,
+    Message,
+    MessageStatus,
+    MessageSubscription,
+)
+from engine.runtime import Runtime, Work, variables
+
+DEFAULT_TTL = timedelta(days=7)
+MAX_TTL = timedelta(days=366)
+
+
+@dataclass(frozen=True)
+class Correlation:
+    message_id: int | None
+    instance_id: int | None  # None: kept until an instance waits for it
+    buffered: bool
+
+
+def _matches(message: Message, instance: Instance, data: dict[str, Any]) -> bool:
+    if message.business_key is not None and instance.business_key != message.business_key:
+        return False
+    return all(data.get(k) == v for k, v in message.correlation.items())
+
+
+def correlate(
+    runtime: Runtime,
+    name: str,
+    *,
+    actor: str,
+    business_key: str | None = None,
+    correlation: dict[str, Any] | None = None,
+    variables_: dict[str, Any] | None = None,
+    ttl: timedelta = DEFAULT_TTL,
+) -> Correlation:
+    """Deliver a message to the one instance waiting for it, or keep it for later."""
+    correlation = dict(correlation or {})
+    payload = dict(variables_ or {})
+    if not name:
+        raise MessageInvalid("a message needs a name")
+    if business_key is None and not correlation:
+        raise MessageInvalid("correlate by business key or by correlation values (or both)")
+    if not timedelta(0) < ttl <= MAX_TTL:
+        raise MessageInvalid(f"ttl must be positive and at most {MAX_TTL.days} days")
+    bad = [k for k in payload if not k.isidentifier() or k.startswith("__")]
+    if bad:
+        raise MessageInvalid(f"variable names must be identifiers: {bad!r}")
+    now = runtime.clock.now()
+    with runtime.db.transaction() as session:
+        catchers = session.scalars(select(Definition.messages)).all()
+        if not any(name in names for names in catchers):
+            raise MessageUndeliverable(f"no deployed process catches message '{name}'", name=name)
+        message = Message(
+            name=name, business_key=business_key, correlation=correlation, payload=payload,
+            status=MessageStatus.BUFFERED, sender=actor, received_at=now,
+            expires_at=now + ttl,
+        )
+        session.add(message)
+        session.flush()
+        message_id = message.id
+    target = _find_waiting(runtime, message)
+    if target is None:
+        with runtime.db.transaction() as session:
+            AuditTrail(session).append(
+                MESSAGES_STREAM, EventKind.MESSAGE_BUFFERED, at=now, actor=actor, element_id=name,
+                data={"message_id": message_id, "business_key": business_key,
+                      "correlation": correlation, "expires_at": message.expires_at},
+            )
+        return Correlation(message_id, None, True)
+    with runtime.command(target, actor) as work:
+        stored = work.session.get_one(Message, message_id, populate_existing=True)
+        if not _deliver(work, stored):
+            raise MessageUndeliverable(f"instance {target} stopped waiting for '{name}'")
+    return Correlation(message_id, target, False)
+
+
+def _find_waiting(runtime: Runtime, message: Message) -> int | None:
+    with runtime.db.reading() as session:
+        query = (
+            select(Instance)
+            .join(MessageSubscription, MessageSubscription.instance_id == Instance.id)
+            .where(MessageSubscription.name == message.name,
+                   Instance.status == InstanceStatus.RUNNING)
+        )
+        if message.business_key is not None:
+            query = query.where(MessageSubscription.business_key == message.business_key)
+        candidates = session.scalars(query.distinct()).all()
+        matched = [
+            i.id for i in candidates
+            if not message.correlation or _matches(message, i, variables(runtime.load(i)))
+        ]
+    if len(matched) > 1:
+        raise MessageUndeliverable(
+            f"message '{message.name}' matches {len(matched)} instances; correlate more narrowly",
+            instances=matched,
+        )
+    return matched[0] if matched else None
+
+
+def _deliver(work: Work, message: Message) -> bool:
+    """Send the message into the workflow; merge its variables into the catching task."""
+    waiting = [
+        t for t in work.workflow.get_tasks(state=SpiffState.WAITING)
+        if any(d.name == message.name for d in _message_definitions(t.task_spec))
+    ]
+    if not waiting:
+        return False
+    definition = next(d for d in _message_definitions(waiting[0].task_spec)
+                      if d.name == message.name)
+    event = BpmnEvent(definition, {"payload": message.payload, "result_var": message.name})
+
+    def step() -> None:
+        work.workflow.send_event(event)
+        for task in waiting:
+            if not task.has_state(SpiffState.WAITING):
+                task.data.update(message.payload)
+
+    work.run_engine(step)
+    message.status = MessageStatus.DELIVERED
+    message.instance_id = work.instance.id
+    message.delivered_at = work.now
+    work.audit(EventKind.MESSAGE_RECEIVED, element_id=waiting[0].task_spec.bpmn_id,
+               element_name=message.name,
+               data={"message_id": message.id, "name": message.name, "sender": message.sender,
+                     "variables": message.payload})
+    return True
+
+
+def _message_definitions(task_spec: Any) -> list[MessageEventDefinition]:
+    definition = getattr(task_spec, "event_definition", None)
+    inner = getattr(definition, "event_definitions", None) or [definition]
+    return [d for d in inner if isinstance(d, MessageEventDefinition)]
+
+
+def deliver_buffered(work: Work) -> bool:
+    """Called as a unit of work settles: hand over kept messages the instance now awaits."""
+    waiting = {
+        d.name for t in work.workflow.get_tasks(state=SpiffState.WAITING)
+        for d in _message_definitions(t.task_spec)
+    }
+    if not waiting:
+        return False
+    kept = work.session.scalars(
+        select(Message).where(Message.status == MessageStatus.BUFFERED,
+                              Message.name.in_(waiting))
+        .order_by(Message.received_at, Message.id)
+    ).all()
+    data = variables(work.workflow)
+    for message in kept:
+        if as_utc(message.expires_at) <= work.now or not _matches(message, work.instance, data):
+            continue
+        if _deliver(work, message):
+            return True
+    return False
+
+
+def expire(runtime: Runtime) -> list[Message]:
+    """Mark kept messages past their expiry; they are reported, never silently dropped."""
+    now = runtime.clock.now()
+    with runtime.db.transaction() as session:
+        expired = session.scalars(
+            select(Message).where(Message.status == MessageStatus.BUFFERED,
+                                  Message.expires_at <= now)
+        ).all()
+        trail = AuditTrail(session)
+        for message in expired:
+            message.status = MessageStatus.EXPIRED
+            trail.append(MESSAGES_STREAM, EventKind.MESSAGE_EXPIRED, at=now, actor="system",
+                         element_id=message.name, data={"message_id": message.id})
+        return list(expired)
+
+
+def undelivered(runtime: Runtime) -> list[Message]:
+    """Kept and expired messages: what an operator should look at."""
+    with runtime.db.reading() as session:
+        return list(session.scalars(
+            select(Message).where(Message.status != MessageStatus.DELIVERED)
+            .order_by(Message.received_at)
+        ))

@@ -1,0 +1,265 @@
+"""The tables, as typed SQLAlchemy 2.0 models. Alembic migrations own the schema."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+UtcDateTime = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JsonType, list[Any]: JsonType, datetime: UtcDateTime}
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    return Enum(cls, native_enum=False, length=24, values_callable=lambda e: [m.value for m in e])
+
+
+class InstanceStatus(enum.StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class TaskState(enum.StrEnum):
+    OPEN = "open"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class MessageStatus(enum.StrEnum):
+    BUFFERED = "buffered"
+    DELIVERED = "delivered"
+    EXPIRED = "expired"
+
+
+class ResourceKind(enum.StrEnum):
+    BPMN = "bpmn"
+    DMN = "dmn"
+    FORM = "form"
+
+
+class Role(Base):
+    __tablename__ = "role"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime]
+
+
+class User(Base):
+    __tablename__ = "app_user"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_process_owner: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_auditor: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_integration: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    roles: Mapped[list[Role]] = relationship(secondary="user_role", lazy="selectin")
+
+    @property
+    def role_ids(self) -> set[str]:
+        return {r.id for r in self.roles}
+
+
+class UserRole(Base):
+    __tablename__ = "user_role"
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), primary_key=True)
+    role_id: Mapped[str] = mapped_column(ForeignKey("role.id"), primary_key=True)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_token"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class Deployment(Base):
+    __tablename__ = "deployment"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployed_at: Mapped[datetime]
+    deployed_by: Mapped[str] = mapped_column(String(128))
+
+
+class Resource(Base):
+    """A file exactly as deployed (.bpmn, .dmn, .form)."""
+
+    __tablename__ = "resource"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployment.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[ResourceKind] = mapped_column(_enum(ResourceKind))
+    content: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+
+class Definition(Base):
+    """One version of one process; the parsed spec is stored once, here."""
+
+    __tablename__ = "definition"
+    __table_args__ = (UniqueConstraint("key", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str | None] = mapped_column(String(255))
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployment.id"))
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resource.id"))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    spec_json: Mapped[str] = mapped_column(Text)
+    messages: Mapped[list[Any]]  # names of the messages this process can catch
+    deployed_at: Mapped[datetime]
+    tasks: Mapped[list[DefinitionTask]] = relationship(lazy="selectin", order_by="DefinitionTask.id")
+
+
+class DefinitionTask(Base):
+    """What the engine needs to know about a user task, extracted once at deploy."""
+
+    __tablename__ = "definition_task"
+    __table_args__ = (UniqueConstraint("definition_id", "process_id", "element_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    definition_id: Mapped[int] = mapped_column(ForeignKey("definition.id"))
+    process_id: Mapped[str] = mapped_column(String(255))
+    element_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    roles: Mapped[list[Any]]
+    form_key: Mapped[str | None] = mapped_column(String(255))
+    separate_from: Mapped[list[Any]]
+    priority: Mapped[int] = mapped_column(Integer, default=50)
+    sla: Mapped[str | None] = mapped_column(String(64))
+    properties: Mapped[dict[str, Any]]
+
+
+class Form(Base):
+    __tablename__ = "form"
+    __table_args__ = (UniqueConstraint("key", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int] = mapped_column(Integer)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployment.id"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    schema: Mapped[dict[str, Any]]
+
+
+class Instance(Base):
+    __tablename__ = "instance"
+    __table_args__ = (Index("ix_instance_wakeup", "status", "next_wakeup_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    definition_id: Mapped[int] = mapped_column(ForeignKey("definition.id"), index=True)
+    business_key: Mapped[str | None] = mapped_column(String(255), index=True)
+    status: Mapped[InstanceStatus] = mapped_column(_enum(InstanceStatus))
+    state: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime]
+    started_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    next_wakeup_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    definition: Mapped[Definition] = relationship(lazy="joined")
+
+
+class HumanTask(Base):
+    """A READY user task in one or more role queues."""
+
+    __tablename__ = "human_task"
+    __table_args__ = (
+        Index("ix_human_task_assignee", "assignee", "state"),
+        Index("ix_human_task_state_due", "state", "due_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id"), index=True)
+    spiff_task_id: Mapped[str] = mapped_column(String(36), unique=True)
+    element_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    state: Mapped[TaskState] = mapped_column(_enum(TaskState))
+    assignee: Mapped[str | None] = mapped_column(String(128))
+    priority: Mapped[int] = mapped_column(Integer, default=50)
+    form_key: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    completed_by: Mapped[str | None] = mapped_column(String(128))
+    due_at: Mapped[datetime | None]
+    roles: Mapped[list[HumanTaskRole]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan"
+    )
+
+    @property
+    def role_ids(self) -> list[str]:
+        return [r.role_id for r in self.roles]
+
+
+class HumanTaskRole(Base):
+    __tablename__ = "human_task_role"
+    __table_args__ = (Index("ix_human_task_role_role", "role_id", "task_id"),)
+    task_id: Mapped[int] = mapped_column(ForeignKey("human_task.id"), primary_key=True)
+    role_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class Message(Base):
+    """A message kept until an instance can take it, or until it expires."""
+
+    __tablename__ = "message"
+    __table_args__ = (Index("ix_message_pending", "status", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    business_key: Mapped[str | None] = mapped_column(String(255))
+    correlation: Mapped[dict[str, Any]]
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[MessageStatus] = mapped_column(_enum(MessageStatus))
+    sender: Mapped[str] = mapped_column(String(128))
+    received_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("instance.id"))
+    delivered_at: Mapped[datetime | None]
+
+
+class MessageSubscription(Base):
+    """An instance waiting for a message by name (kept in step by every unit of work)."""
+
+    __tablename__ = "message_subscription"
+    __table_args__ = (Index("ix_message_subscription_name", "name", "instance_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    business_key: Mapped[str | None] = mapped_column(String(255))
+
+
+class AuditEvent(Base):
+    """Append-only, hash-chained per stream; database triggers refuse UPDATE and DELETE."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (UniqueConstraint("stream", "seq"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stream: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("instance.id"), index=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    element_id: Mapped[str | None] = mapped_column(String(255))
+    element_name: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)  # plain JSON: byte-exact for the hash
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

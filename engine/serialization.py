@@ -1,0 +1,127 @@
+"""Workflow state as JSON, with the spec stored by reference.
+
+SpiffWorkflow embeds the whole process spec in every serialized workflow; about half
+the bytes and most of the cost of a load-save cycle. We store each definition's spec
+once (``definition.spec_json``), keep parsed specs in a per-process cache keyed by
+definition id, and serialize only the task tree and data of an instance.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import (
+    BpmnWorkflowConverter,
+    WorkflowConverter,
+)
+from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from SpiffWorkflow.camunda.serializer import DEFAULT_CONFIG as CAMUNDA_CONFIG
+
+from engine.expressions import SafeScriptEngine
+
+SpecPair = tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]
+
+
+class _ReferencedWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
+    """Serializes a workflow without its spec; restores it onto a given spec."""
+
+    def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
+        dct: dict[str, Any] = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(  # type: ignore[override]
+        self, dct: dict[str, Any], spec: BpmnProcessSpec, subprocess_specs: dict[str, Any]
+    ) -> BpmnWorkflow:
+        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+def _registry() -> Any:
+    registry = BpmnWorkflowSerializer.configure(CAMUNDA_CONFIG)
+    # Form data often carries money and dates; keep their types across saves.
+    registry.register(Decimal, lambda v: {"value": str(v)}, lambda v: Decimal(v["value"]))
+    registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]))
+    return registry
+
+
+class StateSerializer:
+    """Converts specs (once, at deploy) and workflow states (every command)."""
+
+    VERSION = "1.5"  # SpiffWorkflow's serialization format this state is written in
+
+    def __init__(self) -> None:
+        self._full = BpmnWorkflowSerializer(_registry())
+        self._ref = BpmnWorkflowSerializer(_registry())
+        _ReferencedWorkflowConverter(BpmnWorkflow, self._ref.registry)
+
+    def spec_to_json(self, spec: BpmnProcessSpec, subprocess_specs: dict[str, Any]) -> str:
+        registry = self._full.registry
+        return json.dumps(
+            {
+                "spec": registry.convert(spec),
+                "subprocess_specs": {k: registry.convert(v) for k, v in subprocess_specs.items()},
+            },
+            sort_keys=True,
+        )
+
+    def spec_from_json(self, text: str) -> SpecPair:
+        dct = json.loads(text)
+        registry = self._full.registry
+        subs = {k: registry.restore(v) for k, v in dct["subprocess_specs"].items()}
+        return registry.restore(dct["spec"]), subs
+
+    def dumps(self, workflow: BpmnWorkflow) -> str:
+        dct = self._ref.to_dict(workflow)
+        dct["serializer_version"] = self.VERSION
+        return json.dumps(dct, separators=(",", ":"))
+
+    def loads(self, text: str, specs: SpecPair) -> BpmnWorkflow:
+        dct = json.loads(text)
+        self._ref.migrate(dct)
+        workflow = self._ref.from_dict(dct, spec=specs[0], subprocess_specs=specs[1])
+        workflow.script_engine = SAFE_ENGINE  # deserialising drops the engine: always attach
+        return workflow
+
+
+SAFE_ENGINE = SafeScriptEngine()
+
+
+class SpecCache:
+    """Parsed specs by definition id; definitions never change once stored."""
+
+    def __init__(self, serializer: StateSerializer, size: int = 256) -> None:
+        self._serializer = serializer
+        self._size = size
+        self._specs: OrderedDict[int, SpecPair] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, definition_id: int, spec_json: str) -> SpecPair:
+        with self._lock:
+            found = self._specs.get(definition_id)
+            if found is not None:
+                self._specs.move_to_end(definition_id)
+                return found
+        specs = self._serializer.spec_from_json(spec_json)
+        with self._lock:
+            self._specs[definition_id] = specs
+            while len(self._specs) > self._size:
+                self._specs.popitem(last=False)
+        return specs
+
+    def knows(self, definition_id: int) -> bool:
+        return definition_id in self._specs

@@ -1,0 +1,102 @@
+"""One object to drive the engine with: what the API, the CLI and tests call."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from engine import audit, definitions, instances, messages, queues, schema, tasks, users
+from engine.clock import Clock
+from engine.db import Database
+from engine.models import AuditEvent, HumanTask, Instance, User
+from engine.runtime import Runtime
+
+
+class Tradeflow:
+    def __init__(self, db: Database | None = None, clock: Clock | None = None) -> None:
+        self.db = db or Database()
+        self.runtime = Runtime(self.db, clock)
+
+    @property
+    def clock(self) -> Clock:
+        return self.runtime.clock
+
+    def upgrade(self) -> None:
+        schema.upgrade(self.db)
+
+    # definitions
+    def deploy(self, files: list[tuple[str, bytes]], *, actor: str) -> definitions.DeploymentResult:
+        with self.db.transaction() as session:
+            return definitions.deploy(
+                session, self.runtime.serializer, files, actor=actor, now=self.clock.now()
+            )
+
+    # instances
+    def start(self, key: str, *, actor: str, business_key: str | None = None,
+              variables: dict[str, Any] | None = None, version: int | None = None) -> int:
+        return instances.start(self.runtime, key, actor=actor, business_key=business_key,
+                               variables=variables, version=version)
+
+    def cancel(self, instance_id: int, *, actor: str, reason: str | None = None) -> None:
+        instances.cancel(self.runtime, instance_id, actor=actor, reason=reason)
+
+    def wake(self, instance_id: int) -> list[str]:
+        return instances.wake(self.runtime, instance_id)
+
+    def instance(self, instance_id: int) -> Instance:
+        return instances.get(self.runtime, instance_id)
+
+    def variables(self, instance_id: int) -> dict[str, Any]:
+        return instances.current_variables(self.runtime, instance_id)
+
+    # tasks
+    def claim(self, task_id: int, *, actor: str) -> None:
+        tasks.claim(self.runtime, task_id, actor)
+
+    def unclaim(self, task_id: int, *, actor: str) -> None:
+        tasks.unclaim(self.runtime, task_id, actor)
+
+    def delegate(self, task_id: int, *, actor: str, to: str) -> None:
+        tasks.delegate(self.runtime, task_id, actor, to)
+
+    def complete(self, task_id: int, *, actor: str, data: dict[str, Any] | None = None) -> None:
+        tasks.complete(self.runtime, task_id, actor, data or {})
+
+    def inbox(self, user: str, query: queues.InboxQuery | None = None) -> queues.InboxPage:
+        with self.db.reading() as session:
+            return queues.inbox(session, users.require(session, user),
+                                query or queues.InboxQuery(), self.clock.now())
+
+    def tasks_of(self, instance_id: int) -> list[HumanTask]:
+        with self.db.reading() as session:
+            return list(session.scalars(
+                select(HumanTask).where(HumanTask.instance_id == instance_id)
+                .order_by(HumanTask.id)))
+
+    # messages
+    def correlate(self, name: str, *, actor: str, business_key: str | None = None,
+                  correlation: dict[str, Any] | None = None,
+                  variables: dict[str, Any] | None = None,
+                  ttl: timedelta = messages.DEFAULT_TTL) -> messages.Correlation:
+        return messages.correlate(self.runtime, name, actor=actor, business_key=business_key,
+                                  correlation=correlation, variables_=variables, ttl=ttl)
+
+    # audit
+    def history(self, instance_id: int) -> list[AuditEvent]:
+        with self.db.reading() as session:
+            return list(session.scalars(
+                select(AuditEvent).where(AuditEvent.stream == audit.instance_stream(instance_id))
+                .order_by(AuditEvent.seq)))
+
+    def verify(self, stream: str) -> audit.Verification:
+        with self.db.reading() as session:
+            return audit.verify(session, stream)
+
+    # users
+    def add_user(self, name: str, roles: list[str] | None = None,
+                 flags: users.Flags | None = None) -> tuple[User, str]:
+        with self.db.transaction() as session:
+            return users.add_user(session, name, roles or [], flags or users.Flags(),
+                                  self.clock.now())

@@ -1,0 +1,100 @@
+"""Users, their roles and API tokens. Only a SHA-256 of a token is ever stored."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.errors import Invalid, UserNotFound
+from engine.models import ApiToken, Role, User
+
+_ROLE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+TOKEN_PREFIX = "tf_"
+
+
+@dataclass(frozen=True)
+class Flags:
+    admin: bool = False
+    process_owner: bool = False
+    auditor: bool = False
+    integration: bool = False
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def ensure_role(session: Session, role_id: str, now: datetime) -> Role:
+    if not _ROLE_ID.match(role_id):
+        raise Invalid(f"role id '{role_id}' must be lower_snake_case (a-z, 0-9, _)")
+    role = session.get(Role, role_id)
+    if role is None:
+        role = Role(id=role_id, created_at=now)
+        session.add(role)
+    return role
+
+
+def add_user(
+    session: Session, name: str, roles: list[str], flags: Flags, now: datetime
+) -> tuple[User, str]:
+    """Create or update a user (roles are added, flags set) and issue a new token."""
+    if not _USER_NAME.match(name):
+        raise Invalid(f"user name '{name}' is not allowed (letters, digits, . _ @ -)")
+    user = by_name(session, name, required=False)
+    if user is None:
+        user = User(name=name, created_at=now)
+        session.add(user)
+    user.is_admin = user.is_admin or flags.admin
+    user.is_process_owner = user.is_process_owner or flags.process_owner
+    user.is_auditor = user.is_auditor or flags.auditor
+    user.is_integration = user.is_integration or flags.integration
+    for role_id in roles:
+        role = ensure_role(session, role_id, now)
+        if role not in user.roles:
+            user.roles.append(role)
+    session.flush()
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiToken(user_id=user.id, token_sha256=token_digest(token), created_at=now))
+    session.flush()
+    return user, token
+
+
+def by_name(session: Session, name: str, *, required: bool = True) -> User | None:
+    user = session.scalars(select(User).where(User.name == name)).first()
+    if user is None and required:
+        raise UserNotFound(f"no user '{name}'", user=name)
+    return user
+
+
+def require(session: Session, name: str) -> User:
+    user = by_name(session, name)
+    assert user is not None
+    return user
+
+
+def by_token(session: Session, token: str) -> User | None:
+    """The user a bearer token belongs to, or None for an unknown or revoked token."""
+    row = session.scalars(
+        select(ApiToken).where(
+            ApiToken.token_sha256 == token_digest(token), ApiToken.revoked_at.is_(None)
+        )
+    ).first()
+    return session.get(User, row.user_id) if row else None
+
+
+def roles(session: Session) -> list[tuple[str, list[str]]]:
+    """Every role with the names of the users who hold it."""
+    result = []
+    for role in session.scalars(select(Role).order_by(Role.id)):
+        holders = session.scalars(
+            select(User.name).join(User.roles).where(Role.id == role.id).order_by(User.name)
+        )
+        result.append((role.id, list(holders)))
+    return result

@@ -1,0 +1,78 @@
+"""Scenario helpers that read like the diagrams: complete("review_documents", by=checker)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.models import HumanTask, TaskState
+from engine.tradeflow import Tradeflow
+from tests.conftest import ROOT, FakeClock
+
+from engine.db import Database
+
+
+def shipped_files() -> list[tuple[str, bytes]]:
+    paths = sorted((ROOT / "bpmn").glob("*.bpmn")) + sorted((ROOT / "bpmn").glob("*.dmn"))
+    paths += sorted((ROOT / "forms").glob("*.form"))
+    return [(p.name, p.read_bytes()) for p in paths]
+
+
+def read(name: str) -> tuple[str, bytes]:
+    path = next(p for p in (ROOT / "bpmn", ROOT / "forms") if (p / name).exists()) / name
+    return name, path.read_bytes()
+
+
+PEOPLE = {
+    "clerk": ["documents_logistics"],
+    "clerk2": ["documents_logistics"],
+    "checker": ["risk_compliance"],
+    "allrounder": ["documents_logistics", "risk_compliance"],
+    "cashier": ["finance"],
+    "boss": ["manager"],
+    "sales": ["order_execution"],
+}
+
+
+class Scenario:
+    """A Tradeflow with the shipped diagrams deployed and the department's people."""
+
+    def __init__(self, flow: Tradeflow) -> None:
+        self.flow = flow
+
+    def open_task(self, instance_id: int, element_id: str) -> HumanTask:
+        found = [t for t in self.flow.tasks_of(instance_id)
+                 if t.element_id == element_id and t.state == TaskState.OPEN]
+        assert len(found) == 1, f"expected one open {element_id}, got {found}"
+        return found[0]
+
+    def open_elements(self, instance_id: int) -> list[str]:
+        return sorted(t.element_id for t in self.flow.tasks_of(instance_id)
+                      if t.state == TaskState.OPEN)
+
+    def complete(self, instance_id: int, element_id: str, by: str, **data: Any) -> HumanTask:
+        task = self.open_task(instance_id, element_id)
+        self.flow.complete(task.id, actor=by, data=data)
+        return task
+
+    def kinds(self, instance_id: int) -> list[str]:
+        return [e.kind for e in self.flow.history(instance_id)]
+
+
+@pytest.fixture
+def flow(db: Database, clock: FakeClock) -> Tradeflow:
+    tf = Tradeflow(db, clock)
+    tf.deploy(shipped_files(), actor="owner")
+    for name, roles in PEOPLE.items():
+        tf.add_user(name, roles)
+    return tf
+
+
+@pytest.fixture
+def scenario(flow: Tradeflow) -> Scenario:
+    return Scenario(flow)
+
+
+__all__ = ["Path", "Scenario", "read", "shipped_files"]
