@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from lxml import etree
-from SpiffWorkflow.bpmn.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -17,6 +16,7 @@ from sqlalchemy.orm import Session
 from engine import diagrams
 from engine.audit import DEFINITIONS_STREAM, AuditTrail, EventKind
 from engine.errors import DefinitionNotFound, DiagramInvalid
+from engine.events import messages_of
 from engine.lint import Bundle, lint, read_files
 from engine.models import (
     Definition,
@@ -221,11 +221,8 @@ def caught_messages(spec: Any, subprocess_specs: dict[str, Any]) -> list[str]:
     names: set[str] = set()
     for process in (spec, *subprocess_specs.values()):
         for task_spec in process.task_specs.values():
-            definition = getattr(task_spec, "event_definition", None)
-            if isinstance(task_spec, CatchingEvent) and isinstance(
-                definition, MessageEventDefinition
-            ):
-                names.add(definition.name)
+            if isinstance(task_spec, CatchingEvent):
+                names.update(d.name for d in messages_of(task_spec))
     return sorted(names)
 
 

@@ -33,7 +33,7 @@ MAX_POWER = 4_000_000  # largest exponent
 MAX_INT_BITS = 100_000  # largest int ``a ** b`` may produce: 4_000_000 ** 4_000_000 takes ~25 s
 MAX_STRING_LENGTH = 100_000
 MAX_COLLECTION_SIZE = 10_000  # items in one built collection; simpleeval caps comprehensions alike
-MAX_BUILT = 1_000_000  # total deep size of the values one evaluation may build
+MAX_BUILT = 1_000_000  # total deep size of the values one expression or script may build
 MAX_ROUND_DIGITS = 100  # round(5, -10**7) computes 10**10**7 (seconds of CPU)
 
 
@@ -137,12 +137,12 @@ def _problem(node: ast.AST, depth: int) -> str | None:
         return f"the name '{node.id}' is not allowed"
     if isinstance(node, ast.keyword) and (node.arg is None or "__" in node.arg):
         return "this keyword argument is not allowed"
-    if isinstance(node, ast.Call) and not isinstance(node.func, ast.Name):
-        # name the real culprit (x.upper(), (lambda: 1)()) before the call itself
-        return _problem(node.func, depth + 1) or "only allowed functions can be called, by name"
-    if isinstance(node, ast.Call) and getattr(node.func, "id", None) not in _FUNCTIONS:
-        name = getattr(node.func, "id", "")
-        return f"calling '{name}' is not allowed; allowed: {', '.join(_FUNCTIONS)}"
+    if isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name):
+            # name the real culprit of x.upper() or (lambda: 1)() rather than the call
+            return _problem(node.func, depth + 1) or "only functions can be called, by name"
+        if node.func.id not in _FUNCTIONS:
+            return f"calling '{node.func.id}' is not allowed; allowed: {', '.join(_FUNCTIONS)}"
     if isinstance(node, ast.FormattedValue) and (node.format_spec or node.conversion != -1):
         return "f-string format specs and conversions are not allowed"
     if isinstance(node, ast.comprehension) and node.is_async:
@@ -176,12 +176,8 @@ def _parse_expression(text: str) -> ast.expr:
     return tree.body
 
 
-def check_expression(text: str) -> None:
-    """Refuse (ExpressionRefused) anything the evaluator would not run, without running it."""
-    _checked_expression(text)
-
-
-def _checked_expression(text: str) -> ast.expr:
+def check_expression(text: str) -> ast.expr:
+    """Refuse (ExpressionRefused) what the evaluator would not run; returns the checked AST."""
     try:
         return _parse_expression(text)
     except SyntaxError as e:
@@ -240,7 +236,8 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]  # sim
         self.budget = MAX_BUILT
 
     def run(self, text: str, node: ast.expr) -> Any:
-        self.budget = MAX_BUILT
+        # the budget is not reset here: a script's statements share one, or 1000 lines
+        # of `b = [a] * 9999` would each walk a million items
         try:
             return self.eval(text, previously_parsed=node)
         except simpleeval.InvalidExpression as e:
@@ -278,7 +275,7 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]  # sim
 
 def evaluate_expression(text: str, names: Mapping[str, Any]) -> Any:
     """Evaluate ``text`` with ``names`` as its only variables (correlation keys, lint)."""
-    return _Evaluator(names).run(text, _checked_expression(text))
+    return _Evaluator(names).run(text, check_expression(text))
 
 
 def run_script(

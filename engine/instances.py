@@ -10,6 +10,7 @@ from SpiffWorkflow.util.task import TaskState as SpiffState
 from engine import definitions
 from engine.audit import EventKind
 from engine.errors import FormInvalid, InstanceNotFound
+from engine.events import waits_for_timer
 from engine.models import HumanTask, Instance, InstanceStatus, TaskState
 from engine.runtime import Runtime, Work, lock_instance, next_timer
 from engine.serialization import SAFE_ENGINE
@@ -87,8 +88,7 @@ def wake(runtime: Runtime, instance_id: int, *, actor: str = "system") -> list[s
         work.run_engine(work.workflow.refresh_timers)
         fired = [
             t for t in waiting.values()
-            if not t.has_state(SpiffState.WAITING) and t.task_spec.__class__.__name__ != "SubWorkflowTask"
-            and getattr(t.task_spec, "event_definition", None) is not None
+            if not t.has_state(SpiffState.WAITING) and waits_for_timer(t.task_spec)
         ]
         for task in fired:
             work.audit(EventKind.TIMER_FIRED, element_id=task.task_spec.bpmn_id,

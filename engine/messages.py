@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
 from SpiffWorkflow.bpmn import BpmnEvent
-from SpiffWorkflow.bpmn.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState as SpiffState
+from sqlalchemy import select
 
 from engine.audit import MESSAGES_STREAM, AuditTrail, EventKind
 from engine.clock import as_utc
 from engine.errors import MessageInvalid, MessageUndeliverable
+from engine.events import messages_of
 from engine.models import (
     Definition,
     Instance,
@@ -126,11 +126,11 @@ def _deliver(work: Work, message: Message) -> bool:
     """Send the message into the workflow; merge its variables into the catching task."""
     waiting = [
         t for t in work.workflow.get_tasks(state=SpiffState.WAITING)
-        if any(d.name == message.name for d in _message_definitions(t.task_spec))
+        if any(d.name == message.name for d in messages_of(t.task_spec))
     ]
     if not waiting:
         return False
-    definition = next(d for d in _message_definitions(waiting[0].task_spec)
+    definition = next(d for d in messages_of(waiting[0].task_spec)
                       if d.name == message.name)
     event = BpmnEvent(definition, {"payload": message.payload, "result_var": message.name})
 
@@ -151,17 +151,11 @@ def _deliver(work: Work, message: Message) -> bool:
     return True
 
 
-def _message_definitions(task_spec: Any) -> list[MessageEventDefinition]:
-    definition = getattr(task_spec, "event_definition", None)
-    inner = getattr(definition, "event_definitions", None) or [definition]
-    return [d for d in inner if isinstance(d, MessageEventDefinition)]
-
-
 def deliver_buffered(work: Work) -> bool:
     """Called as a unit of work settles: hand over kept messages the instance now awaits."""
     waiting = {
         d.name for t in work.workflow.get_tasks(state=SpiffState.WAITING)
-        for d in _message_definitions(t.task_spec)
+        for d in messages_of(t.task_spec)
     }
     if not waiting:
         return False

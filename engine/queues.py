@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from SpiffWorkflow.util.task import TaskState as SpiffState
 from sqlalchemy import Select, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
-from SpiffWorkflow.bpmn.specs.event_definitions import MessageEventDefinition
-from SpiffWorkflow.util.task import TaskState as SpiffState
 
 from engine.audit import EventKind
 from engine.diagrams import role_id
 from engine.errors import Invalid
+from engine.events import messages_of
 from engine.models import (
     DefinitionTask,
     HumanTask,
@@ -72,9 +72,8 @@ def _reconcile_tasks(work: Work) -> None:
 
 def _reconcile_subscriptions(work: Work) -> None:
     waiting = sorted({
-        t.task_spec.event_definition.name
-        for t in work.workflow.event_manager.tasks.values()
-        if isinstance(t.task_spec.event_definition, MessageEventDefinition)
+        d.name for t in work.workflow.event_manager.tasks.values()
+        for d in messages_of(t.task_spec)
     })
     stored = work.session.scalars(
         select(MessageSubscription).where(MessageSubscription.instance_id == work.instance.id)

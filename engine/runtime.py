@@ -14,12 +14,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn import BpmnWorkflow
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState as SpiffState
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine import queues
 from engine.audit import AuditTrail, EventKind, instance_stream
@@ -31,6 +30,7 @@ from engine.errors import (
     InstanceNotRunning,
     ProcessFailed,
 )
+from engine.events import waits_for_timer
 from engine.models import Instance, InstanceStatus
 from engine.serialization import SpecCache, StateSerializer
 
@@ -45,10 +45,18 @@ class Runtime:
         self.specs = SpecCache(self.serializer)
 
     @contextmanager
-    def command(self, instance_id: int, actor: str) -> Iterator[Work]:
-        """Lock, load, let the caller act, settle, save: all or nothing."""
+    def command(
+        self, instance_id: int, actor: str, guard: Callable[[Session], object] | None = None
+    ) -> Iterator[Work]:
+        """Lock, load, let the caller act, settle, save: all or nothing.
+
+        ``guard`` runs right after the lock, so a command that lost a race reports what
+        it lost (the task was completed) rather than a consequence (the instance ended).
+        """
         with self.db.transaction() as session:
             instance = lock_instance(session, instance_id, self.db.is_postgres)
+            if guard is not None:
+                guard(session)
             if instance.status != InstanceStatus.RUNNING:
                 raise InstanceNotRunning(
                     f"instance {instance_id} is {instance.status.value}", instance=instance_id
@@ -79,7 +87,7 @@ def variables(workflow: BpmnWorkflow) -> dict[str, Any]:
     if workflow.completed:
         return dict(workflow.data)
     merged: dict[str, Any] = {}
-    for task in workflow.get_tasks(state=SpiffState.READY | SpiffState.WAITING):
+    for task in workflow.get_tasks(state=SpiffState.READY | SpiffState.WAITING | SpiffState.STARTED):
         if task.workflow is workflow:
             merged.update(task.data)
     return merged
@@ -168,8 +176,7 @@ class Work:
 def next_timer(workflow: BpmnWorkflow) -> datetime | None:
     due: list[datetime] = []
     for task in workflow.get_tasks(state=SpiffState.WAITING):
-        definition = getattr(task.task_spec, "event_definition", None)
-        if isinstance(definition, TimerEventDefinition):
+        if waits_for_timer(task.task_spec):
             value = task.internal_data.get("event_value")
             if isinstance(value, str):
                 due.append(datetime.fromisoformat(value))

@@ -6,12 +6,13 @@ second of two racing completions waits for the row lock, then finds the task clo
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 from uuid import UUID
 
+from SpiffWorkflow.util.task import TaskState as SpiffState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from SpiffWorkflow.util.task import TaskState as SpiffState
 
 from engine import users
 from engine.audit import EventKind
@@ -27,15 +28,33 @@ from engine.runtime import Runtime, Work, changes, variables
 
 
 def _instance_of(runtime: Runtime, task_id: int) -> int:
+    """The task's instance; a closed task is refused before its instance is locked."""
     with runtime.db.reading() as session:
-        instance_id = session.scalar(select(HumanTask.instance_id).where(HumanTask.id == task_id))
-    if instance_id is None:
+        row = session.execute(
+            select(HumanTask.instance_id, HumanTask.state).where(HumanTask.id == task_id)
+        ).first()
+    if row is None:
         raise TaskNotFound(f"no task {task_id}", task=task_id)
-    return instance_id
+    if row.state != TaskState.OPEN:
+        raise TaskNotOpen(f"task {task_id} is already {row.state.value}", task=task_id)
+    return int(row.instance_id)
+
+
+def _locked(runtime: Runtime, task_id: int, actor: str) -> AbstractContextManager[Work]:
+    """The task's instance's unit of work, refusing a task that closed while we waited."""
+
+    def still_open(session: Session) -> None:
+        _open(session, task_id)
+
+    return runtime.command(_instance_of(runtime, task_id), actor, still_open)
 
 
 def _open_task(work: Work, task_id: int) -> HumanTask:
-    task = work.session.get(HumanTask, task_id, populate_existing=True)
+    return _open(work.session, task_id)
+
+
+def _open(session: Session, task_id: int) -> HumanTask:
+    task = session.get(HumanTask, task_id, populate_existing=True)
     if task is None:
         raise TaskNotFound(f"no task {task_id}", task=task_id)
     if task.state != TaskState.OPEN:
@@ -98,12 +117,12 @@ def _claim(work: Work, user: User, task: HumanTask) -> None:
 
 
 def claim(runtime: Runtime, task_id: int, actor: str) -> None:
-    with runtime.command(_instance_of(runtime, task_id), actor) as work:
+    with _locked(runtime, task_id, actor) as work:
         _claim(work, _user(work.session, actor), _open_task(work, task_id))
 
 
 def unclaim(runtime: Runtime, task_id: int, actor: str) -> None:
-    with runtime.command(_instance_of(runtime, task_id), actor) as work:
+    with _locked(runtime, task_id, actor) as work:
         user = _user(work.session, actor)
         task = _open_task(work, task_id)
         if task.assignee != user.name and not user.is_admin:
@@ -115,7 +134,7 @@ def unclaim(runtime: Runtime, task_id: int, actor: str) -> None:
 
 def delegate(runtime: Runtime, task_id: int, actor: str, to: str) -> None:
     """Hand a task to another user who holds one of its roles."""
-    with runtime.command(_instance_of(runtime, task_id), actor) as work:
+    with _locked(runtime, task_id, actor) as work:
         user = _user(work.session, actor)
         target = _user(work.session, to)
         task = _open_task(work, task_id)
@@ -135,7 +154,7 @@ def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -
     """Complete a task with the submitted data; an unclaimed task is claimed first."""
     from engine.forms_check import check_submission
 
-    with runtime.command(_instance_of(runtime, task_id), actor) as work:
+    with _locked(runtime, task_id, actor) as work:
         user = _user(work.session, actor)
         task = _open_task(work, task_id)
         _claim(work, user, task)

@@ -181,6 +181,12 @@ def test_forbidden_scripts_are_refused_with_line(bad_line: str) -> None:
         check_script(f"total = 1\n{bad_line}\nother = 2")
 
 
+def test_script_statements_share_one_size_budget() -> None:
+    # each line alone is fine; together they build more than a script may
+    with pytest.raises(ExpressionRefused, match="too much data"):
+        run_script("\n".join(f"b{i} = [0] * 10000" for i in range(200)), {})
+
+
 def test_runtime_refusal_in_script_names_line() -> None:
     with pytest.raises(ExpressionRefused, match="line 2") as refused:
         run_script("a = 1\nb = 'a' * 10**9", {})
@@ -259,7 +265,8 @@ BPMN = """<?xml version="1.0" encoding="UTF-8"?>
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="price"/>
     <bpmn:sequenceFlow id="f2" sourceRef="price" targetRef="gw"/>
     <bpmn:sequenceFlow id="big_flow" sourceRef="gw" targetRef="big">
-      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">{condition}</bpmn:conditionExpression>
+      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">{condition}
+      </bpmn:conditionExpression>
     </bpmn:sequenceFlow>
     <bpmn:sequenceFlow id="small_flow" sourceRef="gw" targetRef="small"/>
   </bpmn:process>
@@ -267,7 +274,7 @@ BPMN = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def run_workflow(qty: int, script: str = "total = qty * 500", condition: str = "total > 1000") -> Any:
+def run_workflow(qty: int, script: str = "total = qty * 500", condition: str = "total > 9") -> Any:
     parser = BpmnParser()
     parser.add_bpmn_str(BPMN.format(script=script, condition=condition).encode())
     workflow = BpmnWorkflow(parser.get_spec("order"), script_engine=SafeScriptEngine())
@@ -276,7 +283,7 @@ def run_workflow(qty: int, script: str = "total = qty * 500", condition: str = "
     return workflow
 
 
-@pytest.mark.parametrize(("qty", "end"), [(3, "big"), (1, "small")])
+@pytest.mark.parametrize(("qty", "end"), [(3, "big"), (0, "small")])
 def test_real_workflow_runs_script_and_condition(qty: int, end: str) -> None:
     workflow = run_workflow(qty)
     assert workflow.is_completed()
