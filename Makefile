@@ -21,7 +21,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy engine api forms
+	$(BIN)/mypy engine api forms cli
 	$(BIN)/pytest -n 2
 
 bench: $(STAMP)

@@ -17,7 +17,8 @@ starts as the last one ends. One completion is one user task completed.
 The machine is shared and noisy, so the two are measured in alternating rounds (bare,
 ours, bare, ...) and the ratio is taken between the medians.
 
-    .venv/bin/python bench/completions.py [--rounds 5] [--completions 200] [--profile]
+    .venv/bin/python bench/completions.py [--rounds 5] [--completions 200] [--warmup 20]
+                                          [--profile [--top 25]]
 """
 
 from __future__ import annotations
@@ -67,10 +68,15 @@ def workload() -> Iterator[Step]:
     instance = 0
     while True:
         for attempt in range(RETURNS + 1):
-            yield Step(instance, "prepare_documents", "clerk",
-                       {"invoice_number": f"INV-{instance}-{attempt}"})
-            yield Step(instance, "review_documents", "checker",
-                       {"documents_ok": attempt == RETURNS})
+            yield Step(
+                instance,
+                "prepare_documents",
+                "clerk",
+                {"invoice_number": f"INV-{instance}-{attempt}"},
+            )
+            yield Step(
+                instance, "review_documents", "checker", {"documents_ok": attempt == RETURNS}
+            )
         instance += 1
 
 
@@ -150,19 +156,27 @@ class Ours:
             raise AssertionError(f"ours: expected one open {element}, found {found}")
         return found[0]
 
-    def run(self, count: int) -> float:
-        """Perform the next ``count`` completions; seconds spent inside ``flow.complete``."""
+    def run(self, count: int, profiler: cProfile.Profile | None = None) -> float:
+        """Perform the next ``count`` completions; seconds spent inside ``flow.complete``.
+
+        A given profiler is switched on around the ``flow.complete`` calls only.
+        """
         spent = 0.0
         for _ in range(count):
             step = next(self.steps)
             if step.instance not in self.instances:
                 self.instances[step.instance] = self.flow.start(
-                    PROCESS, actor="clerk", business_key=f"B-{step.instance}")
+                    PROCESS, actor="clerk", business_key=f"B-{step.instance}"
+                )
             instance_id = self.instances[step.instance]
             task_id = self._next_task(instance_id, step.element)
+            if profiler is not None:
+                profiler.enable()
             began = time.perf_counter()
             self.flow.complete(task_id, actor=step.actor, data=step.data)
             spent += time.perf_counter() - began
+            if profiler is not None:
+                profiler.disable()
             if step.element == "review_documents" and step.data["documents_ok"]:
                 status = self.flow.instance(instance_id).status
                 if status != "completed":
@@ -187,14 +201,18 @@ def measure(rounds: int, completions: int, warmup: int) -> None:
             for number in range(1, rounds + 1):
                 # alternate which side goes first, so drift on the machine hits both alike
                 order: list[tuple[list[float], Callable[[int], float]]] = [
-                    (bare_rates, bare.run), (our_rates, ours.run)]
+                    (bare_rates, bare.run),
+                    (our_rates, ours.run),
+                ]
                 if number % 2 == 0:
                     order.reverse()
                 for rates, run in order:
                     rates.append(completions / run(completions))
-                print(f"  round {number}: bare {bare_rates[-1]:7.1f}/s   "
-                      f"ours {our_rates[-1]:7.1f}/s   ratio {our_rates[-1] / bare_rates[-1]:.2f}",
-                      file=sys.stderr)
+                print(
+                    f"  round {number}: bare {bare_rates[-1]:7.1f}/s   "
+                    f"ours {our_rates[-1]:7.1f}/s   ratio {our_rates[-1] / bare_rates[-1]:.2f}",
+                    flush=True,
+                )
             read_ms = 1000 * ours.read_seconds / max(ours.reads, 1)
             instances = ours.finished
         finally:
@@ -202,58 +220,70 @@ def measure(rounds: int, completions: int, warmup: int) -> None:
     bare_median = statistics.median(bare_rates)
     our_median = statistics.median(our_rates)
     ratio = our_median / bare_median
-    print(f"task completions per second, {PROCESS}, SQLite file, {rounds} rounds x {completions}"
-          f" (+{warmup} warm-up; {2 * (RETURNS + 1)} completions per instance,"
-          f" {instances} instances finished)")
-    print(f"  bare SpiffWorkflow (load-complete-save, in memory): {bare_median:7.1f}/s"
-          f"  ({1000 / bare_median:.2f} ms each)")
-    print(f"  Tradeflow unit of work (SQLite, audit, queues):     {our_median:7.1f}/s"
-          f"  ({1000 / our_median:.2f} ms each)")
-    print(f"  ratio: {ratio:.2f}  (target >= {TARGET:.2f}"
-          f"{'' if ratio >= TARGET else ', NOT MET'})")
-    print(f"  rounds, bare: {', '.join(f'{r:.0f}' for r in bare_rates)}/s;"
-          f" ours: {', '.join(f'{r:.0f}' for r in our_rates)}/s")
-    print(f"  not timed: the client's read of the next task id (flow.tasks_of),"
-          f" {read_ms:.2f} ms each")
-    print("  baseline keeps state in memory (no database, spec embedded, stock script engine);"
-          " ours commits each completion to SQLite with audit rows")
+    print(
+        f"task completions per second, {PROCESS}, SQLite file, {rounds} rounds x {completions}"
+        f" (+{warmup} warm-up; {2 * (RETURNS + 1)} completions per instance,"
+        f" {instances} instances finished)"
+    )
+    print(
+        f"  bare SpiffWorkflow (load-complete-save, in memory): {bare_median:7.1f}/s"
+        f"  ({1000 / bare_median:.2f} ms each)"
+    )
+    print(
+        f"  Tradeflow unit of work (SQLite, audit, queues):     {our_median:7.1f}/s"
+        f"  ({1000 / our_median:.2f} ms each)"
+    )
+    print(f"  ratio: {ratio:.2f}  (target >= {TARGET:.2f}{'' if ratio >= TARGET else ', NOT MET'})")
+    print(
+        f"  not timed: the client's read of the next task id (flow.tasks_of), {read_ms:.2f} ms each"
+    )
+    print(
+        "  baseline keeps state in memory (no database, spec embedded, stock script engine);"
+        " ours commits each completion to SQLite with audit rows"
+    )
 
 
 def profile(completions: int, warmup: int, top: int) -> None:
-    """cProfile one round of ours (after a warm-up), top entries by cumulative time."""
+    """cProfile ``flow.complete`` over one round of ours (fresh database, after a warm-up)."""
+    profiler = cProfile.Profile()
     with tempfile.TemporaryDirectory(prefix="tradeflow-bench-") as tmp:
         ours = Ours(Path(tmp))
         try:
             ours.run(warmup)
-            profiler = cProfile.Profile()
-            profiler.enable()
-            spent = ours.run(completions)
-            profiler.disable()
+            spent = ours.run(completions, profiler)
         finally:
             ours.close()
-    print(f"profile of Tradeflow, {completions} completions after {warmup} warm-up:"
-          f" flow.complete took {1000 * spent / completions:.2f} ms each under the profiler;"
-          " the listing also holds the client reads (tasks_of) and instance starts")
-    pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(top)
+    print()
+    print(
+        f"profile: flow.complete only, {completions} completions after {warmup} warm-up"
+        f" ({1000 * spent / completions:.2f} ms each under cProfile, which inflates"
+        " call-heavy code such as SQLAlchemy)"
+    )
+    stats = pstats.Stats(profiler, stream=sys.stdout)
+    stats.strip_dirs().sort_stats("cumulative").print_stats(top)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
-    parser.add_argument("--completions", type=int, default=200,
-                        help="completions per side per round (default 200)")
-    parser.add_argument("--warmup", type=int, default=20,
-                        help="untimed completions per side first (default 20)")
-    parser.add_argument("--profile", action="store_true",
-                        help="instead, profile one round of Tradeflow with cProfile")
+    parser.add_argument(
+        "--completions", type=int, default=200, help="completions per side per round (default 200)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=20, help="untimed completions per side first (default 20)"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="then profile flow.complete over one more round with cProfile",
+    )
     parser.add_argument("--top", type=int, default=25, help="profile entries shown (default 25)")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.completions < 1 or args.warmup < 0:
         parser.error("--rounds and --completions must be positive, --warmup not negative")
+    measure(args.rounds, args.completions, args.warmup)
     if args.profile:
         profile(args.completions, args.warmup, args.top)
-    else:
-        measure(args.rounds, args.completions, args.warmup)
     return 0
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from engine import diagrams
 from engine.audit import DEFINITIONS_STREAM, AuditTrail, EventKind
-from engine.errors import DefinitionNotFound, DiagramInvalid
+from engine.errors import DefinitionNotFound, DiagramInvalid, Problem
 from engine.events import messages_of
 from engine.lint import Bundle, lint, read_files
 from engine.models import (
@@ -114,43 +114,69 @@ def deploy(
     if bundle.problems:
         raise DiagramInvalid(bundle.problems)
 
-    deployment = Deployment(deployed_at=now, deployed_by=actor)
-    session.add(deployment)
-    session.flush()
-    result = DeploymentResult(deployment.id)
-    resources = _store_resources(session, deployment, bundle)
-    trail = AuditTrail(session)
-    for name, schema in bundle.forms.items():
-        result.forms.append(_store_form(session, deployment, schema, bundle.raw[name]))
-    for name, root in bundle.bpmn.items():
-        for key, title in diagrams.process_ids(root):
-            deployed = _store_process(
-                session, serializer, bundle, deployment, resources[name], key, title, root, now
-            )
-            result.definitions.append(deployed)
-            if deployed.created:
-                trail.append(
-                    DEFINITIONS_STREAM, EventKind.DEFINITION_DEPLOYED, at=now, actor=actor,
-                    element_id=key, element_name=title,
-                    data={"key": key, "version": deployed.version,
-                          "definition_id": deployed.definition_id,
-                          "deployment_id": deployment.id, "file": name},
+    # Identical content is not a new deployment: keep nothing if nothing changed.
+    with session.begin_nested() as savepoint:
+        deployment = Deployment(deployed_at=now, deployed_by=actor)
+        session.add(deployment)
+        session.flush()
+        result = DeploymentResult(deployment.id)
+        resources = _store_resources(session, deployment, bundle)
+        trail = AuditTrail(session)
+        for name, schema in bundle.forms.items():
+            result.forms.append(_store_form(session, deployment, schema, bundle.raw[name]))
+        for name, root in bundle.bpmn.items():
+            for key, title in diagrams.process_ids(root):
+                deployed = _store_process(
+                    session, serializer, bundle, deployment, resources[name], key, title, root, now
                 )
+                result.definitions.append(deployed)
+                if deployed.created:
+                    trail.append(
+                        DEFINITIONS_STREAM,
+                        EventKind.DEFINITION_DEPLOYED,
+                        at=now,
+                        actor=actor,
+                        element_id=key,
+                        element_name=title,
+                        data={
+                            "key": key,
+                            "version": deployed.version,
+                            "definition_id": deployed.definition_id,
+                            "deployment_id": deployment.id,
+                            "file": name,
+                        },
+                    )
+        stored_dmn = set(
+            session.scalars(
+                select(Resource.sha256).where(
+                    Resource.kind == ResourceKind.DMN, Resource.deployment_id != deployment.id
+                )
+            )
+        )
+        new_dmn = any(_sha(bundle.raw[name]) not in stored_dmn for name in bundle.dmn)
+        if not new_dmn and not any(d.created for d in (*result.definitions, *result.forms)):
+            savepoint.rollback()
+            result.deployment_id = None
     return result
 
 
 def _store_resources(
     session: Session, deployment: Deployment, bundle: Bundle
 ) -> dict[str, Resource]:
-    kinds = {**{n: ResourceKind.BPMN for n in bundle.bpmn},
-             **{n: ResourceKind.DMN for n in bundle.dmn},
-             **{n: ResourceKind.FORM for n in bundle.forms}}
+    kinds = {
+        **{n: ResourceKind.BPMN for n in bundle.bpmn},
+        **{n: ResourceKind.DMN for n in bundle.dmn},
+        **{n: ResourceKind.FORM for n in bundle.forms},
+    }
     stored: dict[str, Resource] = {}
     for name, kind in kinds.items():
         raw = bundle.raw[name]
         resource = Resource(
-            deployment_id=deployment.id, name=name, kind=kind,
-            content=raw.decode("utf-8"), sha256=_sha(raw),
+            deployment_id=deployment.id,
+            name=name,
+            kind=kind,
+            content=raw.decode("utf-8"),
+            sha256=_sha(raw),
         )
         session.add(resource)
         stored[name] = resource
@@ -168,8 +194,13 @@ def _store_form(
     ).first()
     if current is not None and current.sha256 == sha:
         return Deployed(key, current.version, current.id, False)
-    form = Form(key=key, version=(current.version + 1) if current else 1,
-                deployment_id=deployment.id, sha256=sha, schema=schema)
+    form = Form(
+        key=key,
+        version=(current.version + 1) if current else 1,
+        deployment_id=deployment.id,
+        sha256=sha,
+        schema=schema,
+    )
     session.add(form)
     session.flush()
     return Deployed(key, form.version, form.id, True)
@@ -189,20 +220,31 @@ def _store_process(
     assert bundle.parser is not None
     spec = bundle.parser.get_spec(key)
     subprocess_specs = bundle.parser.get_subprocess_specs(key)
-    spec_json = serializer.spec_to_json(spec, subprocess_specs)
+    try:
+        spec_json = serializer.spec_to_json(spec, subprocess_specs)
+    except (TypeError, ValueError) as exc:  # an element Spiff parses but cannot store
+        raise DiagramInvalid([Problem(f"cannot be stored: {exc}", resource.name, key)]) from exc
     # Same diagram file and same behaviour (called processes, decisions): same version.
     sha = _sha(resource.sha256, spec_json)
     current = latest(session, key)
     if current is not None and current.sha256 == sha:
         return Deployed(key, current.version, current.id, False)
     definition = Definition(
-        key=key, version=(current.version + 1) if current else 1, name=title,
-        deployment_id=deployment.id, resource_id=resource.id, sha256=sha,
-        spec_json=spec_json, messages=caught_messages(spec, subprocess_specs), deployed_at=now,
+        key=key,
+        version=(current.version + 1) if current else 1,
+        name=title,
+        deployment_id=deployment.id,
+        resource_id=resource.id,
+        sha256=sha,
+        spec_json=spec_json,
+        messages=caught_messages(spec, subprocess_specs),
+        deployed_at=now,
     )
     session.add(definition)
     session.flush()
-    _add_task_rows(session, definition.id, diagrams.user_tasks(root))
+    _add_task_rows(
+        session, definition.id, [t for t in diagrams.user_tasks(root) if t.process_id == key]
+    )
     # User tasks of called processes are routed by the caller's rows, from their own XML.
     for sub_key in subprocess_specs:
         sub_root = _root_of(bundle, sub_key)
@@ -230,12 +272,20 @@ def _add_task_rows(
     session: Session, definition_id: int, tasks: list[diagrams.UserTaskInfo]
 ) -> None:
     for task in tasks:
-        session.add(DefinitionTask(
-            definition_id=definition_id, process_id=task.process_id,
-            element_id=task.element_id, name=task.name, roles=task.roles,
-            form_key=task.form_key, separate_from=task.separate_from,
-            priority=task.priority, sla=task.sla, properties=task.properties,
-        ))
+        session.add(
+            DefinitionTask(
+                definition_id=definition_id,
+                process_id=task.process_id,
+                element_id=task.element_id,
+                name=task.name,
+                roles=task.roles,
+                form_key=task.form_key,
+                separate_from=task.separate_from,
+                priority=task.priority,
+                sla=task.sla,
+                properties=task.properties,
+            )
+        )
 
 
 def _root_of(bundle: Bundle, process_id: str) -> etree._Element | None:

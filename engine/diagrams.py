@@ -41,7 +41,10 @@ class UnreadableFile(ValueError):
 def _xml_parser() -> etree.XMLParser:
     # No entities, no DTDs, no network: an uploaded file can't read files or fetch URLs.
     return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
         remove_comments=True,
     )
 
@@ -50,12 +53,20 @@ def parse_xml(content: bytes) -> etree._Element:
     """Parse uploaded XML safely; raise UnreadableFile with the parser's reason."""
     if len(content) > MAX_FILE_BYTES:
         raise UnreadableFile(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
-    if b"<!DOCTYPE" in content[:4096] or b"<!ENTITY" in content:
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(f"not UTF-8: {exc}") from exc
+    if "<!DOCTYPE" in text or "<!ENTITY" in text:
         raise UnreadableFile("document type declarations and entities are not allowed")
     try:
-        return etree.fromstring(content, _xml_parser())
+        root = etree.fromstring(content, _xml_parser())
     except etree.XMLSyntaxError as exc:
         raise UnreadableFile(f"not well-formed XML: {exc}") from exc
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:  # belt and braces
+        raise UnreadableFile("document type declarations and entities are not allowed")
+    return root
 
 
 def kind_of(root: etree._Element) -> str:
@@ -65,7 +76,7 @@ def kind_of(root: etree._Element) -> str:
         return "bpmn"
     if qname.localname == "definitions" and qname.namespace in DMN_NAMESPACES:
         return "dmn"
-    raise UnreadableFile(f"not a BPMN or DMN document (root element {root.tag})")
+    raise UnreadableFile(f"not a BPMN or DMN document (root element {root.tag!r})")
 
 
 def parse_form(content: bytes) -> dict[str, Any]:
@@ -102,7 +113,7 @@ def normalise_camunda(root: etree._Element) -> None:
 
 
 def role_id(lane_name: str) -> str:
-    """'Documents and Logistics' -> 'documents_logistics'; 'Risk & Compliance' -> 'risk_compliance'."""
+    """'Documents and Logistics' -> 'documents_logistics'; 'Risk & Compliance' likewise."""
     words = [w for w in re.split(r"[^0-9a-z]+", lane_name.lower()) if w and w != "and"]
     return "_".join(words)
 

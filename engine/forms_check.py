@@ -28,5 +28,6 @@ def check_submission(session: Session, form_key: str | None, data: Any) -> dict[
     try:
         return validate_submission(form.schema, data)
     except ValidationError as exc:
-        raise FormInvalid(f"the submission does not fit form '{form_key}'",
-                          form=form_key, errors=exc.messages) from exc
+        raise FormInvalid(
+            f"the submission does not fit form '{form_key}'", form=form_key, errors=exc.messages
+        ) from exc

@@ -19,7 +19,9 @@ MAX_BUSINESS_KEY = 255
 
 
 def _check_variables(variables: dict[str, Any]) -> None:
-    bad = [k for k in variables if not isinstance(k, str) or not k.isidentifier() or k.startswith("__")]
+    bad = [
+        k for k in variables if not isinstance(k, str) or not k.isidentifier() or k.startswith("__")
+    ]
     if bad:
         raise FormInvalid(f"variable names must be identifiers: {bad!r}", names=bad)
 
@@ -47,16 +49,29 @@ def start(
             task.data.update(variables)
         now = runtime.clock.now()
         instance = Instance(
-            definition_id=definition.id, definition=definition, business_key=business_key,
-            status=InstanceStatus.RUNNING, state="", started_at=now, started_by=actor,
+            definition_id=definition.id,
+            definition=definition,
+            business_key=business_key,
+            status=InstanceStatus.RUNNING,
+            state="",
+            started_at=now,
+            started_by=actor,
             updated_at=now,
         )
         session.add(instance)
         session.flush()
         work = Work(runtime, session, instance, workflow, actor)
-        work.audit(EventKind.INSTANCE_STARTED, element_id=key, element_name=definition.name,
-                   data={"definition": key, "version": definition.version,
-                         "business_key": business_key, "variables": variables})
+        work.audit(
+            EventKind.INSTANCE_STARTED,
+            element_id=key,
+            element_name=definition.name,
+            data={
+                "definition": key,
+                "version": definition.version,
+                "business_key": business_key,
+                "variables": variables,
+            },
+        )
         work.run_engine()
         work.settle()
         return instance.id
@@ -77,8 +92,12 @@ def _close(work: Work, status: InstanceStatus) -> None:
     ):
         task.state = TaskState.CANCELLED
         task.ended_at = work.now
-        work.audit(EventKind.TASK_CANCELLED, element_id=task.element_id, element_name=task.name,
-                   data={"task_id": task.id})
+        work.audit(
+            EventKind.TASK_CANCELLED,
+            element_id=task.element_id,
+            element_name=task.name,
+            data={"task_id": task.id},
+        )
 
 
 def wake(runtime: Runtime, instance_id: int, *, actor: str = "system") -> list[str]:
@@ -87,13 +106,17 @@ def wake(runtime: Runtime, instance_id: int, *, actor: str = "system") -> list[s
         waiting = {t.id: t for t in work.workflow.get_tasks(state=SpiffState.WAITING)}
         work.run_engine(work.workflow.refresh_timers)
         fired = [
-            t for t in waiting.values()
+            t
+            for t in waiting.values()
             if not t.has_state(SpiffState.WAITING) and waits_for_timer(t.task_spec)
         ]
         for task in fired:
-            work.audit(EventKind.TIMER_FIRED, element_id=task.task_spec.bpmn_id,
-                       element_name=task.task_spec.bpmn_name,
-                       data={"due": task.internal_data.get("event_value")})
+            work.audit(
+                EventKind.TIMER_FIRED,
+                element_id=task.task_spec.bpmn_id,
+                element_name=task.task_spec.bpmn_name,
+                data={"due": task.internal_data.get("event_value")},
+            )
         return [t.task_spec.bpmn_id for t in fired]
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.camunda.parser import CamundaParser
 
 from engine import diagrams
@@ -24,6 +25,10 @@ from engine.errors import ExpressionRefused, Problem
 from engine.expressions import check_expression, check_script
 
 _VALIDATOR: BpmnValidator | None = None
+UNSUPPORTED = {
+    "serviceTask": "nothing here calls out of the engine; use a message or a user task",
+    "sendTask": "nothing here sends; use a message end or throw event handled by an integration",
+}
 
 
 def _validator() -> BpmnValidator:
@@ -97,6 +102,9 @@ def lint(
     extra_xml: list[bytes] = []
     for name, root in bundle.bpmn.items():
         _check_user_tasks(bundle, name, root, form_keys)
+        for node in root.iter(*(f"{{{BPMN_NS}}}{tag}" for tag in UNSUPPORTED)):
+            tag = etree.QName(node).localname
+            bundle.problem(name, node.get("id"), f"{tag} is not supported: {UNSUPPORTED[tag]}")
         for element, called in diagrams.called_elements(root):
             if called in process_files:
                 continue
@@ -131,14 +139,13 @@ def _check_schema(bundle: Bundle, name: str, root: etree._Element) -> None:
             bundle.problem(name, f"line {error.line}", f"not valid BPMN: {error.message}")
 
 
-def _check_user_tasks(
-    bundle: Bundle, name: str, root: etree._Element, form_keys: set[str]
-) -> None:
+def _check_user_tasks(bundle: Bundle, name: str, root: etree._Element, form_keys: set[str]) -> None:
     element_ids = {node.get("id") for node in root.iter() if node.get("id")}
     for task in diagrams.user_tasks(root):
         if not task.roles:
             bundle.problem(
-                name, task.element_id,
+                name,
+                task.element_id,
                 "user task is routed to no role: set camunda:candidateGroups or put it in a lane",
             )
         if task.form_key and task.form_key not in form_keys:
@@ -152,23 +159,34 @@ def _bpmn_expressions(root: etree._Element) -> Iterator[tuple[str, str, str]]:
     for flow in root.iter(f"{{{BPMN_NS}}}sequenceFlow"):
         for cond in flow.xpath("./bpmn:conditionExpression", namespaces=NS):
             yield flow.get("id", ""), "condition", cond.text or ""
+    for cond in root.iter(f"{{{BPMN_NS}}}conditionalEventDefinition"):
+        for node in cond.xpath("./bpmn:condition", namespaces=NS):
+            yield _owner(cond, 1), "condition", node.text or ""
     for tag in ("timeDuration", "timeDate", "timeCycle"):
         for node in root.iter(f"{{{BPMN_NS}}}{tag}"):
-            event = node.getparent().getparent()
-            yield event.get("id", ""), "timer", node.text or ""
+            yield _owner(node, 2), f"timer {tag}", node.text or ""
     for script_task in root.iter(f"{{{BPMN_NS}}}scriptTask"):
         for script in script_task.xpath("./bpmn:script", namespaces=NS):
             yield script_task.get("id", ""), "script", script.text or ""
     for tag in ("completionCondition", "loopCardinality"):
         for node in root.iter(f"{{{BPMN_NS}}}{tag}"):
-            activity = node.getparent().getparent()
-            yield activity.get("id", ""), "multi-instance", node.text or ""
+            yield _owner(node, 2), "multi-instance", node.text or ""
     for tag in ("messagePath", "formalExpression"):
         for node in root.iter(f"{{{BPMN_NS}}}{tag}"):
             parent = node.getparent()
-            if etree.QName(parent).localname == "correlationPropertyRetrievalExpression":
-                prop = parent.getparent()
-                yield prop.get("id", ""), "correlation", node.text or ""
+            if (
+                parent is not None
+                and etree.QName(parent).localname == "correlationPropertyRetrievalExpression"
+            ):
+                yield _owner(node, 2), "correlation", node.text or ""
+
+
+def _owner(node: etree._Element, levels: int) -> str:
+    """The id of the element ``levels`` up: the event that owns a timer value, say."""
+    owner: etree._Element | None = node
+    for _ in range(levels):
+        owner = owner.getparent() if owner is not None else None
+    return owner.get("id", "") if owner is not None else ""
 
 
 def _local(node: etree._Element, name: str) -> Iterator[etree._Element]:
@@ -198,12 +216,29 @@ def _check(bundle: Bundle, name: str, element: str, kind: str, text: str) -> Non
             check_script(text)
         elif kind == "decision cell":
             _check_cell(text)
+        elif kind.startswith("timer") and text:
+            check_expression(text)
+            _check_timer_literal(kind.removeprefix("timer "), text)
         elif text:
             check_expression(text)
-        elif kind in ("condition", "timer"):
+        elif kind == "condition" or kind.startswith("timer"):
             raise ExpressionRefused("empty expression")
     except (ExpressionRefused, SyntaxError) as exc:
         bundle.problem(name, element, f"{kind} '{_short(text)}' refused: {_reason(exc)}")
+
+
+def _check_timer_literal(tag: str, text: str) -> None:
+    """A quoted ISO 8601 value must parse now, not fail when the timer is reached."""
+    if len(text) < 2 or text[0] != text[-1] or text[0] not in "\"'":
+        return  # an expression over variables: checked when evaluated
+    value = text[1:-1]
+    try:
+        if tag == "timeCycle":
+            TimerEventDefinition.parse_iso_recurring_interval(value)
+        else:
+            TimerEventDefinition.parse_time_or_duration(value)
+    except Exception as exc:  # Spiff raises bare ValueError/AttributeError/Exception here
+        raise ExpressionRefused(f"'{value}' is not an ISO 8601 {tag[4:].lower()}") from exc
 
 
 def _check_cell(text: str) -> None:

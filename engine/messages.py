@@ -76,8 +76,13 @@ def correlate(
         if not any(name in names for names in catchers):
             raise MessageUndeliverable(f"no deployed process catches message '{name}'", name=name)
         message = Message(
-            name=name, business_key=business_key, correlation=correlation, payload=payload,
-            status=MessageStatus.BUFFERED, sender=actor, received_at=now,
+            name=name,
+            business_key=business_key,
+            correlation=correlation,
+            payload=payload,
+            status=MessageStatus.BUFFERED,
+            sender=actor,
+            received_at=now,
             expires_at=now + ttl,
         )
         session.add(message)
@@ -87,9 +92,17 @@ def correlate(
     if target is None:
         with runtime.db.transaction() as session:
             AuditTrail(session).append(
-                MESSAGES_STREAM, EventKind.MESSAGE_BUFFERED, at=now, actor=actor, element_id=name,
-                data={"message_id": message_id, "business_key": business_key,
-                      "correlation": correlation, "expires_at": message.expires_at},
+                MESSAGES_STREAM,
+                EventKind.MESSAGE_BUFFERED,
+                at=now,
+                actor=actor,
+                element_id=name,
+                data={
+                    "message_id": message_id,
+                    "business_key": business_key,
+                    "correlation": correlation,
+                    "expires_at": message.expires_at,
+                },
             )
         return Correlation(message_id, None, True)
     with runtime.command(target, actor) as work:
@@ -104,14 +117,16 @@ def _find_waiting(runtime: Runtime, message: Message) -> int | None:
         query = (
             select(Instance)
             .join(MessageSubscription, MessageSubscription.instance_id == Instance.id)
-            .where(MessageSubscription.name == message.name,
-                   Instance.status == InstanceStatus.RUNNING)
+            .where(
+                MessageSubscription.name == message.name, Instance.status == InstanceStatus.RUNNING
+            )
         )
         if message.business_key is not None:
             query = query.where(MessageSubscription.business_key == message.business_key)
         candidates = session.scalars(query.distinct()).all()
         matched = [
-            i.id for i in candidates
+            i.id
+            for i in candidates
             if not message.correlation or _matches(message, i, variables(runtime.load(i)))
         ]
     if len(matched) > 1:
@@ -125,13 +140,13 @@ def _find_waiting(runtime: Runtime, message: Message) -> int | None:
 def _deliver(work: Work, message: Message) -> bool:
     """Send the message into the workflow; merge its variables into the catching task."""
     waiting = [
-        t for t in work.workflow.get_tasks(state=SpiffState.WAITING)
+        t
+        for t in work.workflow.get_tasks(state=SpiffState.WAITING)
         if any(d.name == message.name for d in messages_of(t.task_spec))
     ]
     if not waiting:
         return False
-    definition = next(d for d in messages_of(waiting[0].task_spec)
-                      if d.name == message.name)
+    definition = next(d for d in messages_of(waiting[0].task_spec) if d.name == message.name)
     event = BpmnEvent(definition, {"payload": message.payload, "result_var": message.name})
 
     def step() -> None:
@@ -144,24 +159,32 @@ def _deliver(work: Work, message: Message) -> bool:
     message.status = MessageStatus.DELIVERED
     message.instance_id = work.instance.id
     message.delivered_at = work.now
-    work.audit(EventKind.MESSAGE_RECEIVED, element_id=waiting[0].task_spec.bpmn_id,
-               element_name=message.name,
-               data={"message_id": message.id, "name": message.name, "sender": message.sender,
-                     "variables": message.payload})
+    work.audit(
+        EventKind.MESSAGE_RECEIVED,
+        element_id=waiting[0].task_spec.bpmn_id,
+        element_name=message.name,
+        data={
+            "message_id": message.id,
+            "name": message.name,
+            "sender": message.sender,
+            "variables": message.payload,
+        },
+    )
     return True
 
 
 def deliver_buffered(work: Work) -> bool:
     """Called as a unit of work settles: hand over kept messages the instance now awaits."""
     waiting = {
-        d.name for t in work.workflow.get_tasks(state=SpiffState.WAITING)
+        d.name
+        for t in work.workflow.get_tasks(state=SpiffState.WAITING)
         for d in messages_of(t.task_spec)
     }
     if not waiting:
         return False
     kept = work.session.scalars(
-        select(Message).where(Message.status == MessageStatus.BUFFERED,
-                              Message.name.in_(waiting))
+        select(Message)
+        .where(Message.status == MessageStatus.BUFFERED, Message.name.in_(waiting))
         .order_by(Message.received_at, Message.id)
     ).all()
     data = variables(work.workflow)
@@ -178,21 +201,31 @@ def expire(runtime: Runtime) -> list[Message]:
     now = runtime.clock.now()
     with runtime.db.transaction() as session:
         expired = session.scalars(
-            select(Message).where(Message.status == MessageStatus.BUFFERED,
-                                  Message.expires_at <= now)
+            select(Message).where(
+                Message.status == MessageStatus.BUFFERED, Message.expires_at <= now
+            )
         ).all()
         trail = AuditTrail(session)
         for message in expired:
             message.status = MessageStatus.EXPIRED
-            trail.append(MESSAGES_STREAM, EventKind.MESSAGE_EXPIRED, at=now, actor="system",
-                         element_id=message.name, data={"message_id": message.id})
+            trail.append(
+                MESSAGES_STREAM,
+                EventKind.MESSAGE_EXPIRED,
+                at=now,
+                actor="system",
+                element_id=message.name,
+                data={"message_id": message.id},
+            )
         return list(expired)
 
 
 def undelivered(runtime: Runtime) -> list[Message]:
     """Kept and expired messages: what an operator should look at."""
     with runtime.db.reading() as session:
-        return list(session.scalars(
-            select(Message).where(Message.status != MessageStatus.DELIVERED)
-            .order_by(Message.received_at)
-        ))
+        return list(
+            session.scalars(
+                select(Message)
+                .where(Message.status != MessageStatus.DELIVERED)
+                .order_by(Message.received_at)
+            )
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -26,7 +26,11 @@ UtcDateTime = DateTime(timezone=True)
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JsonType, list[Any]: JsonType, datetime: UtcDateTime}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JsonType,
+        list[Any]: JsonType,
+        datetime: UtcDateTime,
+    }
 
 
 def _enum(cls: type[enum.Enum]) -> Enum:
@@ -129,7 +133,9 @@ class Definition(Base):
     spec_json: Mapped[str] = mapped_column(Text)
     messages: Mapped[list[Any]]  # names of the messages this process can catch
     deployed_at: Mapped[datetime]
-    tasks: Mapped[list[DefinitionTask]] = relationship(lazy="selectin", order_by="DefinitionTask.id")
+    tasks: Mapped[list[DefinitionTask]] = relationship(
+        lazy="selectin", order_by="DefinitionTask.id"
+    )
 
 
 class DefinitionTask(Base):
@@ -200,9 +206,7 @@ class HumanTask(Base):
     ended_at: Mapped[datetime | None]
     completed_by: Mapped[str | None] = mapped_column(String(128))
     due_at: Mapped[datetime | None]
-    roles: Mapped[list[HumanTaskRole]] = relationship(
-        lazy="selectin", cascade="all, delete-orphan"
-    )
+    roles: Mapped[list[HumanTaskRole]] = relationship(lazy="selectin", cascade="all, delete-orphan")
 
     @property
     def role_ids(self) -> list[str]:

@@ -36,9 +36,7 @@ def reconcile(work: Work) -> None:
 
 
 def _reconcile_tasks(work: Work) -> None:
-    ready = {
-        str(t.id): t for t in work.workflow.get_tasks(state=SpiffState.READY, manual=True)
-    }
+    ready = {str(t.id): t for t in work.workflow.get_tasks(state=SpiffState.READY, manual=True)}
     open_rows = work.session.scalars(
         select(HumanTask).where(
             HumanTask.instance_id == work.instance.id, HumanTask.state == TaskState.OPEN
@@ -49,32 +47,51 @@ def _reconcile_tasks(work: Work) -> None:
         if row.spiff_task_id not in ready:  # e.g. an interrupting timer took it away
             row.state = TaskState.CANCELLED
             row.ended_at = work.now
-            work.audit(EventKind.TASK_CANCELLED, element_id=row.element_id,
-                       element_name=row.name, data={"task_id": row.id})
+            work.audit(
+                EventKind.TASK_CANCELLED,
+                element_id=row.element_id,
+                element_name=row.name,
+                data={"task_id": row.id},
+            )
     rules = {(t.process_id, t.element_id): t for t in work.instance.definition.tasks}
+    # Embedded subprocesses run under their own spec name; their element ids are unique.
+    by_element = {t.element_id: t for t in work.instance.definition.tasks}
     for spiff_id, task in ready.items():
         if spiff_id in known:
             continue
         spec = task.task_spec
-        rule = rules.get((task.workflow.spec.name, spec.bpmn_id))
+        rule = rules.get((task.workflow.spec.name, spec.bpmn_id)) or by_element.get(spec.bpmn_id)
         roles = list(rule.roles) if rule else ([role_id(spec.lane)] if spec.lane else [])
         row = HumanTask(
-            instance_id=work.instance.id, spiff_task_id=spiff_id, element_id=spec.bpmn_id,
-            name=spec.bpmn_name, state=TaskState.OPEN, created_at=work.now,
-            priority=rule.priority if rule else 50, form_key=rule.form_key if rule else None,
+            instance_id=work.instance.id,
+            spiff_task_id=spiff_id,
+            element_id=spec.bpmn_id,
+            name=spec.bpmn_name,
+            state=TaskState.OPEN,
+            created_at=work.now,
+            priority=rule.priority if rule else 50,
+            form_key=rule.form_key if rule else None,
             roles=[HumanTaskRole(role_id=r) for r in roles],
         )
         work.session.add(row)
         work.session.flush()
-        work.audit(EventKind.TASK_CREATED, element_id=row.element_id, element_name=row.name,
-                   role=",".join(roles) or None, data={"task_id": row.id, "roles": roles})
+        work.audit(
+            EventKind.TASK_CREATED,
+            element_id=row.element_id,
+            element_name=row.name,
+            role=",".join(roles) or None,
+            data={"task_id": row.id, "roles": roles},
+        )
 
 
 def _reconcile_subscriptions(work: Work) -> None:
-    waiting = sorted({
-        d.name for t in work.workflow.event_manager.tasks.values()
-        for d in messages_of(t.task_spec)
-    })
+    waiting = sorted(
+        {
+            d.name
+            for t in work.workflow.event_manager.tasks.values()
+            for d in messages_of(t.task_spec)
+        }
+    )
     stored = work.session.scalars(
         select(MessageSubscription).where(MessageSubscription.instance_id == work.instance.id)
     ).all()
@@ -84,9 +101,11 @@ def _reconcile_subscriptions(work: Work) -> None:
         delete(MessageSubscription).where(MessageSubscription.instance_id == work.instance.id)
     )
     for name in waiting:
-        work.session.add(MessageSubscription(
-            instance_id=work.instance.id, name=name, business_key=work.instance.business_key
-        ))
+        work.session.add(
+            MessageSubscription(
+                instance_id=work.instance.id, name=name, business_key=work.instance.business_key
+            )
+        )
     work.session.flush()
 
 
@@ -129,7 +148,7 @@ def inbox(session: Session, user: User, query: InboxQuery, now: datetime) -> Inb
     roles = user.role_ids
     if query.role is not None:
         roles &= {query.role}
-    stmt: Select[tuple[HumanTask]] = select(HumanTask).where(
+    stmt: Select[HumanTask] = select(HumanTask).where(
         HumanTask.state == TaskState.OPEN,
         HumanTask.id.in_(select(HumanTaskRole.task_id).where(HumanTaskRole.role_id.in_(roles))),
     )
@@ -157,7 +176,9 @@ def inbox(session: Session, user: User, query: InboxQuery, now: datetime) -> Inb
 def rule_for(session: Session, task: HumanTask, instance: Instance) -> DefinitionTask | None:
     return session.scalars(
         select(DefinitionTask).where(
-            and_(DefinitionTask.definition_id == instance.definition_id,
-                 DefinitionTask.element_id == task.element_id)
+            and_(
+                DefinitionTask.definition_id == instance.definition_id,
+                DefinitionTask.element_id == task.element_id,
+            )
         )
     ).first()

@@ -87,7 +87,9 @@ def variables(workflow: BpmnWorkflow) -> dict[str, Any]:
     if workflow.completed:
         return dict(workflow.data)
     merged: dict[str, Any] = {}
-    for task in workflow.get_tasks(state=SpiffState.READY | SpiffState.WAITING | SpiffState.STARTED):
+    for task in workflow.get_tasks(
+        state=SpiffState.READY | SpiffState.WAITING | SpiffState.STARTED
+    ):
         if task.workflow is workflow:
             merged.update(task.data)
     return merged
@@ -96,9 +98,7 @@ def variables(workflow: BpmnWorkflow) -> dict[str, Any]:
 def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
     """{name: [before, after]} for every variable that changed (None when absent)."""
     keys = (before.keys() | after.keys()) - {"data_objects"}
-    return {
-        k: [before.get(k), after.get(k)] for k in sorted(keys) if before.get(k) != after.get(k)
-    }
+    return {k: [before.get(k), after.get(k)] for k in sorted(keys) if before.get(k) != after.get(k)}
 
 
 class Work:
@@ -128,8 +128,12 @@ class Work:
 
     def audit(self, kind: EventKind, **fields: Any) -> None:
         self.trail.append(
-            self.stream, kind, at=self.now, actor=fields.pop("actor", self.actor),
-            instance_id=self.instance.id, **fields,
+            self.stream,
+            kind,
+            at=self.now,
+            actor=fields.pop("actor", self.actor),
+            instance_id=self.instance.id,
+            **fields,
         )
 
     def run_engine(self, step: Callable[[], object] | None = None) -> None:

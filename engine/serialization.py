@@ -39,7 +39,7 @@ class _ReferencedWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
         dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
         return dct
 
-    def from_dict(  # type: ignore[override]
+    def from_dict(
         self, dct: dict[str, Any], spec: BpmnProcessSpec, subprocess_specs: dict[str, Any]
     ) -> BpmnWorkflow:
         workflow = self.target_class(spec, subprocess_specs, deserializing=True)
@@ -55,7 +55,9 @@ def _registry() -> Any:
     registry = BpmnWorkflowSerializer.configure(CAMUNDA_CONFIG)
     # Form data often carries money and dates; keep their types across saves.
     registry.register(Decimal, lambda v: {"value": str(v)}, lambda v: Decimal(v["value"]))
-    registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]))
+    registry.register(
+        date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"])
+    )
     return registry
 
 

@@ -66,7 +66,8 @@ def _require_role(user: User, task: HumanTask) -> None:
     if not user.role_ids & set(task.role_ids):
         raise NotInRole(
             f"{user.name} holds none of the roles of task {task.id} ({', '.join(task.role_ids)})",
-            task=task.id, roles=task.role_ids,
+            task=task.id,
+            roles=task.role_ids,
         )
 
 
@@ -95,7 +96,9 @@ def _check_separation(work: Work, user: User, task: HumanTask) -> None:
     if done is not None:
         raise SeparationOfDuty(
             f"{user.name} completed '{done}' in this instance and may not also do "
-            f"'{task.element_id}'", task=task.id, element=done,
+            f"'{task.element_id}'",
+            task=task.id,
+            element=done,
         )
 
 
@@ -112,8 +115,13 @@ def _claim(work: Work, user: User, task: HumanTask) -> None:
     _check_separation(work, user, task)
     task.assignee = user.name
     task.claimed_at = work.now
-    work.audit(EventKind.TASK_CLAIMED, element_id=task.element_id, element_name=task.name,
-               role=",".join(task.role_ids), data={"task_id": task.id, "assignee": user.name})
+    work.audit(
+        EventKind.TASK_CLAIMED,
+        element_id=task.element_id,
+        element_name=task.name,
+        role=",".join(task.role_ids),
+        data={"task_id": task.id, "assignee": user.name},
+    )
 
 
 def claim(runtime: Runtime, task_id: int, actor: str) -> None:
@@ -128,8 +136,12 @@ def unclaim(runtime: Runtime, task_id: int, actor: str) -> None:
         if task.assignee != user.name and not user.is_admin:
             raise NotInRole(f"task {task_id} is not claimed by {actor}", task=task_id)
         previous, task.assignee, task.claimed_at = task.assignee, None, None
-        work.audit(EventKind.TASK_UNCLAIMED, element_id=task.element_id, element_name=task.name,
-                   data={"task_id": task.id, "previous_assignee": previous})
+        work.audit(
+            EventKind.TASK_UNCLAIMED,
+            element_id=task.element_id,
+            element_name=task.name,
+            data={"task_id": task.id, "previous_assignee": previous},
+        )
 
 
 def delegate(runtime: Runtime, task_id: int, actor: str, to: str) -> None:
@@ -145,9 +157,13 @@ def delegate(runtime: Runtime, task_id: int, actor: str, to: str) -> None:
         _require_role(target, task)
         _check_separation(work, target, task)
         previous, task.assignee, task.claimed_at = task.assignee, target.name, work.now
-        work.audit(EventKind.TASK_DELEGATED, element_id=task.element_id, element_name=task.name,
-                   role=",".join(task.role_ids),
-                   data={"task_id": task.id, "from": previous, "to": target.name})
+        work.audit(
+            EventKind.TASK_DELEGATED,
+            element_id=task.element_id,
+            element_name=task.name,
+            role=",".join(task.role_ids),
+            data={"task_id": task.id, "from": previous, "to": target.name},
+        )
 
 
 def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -> None:
@@ -173,8 +189,13 @@ def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -
         task.completed_by = user.name
         task.ended_at = work.now
         work.audit(
-            EventKind.TASK_COMPLETED, element_id=task.element_id, element_name=task.name,
+            EventKind.TASK_COMPLETED,
+            element_id=task.element_id,
+            element_name=task.name,
             role=",".join(task.role_ids),
-            data={"task_id": task.id, "submitted": data,
-                  "changes": changes(work.before, variables(work.workflow))},
+            data={
+                "task_id": task.id,
+                "submitted": data,
+                "changes": changes(work.before, variables(work.workflow)),
+            },
         )

@@ -34,10 +34,23 @@ class Tradeflow:
             )
 
     # instances
-    def start(self, key: str, *, actor: str, business_key: str | None = None,
-              variables: dict[str, Any] | None = None, version: int | None = None) -> int:
-        return instances.start(self.runtime, key, actor=actor, business_key=business_key,
-                               variables=variables, version=version)
+    def start(
+        self,
+        key: str,
+        *,
+        actor: str,
+        business_key: str | None = None,
+        variables: dict[str, Any] | None = None,
+        version: int | None = None,
+    ) -> int:
+        return instances.start(
+            self.runtime,
+            key,
+            actor=actor,
+            business_key=business_key,
+            variables=variables,
+            version=version,
+        )
 
     def cancel(self, instance_id: int, *, actor: str, reason: str | None = None) -> None:
         instances.cancel(self.runtime, instance_id, actor=actor, reason=reason)
@@ -66,37 +79,64 @@ class Tradeflow:
 
     def inbox(self, user: str, query: queues.InboxQuery | None = None) -> queues.InboxPage:
         with self.db.reading() as session:
-            return queues.inbox(session, users.require(session, user),
-                                query or queues.InboxQuery(), self.clock.now())
+            return queues.inbox(
+                session,
+                users.require(session, user),
+                query or queues.InboxQuery(),
+                self.clock.now(),
+            )
 
     def tasks_of(self, instance_id: int) -> list[HumanTask]:
         with self.db.reading() as session:
-            return list(session.scalars(
-                select(HumanTask).where(HumanTask.instance_id == instance_id)
-                .order_by(HumanTask.id)))
+            return list(
+                session.scalars(
+                    select(HumanTask)
+                    .where(HumanTask.instance_id == instance_id)
+                    .order_by(HumanTask.id)
+                )
+            )
 
     # messages
-    def correlate(self, name: str, *, actor: str, business_key: str | None = None,
-                  correlation: dict[str, Any] | None = None,
-                  variables: dict[str, Any] | None = None,
-                  ttl: timedelta = messages.DEFAULT_TTL) -> messages.Correlation:
-        return messages.correlate(self.runtime, name, actor=actor, business_key=business_key,
-                                  correlation=correlation, variables_=variables, ttl=ttl)
+    def correlate(
+        self,
+        name: str,
+        *,
+        actor: str,
+        business_key: str | None = None,
+        correlation: dict[str, Any] | None = None,
+        variables: dict[str, Any] | None = None,
+        ttl: timedelta = messages.DEFAULT_TTL,
+    ) -> messages.Correlation:
+        return messages.correlate(
+            self.runtime,
+            name,
+            actor=actor,
+            business_key=business_key,
+            correlation=correlation,
+            variables_=variables,
+            ttl=ttl,
+        )
 
     # audit
     def history(self, instance_id: int) -> list[AuditEvent]:
         with self.db.reading() as session:
-            return list(session.scalars(
-                select(AuditEvent).where(AuditEvent.stream == audit.instance_stream(instance_id))
-                .order_by(AuditEvent.seq)))
+            return list(
+                session.scalars(
+                    select(AuditEvent)
+                    .where(AuditEvent.stream == audit.instance_stream(instance_id))
+                    .order_by(AuditEvent.seq)
+                )
+            )
 
     def verify(self, stream: str) -> audit.Verification:
         with self.db.reading() as session:
             return audit.verify(session, stream)
 
     # users
-    def add_user(self, name: str, roles: list[str] | None = None,
-                 flags: users.Flags | None = None) -> tuple[User, str]:
+    def add_user(
+        self, name: str, roles: list[str] | None = None, flags: users.Flags | None = None
+    ) -> tuple[User, str]:
         with self.db.transaction() as session:
-            return users.add_user(session, name, roles or [], flags or users.Flags(),
-                                  self.clock.now())
+            return users.add_user(
+                session, name, roles or [], flags or users.Flags(), self.clock.now()
+            )

@@ -26,7 +26,7 @@ def _validators(component: dict[str, Any]) -> list[validate.Validator]:
     return found
 
 
-def _field(component: dict[str, Any]) -> fields.Field:
+def _field(component: dict[str, Any]) -> fields.Field[Any]:
     kind = component["type"]
     required = bool((component.get("validate") or {}).get("required"))
     options: dict[str, Any] = {

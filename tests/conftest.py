@@ -79,7 +79,8 @@ def _postgres() -> Iterator[Database]:
     with admin.connect() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     engine = create_engine(
-        make_engine(PG_URL).url, connect_args={"options": f"-csearch_path={schema}"},
+        make_engine(PG_URL).url,
+        connect_args={"options": f"-csearch_path={schema}"},
         pool_size=8,
     )
     db = Database(engine=engine)

@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 
+from engine.db import Database
 from engine.models import HumanTask, TaskState
 from engine.tradeflow import Tradeflow
 from tests.conftest import ROOT, FakeClock
-
-from engine.db import Database
 
 
 def shipped_files() -> list[tuple[str, bytes]]:
@@ -43,14 +42,18 @@ class Scenario:
         self.flow = flow
 
     def open_task(self, instance_id: int, element_id: str) -> HumanTask:
-        found = [t for t in self.flow.tasks_of(instance_id)
-                 if t.element_id == element_id and t.state == TaskState.OPEN]
+        found = [
+            t
+            for t in self.flow.tasks_of(instance_id)
+            if t.element_id == element_id and t.state == TaskState.OPEN
+        ]
         assert len(found) == 1, f"expected one open {element_id}, got {found}"
         return found[0]
 
     def open_elements(self, instance_id: int) -> list[str]:
-        return sorted(t.element_id for t in self.flow.tasks_of(instance_id)
-                      if t.state == TaskState.OPEN)
+        return sorted(
+            t.element_id for t in self.flow.tasks_of(instance_id) if t.state == TaskState.OPEN
+        )
 
     def complete(self, instance_id: int, element_id: str, by: str, **data: Any) -> HumanTask:
         task = self.open_task(instance_id, element_id)

@@ -25,8 +25,12 @@ def test_a_payment_reaches_the_waiting_instance_by_business_key(scenario: Scenar
     flow = scenario.flow
     other = _invoiced(scenario, "SO-8")
     iid = _invoiced(scenario, "SO-9")
-    result = flow.correlate("payment_received", actor="bank", business_key="SO-9",
-                            variables={"amount_received": 1000.0, "bank_ref": "TT-1"})
+    result = flow.correlate(
+        "payment_received",
+        actor="bank",
+        business_key="SO-9",
+        variables={"amount_received": 1000.0, "bank_ref": "TT-1"},
+    )
     assert (result.instance_id, result.buffered) == (iid, False)
     assert scenario.open_elements(iid) == ["write_off"]
     assert scenario.open_elements(other) == []  # still waiting
@@ -39,16 +43,21 @@ def test_a_payment_reaches_the_waiting_instance_by_business_key(scenario: Scenar
 
 def test_a_short_payment_goes_to_collections(scenario: Scenario) -> None:
     iid = _invoiced(scenario, "SO-10")
-    scenario.flow.correlate("payment_received", actor="bank", business_key="SO-10",
-                            variables={"amount_received": 400.0})
+    scenario.flow.correlate(
+        "payment_received", actor="bank", business_key="SO-10", variables={"amount_received": 400.0}
+    )
     assert scenario.open_elements(iid) == ["chase_payment"]
 
 
 def test_a_message_before_its_catch_event_is_kept_and_delivered(scenario: Scenario) -> None:
     flow = scenario.flow
     iid = flow.start("payment_collection", actor="cashier", business_key="SO-11")
-    early = flow.correlate("payment_received", actor="bank", business_key="SO-11",
-                           variables={"amount_received": 1000.0})
+    early = flow.correlate(
+        "payment_received",
+        actor="bank",
+        business_key="SO-11",
+        variables={"amount_received": 1000.0},
+    )
     assert (early.buffered, early.instance_id) == (True, None)
     assert scenario.open_elements(iid) == ["issue_invoice"]
     scenario.complete(iid, "issue_invoice", by="cashier", invoice_amount=1000.0, currency="USD")
@@ -56,8 +65,9 @@ def test_a_message_before_its_catch_event_is_kept_and_delivered(scenario: Scenar
     with flow.db.reading() as session:
         stored = session.get_one(Message, early.message_id)
         assert (stored.status, stored.instance_id) == (MessageStatus.DELIVERED, iid)
-        buffered = session.scalars(select(AuditEvent).where(
-            AuditEvent.stream == MESSAGES_STREAM)).all()
+        buffered = session.scalars(
+            select(AuditEvent).where(AuditEvent.stream == MESSAGES_STREAM)
+        ).all()
     assert [e.kind for e in buffered] == ["message_buffered"]
     assert "message_received" in scenario.kinds(iid)
 
@@ -67,8 +77,12 @@ def test_correlation_values_pick_the_instance(scenario: Scenario) -> None:
     first = flow.start("payment_collection", actor="cashier", business_key="SO-12")
     scenario.complete(first, "issue_invoice", by="cashier", invoice_amount=10.0, currency="EUR")
     second = _invoiced(scenario, "SO-13")
-    result = flow.correlate("payment_received", actor="bank", correlation={"currency": "EUR"},
-                            variables={"amount_received": 10.0})
+    result = flow.correlate(
+        "payment_received",
+        actor="bank",
+        correlation={"currency": "EUR"},
+        variables={"amount_received": 10.0},
+    )
     assert result.instance_id == first
     assert scenario.open_elements(second) == []
 
@@ -77,8 +91,12 @@ def test_an_ambiguous_message_is_refused_and_changes_nothing(scenario: Scenario)
     flow = scenario.flow
     a, b = _invoiced(scenario, "SO-14"), _invoiced(scenario, "SO-15")
     with pytest.raises(MessageUndeliverable, match="2 instances"):
-        flow.correlate("payment_received", actor="bank", correlation={"currency": "USD"},
-                       variables={"amount_received": 1.0})
+        flow.correlate(
+            "payment_received",
+            actor="bank",
+            correlation={"currency": "USD"},
+            variables={"amount_received": 1.0},
+        )
     assert scenario.open_elements(a) == scenario.open_elements(b) == []
 
 
@@ -89,21 +107,28 @@ def test_messages_nobody_can_take_are_refused(scenario: Scenario) -> None:
     with pytest.raises(MessageInvalid):
         flow.correlate("payment_received", actor="bank")  # no correlation at all
     with pytest.raises(MessageInvalid):
-        flow.correlate("payment_received", actor="bank", business_key="SO-1",
-                       variables={"__class__": 1})
+        flow.correlate(
+            "payment_received", actor="bank", business_key="SO-1", variables={"__class__": 1}
+        )
     with flow.db.reading() as session:
         assert session.scalars(select(Message)).all() == []
 
 
 def test_a_kept_message_expires_and_is_reported(scenario: Scenario) -> None:
     flow = scenario.flow
-    kept = flow.correlate("payment_received", actor="bank", business_key="SO-16",
-                          variables={"amount_received": 5.0}, ttl=timedelta(days=1))
+    kept = flow.correlate(
+        "payment_received",
+        actor="bank",
+        business_key="SO-16",
+        variables={"amount_received": 5.0},
+        ttl=timedelta(days=1),
+    )
     flow.clock.advance(days=2)  # type: ignore[attr-defined]
     expired = messages.expire(flow.runtime)
     assert [m.id for m in expired] == [kept.message_id]
     assert [(m.id, m.status) for m in messages.undelivered(flow.runtime)] == [
-        (kept.message_id, MessageStatus.EXPIRED)]
+        (kept.message_id, MessageStatus.EXPIRED)
+    ]
     iid = _invoiced(scenario, "SO-16")
     assert scenario.open_elements(iid) == []  # the expired payment is not delivered
     assert flow.verify(MESSAGES_STREAM).ok

@@ -24,19 +24,28 @@ def _snapshot(flow: Tradeflow, iid: int) -> tuple[str, list[tuple[int, str, str 
     """Everything a command could touch: state JSON, task rows, audit rows."""
     with flow.db.reading() as session:
         state = session.get_one(Instance, iid).state
-        tasks = [(t.id, t.state.value, t.assignee) for t in session.scalars(
-            select(HumanTask).order_by(HumanTask.id))]
+        tasks = [
+            (t.id, t.state.value, t.assignee)
+            for t in session.scalars(select(HumanTask).order_by(HumanTask.id))
+        ]
         events = session.scalar(select(func.count()).select_from(AuditEvent)) or 0
     return state, tasks, events
 
 
 def test_start_passes_variables_and_business_key(scenario: Scenario) -> None:
     flow = scenario.flow
-    iid = flow.start("credit_check", actor="sales", business_key="CUST-7",
-                     variables={"annual_volume": 50_000, "credit_score": 800})
+    iid = flow.start(
+        "credit_check",
+        actor="sales",
+        business_key="CUST-7",
+        variables={"annual_volume": 50_000, "credit_score": 800},
+    )
     instance = flow.instance(iid)
     assert (instance.business_key, instance.status, instance.started_by) == (
-        "CUST-7", "running", "sales")
+        "CUST-7",
+        "running",
+        "sales",
+    )
     assert flow.variables(iid)["grade"] == "C"
     started = flow.history(iid)[0]
     assert started.kind == "instance_started"
@@ -91,8 +100,12 @@ def test_a_submission_that_does_not_fit_the_form_changes_nothing(scenario: Scena
     iid = flow.start("document_review", actor="clerk")
     before = _snapshot(flow, iid)
     task = scenario.open_task(iid, "prepare_documents")
-    for bad in ({}, {"invoice_number": 7}, {"invoice_number": "A", "surprise": 1},
-                {"__class__": "x"}):
+    for bad in (
+        {},
+        {"invoice_number": 7},
+        {"invoice_number": "A", "surprise": 1},
+        {"__class__": "x"},
+    ):
         with pytest.raises(FormInvalid):
             flow.complete(task.id, actor="clerk", data=bad)
     assert _snapshot(flow, iid) == before
@@ -128,7 +141,12 @@ def test_two_threads_completing_one_task_succeed_once(scenario: Scenario) -> Non
         barrier = threading.Barrier(2)
         outcomes: dict[str, str] = {}
 
-        def attempt_completion(user: str, task_id: int = task.id) -> None:
+        def attempt_completion(
+            user: str,
+            task_id: int = task.id,
+            barrier: threading.Barrier = barrier,
+            outcomes: dict[str, str] = outcomes,
+        ) -> None:
             barrier.wait()
             try:
                 flow.complete(task_id, actor=user, data={"documents_ok": True})
@@ -136,8 +154,9 @@ def test_two_threads_completing_one_task_succeed_once(scenario: Scenario) -> Non
             except Conflict as exc:
                 outcomes[user] = type(exc).__name__
 
-        threads = [threading.Thread(target=attempt_completion, args=(u,))
-                   for u in ("checker", "checker2")]
+        threads = [
+            threading.Thread(target=attempt_completion, args=(u,)) for u in ("checker", "checker2")
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:

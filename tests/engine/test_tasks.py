@@ -55,7 +55,10 @@ def test_completing_an_unclaimed_task_claims_it_first(scenario: Scenario) -> Non
     assert kinds[claimed + 1] == ("task_completed", "review_documents")
     done = next(t for t in scenario.flow.tasks_of(iid) if t.id == task.id)
     assert (done.state, done.assignee, done.completed_by) == (
-        TaskState.COMPLETED, "checker", "checker")
+        TaskState.COMPLETED,
+        "checker",
+        "checker",
+    )
 
 
 def test_claim_is_exclusive_and_unclaim_returns_the_task(scenario: Scenario) -> None:
@@ -93,7 +96,11 @@ def test_delegate_goes_only_to_a_holder_of_the_role(scenario: Scenario) -> None:
     assert scenario.open_task(iid, "review_documents").assignee == "checker2"
     event = flow.history(iid)[-1]
     assert (event.kind, event.actor, event.data["from"], event.data["to"]) == (
-        "task_delegated", "checker", "checker", "checker2")
+        "task_delegated",
+        "checker",
+        "checker",
+        "checker2",
+    )
 
 
 def test_maker_checker_keeps_the_preparer_from_reviewing(scenario: Scenario) -> None:
@@ -134,8 +141,7 @@ def test_a_closed_or_unknown_task_is_refused(scenario: Scenario) -> None:
 
 def test_inbox_filters_sorts_and_pages(scenario: Scenario) -> None:
     flow = scenario.flow
-    ids = [flow.start("document_review", actor="clerk", business_key=f"SO-{n}")
-           for n in range(5)]
+    ids = [flow.start("document_review", actor="clerk", business_key=f"SO-{n}") for n in range(5)]
     first = scenario.open_task(ids[0], "prepare_documents")
     flow.claim(first.id, actor="clerk")
     flow.claim(scenario.open_task(ids[1], "prepare_documents").id, actor="clerk2")
@@ -145,7 +151,8 @@ def test_inbox_filters_sorts_and_pages(scenario: Scenario) -> None:
     assert flow.inbox("clerk", InboxQuery(claim=ClaimFilter.CLAIMED)).total == 1
     assert flow.inbox("clerk", InboxQuery(claim=ClaimFilter.UNCLAIMED)).total == 3
     assert [t.id for t in flow.inbox("clerk", InboxQuery(business_key="SO-3")).tasks] == [
-        scenario.open_task(ids[3], "prepare_documents").id]
+        scenario.open_task(ids[3], "prepare_documents").id
+    ]
     assert flow.inbox("clerk", InboxQuery(role="risk_compliance")).total == 0
     page1 = flow.inbox("clerk", InboxQuery(limit=3, sort="created"))
     page2 = flow.inbox("clerk", InboxQuery(limit=3, offset=3, sort="created"))

@@ -1,4 +1,6 @@
-"""The ``tradeflow`` command line: database, users and roles, deployments, the server."""
+"""The ``tradeflow`` command line: database, users and roles, deployments, the server.
+
+It sits beside the API, not inside the engine: it drives the engine the same way."""
 
 from __future__ import annotations
 
@@ -46,8 +48,14 @@ def users_group() -> None:
 @click.option("--process-owner", is_flag=True, help="May deploy diagrams.")
 @click.option("--auditor", is_flag=True, help="May read every history.")
 @click.option("--integration", is_flag=True, help="A system such as the bank feed or the ERP.")
-def users_add(name: str, roles: tuple[str, ...], admin: bool, process_owner: bool,
-              auditor: bool, integration: bool) -> None:
+def users_add(
+    name: str,
+    roles: tuple[str, ...],
+    admin: bool,
+    process_owner: bool,
+    auditor: bool,
+    integration: bool,
+) -> None:
     """Create or update a user; prints a new API token as the last line."""
     flags = users.Flags(admin, process_owner, auditor, integration)
     try:

@@ -1,0 +1,142 @@
+"""The audit trail: complete, hash-chained, append-only, and verifiable."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from sqlalchemy import delete, text, update
+from sqlalchemy.exc import DBAPIError
+
+from engine.audit import DEFINITIONS_STREAM, GENESIS, canonical_at
+from engine.clock import as_utc
+from engine.models import AuditEvent
+from tests.engine.conftest import Scenario
+
+
+def _reviewed(scenario: Scenario) -> int:
+    iid = scenario.flow.start("document_review", actor="clerk", business_key="SO-1")
+    scenario.complete(iid, "prepare_documents", by="clerk", invoice_number="INV-1")
+    scenario.complete(
+        iid,
+        "review_documents",
+        by="checker",
+        documents_ok=False,
+        review_comment="B/L number missing",
+    )
+    scenario.complete(
+        iid, "prepare_documents", by="clerk", invoice_number="INV-1", bill_of_lading_number="BL-9"
+    )
+    scenario.complete(iid, "review_documents", by="checker", documents_ok=True)
+    return iid
+
+
+def test_every_step_is_recorded_with_who_and_what(scenario: Scenario) -> None:
+    iid = _reviewed(scenario)
+    events = scenario.flow.history(iid)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert [e.kind for e in events] == [
+        "instance_started",
+        "task_created",
+        "task_claimed",
+        "task_completed",
+        "task_created",
+        "task_claimed",
+        "task_completed",
+        "task_created",
+        "task_claimed",
+        "task_completed",
+        "task_created",
+        "task_claimed",
+        "task_completed",
+        "instance_completed",
+    ]
+    review = events[6]
+    assert (review.actor, review.element_id, review.element_name, review.role) == (
+        "checker",
+        "review_documents",
+        "Review documents",
+        "risk_compliance",
+    )
+    assert review.data["submitted"] == {
+        "documents_ok": False,
+        "review_comment": "B/L number missing",
+    }
+    assert review.data["changes"]["documents_ok"] == [None, False]
+    second_prep = events[9]
+    assert second_prep.data["changes"] == {"bill_of_lading_number": [None, "BL-9"]}
+    assert {as_utc(e.at) for e in events} == {scenario.flow.clock.now()}  # UTC, from the clock
+
+
+def test_the_chain_links_and_hashes_each_event(scenario: Scenario) -> None:
+    iid = _reviewed(scenario)
+    events = scenario.flow.history(iid)
+    prev = GENESIS
+    for event in events:
+        assert event.prev_hash == prev
+        body = {
+            "stream": event.stream,
+            "seq": event.seq,
+            "instance_id": event.instance_id,
+            "at": canonical_at(event.at),
+            "actor": event.actor,
+            "kind": event.kind,
+            "element_id": event.element_id,
+            "element_name": event.element_name,
+            "role": event.role,
+            "data": event.data,
+        }
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert event.hash == hashlib.sha256((prev + canonical).encode()).hexdigest()
+        prev = event.hash
+    assert scenario.flow.verify(f"instance:{iid}").ok
+    deployed = scenario.flow.verify(DEFINITIONS_STREAM)
+    assert deployed.ok and deployed.events == 4  # one per shipped process
+
+
+def test_the_database_refuses_to_rewrite_history(scenario: Scenario) -> None:
+    iid = _reviewed(scenario)
+    for statement in (
+        update(AuditEvent).where(AuditEvent.instance_id == iid).values(actor="someone else"),
+        delete(AuditEvent).where(AuditEvent.instance_id == iid),
+    ):
+        with (
+            pytest.raises(DBAPIError, match="append-only"),
+            scenario.flow.db.transaction() as session,
+        ):
+            session.execute(statement)
+    assert scenario.flow.verify(f"instance:{iid}").ok
+
+
+def _bypass_triggers(scenario: Scenario, statement: str) -> None:
+    """What an attacker with DBA rights could do; verify must still notice."""
+    db = scenario.flow.db
+    with db.engine.begin() as conn:
+        if db.is_postgres:
+            conn.execute(text("ALTER TABLE audit_event DISABLE TRIGGER USER"))
+            conn.execute(text(statement))
+            conn.execute(text("ALTER TABLE audit_event ENABLE TRIGGER USER"))
+        else:
+            conn.execute(text("DROP TRIGGER audit_event_no_update"))
+            conn.execute(text("DROP TRIGGER audit_event_no_delete"))
+            conn.execute(text(statement))
+
+
+@pytest.mark.parametrize(
+    ("statement", "seq", "reason"),
+    [
+        ("UPDATE audit_event SET actor = 'mallory' WHERE seq = 6", 6, "hash does not match"),
+        ("DELETE FROM audit_event WHERE seq = 4", 4, "event missing"),
+        ("UPDATE audit_event SET prev_hash = hash WHERE seq = 9", 9, "prev_hash"),
+    ],
+)
+def test_verify_reports_the_first_broken_link(
+    scenario: Scenario, statement: str, seq: int, reason: str
+) -> None:
+    iid = _reviewed(scenario)
+    _bypass_triggers(scenario, statement + f" AND stream = 'instance:{iid}'")
+    result = scenario.flow.verify(f"instance:{iid}")
+    assert not result.ok
+    assert result.broken_seq == seq
+    assert reason in (result.reason or "")

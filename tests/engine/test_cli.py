@@ -1,0 +1,82 @@
+"""The ``tradeflow`` command, run as a real process against a real SQLite file."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+TRADEFLOW = Path(sys.executable).with_name("tradeflow")
+
+
+@pytest.fixture
+def run(tmp_path: Path):  # type: ignore[no-untyped-def]
+    db_file = tmp_path / "cli.db"
+    env = {**os.environ, "TRADEFLOW_DATABASE_URL": f"sqlite:///{db_file}"}
+
+    def tradeflow(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(TRADEFLOW), *args], env=env, cwd=ROOT, text=True, capture_output=True, timeout=120
+        )
+
+    assert tradeflow("db", "upgrade").returncode == 0
+    tradeflow.db_file = db_file  # type: ignore[attr-defined]
+    return tradeflow
+
+
+def test_users_add_prints_a_token_and_stores_only_its_hash(run) -> None:  # type: ignore[no-untyped-def]
+    result = run(
+        "users",
+        "add",
+        "li.wei",
+        "--role",
+        "documents_logistics",
+        "--role",
+        "risk_compliance",
+        "--auditor",
+    )
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip().splitlines()[-1]
+    assert token.startswith("tf_") and len(token) > 30
+    with sqlite3.connect(run.db_file) as conn:
+        stored = [r[0] for r in conn.execute("SELECT token_sha256 FROM api_token")]
+        flags = conn.execute("SELECT is_auditor, is_admin FROM app_user").fetchone()
+    assert stored == [hashlib.sha256(token.encode()).hexdigest()]
+    assert token not in run.db_file.read_bytes().decode("latin-1")
+    assert flags == (1, 0)
+    again = run("users", "add", "li.wei", "--integration")  # update: roles kept, new token
+    assert again.returncode == 0 and again.stdout.strip().splitlines()[-1] != token
+    roles = run("roles", "list")
+    assert roles.stdout.splitlines() == ["documents_logistics\tli.wei", "risk_compliance\tli.wei"]
+
+
+def test_users_add_refuses_a_bad_role_plainly(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("users", "add", "bob", "--role", "Not A Role")
+    assert result.returncode == 1
+    assert "lower_snake_case" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_deploy_reports_every_problem_and_exits_1(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    shipped = [str(p) for p in sorted((ROOT / "bpmn").iterdir())]
+    shipped += [str(p) for p in sorted((ROOT / "forms").glob("*.form"))]
+    ok = run("deploy", *shipped)
+    assert ok.returncode == 0, ok.stderr
+    assert "document_review v1 deployed" in ok.stdout
+    assert "document_review v1 unchanged" in run("deploy", *shipped).stdout
+
+    broken = tmp_path / "broken.bpmn"
+    broken.write_text("<definitions><oops></definitions>")
+    bad = run("deploy", str(broken))
+    assert bad.returncode == 1
+    assert "broken.bpmn" in bad.stderr and "not well-formed" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+    assert run("verify").returncode == 0
+    assert "definitions: 4 events, intact" in run("verify").stdout
