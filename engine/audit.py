@@ -16,13 +16,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import event as sa_event
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from engine.clock import as_utc
 from engine.models import AuditEvent
 
 GENESIS = "0" * 64
+_TRAILS, _LISTENING = "tradeflow_audit_trails", "tradeflow_audit_listening"
 DEFINITIONS_STREAM = "definitions"
 MESSAGES_STREAM = "messages"
 
@@ -89,6 +91,19 @@ class AuditTrail:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._heads: dict[str, tuple[int, str]] = {}
+        self._pending: list[dict[str, Any]] = []
+        trails = session.info.setdefault(_TRAILS, [])
+        if not session.info.get(_LISTENING):
+            sa_event.listen(session, "before_commit", _write_all)
+            session.info[_LISTENING] = True
+        trails.append(self)
+
+    def seed(self, stream: str, seq: int, hash_: str) -> None:
+        """Start from a known head (an instance row keeps its own) instead of querying."""
+        self._heads[stream] = (seq, hash_ if seq else GENESIS)
+
+    def head(self, stream: str) -> tuple[int, str]:
+        return self._head(stream)
 
     def _head(self, stream: str) -> tuple[int, str]:
         if stream not in self._heads:
@@ -135,9 +150,36 @@ class AuditTrail:
             prev_hash=prev,
         )
         event.hash = event_hash(event)
-        self.session.add(event)
+        self._pending.append({c: getattr(event, c) for c in _COLUMNS})
         self._heads[stream] = (event.seq, event.hash)
         return event
+
+    def write(self) -> None:
+        """Insert what was appended, in one statement (runs before the commit anyway)."""
+        if self._pending:
+            rows, self._pending = self._pending, []
+            self.session.execute(insert(AuditEvent), rows)
+
+
+_COLUMNS = (
+    "stream",
+    "seq",
+    "instance_id",
+    "at",
+    "actor",
+    "kind",
+    "element_id",
+    "element_name",
+    "role",
+    "data",
+    "prev_hash",
+    "hash",
+)
+
+
+def _write_all(session: Session) -> None:
+    for trail in session.info.pop(_TRAILS, []):
+        trail.write()
 
 
 @dataclass(frozen=True)

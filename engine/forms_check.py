@@ -2,32 +2,51 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
-from sqlalchemy import select
+from marshmallow import Schema
 from sqlalchemy.orm import Session
 
+from engine import store
 from engine.errors import FormInvalid
 from engine.models import Form
-from forms import ValidationError, validate_submission
+from forms import ValidationError, schema_for
+
+# A stored form version never changes, so its schema is built once per process.
+_schemas: dict[int, Schema] = {}
+_lock = threading.Lock()
+
+
+def check_names(data: dict[Any, Any]) -> None:
+    bad = [k for k in data if not isinstance(k, str) or not k.isidentifier() or k.startswith("__")]
+    if bad:
+        raise FormInvalid(f"variable names must be identifiers: {bad!r}", names=bad)
+
+
+def _schema(session: Session, form_id: int) -> Schema:
+    with _lock:
+        schema = _schemas.get(form_id)
+    if schema is None:
+        schema = schema_for(session.get_one(Form, form_id).schema)
+        with _lock:
+            _schemas[form_id] = schema
+    return schema
 
 
 def check_submission(session: Session, form_key: str | None, data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise FormInvalid("task data must be an object of variables")
-    bad = [k for k in data if not isinstance(k, str) or not k.isidentifier() or k.startswith("__")]
-    if bad:
-        raise FormInvalid(f"variable names must be identifiers: {bad!r}", names=bad)
+    check_names(data)
     if form_key is None:
         return dict(data)
-    form = session.scalars(
-        select(Form).where(Form.key == form_key).order_by(Form.version.desc()).limit(1)
-    ).first()
-    if form is None:
+    form_id = store.latest_form_id(session, form_key)
+    if form_id is None:
         raise FormInvalid(f"form '{form_key}' is not deployed", form=form_key)
     try:
-        return validate_submission(form.schema, data)
+        result: dict[str, Any] = _schema(session, form_id).load(data)
     except ValidationError as exc:
         raise FormInvalid(
             f"the submission does not fit form '{form_key}'", form=form_key, errors=exc.messages
         ) from exc
+    return result

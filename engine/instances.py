@@ -6,24 +6,19 @@ from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState as SpiffState
+from sqlalchemy.orm import joinedload
 
-from engine import definitions
-from engine.audit import EventKind
+from engine import definitions, store
+from engine.audit import GENESIS, AuditTrail, EventKind, instance_stream
 from engine.errors import FormInvalid, InstanceNotFound
 from engine.events import waits_for_timer
-from engine.models import HumanTask, Instance, InstanceStatus, TaskState
-from engine.runtime import Runtime, Work, lock_instance, next_timer
+from engine.forms_check import check_names
+from engine.models import Definition, Instance, InstanceStatus, TaskState
+from engine.runtime import Runtime, Work, lock_instance, variables
 from engine.serialization import SAFE_ENGINE
+from engine.store import InstanceRow
 
 MAX_BUSINESS_KEY = 255
-
-
-def _check_variables(variables: dict[str, Any]) -> None:
-    bad = [
-        k for k in variables if not isinstance(k, str) or not k.isidentifier() or k.startswith("__")
-    ]
-    if bad:
-        raise FormInvalid(f"variable names must be identifiers: {bad!r}", names=bad)
 
 
 def start(
@@ -37,30 +32,35 @@ def start(
 ) -> int:
     """Start an instance of a definition (latest version unless given); returns its id."""
     variables = dict(variables or {})
-    _check_variables(variables)
+    check_names(variables)
     if business_key is not None and not 0 < len(business_key) <= MAX_BUSINESS_KEY:
         raise FormInvalid(f"business key must be 1..{MAX_BUSINESS_KEY} characters")
     with runtime.db.transaction() as session:
-        definition = definitions.find(session, key, version)
-        spec, subprocess_specs = runtime.specs.get(definition.id, definition.spec_json)
+        definition = runtime.definitions.get(session, definitions.find(session, key, version).id)
+        spec, subprocess_specs = definition.specs
         workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=SAFE_ENGINE)
         # Spiff reads initial variables from the READY start task, not workflow.data.
         for task in workflow.get_tasks(state=SpiffState.READY):
             task.data.update(variables)
         now = runtime.clock.now()
-        instance = Instance(
+        instance = InstanceRow(
+            id=0,
             definition_id=definition.id,
-            definition=definition,
             business_key=business_key,
             status=InstanceStatus.RUNNING,
             state="",
             started_at=now,
             started_by=actor,
             updated_at=now,
+            ended_at=None,
+            next_wakeup_at=None,
+            error=None,
+            revision=0,
+            audit_seq=0,
+            audit_hash=GENESIS,
         )
-        session.add(instance)
-        session.flush()
-        work = Work(runtime, session, instance, workflow, actor)
+        store.insert_instance(session, instance)
+        work = Work(runtime, session, instance, definition, workflow, actor)
         work.audit(
             EventKind.INSTANCE_STARTED,
             element_id=key,
@@ -74,7 +74,8 @@ def start(
         )
         work.run_engine()
         work.settle()
-        return instance.id
+    runtime.live.keep(instance.id, instance.revision, workflow)
+    return instance.id
 
 
 def cancel(runtime: Runtime, instance_id: int, *, actor: str, reason: str | None = None) -> None:
@@ -87,9 +88,8 @@ def cancel(runtime: Runtime, instance_id: int, *, actor: str, reason: str | None
 def _close(work: Work, status: InstanceStatus) -> None:
     work.instance.status = status
     work.instance.ended_at = work.now
-    for task in work.session.query(HumanTask).filter_by(
-        instance_id=work.instance.id, state=TaskState.OPEN
-    ):
+    for row in store.open_tasks(work.session, work.instance.id):
+        task = work.task(row)
         task.state = TaskState.CANCELLED
         task.ended_at = work.now
         work.audit(
@@ -126,27 +126,44 @@ def fail(runtime: Runtime, instance_id: int, error: str, *, actor: str = "system
         instance = lock_instance(session, instance_id, runtime.db.is_postgres)
         if instance.status != InstanceStatus.RUNNING:
             return
-        workflow = runtime.load(instance)
-        work = Work(runtime, session, instance, workflow, actor)
+        trail = AuditTrail(session)
+        stream = instance_stream(instance_id)
+        trail.seed(stream, instance.audit_seq, instance.audit_hash)
+        trail.append(
+            stream,
+            EventKind.INSTANCE_FAILED,
+            at=runtime.clock.now(),
+            actor=actor,
+            instance_id=instance_id,
+            data={"error": error},
+        )
         instance.status = InstanceStatus.FAILED
         instance.error = error
         instance.next_wakeup_at = None
-        work.audit(EventKind.INSTANCE_FAILED, data={"error": error})
+        instance.revision += 1
+        instance.audit_seq, instance.audit_hash = trail.head(stream)
+        store.save_instance(session, instance)
 
 
 def get(runtime: Runtime, instance_id: int) -> Instance:
+    """The instance row with its definition (without the stored spec), for reading."""
     with runtime.db.reading() as session:
-        instance = session.get(Instance, instance_id)
+        instance = session.get(
+            Instance,
+            instance_id,
+            options=[joinedload(Instance.definition).defer(Definition.spec_json)],
+        )
         if instance is None:
             raise InstanceNotFound(f"no instance {instance_id}", instance=instance_id)
         return instance
 
 
 def current_variables(runtime: Runtime, instance_id: int) -> dict[str, Any]:
-    from engine.runtime import variables
+    with runtime.db.reading() as session:
+        instance = session.get(Instance, instance_id)
+        if instance is None:
+            raise InstanceNotFound(f"no instance {instance_id}", instance=instance_id)
+        return variables(runtime.load(session, instance))
 
-    instance = get(runtime, instance_id)
-    return variables(runtime.load(instance))
 
-
-__all__ = ["cancel", "current_variables", "fail", "get", "next_timer", "start", "wake"]
+__all__ = ["cancel", "current_variables", "fail", "get", "start", "wake"]

@@ -30,6 +30,7 @@ from engine.models import (
     MessageSubscription,
 )
 from engine.runtime import Runtime, Work, variables
+from engine.store import InstanceRow
 
 DEFAULT_TTL = timedelta(days=7)
 MAX_TTL = timedelta(days=366)
@@ -42,7 +43,7 @@ class Correlation:
     buffered: bool
 
 
-def _matches(message: Message, instance: Instance, data: dict[str, Any]) -> bool:
+def _matches(message: Message, instance: Instance | InstanceRow, data: dict[str, Any]) -> bool:
     if message.business_key is not None and instance.business_key != message.business_key:
         return False
     return all(data.get(k) == v for k, v in message.correlation.items())
@@ -127,7 +128,7 @@ def _find_waiting(runtime: Runtime, message: Message) -> int | None:
         matched = [
             i.id
             for i in candidates
-            if not message.correlation or _matches(message, i, variables(runtime.load(i)))
+            if not message.correlation or _matches(message, i, variables(runtime.load(session, i)))
         ]
     if len(matched) > 1:
         raise MessageUndeliverable(

@@ -181,7 +181,13 @@ class Instance(Base):
     ended_at: Mapped[datetime | None]
     next_wakeup_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
-    definition: Mapped[Definition] = relationship(lazy="joined")
+    # bumped by every save: an in-process cache of live workflows is valid while it matches
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    # head of this instance's audit chain, kept here because the row is locked anyway
+    audit_seq: Mapped[int] = mapped_column(Integer, default=0)
+    audit_hash: Mapped[str] = mapped_column(String(64))
+    # never loaded by the unit of work (it uses the definition cache); readers ask for it
+    definition: Mapped[Definition] = relationship(lazy="raise_on_sql")
 
 
 class HumanTask(Base):
@@ -206,11 +212,13 @@ class HumanTask(Base):
     ended_at: Mapped[datetime | None]
     completed_by: Mapped[str | None] = mapped_column(String(128))
     due_at: Mapped[datetime | None]
-    roles: Mapped[list[HumanTaskRole]] = relationship(lazy="selectin", cascade="all, delete-orphan")
+    # the candidate roles, comma-separated; human_task_role indexes them for the inbox
+    candidate_roles: Mapped[str] = mapped_column(String(512))
+    roles: Mapped[list[HumanTaskRole]] = relationship(lazy="raise_on_sql", cascade="all")
 
     @property
     def role_ids(self) -> list[str]:
-        return [r.role_id for r in self.roles]
+        return [r for r in self.candidate_roles.split(",") if r]
 
 
 class HumanTaskRole(Base):

@@ -8,22 +8,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from SpiffWorkflow.util.task import TaskState as SpiffState
-from sqlalchemy import Select, and_, delete, func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from engine import store
 from engine.audit import EventKind
 from engine.diagrams import role_id
 from engine.errors import Invalid
 from engine.events import messages_of
-from engine.models import (
-    DefinitionTask,
-    HumanTask,
-    HumanTaskRole,
-    Instance,
-    MessageSubscription,
-    TaskState,
-    User,
-)
+from engine.models import HumanTask, HumanTaskRole, Instance, TaskState
+from engine.store import TaskRow
+from engine.users import Actor
 
 if TYPE_CHECKING:
     from engine.runtime import Work
@@ -32,19 +27,28 @@ if TYPE_CHECKING:
 def reconcile(work: Work) -> None:
     """Make the human_task rows and message subscriptions match the workflow."""
     _reconcile_tasks(work)
-    _reconcile_subscriptions(work)
+    if work.definition.messages:  # else nothing here (or in what it calls) awaits a message
+        names = sorted(
+            {
+                d.name
+                for t in work.workflow.event_manager.tasks.values()
+                for d in messages_of(t.task_spec)
+            }
+        )
+        store.replace_subscriptions(
+            work.session, work.instance.id, work.instance.business_key, names
+        )
 
 
 def _reconcile_tasks(work: Work) -> None:
     ready = {str(t.id): t for t in work.workflow.get_tasks(state=SpiffState.READY, manual=True)}
-    open_rows = work.session.scalars(
-        select(HumanTask).where(
-            HumanTask.instance_id == work.instance.id, HumanTask.state == TaskState.OPEN
-        )
-    ).all()
+    # A row this command already closed still reads as open until the command settles.
+    rows = [work.tasks.get(r.id, r) for r in store.open_tasks(work.session, work.instance.id)]
+    open_rows = [row for row in rows if row.state == TaskState.OPEN]
     known = {row.spiff_task_id for row in open_rows}
     for row in open_rows:
         if row.spiff_task_id not in ready:  # e.g. an interrupting timer took it away
+            row = work.task(row)
             row.state = TaskState.CANCELLED
             row.ended_at = work.now
             work.audit(
@@ -53,60 +57,37 @@ def _reconcile_tasks(work: Work) -> None:
                 element_name=row.name,
                 data={"task_id": row.id},
             )
-    rules = {(t.process_id, t.element_id): t for t in work.instance.definition.tasks}
-    # Embedded subprocesses run under their own spec name; their element ids are unique.
-    by_element = {t.element_id: t for t in work.instance.definition.tasks}
     for spiff_id, task in ready.items():
         if spiff_id in known:
             continue
         spec = task.task_spec
-        rule = rules.get((task.workflow.spec.name, spec.bpmn_id)) or by_element.get(spec.bpmn_id)
+        rule = work.definition.rule(task.workflow.spec.name, spec.bpmn_id)
         roles = list(rule.roles) if rule else ([role_id(spec.lane)] if spec.lane else [])
-        row = HumanTask(
+        row = TaskRow(
+            id=0,
             instance_id=work.instance.id,
             spiff_task_id=spiff_id,
             element_id=spec.bpmn_id,
             name=spec.bpmn_name,
             state=TaskState.OPEN,
-            created_at=work.now,
+            assignee=None,
             priority=rule.priority if rule else 50,
             form_key=rule.form_key if rule else None,
-            roles=[HumanTaskRole(role_id=r) for r in roles],
+            created_at=work.now,
+            claimed_at=None,
+            ended_at=None,
+            completed_by=None,
+            due_at=None,
+            candidate_roles=",".join(roles),
         )
-        work.session.add(row)
-        work.session.flush()
+        store.insert_task(work.session, row)
         work.audit(
             EventKind.TASK_CREATED,
             element_id=row.element_id,
             element_name=row.name,
-            role=",".join(roles) or None,
+            role=row.candidate_roles or None,
             data={"task_id": row.id, "roles": roles},
         )
-
-
-def _reconcile_subscriptions(work: Work) -> None:
-    waiting = sorted(
-        {
-            d.name
-            for t in work.workflow.event_manager.tasks.values()
-            for d in messages_of(t.task_spec)
-        }
-    )
-    stored = work.session.scalars(
-        select(MessageSubscription).where(MessageSubscription.instance_id == work.instance.id)
-    ).all()
-    if sorted(s.name for s in stored) == waiting:
-        return
-    work.session.execute(
-        delete(MessageSubscription).where(MessageSubscription.instance_id == work.instance.id)
-    )
-    for name in waiting:
-        work.session.add(
-            MessageSubscription(
-                instance_id=work.instance.id, name=name, business_key=work.instance.business_key
-            )
-        )
-    work.session.flush()
 
 
 class ClaimFilter(enum.StrEnum):
@@ -139,13 +120,13 @@ class InboxPage:
     total: int
 
 
-def inbox(session: Session, user: User, query: InboxQuery, now: datetime) -> InboxPage:
+def inbox(session: Session, user: Actor, query: InboxQuery, now: datetime) -> InboxPage:
     """Open tasks the user may work: in their roles, unassigned or assigned to them."""
     if query.sort not in SORTS:
         raise Invalid(f"sort must be one of {', '.join(SORTS)}", sort=query.sort)
     if not 1 <= query.limit <= 500 or query.offset < 0:
         raise Invalid("limit must be 1..500 and offset >= 0")
-    roles = user.role_ids
+    roles = set(user.roles)
     if query.role is not None:
         roles &= {query.role}
     stmt: Select[HumanTask] = select(HumanTask).where(
@@ -171,14 +152,3 @@ def inbox(session: Session, user: User, query: InboxQuery, now: datetime) -> Inb
     order = (*SORTS[query.sort], HumanTask.priority.desc(), HumanTask.id)
     tasks = session.scalars(stmt.order_by(*order).limit(query.limit).offset(query.offset)).all()
     return InboxPage(list(tasks), total)
-
-
-def rule_for(session: Session, task: HumanTask, instance: Instance) -> DefinitionTask | None:
-    return session.scalars(
-        select(DefinitionTask).where(
-            and_(
-                DefinitionTask.definition_id == instance.definition_id,
-                DefinitionTask.element_id == task.element_id,
-            )
-        )
-    ).first()

@@ -1,9 +1,9 @@
 """The unit of work: every command on an instance is one transaction through here.
 
-1. lock the instance row; 2. load the workflow (spec from the cache, safe script
-engine attached); 3. the command changes it, then the engine steps run; 4. reconcile
-role queues, message subscriptions and the next wake-up; 5. append audit events and
-save. Any exception rolls the whole transaction back.
+1. lock the instance row; 2. load the workflow (spec by reference from the definition
+cache, the safe script engine attached); 3. the command changes it, then the engine
+steps run; 4. reconcile role queues, message subscriptions and the next wake-up;
+5. append audit events and save. Any exception rolls the whole transaction back.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import Any
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState as SpiffState
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import queues
+from engine import queues, store
 from engine.audit import AuditTrail, EventKind, instance_stream
+from engine.caches import DefinitionCache, DefinitionInfo, LiveWorkflows
 from engine.clock import Clock, SystemClock
 from engine.db import Database
 from engine.errors import (
@@ -32,28 +32,34 @@ from engine.errors import (
 )
 from engine.events import waits_for_timer
 from engine.models import Instance, InstanceStatus
-from engine.serialization import SpecCache, StateSerializer
+from engine.serialization import StateSerializer
+from engine.store import InstanceRow, TaskRow
+
+Target = int | Callable[[Session], int]
 
 
 class Runtime:
-    """Long-lived: one per process. Holds the database, the clock and the spec cache."""
+    """Long-lived: one per process. Holds the database, the clock and the caches."""
 
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db
         self.clock: Clock = clock or SystemClock()
         self.serializer = StateSerializer()
-        self.specs = SpecCache(self.serializer)
+        self.definitions = DefinitionCache(self.serializer)
+        self.live = LiveWorkflows()
 
     @contextmanager
     def command(
-        self, instance_id: int, actor: str, guard: Callable[[Session], object] | None = None
+        self, target: Target, actor: str, guard: Callable[[Session], object] | None = None
     ) -> Iterator[Work]:
         """Lock, load, let the caller act, settle, save: all or nothing.
 
-        ``guard`` runs right after the lock, so a command that lost a race reports what
-        it lost (the task was completed) rather than a consequence (the instance ended).
+        ``target`` is an instance id, or a function finding it inside the transaction
+        (from a task id, say). ``guard`` runs right after the lock, so a command that
+        lost a race reports what it lost (the task was completed), not a consequence.
         """
         with self.db.transaction() as session:
+            instance_id = target if isinstance(target, int) else target(session)
             instance = lock_instance(session, instance_id, self.db.is_postgres)
             if guard is not None:
                 guard(session)
@@ -61,35 +67,36 @@ class Runtime:
                 raise InstanceNotRunning(
                     f"instance {instance_id} is {instance.status.value}", instance=instance_id
                 )
-            workflow = self.load(instance)
-            work = Work(self, session, instance, workflow, actor)
+            definition = self.definitions.get(session, instance.definition_id)
+            workflow = self.live.take(instance.id, instance.revision)
+            if workflow is None:
+                workflow = self.serializer.loads(instance.state, definition.specs)
+            work = Work(self, session, instance, definition, workflow, actor)
             yield work
             work.settle()
+        # committed: the next command on this instance may start from this workflow
+        self.live.keep(instance_id, work.instance.revision, work.workflow)
 
-    def load(self, instance: Instance) -> BpmnWorkflow:
-        definition = instance.definition
-        specs = self.specs.get(definition.id, definition.spec_json)
-        return self.serializer.loads(instance.state, specs)
+    def load(self, session: Session, instance: Instance | InstanceRow) -> BpmnWorkflow:
+        """A private copy of an instance's workflow, for reading."""
+        definition = self.definitions.get(session, instance.definition_id)
+        return self.serializer.loads(instance.state, definition.specs)
 
 
-def lock_instance(session: Session, instance_id: int, postgres: bool) -> Instance:
-    query = select(Instance).where(Instance.id == instance_id)
-    if postgres:  # SQLite serialises writers with BEGIN IMMEDIATE instead
-        query = query.with_for_update(of=Instance)
-    instance = session.scalars(query).first()
+def lock_instance(session: Session, instance_id: int, postgres: bool) -> InstanceRow:
+    instance = store.lock_instance(session, instance_id, postgres)
     if instance is None:
         raise InstanceNotFound(f"no instance {instance_id}", instance=instance_id)
     return instance
 
 
 def variables(workflow: BpmnWorkflow) -> dict[str, Any]:
-    """The instance's variables: the data at the workflow's frontier."""
+    """The instance's variables: the data at the top workflow's frontier."""
     if workflow.completed:
         return dict(workflow.data)
     merged: dict[str, Any] = {}
-    for task in workflow.get_tasks(
-        state=SpiffState.READY | SpiffState.WAITING | SpiffState.STARTED
-    ):
+    frontier = SpiffState.READY | SpiffState.WAITING | SpiffState.STARTED
+    for task in workflow.get_tasks(state=frontier):
         if task.workflow is workflow:
             merged.update(task.data)
     return merged
@@ -108,19 +115,26 @@ class Work:
         self,
         runtime: Runtime,
         session: Session,
-        instance: Instance,
+        instance: InstanceRow,
+        definition: DefinitionInfo,
         workflow: BpmnWorkflow,
         actor: str,
     ) -> None:
         self.runtime = runtime
         self.session = session
         self.instance = instance
+        self.definition = definition
         self.workflow = workflow
         self.actor = actor
         self.now: datetime = runtime.clock.now()
         self.trail = AuditTrail(session)
+        self.trail.seed(self.stream, instance.audit_seq, instance.audit_hash)
         self.before = copy.deepcopy(variables(workflow))
-        self.after_steps: list[Callable[[Work], None]] = []
+        self.tasks: dict[int, TaskRow] = {}  # task rows this command read or changed
+
+    def task(self, row: TaskRow) -> TaskRow:
+        """Track a task row; it is written back when the command settles."""
+        return self.tasks.setdefault(row.id, row)
 
     @property
     def stream(self) -> str:
@@ -155,12 +169,11 @@ class Work:
 
     def settle(self) -> None:
         """Reconcile queues, subscriptions and wake-up; close the instance if done; save."""
-        rounds = 0
-        while True:
+        from engine import messages  # messages drives Work too
+
+        for _ in range(20):  # each round may deliver one kept message
             queues.reconcile(self)
-            delivered = self.runtime_hooks()
-            rounds += 1
-            if not delivered or rounds > 20:
+            if not messages.deliver_buffered(self):
                 break
         self.instance.next_wakeup_at = next_timer(self.workflow)
         if self.workflow.completed and self.instance.status == InstanceStatus.RUNNING:
@@ -169,12 +182,12 @@ class Work:
             self.audit(EventKind.INSTANCE_COMPLETED, data={"variables": variables(self.workflow)})
         self.instance.state = self.runtime.serializer.dumps(self.workflow)
         self.instance.updated_at = self.now
-
-    def runtime_hooks(self) -> bool:
-        """Deliver buffered messages the instance now waits for; True if any was."""
-        from engine import messages  # circular: messages uses Work
-
-        return messages.deliver_buffered(self)
+        self.instance.revision += 1
+        self.instance.audit_seq, self.instance.audit_hash = self.trail.head(self.stream)
+        for row in self.tasks.values():
+            store.save_task(self.session, row)
+        store.save_instance(self.session, self.instance)
+        self.trail.write()
 
 
 def next_timer(workflow: BpmnWorkflow) -> datetime | None:

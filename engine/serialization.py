@@ -9,8 +9,6 @@ definition id, and serialize only the task tree and data of an instance.
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -101,29 +99,3 @@ class StateSerializer:
 
 
 SAFE_ENGINE = SafeScriptEngine()
-
-
-class SpecCache:
-    """Parsed specs by definition id; definitions never change once stored."""
-
-    def __init__(self, serializer: StateSerializer, size: int = 256) -> None:
-        self._serializer = serializer
-        self._size = size
-        self._specs: OrderedDict[int, SpecPair] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, definition_id: int, spec_json: str) -> SpecPair:
-        with self._lock:
-            found = self._specs.get(definition_id)
-            if found is not None:
-                self._specs.move_to_end(definition_id)
-                return found
-        specs = self._serializer.spec_from_json(spec_json)
-        with self._lock:
-            self._specs[definition_id] = specs
-            while len(self._specs) > self._size:
-                self._specs.popitem(last=False)
-        return specs
-
-    def knows(self, definition_id: int) -> bool:
-        return definition_id in self._specs

@@ -6,15 +6,15 @@ second of two racing completions waits for the row lock, then finds the task clo
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState as SpiffState
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import users
+from engine import store
 from engine.audit import EventKind
 from engine.errors import (
     NotInRole,
@@ -23,38 +23,15 @@ from engine.errors import (
     TaskNotFound,
     TaskNotOpen,
 )
-from engine.models import DefinitionTask, HumanTask, TaskState, User
+from engine.forms_check import check_submission
+from engine.models import TaskState
 from engine.runtime import Runtime, Work, changes, variables
+from engine.store import TaskRow
+from engine.users import Actor, identity
 
 
-def _instance_of(runtime: Runtime, task_id: int) -> int:
-    """The task's instance; a closed task is refused before its instance is locked."""
-    with runtime.db.reading() as session:
-        row = session.execute(
-            select(HumanTask.instance_id, HumanTask.state).where(HumanTask.id == task_id)
-        ).first()
-    if row is None:
-        raise TaskNotFound(f"no task {task_id}", task=task_id)
-    if row.state != TaskState.OPEN:
-        raise TaskNotOpen(f"task {task_id} is already {row.state.value}", task=task_id)
-    return int(row.instance_id)
-
-
-def _locked(runtime: Runtime, task_id: int, actor: str) -> AbstractContextManager[Work]:
-    """The task's instance's unit of work, refusing a task that closed while we waited."""
-
-    def still_open(session: Session) -> None:
-        _open(session, task_id)
-
-    return runtime.command(_instance_of(runtime, task_id), actor, still_open)
-
-
-def _open_task(work: Work, task_id: int) -> HumanTask:
-    return _open(work.session, task_id)
-
-
-def _open(session: Session, task_id: int) -> HumanTask:
-    task = session.get(HumanTask, task_id, populate_existing=True)
+def _open(session: Session, task_id: int) -> TaskRow:
+    task = store.task(session, task_id)
     if task is None:
         raise TaskNotFound(f"no task {task_id}", task=task_id)
     if task.state != TaskState.OPEN:
@@ -62,8 +39,28 @@ def _open(session: Session, task_id: int) -> HumanTask:
     return task
 
 
-def _require_role(user: User, task: HumanTask) -> None:
-    if not user.role_ids & set(task.role_ids):
+@contextmanager
+def _on_task(runtime: Runtime, task_id: int, actor: str) -> Iterator[tuple[Work, TaskRow]]:
+    """The unit of work of the task's instance, with the task re-read under the lock."""
+    found: list[TaskRow] = []
+
+    def locate(session: Session) -> int:
+        task = _open(session, task_id)
+        found.append(task)
+        return task.instance_id
+
+    def still_open(session: Session) -> None:
+        # SQLite took the write lock before reading; PostgreSQL reads committed rows,
+        # so read the task again now that we hold the instance lock.
+        if runtime.db.is_postgres:
+            found[0] = _open(session, task_id)
+
+    with runtime.command(locate, actor, still_open) as work:
+        yield work, work.task(found[0])
+
+
+def _require_role(user: Actor, task: TaskRow) -> None:
+    if not user.roles & set(task.role_ids):
         raise NotInRole(
             f"{user.name} holds none of the roles of task {task.id} ({', '.join(task.role_ids)})",
             task=task.id,
@@ -71,28 +68,12 @@ def _require_role(user: User, task: HumanTask) -> None:
         )
 
 
-def _separate_from(work: Work, task: HumanTask) -> list[str]:
-    rule = work.session.scalars(
-        select(DefinitionTask).where(
-            DefinitionTask.definition_id == work.instance.definition_id,
-            DefinitionTask.element_id == task.element_id,
-        )
-    ).first()
-    return list(rule.separate_from) if rule else []
-
-
-def _check_separation(work: Work, user: User, task: HumanTask) -> None:
+def _check_separation(work: Work, user: Actor, task: TaskRow) -> None:
     """Maker-checker: whoever completed a named element may not take this one."""
-    others = _separate_from(work, task)
-    if not others:
+    rule = work.definition.rule_for_element(task.element_id)
+    if rule is None or not rule.separate_from:
         return
-    done = work.session.scalars(
-        select(HumanTask.element_id).where(
-            HumanTask.instance_id == task.instance_id,
-            HumanTask.element_id.in_(others),
-            HumanTask.completed_by == user.name,
-        )
-    ).first()
+    done = store.completed_one_of(work.session, task.instance_id, rule.separate_from, user.name)
     if done is not None:
         raise SeparationOfDuty(
             f"{user.name} completed '{done}' in this instance and may not also do "
@@ -102,11 +83,7 @@ def _check_separation(work: Work, user: User, task: HumanTask) -> None:
         )
 
 
-def _user(session: Session, name: str) -> User:
-    return users.require(session, name)
-
-
-def _claim(work: Work, user: User, task: HumanTask) -> None:
+def _claim(work: Work, user: Actor, task: TaskRow) -> None:
     _require_role(user, task)
     if task.assignee == user.name:
         return
@@ -119,20 +96,19 @@ def _claim(work: Work, user: User, task: HumanTask) -> None:
         EventKind.TASK_CLAIMED,
         element_id=task.element_id,
         element_name=task.name,
-        role=",".join(task.role_ids),
+        role=task.candidate_roles,
         data={"task_id": task.id, "assignee": user.name},
     )
 
 
 def claim(runtime: Runtime, task_id: int, actor: str) -> None:
-    with _locked(runtime, task_id, actor) as work:
-        _claim(work, _user(work.session, actor), _open_task(work, task_id))
+    with _on_task(runtime, task_id, actor) as (work, task):
+        _claim(work, identity(work.session, actor), task)
 
 
 def unclaim(runtime: Runtime, task_id: int, actor: str) -> None:
-    with _locked(runtime, task_id, actor) as work:
-        user = _user(work.session, actor)
-        task = _open_task(work, task_id)
+    with _on_task(runtime, task_id, actor) as (work, task):
+        user = identity(work.session, actor)
         if task.assignee != user.name and not user.is_admin:
             raise NotInRole(f"task {task_id} is not claimed by {actor}", task=task_id)
         previous, task.assignee, task.claimed_at = task.assignee, None, None
@@ -146,10 +122,9 @@ def unclaim(runtime: Runtime, task_id: int, actor: str) -> None:
 
 def delegate(runtime: Runtime, task_id: int, actor: str, to: str) -> None:
     """Hand a task to another user who holds one of its roles."""
-    with _locked(runtime, task_id, actor) as work:
-        user = _user(work.session, actor)
-        target = _user(work.session, to)
-        task = _open_task(work, task_id)
+    with _on_task(runtime, task_id, actor) as (work, task):
+        user = identity(work.session, actor)
+        target = identity(work.session, to)
         if task.assignee not in (None, user.name) and not user.is_admin:
             raise TaskAlreadyClaimed(f"task {task_id} is claimed by {task.assignee}", task=task_id)
         if task.assignee is None:
@@ -161,20 +136,20 @@ def delegate(runtime: Runtime, task_id: int, actor: str, to: str) -> None:
             EventKind.TASK_DELEGATED,
             element_id=task.element_id,
             element_name=task.name,
-            role=",".join(task.role_ids),
+            role=task.candidate_roles,
             data={"task_id": task.id, "from": previous, "to": target.name},
         )
 
 
 def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -> None:
     """Complete a task with the submitted data; an unclaimed task is claimed first."""
-    from engine.forms_check import check_submission
-
-    with _locked(runtime, task_id, actor) as work:
-        user = _user(work.session, actor)
-        task = _open_task(work, task_id)
-        _claim(work, user, task)
-        _check_separation(work, user, task)
+    with _on_task(runtime, task_id, actor) as (work, task):
+        user = identity(work.session, actor)
+        if task.assignee == user.name:
+            _require_role(user, task)
+            _check_separation(work, user, task)  # claimed earlier; the rule still holds
+        else:
+            _claim(work, user, task)
         data = check_submission(work.session, task.form_key, data)
         spiff_task = work.workflow.get_task_from_id(UUID(task.spiff_task_id))
         if spiff_task is None or spiff_task.state != SpiffState.READY:
@@ -192,7 +167,7 @@ def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -
             EventKind.TASK_COMPLETED,
             element_id=task.element_id,
             element_name=task.name,
-            role=",".join(task.role_ids),
+            role=task.candidate_roles,
             data={
                 "task_id": task.id,
                 "submitted": data,

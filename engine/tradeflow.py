@@ -81,7 +81,7 @@ class Tradeflow:
         with self.db.reading() as session:
             return queues.inbox(
                 session,
-                users.require(session, user),
+                users.identity(session, user),
                 query or queues.InboxQuery(),
                 self.clock.now(),
             )

@@ -8,11 +8,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from engine.errors import Invalid, UserNotFound
-from engine.models import ApiToken, Role, User
+from engine.models import ApiToken, Role, User, UserRole
 
 _ROLE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
@@ -77,6 +77,47 @@ def require(session: Session, name: str) -> User:
     user = by_name(session, name)
     assert user is not None
     return user
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting, as the unit of work needs it: read in one query, never cached."""
+
+    name: str
+    roles: frozenset[str]
+    is_admin: bool = False
+    is_process_owner: bool = False
+    is_auditor: bool = False
+    is_integration: bool = False
+
+
+_IDENTITY = (
+    select(
+        User.name,
+        User.is_admin,
+        User.is_process_owner,
+        User.is_auditor,
+        User.is_integration,
+        UserRole.role_id,
+    )
+    .outerjoin(UserRole, UserRole.user_id == User.id)
+    .where(User.name == bindparam("name"))
+)
+
+
+def identity(session: Session, name: str) -> Actor:
+    rows = session.execute(_IDENTITY, {"name": name}).all()
+    if not rows:
+        raise UserNotFound(f"no user '{name}'", user=name)
+    first = rows[0]
+    return Actor(
+        name=first.name,
+        roles=frozenset(r.role_id for r in rows if r.role_id is not None),
+        is_admin=first.is_admin,
+        is_process_owner=first.is_process_owner,
+        is_auditor=first.is_auditor,
+        is_integration=first.is_integration,
+    )
 
 
 def by_token(session: Session, token: str) -> User | None:

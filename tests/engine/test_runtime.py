@@ -66,7 +66,8 @@ def test_a_fresh_process_restores_mid_scenario(scenario: Scenario) -> None:
     scenario.complete(iid, "prepare_documents", by="clerk", invoice_number="INV-5")
 
     restored = Scenario(Tradeflow(scenario.flow.db, scenario.flow.clock))
-    workflow = restored.flow.runtime.load(restored.flow.instance(iid))
+    with restored.flow.db.reading() as session:
+        workflow = restored.flow.runtime.load(session, session.get_one(Instance, iid))
     assert workflow.script_engine is SAFE_ENGINE  # attached on every load
     restored.complete(iid, "review_documents", by="checker", documents_ok=True)
     assert restored.open_elements(iid) == ["issue_invoice"]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 14:22:12.878811
+Create Date: 2026-11-27 14:31:32.594840
 """
 
 import sqlalchemy as sa
@@ -201,6 +201,9 @@ def upgrade() -> None:
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("next_wakeup_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("audit_seq", sa.Integer(), nullable=False),
+        sa.Column("audit_hash", sa.String(length=64), nullable=False),
         sa.ForeignKeyConstraint(
             ["definition_id"],
             ["definition.id"],
@@ -266,6 +269,7 @@ def upgrade() -> None:
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("completed_by", sa.String(length=128), nullable=True),
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("candidate_roles", sa.String(length=512), nullable=False),
         sa.ForeignKeyConstraint(
             ["instance_id"],
             ["instance.id"],

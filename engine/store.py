@@ -1,0 +1,200 @@
+"""The unit of work's SQL: pre-built Core statements and plain rows for the hot path.
+
+Every command reads and writes the same few rows (the instance, its open tasks, the
+acting user). The ORM's identity map and flush machinery cost several times the SQL
+itself there, so the hot path uses these statements, built once, and small dataclasses.
+Reads outside a command (inboxes, history, admin) use the ORM models as usual.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+
+from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from engine.models import (
+    Form,
+    HumanTask,
+    HumanTaskRole,
+    Instance,
+    InstanceStatus,
+    MessageSubscription,
+    TaskState,
+)
+
+_I: Table = Instance.__table__  # type: ignore[assignment]
+_T: Table = HumanTask.__table__  # type: ignore[assignment]
+_R: Table = HumanTaskRole.__table__  # type: ignore[assignment]
+_S: Table = MessageSubscription.__table__  # type: ignore[assignment]
+_F: Table = Form.__table__  # type: ignore[assignment]
+
+
+@dataclass
+class InstanceRow:
+    id: int
+    definition_id: int
+    business_key: str | None
+    status: InstanceStatus
+    state: str
+    started_at: datetime
+    started_by: str
+    updated_at: datetime
+    ended_at: datetime | None
+    next_wakeup_at: datetime | None
+    error: str | None
+    revision: int
+    audit_seq: int
+    audit_hash: str
+
+
+_INSTANCE_COLUMNS = [f.name for f in fields(InstanceRow)]
+_SELECT_INSTANCE = select(*(_I.c[n] for n in _INSTANCE_COLUMNS)).where(_I.c.id == bindparam("id"))
+_LOCK_INSTANCE = _SELECT_INSTANCE.with_for_update()
+_MUTABLE_INSTANCE = [
+    n
+    for n in _INSTANCE_COLUMNS
+    if n not in ("id", "definition_id", "started_at", "started_by", "business_key")
+]
+_SAVE_INSTANCE = (
+    update(_I)
+    .where(_I.c.id == bindparam("b_id"))
+    .values({n: bindparam(f"b_{n}") for n in _MUTABLE_INSTANCE})
+)
+
+
+def lock_instance(session: Session, instance_id: int, postgres: bool) -> InstanceRow | None:
+    """The instance row, locked (FOR UPDATE on PostgreSQL; SQLite's writer lock is held)."""
+    found = session.execute(
+        _LOCK_INSTANCE if postgres else _SELECT_INSTANCE, {"id": instance_id}
+    ).first()
+    if found is None:
+        return None
+    return InstanceRow(**found._asdict())
+
+
+def insert_instance(session: Session, row: InstanceRow) -> int:
+    values = {n: getattr(row, n) for n in _INSTANCE_COLUMNS if n != "id"}
+    new_id: int = session.execute(insert(_I).values(values).returning(_I.c.id)).scalar_one()
+    row.id = new_id
+    return new_id
+
+
+def save_instance(session: Session, row: InstanceRow) -> None:
+    params = {f"b_{n}": getattr(row, n) for n in _MUTABLE_INSTANCE}
+    params["b_id"] = row.id
+    session.execute(_SAVE_INSTANCE, params)
+
+
+@dataclass
+class TaskRow:
+    id: int
+    instance_id: int
+    spiff_task_id: str
+    element_id: str
+    name: str | None
+    state: TaskState
+    assignee: str | None
+    priority: int
+    form_key: str | None
+    created_at: datetime
+    claimed_at: datetime | None
+    ended_at: datetime | None
+    completed_by: str | None
+    due_at: datetime | None
+    candidate_roles: str
+
+    @property
+    def role_ids(self) -> list[str]:
+        return [r for r in self.candidate_roles.split(",") if r]
+
+
+_TASK_COLUMNS = [f.name for f in fields(TaskRow)]
+_SELECT_TASK = select(*(_T.c[n] for n in _TASK_COLUMNS)).where(_T.c.id == bindparam("id"))
+_OPEN_TASKS = select(*(_T.c[n] for n in _TASK_COLUMNS)).where(
+    _T.c.instance_id == bindparam("instance_id"), _T.c.state == TaskState.OPEN
+)
+_MUTABLE_TASK = ["state", "assignee", "claimed_at", "ended_at", "completed_by", "due_at"]
+_SAVE_TASK = (
+    update(_T)
+    .where(_T.c.id == bindparam("b_id"))
+    .values({n: bindparam(f"b_{n}") for n in _MUTABLE_TASK})
+)
+_INSERT_TASK = insert(_T).returning(_T.c.id)
+_INSERT_ROLE = insert(_R)
+_DONE_BY = (
+    select(_T.c.element_id)
+    .where(
+        _T.c.instance_id == bindparam("instance_id"),
+        _T.c.element_id.in_(bindparam("elements", expanding=True)),
+        _T.c.completed_by == bindparam("user"),
+    )
+    .limit(1)
+)
+
+
+def _task(found: object) -> TaskRow:
+    return TaskRow(**found._asdict())  # type: ignore[attr-defined]
+
+
+def task(session: Session, task_id: int) -> TaskRow | None:
+    found = session.execute(_SELECT_TASK, {"id": task_id}).first()
+    return _task(found) if found is not None else None
+
+
+def open_tasks(session: Session, instance_id: int) -> list[TaskRow]:
+    return [_task(r) for r in session.execute(_OPEN_TASKS, {"instance_id": instance_id})]
+
+
+def save_task(session: Session, row: TaskRow) -> None:
+    params = {f"b_{n}": getattr(row, n) for n in _MUTABLE_TASK}
+    params["b_id"] = row.id
+    session.execute(_SAVE_TASK, params)
+
+
+def insert_task(session: Session, row: TaskRow) -> int:
+    values = {n: getattr(row, n) for n in _TASK_COLUMNS if n != "id"}
+    row.id = session.execute(_INSERT_TASK, values).scalar_one()
+    roles = [{"task_id": row.id, "role_id": r} for r in row.role_ids]
+    if roles:
+        session.execute(_INSERT_ROLE, roles)
+    return row.id
+
+
+def completed_one_of(
+    session: Session, instance_id: int, elements: tuple[str, ...], user: str
+) -> str | None:
+    """Which of ``elements`` (if any) ``user`` completed in the instance."""
+    params = {"instance_id": instance_id, "elements": list(elements), "user": user}
+    found: str | None = session.execute(_DONE_BY, params).scalar()
+    return found
+
+
+_LATEST_FORM = (
+    select(_F.c.id).where(_F.c.key == bindparam("key")).order_by(_F.c.version.desc()).limit(1)
+)
+
+
+def latest_form_id(session: Session, key: str) -> int | None:
+    found: int | None = session.execute(_LATEST_FORM, {"key": key}).scalar()
+    return found
+
+
+_SUBSCRIPTIONS = select(_S.c.name).where(_S.c.instance_id == bindparam("instance_id"))
+_DROP_SUBSCRIPTIONS = delete(_S).where(_S.c.instance_id == bindparam("instance_id"))
+
+
+def replace_subscriptions(
+    session: Session, instance_id: int, business_key: str | None, names: list[str]
+) -> None:
+    """Keep the instance's message subscriptions equal to ``names``."""
+    stored = sorted(session.execute(_SUBSCRIPTIONS, {"instance_id": instance_id}).scalars())
+    if stored == names:
+        return
+    session.execute(_DROP_SUBSCRIPTIONS, {"instance_id": instance_id})
+    if names:
+        session.execute(
+            insert(_S),
+            [{"instance_id": instance_id, "name": n, "business_key": business_key} for n in names],
+        )
