@@ -16,7 +16,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import event as sa_event
 from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
@@ -24,7 +23,6 @@ from engine.clock import as_utc
 from engine.models import AuditEvent
 
 GENESIS = "0" * 64
-_TRAILS, _LISTENING = "tradeflow_audit_trails", "tradeflow_audit_listening"
 DEFINITIONS_STREAM = "definitions"
 MESSAGES_STREAM = "messages"
 
@@ -68,21 +66,26 @@ def canonical_at(at: datetime) -> str:
     return as_utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def event_hash(event: AuditEvent) -> str:
-    body = {
-        "stream": event.stream,
-        "seq": event.seq,
-        "instance_id": event.instance_id,
-        "at": canonical_at(event.at),
-        "actor": event.actor,
-        "kind": event.kind,
-        "element_id": event.element_id,
-        "element_name": event.element_name,
-        "role": event.role,
-        "data": event.data,
-    }
+_HASHED = (
+    "stream",
+    "seq",
+    "instance_id",
+    "actor",
+    "kind",
+    "element_id",
+    "element_name",
+    "role",
+    "data",
+)
+
+
+def event_hash(event: AuditEvent | dict[str, Any]) -> str:
+    """SHA-256 over prev_hash and the canonical JSON of the event's content."""
+    row = event if isinstance(event, dict) else {c: getattr(event, c) for c in _COLUMNS}
+    body = {name: row[name] for name in _HASHED}
+    body["at"] = canonical_at(row["at"])
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256((event.prev_hash + canonical).encode()).hexdigest()
+    return hashlib.sha256((row["prev_hash"] + canonical).encode()).hexdigest()
 
 
 class AuditTrail:
@@ -92,11 +95,6 @@ class AuditTrail:
         self.session = session
         self._heads: dict[str, tuple[int, str]] = {}
         self._pending: list[dict[str, Any]] = []
-        trails = session.info.setdefault(_TRAILS, [])
-        if not session.info.get(_LISTENING):
-            sa_event.listen(session, "before_commit", _write_all)
-            session.info[_LISTENING] = True
-        trails.append(self)
 
     def seed(self, stream: str, seq: int, hash_: str) -> None:
         """Start from a known head (an instance row keeps its own) instead of querying."""
@@ -134,33 +132,34 @@ class AuditTrail:
         element_name: str | None = None,
         role: str | None = None,
         data: dict[str, Any] | None = None,
-    ) -> AuditEvent:
+    ) -> dict[str, Any]:
         seq, prev = self._head(stream)
-        event = AuditEvent(
-            stream=stream,
-            seq=seq + 1,
-            instance_id=instance_id,
-            at=as_utc(at),
-            actor=actor,
-            kind=kind.value,
-            element_id=element_id,
-            element_name=element_name,
-            role=role,
-            data=to_json_data(data or {}),
-            prev_hash=prev,
-        )
-        event.hash = event_hash(event)
-        self._pending.append({c: getattr(event, c) for c in _COLUMNS})
-        self._heads[stream] = (event.seq, event.hash)
-        return event
+        row: dict[str, Any] = {
+            "stream": stream,
+            "seq": seq + 1,
+            "instance_id": instance_id,
+            "at": as_utc(at),
+            "actor": actor,
+            "kind": kind.value,
+            "element_id": element_id,
+            "element_name": element_name,
+            "role": role,
+            "data": to_json_data(data or {}),
+            "prev_hash": prev,
+        }
+        row["hash"] = event_hash(row)
+        self._pending.append(row)
+        self._heads[stream] = (row["seq"], row["hash"])
+        return row
 
     def write(self) -> None:
-        """Insert what was appended, in one statement (runs before the commit anyway)."""
+        """Insert what was appended, in one statement; call it before the commit."""
         if self._pending:
             rows, self._pending = self._pending, []
-            self.session.execute(insert(AuditEvent), rows)
+            self.session.connection().execute(_INSERT, rows)
 
 
+_INSERT = insert(AuditEvent.__table__)  # type: ignore[arg-type]  # Core, not the ORM's bulk path: a third of the cost
 _COLUMNS = (
     "stream",
     "seq",
@@ -175,11 +174,6 @@ _COLUMNS = (
     "prev_hash",
     "hash",
 )
-
-
-def _write_all(session: Session) -> None:
-    for trail in session.info.pop(_TRAILS, []):
-        trail.write()
 
 
 @dataclass(frozen=True)

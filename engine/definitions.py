@@ -146,6 +146,7 @@ def deploy(
                             "file": name,
                         },
                     )
+        trail.write()
         stored_dmn = set(
             session.scalars(
                 select(Resource.sha256).where(

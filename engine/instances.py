@@ -143,6 +143,7 @@ def fail(runtime: Runtime, instance_id: int, error: str, *, actor: str = "system
         instance.revision += 1
         instance.audit_seq, instance.audit_hash = trail.head(stream)
         store.save_instance(session, instance)
+        trail.write()
 
 
 def get(runtime: Runtime, instance_id: int) -> Instance:

@@ -92,7 +92,8 @@ def correlate(
     target = _find_waiting(runtime, message)
     if target is None:
         with runtime.db.transaction() as session:
-            AuditTrail(session).append(
+            trail = AuditTrail(session)
+            trail.append(
                 MESSAGES_STREAM,
                 EventKind.MESSAGE_BUFFERED,
                 at=now,
@@ -105,6 +106,7 @@ def correlate(
                     "expires_at": message.expires_at,
                 },
             )
+            trail.write()
         return Correlation(message_id, None, True)
     with runtime.command(target, actor) as work:
         stored = work.session.get_one(Message, message_id, populate_existing=True)
@@ -217,6 +219,7 @@ def expire(runtime: Runtime) -> list[Message]:
                 element_id=message.name,
                 data={"message_id": message.id},
             )
+        trail.write()
         return list(expired)
 
 

@@ -1,5 +1,7 @@
 """The unit of work's SQL: pre-built Core statements and plain rows for the hot path.
 
+They run on the session's connection directly (the ORM's execute path adds a third).
+
 Every command reads and writes the same few rows (the instance, its open tasks, the
 acting user). The ORM's identity map and flush machinery cost several times the SQL
 itself there, so the hot path uses these statements, built once, and small dataclasses.
@@ -66,9 +68,11 @@ _SAVE_INSTANCE = (
 
 def lock_instance(session: Session, instance_id: int, postgres: bool) -> InstanceRow | None:
     """The instance row, locked (FOR UPDATE on PostgreSQL; SQLite's writer lock is held)."""
-    found = session.execute(
-        _LOCK_INSTANCE if postgres else _SELECT_INSTANCE, {"id": instance_id}
-    ).first()
+    found = (
+        session.connection()
+        .execute(_LOCK_INSTANCE if postgres else _SELECT_INSTANCE, {"id": instance_id})
+        .first()
+    )
     if found is None:
         return None
     return InstanceRow(**found._asdict())
@@ -76,7 +80,9 @@ def lock_instance(session: Session, instance_id: int, postgres: bool) -> Instanc
 
 def insert_instance(session: Session, row: InstanceRow) -> int:
     values = {n: getattr(row, n) for n in _INSTANCE_COLUMNS if n != "id"}
-    new_id: int = session.execute(insert(_I).values(values).returning(_I.c.id)).scalar_one()
+    new_id: int = (
+        session.connection().execute(insert(_I).values(values).returning(_I.c.id)).scalar_one()
+    )
     row.id = new_id
     return new_id
 
@@ -84,7 +90,7 @@ def insert_instance(session: Session, row: InstanceRow) -> int:
 def save_instance(session: Session, row: InstanceRow) -> None:
     params = {f"b_{n}": getattr(row, n) for n in _MUTABLE_INSTANCE}
     params["b_id"] = row.id
-    session.execute(_SAVE_INSTANCE, params)
+    session.connection().execute(_SAVE_INSTANCE, params)
 
 
 @dataclass
@@ -139,26 +145,28 @@ def _task(found: object) -> TaskRow:
 
 
 def task(session: Session, task_id: int) -> TaskRow | None:
-    found = session.execute(_SELECT_TASK, {"id": task_id}).first()
+    found = session.connection().execute(_SELECT_TASK, {"id": task_id}).first()
     return _task(found) if found is not None else None
 
 
 def open_tasks(session: Session, instance_id: int) -> list[TaskRow]:
-    return [_task(r) for r in session.execute(_OPEN_TASKS, {"instance_id": instance_id})]
+    return [
+        _task(r) for r in session.connection().execute(_OPEN_TASKS, {"instance_id": instance_id})
+    ]
 
 
 def save_task(session: Session, row: TaskRow) -> None:
     params = {f"b_{n}": getattr(row, n) for n in _MUTABLE_TASK}
     params["b_id"] = row.id
-    session.execute(_SAVE_TASK, params)
+    session.connection().execute(_SAVE_TASK, params)
 
 
 def insert_task(session: Session, row: TaskRow) -> int:
     values = {n: getattr(row, n) for n in _TASK_COLUMNS if n != "id"}
-    row.id = session.execute(_INSERT_TASK, values).scalar_one()
+    row.id = session.connection().execute(_INSERT_TASK, values).scalar_one()
     roles = [{"task_id": row.id, "role_id": r} for r in row.role_ids]
     if roles:
-        session.execute(_INSERT_ROLE, roles)
+        session.connection().execute(_INSERT_ROLE, roles)
     return row.id
 
 
@@ -167,7 +175,7 @@ def completed_one_of(
 ) -> str | None:
     """Which of ``elements`` (if any) ``user`` completed in the instance."""
     params = {"instance_id": instance_id, "elements": list(elements), "user": user}
-    found: str | None = session.execute(_DONE_BY, params).scalar()
+    found: str | None = session.connection().execute(_DONE_BY, params).scalar()
     return found
 
 
@@ -177,7 +185,7 @@ _LATEST_FORM = (
 
 
 def latest_form_id(session: Session, key: str) -> int | None:
-    found: int | None = session.execute(_LATEST_FORM, {"key": key}).scalar()
+    found: int | None = session.connection().execute(_LATEST_FORM, {"key": key}).scalar()
     return found
 
 
@@ -189,12 +197,14 @@ def replace_subscriptions(
     session: Session, instance_id: int, business_key: str | None, names: list[str]
 ) -> None:
     """Keep the instance's message subscriptions equal to ``names``."""
-    stored = sorted(session.execute(_SUBSCRIPTIONS, {"instance_id": instance_id}).scalars())
+    stored = sorted(
+        session.connection().execute(_SUBSCRIPTIONS, {"instance_id": instance_id}).scalars()
+    )
     if stored == names:
         return
-    session.execute(_DROP_SUBSCRIPTIONS, {"instance_id": instance_id})
+    session.connection().execute(_DROP_SUBSCRIPTIONS, {"instance_id": instance_id})
     if names:
-        session.execute(
+        session.connection().execute(
             insert(_S),
             [{"instance_id": instance_id, "name": n, "business_key": business_key} for n in names],
         )
