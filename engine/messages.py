@@ -16,6 +16,7 @@ from typing import Any
 from SpiffWorkflow.bpmn import BpmnEvent
 from SpiffWorkflow.util.task import TaskState as SpiffState
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine.audit import MESSAGES_STREAM, AuditTrail, EventKind
 from engine.clock import as_utc
@@ -72,6 +73,7 @@ def correlate(
     if bad:
         raise MessageInvalid(f"variable names must be identifiers: {bad!r}")
     now = runtime.clock.now()
+    # One transaction: a message that cannot be delivered leaves nothing behind.
     with runtime.db.transaction() as session:
         catchers = session.scalars(select(Definition.messages)).all()
         if not any(name in names for names in catchers):
@@ -88,10 +90,8 @@ def correlate(
         )
         session.add(message)
         session.flush()
-        message_id = message.id
-    target = _find_waiting(runtime, message)
-    if target is None:
-        with runtime.db.transaction() as session:
+        target = _find_waiting(runtime, session, message)
+        if target is None:
             trail = AuditTrail(session)
             trail.append(
                 MESSAGES_STREAM,
@@ -100,38 +100,34 @@ def correlate(
                 actor=actor,
                 element_id=name,
                 data={
-                    "message_id": message_id,
+                    "message_id": message.id,
                     "business_key": business_key,
                     "correlation": correlation,
                     "expires_at": message.expires_at,
                 },
             )
             trail.write()
-        return Correlation(message_id, None, True)
-    with runtime.command(target, actor) as work:
-        stored = work.session.get_one(Message, message_id, populate_existing=True)
-        if not _deliver(work, stored):
-            raise MessageUndeliverable(f"instance {target} stopped waiting for '{name}'")
-    return Correlation(message_id, target, False)
+            return Correlation(message.id, None, True)
+        with runtime.command_in(session, target, actor) as work:
+            if not _deliver(work, message):
+                raise MessageUndeliverable(f"instance {target} stopped waiting for '{name}'")
+        return Correlation(message.id, target, False)
 
 
-def _find_waiting(runtime: Runtime, message: Message) -> int | None:
-    with runtime.db.reading() as session:
-        query = (
-            select(Instance)
-            .join(MessageSubscription, MessageSubscription.instance_id == Instance.id)
-            .where(
-                MessageSubscription.name == message.name, Instance.status == InstanceStatus.RUNNING
-            )
-        )
-        if message.business_key is not None:
-            query = query.where(MessageSubscription.business_key == message.business_key)
-        candidates = session.scalars(query.distinct()).all()
-        matched = [
-            i.id
-            for i in candidates
-            if not message.correlation or _matches(message, i, variables(runtime.load(session, i)))
-        ]
+def _find_waiting(runtime: Runtime, session: Session, message: Message) -> int | None:
+    query = (
+        select(Instance)
+        .join(MessageSubscription, MessageSubscription.instance_id == Instance.id)
+        .where(MessageSubscription.name == message.name, Instance.status == InstanceStatus.RUNNING)
+    )
+    if message.business_key is not None:
+        query = query.where(MessageSubscription.business_key == message.business_key)
+    candidates = session.scalars(query.distinct()).all()
+    matched = [
+        i.id
+        for i in candidates
+        if not message.correlation or _matches(message, i, variables(runtime.load(session, i)))
+    ]
     if len(matched) > 1:
         raise MessageUndeliverable(
             f"message '{message.name}' matches {len(matched)} instances; correlate more narrowly",

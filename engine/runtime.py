@@ -58,24 +58,38 @@ class Runtime:
         (from a task id, say). ``guard`` runs right after the lock, so a command that
         lost a race reports what it lost (the task was completed), not a consequence.
         """
-        with self.db.transaction() as session:
-            instance_id = target if isinstance(target, int) else target(session)
-            instance = lock_instance(session, instance_id, self.db.is_postgres)
-            if guard is not None:
-                guard(session)
-            if instance.status != InstanceStatus.RUNNING:
-                raise InstanceNotRunning(
-                    f"instance {instance_id} is {instance.status.value}", instance=instance_id
-                )
-            definition = self.definitions.get(session, instance.definition_id)
-            workflow = self.live.take(instance.id, instance.revision)
-            if workflow is None:
-                workflow = self.serializer.loads(instance.state, definition.specs)
-            work = Work(self, session, instance, definition, workflow, actor)
+        with (
+            self.db.transaction() as session,
+            self.command_in(session, target, actor, guard) as work,
+        ):
             yield work
-            work.settle()
         # committed: the next command on this instance may start from this workflow
-        self.live.keep(instance_id, work.instance.revision, work.workflow)
+        self.live.keep(work.instance.id, work.instance.revision, work.workflow)
+
+    @contextmanager
+    def command_in(
+        self,
+        session: Session,
+        target: Target,
+        actor: str,
+        guard: Callable[[Session], object] | None = None,
+    ) -> Iterator[Work]:
+        """The same, inside a transaction the caller owns (and commits or rolls back)."""
+        instance_id = target if isinstance(target, int) else target(session)
+        instance = lock_instance(session, instance_id, self.db.is_postgres)
+        if guard is not None:
+            guard(session)
+        if instance.status != InstanceStatus.RUNNING:
+            raise InstanceNotRunning(
+                f"instance {instance_id} is {instance.status.value}", instance=instance_id
+            )
+        definition = self.definitions.get(session, instance.definition_id)
+        workflow = self.live.take(instance.id, instance.revision)
+        if workflow is None:
+            workflow = self.serializer.loads(instance.state, definition.specs)
+        work = Work(self, session, instance, definition, workflow, actor)
+        yield work
+        work.settle()
 
     def load(self, session: Session, instance: Instance | InstanceRow) -> BpmnWorkflow:
         """A private copy of an instance's workflow, for reading."""

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from engine.caches import LiveWorkflows
 from engine.db import Database
 from engine.models import HumanTask, TaskState
 from engine.tradeflow import Tradeflow
@@ -66,7 +67,10 @@ class Scenario:
 
 @pytest.fixture
 def flow(db: Database, clock: FakeClock) -> Tradeflow:
+    """With the live-workflow cache off, every command restores its workflow from the
+    database: each scenario saves and restores at every step (test_caches turns it on)."""
     tf = Tradeflow(db, clock)
+    tf.runtime.live = LiveWorkflows(size=0)
     tf.deploy(shipped_files(), actor="owner")
     for name, roles in PEOPLE.items():
         tf.add_user(name, roles)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from engine import messages
 from engine.audit import MESSAGES_STREAM
-from engine.errors import MessageInvalid, MessageUndeliverable
+from engine.errors import MessageInvalid, MessageUndeliverable, ProcessFailed
 from engine.models import AuditEvent, Message, MessageStatus
 from tests.engine.conftest import Scenario
 
@@ -148,3 +148,17 @@ def test_an_overdue_payment_timer_fires_when_woken(scenario: Scenario) -> None:
     assert scenario.open_elements(iid) == ["chase_payment"]
     assert "timer_fired" in scenario.kinds(iid)
     assert flow.instance(iid).next_wakeup_at is None
+
+
+def test_a_message_the_instance_cannot_digest_leaves_nothing(scenario: Scenario) -> None:
+    flow = scenario.flow
+    iid = _invoiced(scenario, "SO-18")
+    state = flow.instance(iid).state
+    with pytest.raises(ProcessFailed, match="amount_received"):
+        flow.correlate(
+            "payment_received", actor="bank", business_key="SO-18", variables={"bank_ref": "TT-9"}
+        )  # no amount: the gateway cannot decide
+    assert flow.instance(iid).state == state
+    with flow.db.reading() as session:
+        assert session.scalars(select(Message)).all() == []
+    assert "message_received" not in scenario.kinds(iid)

@@ -169,3 +169,23 @@ def test_two_threads_completing_one_task_succeed_once(scenario: Scenario) -> Non
         assert kinds.count("task_completed") == 2  # prepare + one review
         assert kinds.count("instance_completed") == 1
         assert flow.verify(f"instance:{iid}").ok
+
+
+def test_a_failed_instance_is_recorded_and_stops(scenario: Scenario) -> None:
+    from engine.instances import fail
+
+    flow = scenario.flow
+    iid = flow.start("document_review", actor="clerk")
+    task = scenario.open_task(iid, "prepare_documents")
+    fail(flow.runtime, iid, "timer could not be evaluated")
+    instance = flow.instance(iid)
+    assert (instance.status, instance.error) == ("failed", "timer could not be evaluated")
+    event = flow.history(iid)[-1]
+    assert (event.kind, event.actor, event.data) == (
+        "instance_failed",
+        "system",
+        {"error": "timer could not be evaluated"},
+    )
+    assert flow.verify(f"instance:{iid}").ok
+    with pytest.raises(InstanceNotRunning):
+        flow.complete(task.id, actor="clerk", data={"invoice_number": "X"})

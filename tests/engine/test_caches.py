@@ -1,0 +1,58 @@
+"""The live-workflow cache: faster, and never a different answer."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.caches import LiveWorkflows
+from engine.errors import ProcessFailed
+from engine.tradeflow import Tradeflow
+from tests.engine.conftest import Scenario
+
+
+@pytest.fixture
+def cached(scenario: Scenario) -> Scenario:
+    scenario.flow.runtime.live = LiveWorkflows()
+    return scenario
+
+
+def test_a_scenario_runs_the_same_with_the_cache_on(cached: Scenario) -> None:
+    flow = cached.flow
+    iid = flow.start("order_fulfilment", actor="sales", business_key="SO-1")
+    assert flow.runtime.live.take(iid, flow.instance(iid).revision) is not None
+    flow.runtime.live.clear()
+    cached.complete(iid, "confirm_order", by="sales")
+    cached.complete(iid, "prepare_documents", by="clerk", invoice_number="INV-1")
+    cached.complete(iid, "review_documents", by="checker", documents_ok=True)
+    cached.complete(iid, "issue_invoice", by="cashier", invoice_amount=5.0, currency="EUR")
+    flow.correlate(
+        "payment_received", actor="bank", business_key="SO-1", variables={"amount_received": 5.0}
+    )
+    cached.complete(iid, "write_off", by="cashier", fx_rate=7.8)
+    assert flow.instance(iid).status == "completed"
+    assert flow.verify(f"instance:{iid}").ok
+
+
+def test_a_second_process_sees_every_change_of_the_first(cached: Scenario) -> None:
+    """Two Tradeflows on one database, as two API processes: neither acts on stale state."""
+    first = cached
+    second = Scenario(Tradeflow(first.flow.db, first.flow.clock))
+    iid = first.flow.start("document_review", actor="clerk")
+    first.complete(iid, "prepare_documents", by="clerk", invoice_number="INV-1")
+    second.complete(iid, "review_documents", by="checker", documents_ok=False)
+    # the first process still caches the workflow as it left it; the row has moved on
+    first.complete(iid, "prepare_documents", by="clerk", invoice_number="INV-2")
+    second.complete(iid, "review_documents", by="checker", documents_ok=True)
+    assert first.flow.instance(iid).status == "completed"
+    assert first.flow.variables(iid)["invoice_number"] == "INV-2"
+
+
+def test_a_failed_command_leaves_nothing_in_the_cache(cached: Scenario) -> None:
+    flow = cached.flow
+    iid = flow.start("document_review", actor="clerk")
+    cached.complete(iid, "prepare_documents", by="clerk", invoice_number="INV-1")
+    task = cached.open_task(iid, "review_documents")
+    with pytest.raises(ProcessFailed):
+        flow.complete(task.id, actor="checker", data={"review_comment": "no verdict"})
+    cached.complete(iid, "review_documents", by="checker", documents_ok=True)
+    assert "review_comment" not in flow.variables(iid)  # the failed data left no trace
