@@ -8,12 +8,12 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState as SpiffState
 from sqlalchemy.orm import joinedload
 
-from engine import definitions, store
+from engine import definitions, queues, store
 from engine.audit import GENESIS, AuditTrail, EventKind, instance_stream
 from engine.errors import FormInvalid, InstanceNotFound
 from engine.events import waits_for_timer
 from engine.forms_check import check_names
-from engine.models import Definition, Instance, InstanceStatus, TaskState
+from engine.models import Definition, Instance, InstanceStatus
 from engine.runtime import Runtime, Work, lock_instance, variables
 from engine.serialization import SAFE_ENGINE
 from engine.store import InstanceRow
@@ -81,23 +81,10 @@ def start(
 def cancel(runtime: Runtime, instance_id: int, *, actor: str, reason: str | None = None) -> None:
     with runtime.command(instance_id, actor) as work:
         work.workflow.cancel()
-        _close(work, InstanceStatus.CANCELLED)
+        queues.reconcile(work)  # its open tasks go with it, recorded before the instance
+        work.instance.status = InstanceStatus.CANCELLED
+        work.instance.ended_at = work.now
         work.audit(EventKind.INSTANCE_CANCELLED, data={"reason": reason})
-
-
-def _close(work: Work, status: InstanceStatus) -> None:
-    work.instance.status = status
-    work.instance.ended_at = work.now
-    for row in store.open_tasks(work.session, work.instance.id):
-        task = work.task(row)
-        task.state = TaskState.CANCELLED
-        task.ended_at = work.now
-        work.audit(
-            EventKind.TASK_CANCELLED,
-            element_id=task.element_id,
-            element_name=task.name,
-            data={"task_id": task.id},
-        )
 
 
 def wake(runtime: Runtime, instance_id: int, *, actor: str = "system") -> list[str]:
