@@ -100,6 +100,10 @@ def deploy(
     now: datetime,
 ) -> DeploymentResult:
     """Lint the files together and store new versions; raise DiagramInvalid on any problem."""
+    trail = AuditTrail(session)
+    # Deployments queue here (PostgreSQL: an advisory lock on the definitions stream;
+    # SQLite: the writer lock), so two cannot both take the next version of a key.
+    trail.head(DEFINITIONS_STREAM)
     bundle = read_files(files)
     if not files:
         bundle.problem(None, None, "nothing to deploy")
@@ -121,7 +125,6 @@ def deploy(
         session.flush()
         result = DeploymentResult(deployment.id)
         resources = _store_resources(session, deployment, bundle)
-        trail = AuditTrail(session)
         for name, schema in bundle.forms.items():
             result.forms.append(_store_form(session, deployment, schema, bundle.raw[name]))
         for name, root in bundle.bpmn.items():

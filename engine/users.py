@@ -55,7 +55,7 @@ def add_user(
     user.is_process_owner = user.is_process_owner or flags.process_owner
     user.is_auditor = user.is_auditor or flags.auditor
     user.is_integration = user.is_integration or flags.integration
-    for role_id in roles:
+    for role_id in dict.fromkeys(roles):  # each once, in the order given
         role = ensure_role(session, role_id, now)
         if role not in user.roles:
             user.roles.append(role)

@@ -80,3 +80,9 @@ def test_deploy_reports_every_problem_and_exits_1(run, tmp_path: Path) -> None: 
 
     assert run("verify").returncode == 0
     assert "definitions: 4 events, intact" in run("verify").stdout
+
+
+def test_a_role_given_twice_is_added_once(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("users", "add", "ma.li", "--role", "finance", "--role", "finance")
+    assert result.returncode == 0, result.stderr
+    assert run("roles", "list").stdout.splitlines() == ["finance\tma.li"]

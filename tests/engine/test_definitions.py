@@ -437,3 +437,30 @@ def test_a_file_whose_process_calls_another_process_in_the_same_file(flow: Trade
     assert sorted(d.key for d in result.definitions) == ["inner", "outer"]
     assert set(task_rows(flow, "outer")) == {"inner_task"}
     assert set(task_rows(flow, "inner")) == {"inner_task"}
+
+
+def test_two_deployments_at_once_take_consecutive_versions(db: Database, clock: FakeClock) -> None:
+    import threading
+
+    flow = Tradeflow(db, clock)
+    flow.deploy(shipped_files(), actor="owner")
+    _, original = read("document_review.bpmn")
+    variants = [
+        original.replace(b'name="Review documents"', f'name="Review, take {n}"'.encode())
+        for n in range(2)
+    ]
+    barrier = threading.Barrier(2)
+    results: list[int] = []
+
+    def deploy(content: bytes) -> None:
+        barrier.wait()
+        deployed = flow.deploy([("document_review.bpmn", content)], actor="owner")
+        results.extend(d.version for d in deployed.definitions if d.key == "document_review")
+
+    threads = [threading.Thread(target=deploy, args=(v,)) for v in variants]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(results) == [2, 3]
+    assert flow.verify("definitions").ok
