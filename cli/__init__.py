@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from engine import audit, users
+from engine import audit, messages, users
 from engine.errors import DiagramInvalid, TradeflowError
 from engine.tradeflow import Tradeflow
 
@@ -96,6 +96,26 @@ def deploy(files: tuple[str, ...], actor: str) -> None:
     for item in result.forms:
         state = "deployed" if item.created else "unchanged"
         click.echo(f"form {item.key} v{item.version} {state}")
+
+
+@main.group("messages")
+def messages_group() -> None:
+    """Messages from outside (bank feed, ERP)."""
+
+
+@messages_group.command("list")
+def messages_list() -> None:
+    """Messages not delivered: kept for an instance yet to wait, or expired (exit 1 if any)."""
+    flow = _flow()
+    messages.expire(flow.runtime)
+    pending = messages.undelivered(flow.runtime)
+    for m in pending:
+        key = m.business_key or ", ".join(f"{k}={v}" for k, v in m.correlation.items())
+        click.echo(
+            f"{m.id}\t{m.status.value}\t{m.name}\t{key}\tfrom {m.sender}"
+            f"\texpires {m.expires_at:%Y-%m-%d %H:%M}"
+        )
+    sys.exit(1 if any(m.status.value == "expired" for m in pending) else 0)
 
 
 @main.command()

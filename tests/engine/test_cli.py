@@ -86,3 +86,33 @@ def test_a_role_given_twice_is_added_once(run) -> None:  # type: ignore[no-untyp
     result = run("users", "add", "ma.li", "--role", "finance", "--role", "finance")
     assert result.returncode == 0, result.stderr
     assert run("roles", "list").stdout.splitlines() == ["finance\tma.li"]
+
+
+def test_messages_list_reports_what_was_not_delivered(run) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from engine.db import Database
+    from engine.tradeflow import Tradeflow
+    from tests.engine.conftest import shipped_files
+
+    db = Database(f"sqlite:///{run.db_file}")
+    flow = Tradeflow(db)
+    flow.deploy(shipped_files(), actor="owner")
+    flow.correlate(
+        "payment_received", actor="bank", business_key="SO-1", variables={"amount_received": 1.0}
+    )
+    flow.correlate(
+        "payment_received",
+        actor="bank",
+        business_key="SO-2",
+        variables={"amount_received": 2.0},
+        ttl=timedelta(microseconds=1),
+    )
+    db.dispose()
+    result = run("messages", "list")
+    assert result.returncode == 1  # something expired: an operator must look
+    lines = result.stdout.splitlines()
+    assert [line.split("\t")[1:4] for line in lines] == [
+        ["buffered", "payment_received", "SO-1"],
+        ["expired", "payment_received", "SO-2"],
+    ]
