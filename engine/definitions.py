@@ -10,7 +10,7 @@ from typing import Any
 
 from lxml import etree
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import diagrams
@@ -297,7 +297,3 @@ def _root_of(bundle: Bundle, process_id: str) -> etree._Element | None:
         if any(pid == process_id for pid, _ in diagrams.process_ids(root)):
             return root
     return None
-
-
-def count(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Definition)) or 0

@@ -73,12 +73,6 @@ def by_name(session: Session, name: str, *, required: bool = True) -> User | Non
     return user
 
 
-def require(session: Session, name: str) -> User:
-    user = by_name(session, name)
-    assert user is not None
-    return user
-
-
 @dataclass(frozen=True)
 class Actor:
     """Who is acting, as the unit of work needs it: read in one query, never cached."""
