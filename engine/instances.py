@@ -13,8 +13,9 @@ from engine.audit import GENESIS, AuditTrail, EventKind, instance_stream
 from engine.errors import FormInvalid, InstanceNotFound
 from engine.events import waits_for_timer
 from engine.forms_check import check_names
+from engine.frontier import variables
 from engine.models import Definition, Instance, InstanceStatus
-from engine.runtime import Runtime, Work, lock_instance, variables
+from engine.runtime import Runtime, Work, lock_instance
 from engine.serialization import SAFE_ENGINE
 from engine.store import InstanceRow
 

@@ -22,6 +22,7 @@ from engine.audit import MESSAGES_STREAM, AuditTrail, EventKind
 from engine.clock import as_utc
 from engine.errors import MessageInvalid, MessageUndeliverable
 from engine.events import messages_of
+from engine.frontier import Frontier, variables
 from engine.models import (
     Definition,
     Instance,
@@ -30,7 +31,7 @@ from engine.models import (
     MessageStatus,
     MessageSubscription,
 )
-from engine.runtime import Runtime, Work, variables
+from engine.runtime import Runtime, Work
 from engine.store import InstanceRow
 
 DEFAULT_TTL = timedelta(days=7)
@@ -111,7 +112,9 @@ def correlate(
         with runtime.command_in(session, target, actor) as work:
             if not _deliver(work, message):
                 raise MessageUndeliverable(f"instance {target} stopped waiting for '{name}'")
-        return Correlation(message.id, target, False)
+        result = Correlation(message.id, target, False)
+    runtime.live.keep(work.instance.id, work.instance.revision, work.workflow)  # committed
+    return result
 
 
 def _find_waiting(runtime: Runtime, session: Session, message: Message) -> int | None:
@@ -172,13 +175,9 @@ def _deliver(work: Work, message: Message) -> bool:
     return True
 
 
-def deliver_buffered(work: Work) -> bool:
+def deliver_buffered(work: Work, frontier: Frontier) -> bool:
     """Called as a unit of work settles: hand over kept messages the instance now awaits."""
-    waiting = {
-        d.name
-        for t in work.workflow.get_tasks(state=SpiffState.WAITING)
-        for d in messages_of(t.task_spec)
-    }
+    waiting = {d.name for t in frontier.waiting for d in messages_of(t.task_spec)}
     if not waiting:
         return False
     kept = work.session.scalars(
@@ -186,7 +185,7 @@ def deliver_buffered(work: Work) -> bool:
         .where(Message.status == MessageStatus.BUFFERED, Message.name.in_(waiting))
         .order_by(Message.received_at, Message.id)
     ).all()
-    data = variables(work.workflow)
+    data = variables(work.workflow, frontier)
     for message in kept:
         if as_utc(message.expires_at) <= work.now or not _matches(message, work.instance, data):
             continue

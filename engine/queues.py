@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from SpiffWorkflow.util.task import TaskState as SpiffState
+from SpiffWorkflow.task import Task
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -16,6 +16,7 @@ from engine.audit import EventKind
 from engine.diagrams import role_id
 from engine.errors import Invalid
 from engine.events import messages_of
+from engine.frontier import Frontier, scan
 from engine.models import HumanTask, HumanTaskRole, Instance, TaskState
 from engine.store import TaskRow
 from engine.users import Actor
@@ -24,41 +25,43 @@ if TYPE_CHECKING:
     from engine.runtime import Work
 
 
-def reconcile(work: Work) -> None:
+ROW = "tradeflow_task"  # internal_data key on a READY user task: its human_task row id
+
+
+def reconcile(work: Work, frontier: Frontier | None = None) -> None:
     """Make the human_task rows and message subscriptions match the workflow."""
-    _reconcile_tasks(work)
+    frontier = frontier or scan(work.workflow)
+    _reconcile_tasks(work, frontier.ready_manual)
     if work.definition.messages:  # else nothing here (or in what it calls) awaits a message
-        names = sorted(
-            {
-                d.name
-                for t in work.workflow.event_manager.tasks.values()
-                for d in messages_of(t.task_spec)
-            }
-        )
+        names = sorted({d.name for t in frontier.waiting for d in messages_of(t.task_spec)})
         store.replace_subscriptions(
             work.session, work.instance.id, work.instance.business_key, names
         )
 
 
-def _reconcile_tasks(work: Work) -> None:
-    ready = {str(t.id): t for t in work.workflow.get_tasks(state=SpiffState.READY, manual=True)}
-    # A row this command already closed still reads as open until the command settles.
-    rows = [work.tasks.get(r.id, r) for r in store.open_tasks(work.session, work.instance.id)]
-    open_rows = [row for row in rows if row.state == TaskState.OPEN]
-    known = {row.spiff_task_id for row in open_rows}
-    for row in open_rows:
-        if row.spiff_task_id not in ready:  # e.g. an interrupting timer took it away
-            row = work.task(row)
-            row.state = TaskState.CANCELLED
-            row.ended_at = work.now
-            work.audit(
-                EventKind.TASK_CANCELLED,
-                element_id=row.element_id,
-                element_name=row.name,
-                data={"task_id": row.id},
-            )
-    for spiff_id, task in ready.items():
-        if spiff_id in known:
+def _reconcile_tasks(work: Work, ready: list[Task]) -> None:
+    ready_ids = {str(t.id) for t in ready}
+    for spiff_id, (row_id, element_id, name) in list(work.open_rows.items()):
+        if spiff_id in ready_ids:
+            continue
+        del work.open_rows[spiff_id]
+        closed = work.tasks.get(row_id)
+        if closed is not None and closed.state != TaskState.OPEN:
+            continue  # this command completed it
+        # gone without being completed: an interrupting timer or a cancel took it away
+        if closed is not None:
+            closed.state, closed.ended_at = TaskState.CANCELLED, work.now
+        else:
+            store.cancel_task(work.session, row_id, work.now)
+        work.audit(
+            EventKind.TASK_CANCELLED,
+            element_id=element_id,
+            element_name=name,
+            data={"task_id": row_id},
+        )
+    for task in ready:
+        spiff_id = str(task.id)
+        if spiff_id in work.open_rows:
             continue
         spec = task.task_spec
         rule = work.definition.rule(task.workflow.spec.name, spec.bpmn_id)
@@ -81,6 +84,8 @@ def _reconcile_tasks(work: Work) -> None:
             candidate_roles=",".join(roles),
         )
         store.insert_task(work.session, row)
+        task.internal_data[ROW] = row.id
+        work.open_rows[spiff_id] = (row.id, row.element_id, row.name)
         work.audit(
             EventKind.TASK_CREATED,
             element_id=row.element_id,

@@ -8,7 +8,6 @@ steps run; 4. reconcile role queues, message subscriptions and the next wake-up;
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -16,7 +15,6 @@ from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
-from SpiffWorkflow.util.task import TaskState as SpiffState
 from sqlalchemy.orm import Session
 
 from engine import queues, store
@@ -31,6 +29,7 @@ from engine.errors import (
     ProcessFailed,
 )
 from engine.events import waits_for_timer
+from engine.frontier import Frontier, scan, variables
 from engine.models import Instance, InstanceStatus
 from engine.serialization import StateSerializer
 from engine.store import InstanceRow, TaskRow
@@ -104,18 +103,6 @@ def lock_instance(session: Session, instance_id: int, postgres: bool) -> Instanc
     return instance
 
 
-def variables(workflow: BpmnWorkflow) -> dict[str, Any]:
-    """The instance's variables: the data at the top workflow's frontier."""
-    if workflow.completed:
-        return dict(workflow.data)
-    merged: dict[str, Any] = {}
-    frontier = SpiffState.READY | SpiffState.WAITING | SpiffState.STARTED
-    for task in workflow.get_tasks(state=frontier):
-        if task.workflow is workflow:
-            merged.update(task.data)
-    return merged
-
-
 def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
     """{name: [before, after]} for every variable that changed (None when absent)."""
     keys = (before.keys() | after.keys()) - {"data_objects"}
@@ -143,8 +130,14 @@ class Work:
         self.now: datetime = runtime.clock.now()
         self.trail = AuditTrail(session)
         self.trail.seed(self.stream, instance.audit_seq, instance.audit_hash)
-        self.before = copy.deepcopy(variables(workflow))
         self.tasks: dict[int, TaskRow] = {}  # task rows this command read or changed
+        # open human tasks by Spiff task id: (row id, element id, name), from the markers
+        # reconcile leaves on each READY user task, so no query is needed to find them
+        self.open_rows: dict[str, tuple[int, str, str | None]] = {
+            str(t.id): (t.internal_data[queues.ROW], t.task_spec.bpmn_id, t.task_spec.bpmn_name)
+            for t in scan(workflow).ready_manual
+            if queues.ROW in t.internal_data
+        }
 
     def task(self, row: TaskRow) -> TaskRow:
         """Track a task row; it is written back when the command settles."""
@@ -174,7 +167,7 @@ class Work:
             raise ProcessFailed(_describe(exc), instance=self.instance.id) from exc
         except (ArithmeticError, LookupError, TypeError, ValueError, NameError) as exc:
             raise ProcessFailed(f"{type(exc).__name__}: {exc}", instance=self.instance.id) from exc
-        failed = self.workflow.get_tasks(state=SpiffState.ERROR)
+        failed = scan(self.workflow).errors
         if failed:
             spec = failed[0].task_spec
             raise ProcessFailed(
@@ -186,10 +179,11 @@ class Work:
         from engine import messages  # messages drives Work too
 
         for _ in range(20):  # each round may deliver one kept message
-            queues.reconcile(self)
-            if not messages.deliver_buffered(self):
+            frontier = scan(self.workflow)
+            queues.reconcile(self, frontier)
+            if not self.definition.messages or not messages.deliver_buffered(self, frontier):
                 break
-        self.instance.next_wakeup_at = next_timer(self.workflow)
+        self.instance.next_wakeup_at = next_timer(frontier)
         if self.workflow.completed and self.instance.status == InstanceStatus.RUNNING:
             self.instance.status = InstanceStatus.COMPLETED
             self.instance.ended_at = self.now
@@ -204,9 +198,9 @@ class Work:
         self.trail.write()
 
 
-def next_timer(workflow: BpmnWorkflow) -> datetime | None:
+def next_timer(frontier: Frontier) -> datetime | None:
     due: list[datetime] = []
-    for task in workflow.get_tasks(state=SpiffState.WAITING):
+    for task in frontier.waiting:
         if waits_for_timer(task.task_spec):
             value = task.internal_data.get("event_value")
             if isinstance(value, str):

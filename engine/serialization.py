@@ -18,10 +18,13 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.workflow import (
     BpmnWorkflowConverter,
+    TaskConverter,
     WorkflowConverter,
 )
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.camunda.serializer import DEFAULT_CONFIG as CAMUNDA_CONFIG
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.task import TaskState
 
 from engine.expressions import SafeScriptEngine
 
@@ -49,6 +52,38 @@ class _ReferencedWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
         return workflow
 
 
+_FINISHED = TaskState.COMPLETED | TaskState.CANCELLED
+_FROZEN = "_tradeflow_frozen"
+
+
+def _frozen_key(task: Task) -> tuple[int, float, int]:
+    return (task.state, task.last_state_change, len(task._children))
+
+
+class _FrozenTaskConverter(TaskConverter):  # type: ignore[misc]
+    """A completed or cancelled task never changes again, so its dict is computed once.
+
+    The dict is kept on the task (and, on load, taken from the JSON just read), keyed by
+    state, last change and child count; any change makes it recompute. A long-running
+    instance then pays per save for its open tasks, not for its whole history.
+    """
+
+    def to_dict(self, task: Task) -> dict[str, Any]:
+        frozen = getattr(task, _FROZEN, None)
+        if frozen is not None and frozen[0] == _frozen_key(task):
+            return frozen[1]  # type: ignore[no-any-return]
+        dct: dict[str, Any] = super().to_dict(task)
+        if task.state & _FINISHED:
+            setattr(task, _FROZEN, (_frozen_key(task), dct))
+        return dct
+
+    def from_dict(self, dct: dict[str, Any], workflow: Any) -> Task:
+        task: Task = super().from_dict(dct, workflow)
+        if task.state & _FINISHED:
+            setattr(task, _FROZEN, (_frozen_key(task), dct))
+        return task
+
+
 def _registry() -> Any:
     registry = BpmnWorkflowSerializer.configure(CAMUNDA_CONFIG)
     # Form data often carries money and dates; keep their types across saves.
@@ -68,6 +103,7 @@ class StateSerializer:
         self._full = BpmnWorkflowSerializer(_registry())
         self._ref = BpmnWorkflowSerializer(_registry())
         _ReferencedWorkflowConverter(BpmnWorkflow, self._ref.registry)
+        _FrozenTaskConverter(Task, self._ref.registry)
 
     def spec_to_json(self, spec: BpmnProcessSpec, subprocess_specs: dict[str, Any]) -> str:
         registry = self._full.registry

@@ -118,9 +118,6 @@ class TaskRow:
 
 _TASK_COLUMNS = [f.name for f in fields(TaskRow)]
 _SELECT_TASK = select(*(_T.c[n] for n in _TASK_COLUMNS)).where(_T.c.id == bindparam("id"))
-_OPEN_TASKS = select(*(_T.c[n] for n in _TASK_COLUMNS)).where(
-    _T.c.instance_id == bindparam("instance_id"), _T.c.state == TaskState.OPEN
-)
 _MUTABLE_TASK = ["state", "assignee", "claimed_at", "ended_at", "completed_by", "due_at"]
 _SAVE_TASK = (
     update(_T)
@@ -149,10 +146,15 @@ def task(session: Session, task_id: int) -> TaskRow | None:
     return _task(found) if found is not None else None
 
 
-def open_tasks(session: Session, instance_id: int) -> list[TaskRow]:
-    return [
-        _task(r) for r in session.connection().execute(_OPEN_TASKS, {"instance_id": instance_id})
-    ]
+_CANCEL_TASK = (
+    update(_T)
+    .where(_T.c.id == bindparam("b_id"), _T.c.state == TaskState.OPEN)
+    .values(state=TaskState.CANCELLED, ended_at=bindparam("b_ended_at"))
+)
+
+
+def cancel_task(session: Session, task_id: int, now: datetime) -> None:
+    session.connection().execute(_CANCEL_TASK, {"b_id": task_id, "b_ended_at": now})
 
 
 def save_task(session: Session, row: TaskRow) -> None:

@@ -6,6 +6,7 @@ second of two racing completions waits for the row lock, then finds the task clo
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,8 +25,9 @@ from engine.errors import (
     TaskNotOpen,
 )
 from engine.forms_check import check_submission
+from engine.frontier import variables
 from engine.models import TaskState
-from engine.runtime import Runtime, Work, changes, variables
+from engine.runtime import Runtime, Work, changes
 from engine.store import TaskRow
 from engine.users import Actor, identity
 
@@ -151,6 +153,7 @@ def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -
         else:
             _claim(work, user, task)
         data = check_submission(work.session, task.form_key, data)
+        before = copy.deepcopy(variables(work.workflow))
         spiff_task = work.workflow.get_task_from_id(UUID(task.spiff_task_id))
         if spiff_task is None or spiff_task.state != SpiffState.READY:
             raise TaskNotOpen(f"task {task_id} is no longer ready", task=task_id)
@@ -171,6 +174,6 @@ def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -
             data={
                 "task_id": task.id,
                 "submitted": data,
-                "changes": changes(work.before, variables(work.workflow)),
+                "changes": changes(before, variables(work.workflow)),
             },
         )

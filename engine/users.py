@@ -85,22 +85,16 @@ class Actor:
     is_integration: bool = False
 
 
+_U, _UR = User.__table__.c, UserRole.__table__.c  # Core columns: no ORM on the hot path
 _IDENTITY = (
-    select(
-        User.name,
-        User.is_admin,
-        User.is_process_owner,
-        User.is_auditor,
-        User.is_integration,
-        UserRole.role_id,
-    )
-    .outerjoin(UserRole, UserRole.user_id == User.id)
-    .where(User.name == bindparam("name"))
+    select(_U.name, _U.is_admin, _U.is_process_owner, _U.is_auditor, _U.is_integration, _UR.role_id)
+    .select_from(User.__table__.outerjoin(UserRole.__table__, _UR.user_id == _U.id))
+    .where(_U.name == bindparam("name"))
 )
 
 
 def identity(session: Session, name: str) -> Actor:
-    rows = session.execute(_IDENTITY, {"name": name}).all()
+    rows = session.connection().execute(_IDENTITY, {"name": name}).all()
     if not rows:
         raise UserNotFound(f"no user '{name}'", user=name)
     first = rows[0]

@@ -56,3 +56,42 @@ def test_a_failed_command_leaves_nothing_in_the_cache(cached: Scenario) -> None:
         flow.complete(task.id, actor="checker", data={"review_comment": "no verdict"})
     cached.complete(iid, "review_documents", by="checker", documents_ok=True)
     assert "review_comment" not in flow.variables(iid)  # the failed data left no trace
+
+
+def test_saved_state_is_exactly_the_live_workflow(cached: Scenario) -> None:
+    """Completed tasks' dicts are reused between saves: they must never go stale."""
+    import json
+
+    from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+    from SpiffWorkflow.camunda.serializer import DEFAULT_CONFIG
+
+    flow = cached.flow
+    plain = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(DEFAULT_CONFIG))
+
+    def check(iid: int) -> None:
+        instance = flow.instance(iid)
+        live = flow.runtime.live.take(iid, instance.revision)
+        assert live is not None
+        stored = json.loads(instance.state)
+        fresh = plain.to_dict(live)
+        assert stored["tasks"] == json.loads(json.dumps(fresh["tasks"], default=str))
+        assert stored["subprocesses"].keys() == fresh["subprocesses"].keys()
+        flow.runtime.live.keep(iid, instance.revision, live)
+
+    iid = flow.start("order_fulfilment", actor="sales", business_key="SO-7")
+    check(iid)
+    cached.complete(iid, "confirm_order", by="sales")
+    check(iid)
+    for verdict in (False, False, True):
+        cached.complete(iid, "prepare_documents", by="clerk", invoice_number="INV")
+        check(iid)
+        cached.complete(iid, "review_documents", by="checker", documents_ok=verdict)
+        check(iid)
+    cached.complete(iid, "issue_invoice", by="cashier", invoice_amount=5.0, currency="EUR")
+    check(iid)
+    flow.correlate(
+        "payment_received", actor="bank", business_key="SO-7", variables={"amount_received": 1.0}
+    )
+    check(iid)
+    cached.complete(iid, "chase_payment", by="checker")
+    assert flow.instance(iid).status == "completed"
