@@ -8,7 +8,6 @@ from typing import Any
 from marshmallow import Schema
 from sqlalchemy.orm import Session
 
-from engine import store
 from engine.errors import FormInvalid
 from engine.models import Form
 from forms import ValidationError, schema_for
@@ -34,13 +33,15 @@ def _schema(session: Session, form_id: int) -> Schema:
     return schema
 
 
-def check_submission(session: Session, form_key: str | None, data: Any) -> dict[str, Any]:
+def check_submission(
+    session: Session, form_key: str | None, form_id: int | None, data: Any
+) -> dict[str, Any]:
+    """The submission typed by the form (``form_id``: the latest version of ``form_key``)."""
     if not isinstance(data, dict):
         raise FormInvalid("task data must be an object of variables")
     check_names(data)
     if form_key is None:
         return dict(data)
-    form_id = store.latest_form_id(session, form_key)
     if form_id is None:
         raise FormInvalid(f"form '{form_key}' is not deployed", form=form_key)
     try:

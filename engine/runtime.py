@@ -167,12 +167,6 @@ class Work:
             raise ProcessFailed(_describe(exc), instance=self.instance.id) from exc
         except (ArithmeticError, LookupError, TypeError, ValueError, NameError) as exc:
             raise ProcessFailed(f"{type(exc).__name__}: {exc}", instance=self.instance.id) from exc
-        failed = scan(self.workflow).errors
-        if failed:
-            spec = failed[0].task_spec
-            raise ProcessFailed(
-                f"element '{spec.bpmn_id or spec.name}' failed", instance=self.instance.id
-            )
 
     def settle(self) -> None:
         """Reconcile queues, subscriptions and wake-up; close the instance if done; save."""
@@ -180,6 +174,11 @@ class Work:
 
         for _ in range(20):  # each round may deliver one kept message
             frontier = scan(self.workflow)
+            if frontier.errors:  # Spiff can leave a task in ERROR without raising
+                spec = frontier.errors[0].task_spec
+                raise ProcessFailed(
+                    f"element '{spec.bpmn_id or spec.name}' failed", instance=self.instance.id
+                )
             queues.reconcile(self, frontier)
             if not self.definition.messages or not messages.deliver_buffered(self, frontier):
                 break

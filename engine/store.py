@@ -110,21 +110,32 @@ class TaskRow:
     completed_by: str | None
     due_at: datetime | None
     candidate_roles: str
+    form_id: int | None = None  # the latest version of its form, read along with the row
 
     @property
     def role_ids(self) -> list[str]:
         return [r for r in self.candidate_roles.split(",") if r]
 
 
-_TASK_COLUMNS = [f.name for f in fields(TaskRow)]
-_SELECT_TASK = select(*(_T.c[n] for n in _TASK_COLUMNS)).where(_T.c.id == bindparam("id"))
+_TASK_COLUMNS = [f.name for f in fields(TaskRow) if f.name != "form_id"]
+_LATEST_FORM_OF_TASK = (
+    select(_F.c.id)
+    .where(_F.c.key == _T.c.form_key)
+    .order_by(_F.c.version.desc())
+    .limit(1)
+    .correlate(_T)
+    .scalar_subquery()
+)
+_SELECT_TASK = select(
+    *(_T.c[n] for n in _TASK_COLUMNS), _LATEST_FORM_OF_TASK.label("form_id")
+).where(_T.c.id == bindparam("id"))
 _MUTABLE_TASK = ["state", "assignee", "claimed_at", "ended_at", "completed_by", "due_at"]
 _SAVE_TASK = (
     update(_T)
     .where(_T.c.id == bindparam("b_id"))
     .values({n: bindparam(f"b_{n}") for n in _MUTABLE_TASK})
 )
-_INSERT_TASK = insert(_T).returning(_T.c.id)
+_INSERT_TASK = insert(_T)
 _INSERT_ROLE = insert(_R)
 _DONE_BY = (
     select(_T.c.element_id)
@@ -165,7 +176,10 @@ def save_task(session: Session, row: TaskRow) -> None:
 
 def insert_task(session: Session, row: TaskRow) -> int:
     values = {n: getattr(row, n) for n in _TASK_COLUMNS if n != "id"}
-    row.id = session.connection().execute(_INSERT_TASK, values).scalar_one()
+    # the driver's lastrowid on SQLite, RETURNING on PostgreSQL
+    key = session.connection().execute(_INSERT_TASK, values).inserted_primary_key
+    assert key is not None
+    row.id = int(key[0])
     roles = [{"task_id": row.id, "role_id": r} for r in row.role_ids]
     if roles:
         session.connection().execute(_INSERT_ROLE, roles)
@@ -178,16 +192,6 @@ def completed_one_of(
     """Which of ``elements`` (if any) ``user`` completed in the instance."""
     params = {"instance_id": instance_id, "elements": list(elements), "user": user}
     found: str | None = session.connection().execute(_DONE_BY, params).scalar()
-    return found
-
-
-_LATEST_FORM = (
-    select(_F.c.id).where(_F.c.key == bindparam("key")).order_by(_F.c.version.desc()).limit(1)
-)
-
-
-def latest_form_id(session: Session, key: str) -> int | None:
-    found: int | None = session.connection().execute(_LATEST_FORM, {"key": key}).scalar()
     return found
 
 

@@ -152,7 +152,7 @@ def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -
             _check_separation(work, user, task)  # claimed earlier; the rule still holds
         else:
             _claim(work, user, task)
-        data = check_submission(work.session, task.form_key, data)
+        data = check_submission(work.session, task.form_key, task.form_id, data)
         before = copy.deepcopy(variables(work.workflow))
         spiff_task = work.workflow.get_task_from_id(UUID(task.spiff_task_id))
         if spiff_task is None or spiff_task.state != SpiffState.READY:
