@@ -60,7 +60,7 @@ def start(
             audit_seq=0,
             audit_hash=GENESIS,
         )
-        store.insert_instance(session, instance)
+        store.insert_instance(session.connection(), instance)
         work = Work(runtime, session, instance, definition, workflow, actor)
         work.audit(
             EventKind.INSTANCE_STARTED,
@@ -130,7 +130,7 @@ def fail(runtime: Runtime, instance_id: int, error: str, *, actor: str = "system
         instance.next_wakeup_at = None
         instance.revision += 1
         instance.audit_seq, instance.audit_hash = trail.head(stream)
-        store.save_instance(session, instance)
+        store.save_instance(session.connection(), instance)
         trail.write()
 
 

@@ -34,9 +34,7 @@ def reconcile(work: Work, frontier: Frontier | None = None) -> None:
     _reconcile_tasks(work, frontier.ready_manual)
     if work.definition.messages:  # else nothing here (or in what it calls) awaits a message
         names = sorted({d.name for t in frontier.waiting for d in messages_of(t.task_spec)})
-        store.replace_subscriptions(
-            work.session, work.instance.id, work.instance.business_key, names
-        )
+        store.replace_subscriptions(work.conn, work.instance.id, work.instance.business_key, names)
 
 
 def _reconcile_tasks(work: Work, ready: list[Task]) -> None:
@@ -52,7 +50,7 @@ def _reconcile_tasks(work: Work, ready: list[Task]) -> None:
         if closed is not None:
             closed.state, closed.ended_at = TaskState.CANCELLED, work.now
         else:
-            store.cancel_task(work.session, row_id, work.now)
+            store.cancel_task(work.conn, row_id, work.now)
         work.audit(
             EventKind.TASK_CANCELLED,
             element_id=element_id,
@@ -83,7 +81,7 @@ def _reconcile_tasks(work: Work, ready: list[Task]) -> None:
             due_at=None,
             candidate_roles=",".join(roles),
         )
-        store.insert_task(work.session, row)
+        store.insert_task(work.conn, row)
         task.internal_data[ROW] = row.id
         work.open_rows[spiff_id] = (row.id, row.element_id, row.name)
         work.audit(

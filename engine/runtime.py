@@ -58,7 +58,7 @@ class Runtime:
         lost a race reports what it lost (the task was completed), not a consequence.
         """
         with (
-            self.db.transaction() as session,
+            self.db.unit() as session,
             self.command_in(session, target, actor, guard) as work,
         ):
             yield work
@@ -97,7 +97,7 @@ class Runtime:
 
 
 def lock_instance(session: Session, instance_id: int, postgres: bool) -> InstanceRow:
-    instance = store.lock_instance(session, instance_id, postgres)
+    instance = store.lock_instance(session.connection(), instance_id, postgres)
     if instance is None:
         raise InstanceNotFound(f"no instance {instance_id}", instance=instance_id)
     return instance
@@ -123,6 +123,7 @@ class Work:
     ) -> None:
         self.runtime = runtime
         self.session = session
+        self.conn = session.connection()  # the hot path's statements run on it directly
         self.instance = instance
         self.definition = definition
         self.workflow = workflow
@@ -192,8 +193,8 @@ class Work:
         self.instance.revision += 1
         self.instance.audit_seq, self.instance.audit_hash = self.trail.head(self.stream)
         for row in self.tasks.values():
-            store.save_task(self.session, row)
-        store.save_instance(self.session, self.instance)
+            store.save_task(self.conn, row)
+        store.save_instance(self.conn, self.instance)
         self.trail.write()
 
 

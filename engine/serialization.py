@@ -60,13 +60,29 @@ def _frozen_key(task: Task) -> tuple[int, float, int]:
     return (task.state, task.last_state_change, len(task._children))
 
 
-class _FrozenTaskConverter(TaskConverter):  # type: ignore[misc]
-    """A completed or cancelled task never changes again, so its dict is computed once.
+_SEPARATORS = (",", ":")
 
-    The dict is kept on the task (and, on load, taken from the JSON just read), keyed by
-    state, last change and child count; any change makes it recompute. A long-running
-    instance then pays per save for its open tasks, not for its whole history.
-    """
+
+class _FrozenDict(dict[str, Any]):
+    """A finished task's dict, which also keeps its JSON text once encoded."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, source: dict[str, Any]) -> None:
+        super().__init__(source)
+        self.text: str | None = None
+
+    def encode(self) -> str:
+        if self.text is None:
+            self.text = json.dumps(self, separators=_SEPARATORS)
+        return self.text
+
+
+class _FrozenTaskConverter(TaskConverter):  # type: ignore[misc]
+    """A completed or cancelled task never changes again: its dict and its JSON are
+    made once and kept on the task (on load, from the JSON just read), keyed by state,
+    last change and child count, so any change makes them anew. A long-running instance
+    then pays per save for its open tasks, not for its whole history."""
 
     def to_dict(self, task: Task) -> dict[str, Any]:
         frozen = getattr(task, _FROZEN, None)
@@ -74,14 +90,35 @@ class _FrozenTaskConverter(TaskConverter):  # type: ignore[misc]
             return frozen[1]  # type: ignore[no-any-return]
         dct: dict[str, Any] = super().to_dict(task)
         if task.state & _FINISHED:
+            dct = _FrozenDict(dct)
             setattr(task, _FROZEN, (_frozen_key(task), dct))
         return dct
 
     def from_dict(self, dct: dict[str, Any], workflow: Any) -> Task:
         task: Task = super().from_dict(dct, workflow)
         if task.state & _FINISHED:
-            setattr(task, _FROZEN, (_frozen_key(task), dct))
+            setattr(task, _FROZEN, (_frozen_key(task), _FrozenDict(dct)))
         return task
+
+
+def _encode_task(dct: dict[str, Any]) -> str:
+    if isinstance(dct, _FrozenDict):
+        return dct.encode()
+    return json.dumps(dct, separators=_SEPARATORS)
+
+
+def _encode_workflow(dct: dict[str, Any]) -> str:
+    """json.dumps of a serialized workflow, reusing the kept JSON of finished tasks."""
+    rest = {k: v for k, v in dct.items() if k not in ("tasks", "subprocesses")}
+    parts = [json.dumps(rest, separators=_SEPARATORS)[:-1], "," if rest else ""]
+    tasks = ",".join(f'"{key}":{_encode_task(task)}' for key, task in dct["tasks"].items())
+    parts.append(f'"tasks":{{{tasks}}}')
+    if "subprocesses" in dct:
+        subs = ",".join(
+            f"{json.dumps(key)}:{_encode_workflow(sub)}" for key, sub in dct["subprocesses"].items()
+        )
+        parts.append(f',"subprocesses":{{{subs}}}')
+    return "".join(parts) + "}"
 
 
 def _registry() -> Any:
@@ -124,7 +161,7 @@ class StateSerializer:
     def dumps(self, workflow: BpmnWorkflow) -> str:
         dct = self._ref.to_dict(workflow)
         dct["serializer_version"] = self.VERSION
-        return json.dumps(dct, separators=(",", ":"))
+        return _encode_workflow(dct)
 
     def loads(self, text: str, specs: SpecPair) -> BpmnWorkflow:
         dct = json.loads(text)

@@ -1,6 +1,6 @@
 """The unit of work's SQL: pre-built Core statements and plain rows for the hot path.
 
-They run on the session's connection directly (the ORM's execute path adds a third).
+They run on the transaction's connection directly (the ORM's execute path adds a third).
 
 Every command reads and writes the same few rows (the instance, its open tasks, the
 acting user). The ORM's identity map and flush machinery cost several times the SQL
@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 
 from engine.models import (
     Form,
@@ -66,31 +65,26 @@ _SAVE_INSTANCE = (
 )
 
 
-def lock_instance(session: Session, instance_id: int, postgres: bool) -> InstanceRow | None:
+def lock_instance(conn: Connection, instance_id: int, postgres: bool) -> InstanceRow | None:
     """The instance row, locked (FOR UPDATE on PostgreSQL; SQLite's writer lock is held)."""
-    found = (
-        session.connection()
-        .execute(_LOCK_INSTANCE if postgres else _SELECT_INSTANCE, {"id": instance_id})
-        .first()
-    )
+    statement = _LOCK_INSTANCE if postgres else _SELECT_INSTANCE
+    found = conn.execute(statement, {"id": instance_id}).first()
     if found is None:
         return None
     return InstanceRow(**found._asdict())
 
 
-def insert_instance(session: Session, row: InstanceRow) -> int:
+def insert_instance(conn: Connection, row: InstanceRow) -> int:
     values = {n: getattr(row, n) for n in _INSTANCE_COLUMNS if n != "id"}
-    new_id: int = (
-        session.connection().execute(insert(_I).values(values).returning(_I.c.id)).scalar_one()
-    )
+    new_id: int = conn.execute(insert(_I).values(values).returning(_I.c.id)).scalar_one()
     row.id = new_id
     return new_id
 
 
-def save_instance(session: Session, row: InstanceRow) -> None:
+def save_instance(conn: Connection, row: InstanceRow) -> None:
     params = {f"b_{n}": getattr(row, n) for n in _MUTABLE_INSTANCE}
     params["b_id"] = row.id
-    session.connection().execute(_SAVE_INSTANCE, params)
+    conn.execute(_SAVE_INSTANCE, params)
 
 
 @dataclass
@@ -152,8 +146,8 @@ def _task(found: object) -> TaskRow:
     return TaskRow(**found._asdict())  # type: ignore[attr-defined]
 
 
-def task(session: Session, task_id: int) -> TaskRow | None:
-    found = session.connection().execute(_SELECT_TASK, {"id": task_id}).first()
+def task(conn: Connection, task_id: int) -> TaskRow | None:
+    found = conn.execute(_SELECT_TASK, {"id": task_id}).first()
     return _task(found) if found is not None else None
 
 
@@ -164,34 +158,34 @@ _CANCEL_TASK = (
 )
 
 
-def cancel_task(session: Session, task_id: int, now: datetime) -> None:
-    session.connection().execute(_CANCEL_TASK, {"b_id": task_id, "b_ended_at": now})
+def cancel_task(conn: Connection, task_id: int, now: datetime) -> None:
+    conn.execute(_CANCEL_TASK, {"b_id": task_id, "b_ended_at": now})
 
 
-def save_task(session: Session, row: TaskRow) -> None:
+def save_task(conn: Connection, row: TaskRow) -> None:
     params = {f"b_{n}": getattr(row, n) for n in _MUTABLE_TASK}
     params["b_id"] = row.id
-    session.connection().execute(_SAVE_TASK, params)
+    conn.execute(_SAVE_TASK, params)
 
 
-def insert_task(session: Session, row: TaskRow) -> int:
+def insert_task(conn: Connection, row: TaskRow) -> int:
     values = {n: getattr(row, n) for n in _TASK_COLUMNS if n != "id"}
     # the driver's lastrowid on SQLite, RETURNING on PostgreSQL
-    key = session.connection().execute(_INSERT_TASK, values).inserted_primary_key
+    key = conn.execute(_INSERT_TASK, values).inserted_primary_key
     assert key is not None
     row.id = int(key[0])
     roles = [{"task_id": row.id, "role_id": r} for r in row.role_ids]
     if roles:
-        session.connection().execute(_INSERT_ROLE, roles)
+        conn.execute(_INSERT_ROLE, roles)
     return row.id
 
 
 def completed_one_of(
-    session: Session, instance_id: int, elements: tuple[str, ...], user: str
+    conn: Connection, instance_id: int, elements: tuple[str, ...], user: str
 ) -> str | None:
     """Which of ``elements`` (if any) ``user`` completed in the instance."""
     params = {"instance_id": instance_id, "elements": list(elements), "user": user}
-    found: str | None = session.connection().execute(_DONE_BY, params).scalar()
+    found: str | None = conn.execute(_DONE_BY, params).scalar()
     return found
 
 
@@ -200,17 +194,15 @@ _DROP_SUBSCRIPTIONS = delete(_S).where(_S.c.instance_id == bindparam("instance_i
 
 
 def replace_subscriptions(
-    session: Session, instance_id: int, business_key: str | None, names: list[str]
+    conn: Connection, instance_id: int, business_key: str | None, names: list[str]
 ) -> None:
     """Keep the instance's message subscriptions equal to ``names``."""
-    stored = sorted(
-        session.connection().execute(_SUBSCRIPTIONS, {"instance_id": instance_id}).scalars()
-    )
+    stored = sorted(conn.execute(_SUBSCRIPTIONS, {"instance_id": instance_id}).scalars())
     if stored == names:
         return
-    session.connection().execute(_DROP_SUBSCRIPTIONS, {"instance_id": instance_id})
+    conn.execute(_DROP_SUBSCRIPTIONS, {"instance_id": instance_id})
     if names:
-        session.connection().execute(
+        conn.execute(
             insert(_S),
             [{"instance_id": instance_id, "name": n, "business_key": business_key} for n in names],
         )

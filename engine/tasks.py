@@ -33,7 +33,7 @@ from engine.users import Actor, identity
 
 
 def _open(session: Session, task_id: int) -> TaskRow:
-    task = store.task(session, task_id)
+    task = store.task(session.connection(), task_id)
     if task is None:
         raise TaskNotFound(f"no task {task_id}", task=task_id)
     if task.state != TaskState.OPEN:
@@ -75,7 +75,7 @@ def _check_separation(work: Work, user: Actor, task: TaskRow) -> None:
     rule = work.definition.rule_for_element(task.element_id)
     if rule is None or not rule.separate_from:
         return
-    done = store.completed_one_of(work.session, task.instance_id, rule.separate_from, user.name)
+    done = store.completed_one_of(work.conn, task.instance_id, rule.separate_from, user.name)
     if done is not None:
         raise SeparationOfDuty(
             f"{user.name} completed '{done}' in this instance and may not also do "
