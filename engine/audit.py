@@ -57,9 +57,19 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def to_json_data(data: Any) -> Any:
-    """Make event data plain JSON now, so what is hashed is exactly what is stored."""
-    return json.loads(json.dumps(data, default=_jsonable))
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_data(data: Any) -> tuple[Any, str]:
+    """Event data as plain JSON (what is stored) and its canonical text (what is hashed)."""
+    try:
+        text = json.dumps(
+            data, default=_jsonable, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+    except TypeError:  # keys of mixed types cannot be sorted until they are strings
+        text = _canonical(json.loads(json.dumps(data, default=_jsonable)))
+    return json.loads(text), text
 
 
 def canonical_at(at: datetime) -> str:
@@ -83,12 +93,21 @@ _COLUMNS = (
 _HASHED = tuple(c for c in _COLUMNS if c not in ("at", "prev_hash", "hash"))
 
 
-def event_hash(event: AuditEvent | dict[str, Any]) -> str:
-    """SHA-256 over prev_hash and the canonical JSON of the event's content."""
+_DATA = "\x00data\x00"  # stands in for the data while the rest is encoded
+
+
+def event_hash(event: AuditEvent | dict[str, Any], data_text: str | None = None) -> str:
+    """SHA-256 over prev_hash and the canonical JSON of the event's content.
+
+    ``data_text``, the data's canonical JSON when the caller has it, is spliced in
+    rather than encoded again: the result is the same text either way."""
     row = event if isinstance(event, dict) else {c: getattr(event, c) for c in _COLUMNS}
     body = {name: row[name] for name in _HASHED}
     body["at"] = canonical_at(row["at"])
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    body["data"] = _DATA
+    canonical = _canonical(body).replace(
+        _canonical(_DATA), data_text if data_text is not None else _canonical(row["data"]), 1
+    )
     return hashlib.sha256((row["prev_hash"] + canonical).encode()).hexdigest()
 
 
@@ -138,6 +157,7 @@ class AuditTrail:
         data: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         seq, prev = self._head(stream)
+        stored, text = canonical_data(data or {})
         row: dict[str, Any] = {
             "stream": stream,
             "seq": seq + 1,
@@ -148,10 +168,10 @@ class AuditTrail:
             "element_id": element_id,
             "element_name": element_name,
             "role": role,
-            "data": to_json_data(data or {}),
+            "data": stored,
             "prev_hash": prev,
         }
-        row["hash"] = event_hash(row)
+        row["hash"] = event_hash(row, text)
         self._pending.append(row)
         self._heads[stream] = (row["seq"], row["hash"])
         return row

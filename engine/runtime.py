@@ -34,7 +34,9 @@ from engine.models import Instance, InstanceStatus
 from engine.serialization import StateSerializer
 from engine.store import InstanceRow, TaskRow
 
-Target = int | Callable[[Session], int]
+# an instance id, or a function finding it in the transaction: by id, or already read
+# (and locked) along with something else, as a task is
+Target = int | Callable[[Session], "int | InstanceRow"]
 
 
 class Runtime:
@@ -74,8 +76,12 @@ class Runtime:
         guard: Callable[[Session], object] | None = None,
     ) -> Iterator[Work]:
         """The same, inside a transaction the caller owns (and commits or rolls back)."""
-        instance_id = target if isinstance(target, int) else target(session)
-        instance = lock_instance(session, instance_id, self.db.is_postgres)
+        found = target if isinstance(target, int) else target(session)
+        if isinstance(found, InstanceRow):
+            instance, instance_id = found, found.id
+        else:
+            instance_id = found
+            instance = lock_instance(session, instance_id, self.db.is_postgres)
         if guard is not None:
             guard(session)
         if instance.status != InstanceStatus.RUNNING:

@@ -146,6 +146,31 @@ def _task(found: object) -> TaskRow:
     return TaskRow(**found._asdict())  # type: ignore[attr-defined]
 
 
+_TASK_AND_INSTANCE = (
+    select(
+        *(_T.c[n] for n in _TASK_COLUMNS),
+        _LATEST_FORM_OF_TASK.label("form_id"),
+        *(_I.c[n].label(f"i_{n}") for n in _INSTANCE_COLUMNS),
+    )
+    .select_from(_T.join(_I, _I.c.id == _T.c.instance_id))
+    .where(_T.c.id == bindparam("id"))
+)
+_LOCK_TASK_AND_INSTANCE = _TASK_AND_INSTANCE.with_for_update(of=_I)
+
+
+def task_and_instance(
+    conn: Connection, task_id: int, postgres: bool
+) -> tuple[TaskRow, InstanceRow] | None:
+    """A task and its instance in one statement, the instance locked (as lock_instance)."""
+    statement = _LOCK_TASK_AND_INSTANCE if postgres else _TASK_AND_INSTANCE
+    found = conn.execute(statement, {"id": task_id}).first()
+    if found is None:
+        return None
+    values = found._asdict()
+    instance = InstanceRow(**{n: values.pop(f"i_{n}") for n in _INSTANCE_COLUMNS})
+    return TaskRow(**values), instance
+
+
 def task(conn: Connection, task_id: int) -> TaskRow | None:
     found = conn.execute(_SELECT_TASK, {"id": task_id}).first()
     return _task(found) if found is not None else None

@@ -6,7 +6,6 @@ second of two racing completions waits for the row lock, then finds the task clo
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,7 +27,7 @@ from engine.forms_check import check_submission
 from engine.frontier import variables
 from engine.models import TaskState
 from engine.runtime import Runtime, Work, changes
-from engine.store import TaskRow
+from engine.store import InstanceRow, TaskRow
 from engine.users import Actor, identity
 
 
@@ -46,10 +45,15 @@ def _on_task(runtime: Runtime, task_id: int, actor: str) -> Iterator[tuple[Work,
     """The unit of work of the task's instance, with the task re-read under the lock."""
     found: list[TaskRow] = []
 
-    def locate(session: Session) -> int:
-        task = _open(session, task_id)
+    def locate(session: Session) -> InstanceRow:
+        pair = store.task_and_instance(session.connection(), task_id, runtime.db.is_postgres)
+        if pair is None:
+            raise TaskNotFound(f"no task {task_id}", task=task_id)
+        task, instance = pair
+        if task.state != TaskState.OPEN:
+            raise TaskNotOpen(f"task {task_id} is already {task.state.value}", task=task_id)
         found.append(task)
-        return task.instance_id
+        return instance
 
     def still_open(session: Session) -> None:
         # SQLite took the write lock before reading; PostgreSQL reads committed rows,
@@ -153,7 +157,7 @@ def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -
         else:
             _claim(work, user, task)
         data = check_submission(work.session, task.form_key, task.form_id, data)
-        before = copy.deepcopy(variables(work.workflow))
+        before = variables(work.workflow)  # a new dict; Spiff replaces values, never edits them
         spiff_task = work.workflow.get_task_from_id(UUID(task.spiff_task_id))
         if spiff_task is None or spiff_task.state != SpiffState.READY:
             raise TaskNotOpen(f"task {task_id} is no longer ready", task=task_id)
