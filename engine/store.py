@@ -13,7 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from engine.models import (
     Form,
@@ -23,6 +34,8 @@ from engine.models import (
     InstanceStatus,
     MessageSubscription,
     TaskState,
+    User,
+    UserRole,
 )
 
 _I: Table = Instance.__table__  # type: ignore[assignment]
@@ -146,29 +159,62 @@ def _task(found: object) -> TaskRow:
     return TaskRow(**found._asdict())  # type: ignore[attr-defined]
 
 
-_TASK_AND_INSTANCE = (
+@dataclass(frozen=True)
+class TaskFacts:
+    """What a command on a task needs, read in one statement."""
+
+    task: TaskRow
+    instance: InstanceRow
+    actor_exists: bool
+    actor_roles: frozenset[str]
+    actor_done: frozenset[str]  # elements the actor completed in this instance
+
+
+_U: Table = User.__table__  # type: ignore[assignment]
+_UR: Table = UserRole.__table__  # type: ignore[assignment]
+_T2 = _T.alias("done")
+_ACTOR: BindParameter[str] = bindparam("actor", type_=String())
+_TASK_FACTS = (
     select(
         *(_T.c[n] for n in _TASK_COLUMNS),
         _LATEST_FORM_OF_TASK.label("form_id"),
         *(_I.c[n].label(f"i_{n}") for n in _INSTANCE_COLUMNS),
+        select(_U.c.id).where(_U.c.name == _ACTOR).scalar_subquery().label("actor_id"),
+        select(func.aggregate_strings(_UR.c.role_id, ","))
+        .select_from(_UR.join(_U, _U.c.id == _UR.c.user_id))
+        .where(_U.c.name == _ACTOR)
+        .scalar_subquery()
+        .label("actor_roles"),
+        select(func.aggregate_strings(_T2.c.element_id, ","))
+        .where(_T2.c.instance_id == _T.c.instance_id, _T2.c.completed_by == _ACTOR)
+        .correlate(_T)
+        .scalar_subquery()
+        .label("actor_done"),
     )
     .select_from(_T.join(_I, _I.c.id == _T.c.instance_id))
     .where(_T.c.id == bindparam("id"))
 )
-_LOCK_TASK_AND_INSTANCE = _TASK_AND_INSTANCE.with_for_update(of=_I)
+_LOCK_TASK_FACTS = _TASK_FACTS.with_for_update(of=_I)
 
 
-def task_and_instance(
-    conn: Connection, task_id: int, postgres: bool
-) -> tuple[TaskRow, InstanceRow] | None:
-    """A task and its instance in one statement, the instance locked (as lock_instance)."""
-    statement = _LOCK_TASK_AND_INSTANCE if postgres else _TASK_AND_INSTANCE
-    found = conn.execute(statement, {"id": task_id}).first()
+def task_facts(conn: Connection, task_id: int, actor: str, postgres: bool) -> TaskFacts | None:
+    """A task, its instance (locked, as lock_instance) and the actor's roles and past work
+    in that instance: one statement where three would do."""
+    statement = _LOCK_TASK_FACTS if postgres else _TASK_FACTS
+    found = conn.execute(statement, {"id": task_id, "actor": actor}).first()
     if found is None:
         return None
     values = found._asdict()
     instance = InstanceRow(**{n: values.pop(f"i_{n}") for n in _INSTANCE_COLUMNS})
-    return TaskRow(**values), instance
+    actor_id = values.pop("actor_id")
+    roles, done = values.pop("actor_roles"), values.pop("actor_done")
+    return TaskFacts(
+        task=TaskRow(**values),
+        instance=instance,
+        actor_exists=actor_id is not None,
+        actor_roles=frozenset(roles.split(",")) if roles else frozenset(),
+        actor_done=frozenset(done.split(",")) if done else frozenset(),
+    )
 
 
 def task(conn: Connection, task_id: int) -> TaskRow | None:

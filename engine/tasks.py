@@ -22,6 +22,7 @@ from engine.errors import (
     TaskAlreadyClaimed,
     TaskNotFound,
     TaskNotOpen,
+    UserNotFound,
 )
 from engine.forms_check import check_submission
 from engine.frontier import variables
@@ -41,28 +42,34 @@ def _open(session: Session, task_id: int) -> TaskRow:
 
 
 @contextmanager
-def _on_task(runtime: Runtime, task_id: int, actor: str) -> Iterator[tuple[Work, TaskRow]]:
-    """The unit of work of the task's instance, with the task re-read under the lock."""
-    found: list[TaskRow] = []
+def _on_task(runtime: Runtime, task_id: int, actor: str) -> Iterator[tuple[Work, TaskRow, Actor]]:
+    """The unit of work of the task's instance, the task re-read under the lock, and who
+    acts: their roles and what they did in this instance (flags are not read here)."""
+    found: list[store.TaskFacts] = []
+    task: list[TaskRow] = []
 
     def locate(session: Session) -> InstanceRow:
-        pair = store.task_and_instance(session.connection(), task_id, runtime.db.is_postgres)
-        if pair is None:
+        facts = store.task_facts(session.connection(), task_id, actor, runtime.db.is_postgres)
+        if facts is None:
             raise TaskNotFound(f"no task {task_id}", task=task_id)
-        task, instance = pair
-        if task.state != TaskState.OPEN:
-            raise TaskNotOpen(f"task {task_id} is already {task.state.value}", task=task_id)
-        found.append(task)
-        return instance
+        if facts.task.state != TaskState.OPEN:
+            raise TaskNotOpen(f"task {task_id} is already {facts.task.state.value}", task=task_id)
+        if not facts.actor_exists:
+            raise UserNotFound(f"no user '{actor}'", user=actor)
+        found.append(facts)
+        task.append(facts.task)
+        return facts.instance
 
     def still_open(session: Session) -> None:
         # SQLite took the write lock before reading; PostgreSQL reads committed rows,
         # so read the task again now that we hold the instance lock.
         if runtime.db.is_postgres:
-            found[0] = _open(session, task_id)
+            task[0] = _open(session, task_id)
 
     with runtime.command(locate, actor, still_open) as work:
-        yield work, work.task(found[0])
+        facts = found[0]
+        user = Actor(actor, facts.actor_roles, done=facts.actor_done)
+        yield work, work.task(task[0]), user
 
 
 def _require_role(user: Actor, task: TaskRow) -> None:
@@ -79,7 +86,10 @@ def _check_separation(work: Work, user: Actor, task: TaskRow) -> None:
     rule = work.definition.rule_for_element(task.element_id)
     if rule is None or not rule.separate_from:
         return
-    done = store.completed_one_of(work.conn, task.instance_id, rule.separate_from, user.name)
+    if user.done is not None:
+        done = next((e for e in rule.separate_from if e in user.done), None)
+    else:
+        done = store.completed_one_of(work.conn, task.instance_id, rule.separate_from, user.name)
     if done is not None:
         raise SeparationOfDuty(
             f"{user.name} completed '{done}' in this instance and may not also do "
@@ -108,13 +118,13 @@ def _claim(work: Work, user: Actor, task: TaskRow) -> None:
 
 
 def claim(runtime: Runtime, task_id: int, actor: str) -> None:
-    with _on_task(runtime, task_id, actor) as (work, task):
-        _claim(work, identity(work.session, actor), task)
+    with _on_task(runtime, task_id, actor) as (work, task, user):
+        _claim(work, user, task)
 
 
 def unclaim(runtime: Runtime, task_id: int, actor: str) -> None:
-    with _on_task(runtime, task_id, actor) as (work, task):
-        user = identity(work.session, actor)
+    with _on_task(runtime, task_id, actor) as (work, task, _):
+        user = identity(work.session, actor)  # the admin flag decides
         if task.assignee != user.name and not user.is_admin:
             raise NotInRole(f"task {task_id} is not claimed by {actor}", task=task_id)
         previous, task.assignee, task.claimed_at = task.assignee, None, None
@@ -128,8 +138,8 @@ def unclaim(runtime: Runtime, task_id: int, actor: str) -> None:
 
 def delegate(runtime: Runtime, task_id: int, actor: str, to: str) -> None:
     """Hand a task to another user who holds one of its roles."""
-    with _on_task(runtime, task_id, actor) as (work, task):
-        user = identity(work.session, actor)
+    with _on_task(runtime, task_id, actor) as (work, task, _):
+        user = identity(work.session, actor)  # the admin flag decides
         target = identity(work.session, to)
         if task.assignee not in (None, user.name) and not user.is_admin:
             raise TaskAlreadyClaimed(f"task {task_id} is claimed by {task.assignee}", task=task_id)
@@ -149,8 +159,7 @@ def delegate(runtime: Runtime, task_id: int, actor: str, to: str) -> None:
 
 def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -> None:
     """Complete a task with the submitted data; an unclaimed task is claimed first."""
-    with _on_task(runtime, task_id, actor) as (work, task):
-        user = identity(work.session, actor)
+    with _on_task(runtime, task_id, actor) as (work, task, user):
         if task.assignee == user.name:
             _require_role(user, task)
             _check_separation(work, user, task)  # claimed earlier; the rule still holds

@@ -83,6 +83,8 @@ class Actor:
     is_process_owner: bool = False
     is_auditor: bool = False
     is_integration: bool = False
+    # elements this actor completed in the instance at hand, when read along with the task
+    done: frozenset[str] | None = None
 
 
 _U, _UR = User.__table__.c, UserRole.__table__.c  # Core columns: no ORM on the hot path

@@ -188,3 +188,15 @@ def test_inbox_refuses_a_bad_query(scenario: Scenario) -> None:
         scenario.flow.inbox("clerk", InboxQuery(sort="colour"))
     with pytest.raises(Invalid):
         scenario.flow.inbox("clerk", InboxQuery(limit=0))
+
+
+def test_an_unknown_user_can_do_nothing(scenario: Scenario) -> None:
+    iid = _prepared(scenario)
+    task = scenario.open_task(iid, "review_documents")
+    for action in (
+        lambda: scenario.flow.complete(task.id, actor="mallory", data={"documents_ok": True}),
+        lambda: scenario.flow.claim(task.id, actor="mallory"),
+    ):
+        with pytest.raises(UserNotFound):
+            action()
+    assert scenario.open_task(iid, "review_documents").assignee is None
