@@ -61,15 +61,14 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def canonical_data(data: Any) -> tuple[Any, str]:
-    """Event data as plain JSON (what is stored) and its canonical text (what is hashed)."""
+def canonical_data(data: Any) -> str:
+    """Event data as canonical JSON text: what is hashed, and stored as it is."""
     try:
-        text = json.dumps(
+        return json.dumps(
             data, default=_jsonable, sort_keys=True, separators=(",", ":"), ensure_ascii=False
         )
     except TypeError:  # keys of mixed types cannot be sorted until they are strings
-        text = _canonical(json.loads(json.dumps(data, default=_jsonable)))
-    return json.loads(text), text
+        return _canonical(json.loads(json.dumps(data, default=_jsonable)))
 
 
 def canonical_at(at: datetime) -> str:
@@ -157,7 +156,7 @@ class AuditTrail:
         data: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         seq, prev = self._head(stream)
-        stored, text = canonical_data(data or {})
+        text = canonical_data(data or {})
         row: dict[str, Any] = {
             "stream": stream,
             "seq": seq + 1,
@@ -168,7 +167,7 @@ class AuditTrail:
             "element_id": element_id,
             "element_name": element_name,
             "role": role,
-            "data": stored,
+            "data": text,
             "prev_hash": prev,
         }
         row["hash"] = event_hash(row, text)

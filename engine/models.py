@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -20,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
 UtcDateTime = DateTime(timezone=True)
@@ -31,6 +33,24 @@ class Base(DeclarativeBase):
         list[Any]: JsonType,
         datetime: UtcDateTime,
     }
+
+
+class CanonicalJson(TypeDecorator[Any]):
+    """JSON kept as text exactly as the audit chain hashed it (sorted keys, no spaces).
+
+    Text given is stored as is; anything else is encoded canonically. PostgreSQL queries
+    read it with ``data::jsonb``."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        return json.loads(value) if value is not None else None
 
 
 def _enum(cls: type[enum.Enum]) -> Enum:
@@ -272,6 +292,6 @@ class AuditEvent(Base):
     element_id: Mapped[str | None] = mapped_column(String(255))
     element_name: Mapped[str | None] = mapped_column(String(255))
     role: Mapped[str | None] = mapped_column(String(64))
-    data: Mapped[dict[str, Any]] = mapped_column(JSON)  # plain JSON: byte-exact for the hash
+    data: Mapped[dict[str, Any]] = mapped_column(CanonicalJson)  # stored as it was hashed
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))

@@ -140,3 +140,20 @@ def test_verify_reports_the_first_broken_link(
     assert not result.ok
     assert result.broken_seq == seq
     assert reason in (result.reason or "")
+
+
+def test_event_data_is_stored_exactly_as_hashed(scenario: Scenario) -> None:
+    iid = _reviewed(scenario)
+    with scenario.flow.db.reading() as session:
+        rows = (
+            session.execute(
+                text("SELECT data FROM audit_event WHERE stream = :s ORDER BY seq"),
+                {"s": f"instance:{iid}"},
+            )
+            .scalars()
+            .all()
+        )
+    for raw, event in zip(rows, scenario.flow.history(iid), strict=True):
+        assert raw == json.dumps(
+            event.data, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )

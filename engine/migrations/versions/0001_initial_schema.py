@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 14:31:32.594840
+Create Date: 2026-11-27 14:57:23.294572
 """
 
 import sqlalchemy as sa
@@ -231,7 +231,7 @@ def upgrade() -> None:
         sa.Column("element_id", sa.String(length=255), nullable=True),
         sa.Column("element_name", sa.String(length=255), nullable=True),
         sa.Column("role", sa.String(length=64), nullable=True),
-        sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("data", sa.Text(), nullable=False),
         sa.Column("prev_hash", sa.String(length=64), nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),
         sa.ForeignKeyConstraint(
