@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import pstats
 import sqlite3
 import statistics
@@ -255,6 +256,7 @@ def measure(rounds: int, completions: int, warmup: int) -> None:
                 # alternate the order, so drift on the machine hits every side alike
                 order = list(runs.items()) if number % 2 else list(reversed(runs.items()))
                 for key, run in order:
+                    gc.collect()  # no side pays for the garbage of the one before it
                     rates[key].append(completions / run(completions))
                 print(
                     f"  round {number}: "

@@ -20,8 +20,9 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.models import Definition, DefinitionTask
+from engine.models import Definition, DefinitionTask, InstanceStatus
 from engine.serialization import SpecPair, StateSerializer
+from engine.store import InstanceRow
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -141,8 +142,10 @@ class LiveWorkflows:
             return found[1]
         return None
 
-    def keep(self, instance_id: int, revision: int, workflow: BpmnWorkflow) -> None:
-        self._items.put(instance_id, (revision, workflow))
+    def keep(self, instance: InstanceRow, workflow: BpmnWorkflow) -> None:
+        """Keep a committed workflow for the next command, if there can be one."""
+        if instance.status == InstanceStatus.RUNNING:
+            self._items.put(instance.id, (instance.revision, workflow))
 
     def clear(self) -> None:
         self._items.clear()

@@ -75,7 +75,7 @@ def start(
         )
         work.run_engine()
         work.settle()
-    runtime.live.keep(instance.id, instance.revision, workflow)
+    runtime.live.keep(instance, workflow)
     return instance.id
 
 

@@ -113,7 +113,7 @@ def correlate(
             if not _deliver(work, message):
                 raise MessageUndeliverable(f"instance {target} stopped waiting for '{name}'")
         result = Correlation(message.id, target, False)
-    runtime.live.keep(work.instance.id, work.instance.revision, work.workflow)  # committed
+    runtime.live.keep(work.instance, work.workflow)  # committed
     return result
 
 

@@ -65,7 +65,7 @@ class Runtime:
         ):
             yield work
         # committed: the next command on this instance may start from this workflow
-        self.live.keep(work.instance.id, work.instance.revision, work.workflow)
+        self.live.keep(work.instance, work.workflow)
 
     @contextmanager
     def command_in(
