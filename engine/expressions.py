@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import itertools
 import textwrap
+import threading
 from collections import ChainMap
 from collections.abc import Mapping, MutableMapping
 from functools import lru_cache
@@ -273,9 +274,23 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]  # sim
             super()._check_disallowed_items(item)
 
 
+_local = threading.local()
+
+
+def _evaluator(names: Mapping[str, Any]) -> _Evaluator:
+    """This thread's evaluator, ready for ``names``: building one costs more than most
+    conditions take to evaluate. Nothing an expression does can reach it re-entrantly."""
+    evaluator: _Evaluator | None = getattr(_local, "evaluator", None)
+    if evaluator is None:
+        evaluator = _local.evaluator = _Evaluator({})
+    evaluator.names = names
+    evaluator.budget = MAX_BUILT
+    return evaluator
+
+
 def evaluate_expression(text: str, names: Mapping[str, Any]) -> Any:
     """Evaluate ``text`` with ``names`` as its only variables (correlation keys, lint)."""
-    return _Evaluator(names).run(text, check_expression(text))
+    return _evaluator(names).run(text, check_expression(text))
 
 
 def run_script(

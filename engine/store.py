@@ -246,8 +246,8 @@ def insert_task(conn: Connection, row: TaskRow) -> int:
     assert key is not None
     row.id = int(key[0])
     roles = [{"task_id": row.id, "role_id": r} for r in row.role_ids]
-    if roles:
-        conn.execute(_INSERT_ROLE, roles)
+    if roles:  # one role (the usual case) as a plain execute, not the executemany path
+        conn.execute(_INSERT_ROLE, roles[0] if len(roles) == 1 else roles)
     return row.id
 
 
