@@ -1,9 +1,10 @@
 """The unit of work: every command on an instance is one transaction through here.
 
-1. lock the instance row; 2. load the workflow (spec by reference from the definition
-cache, the safe script engine attached); 3. the command changes it, then the engine
-steps run; 4. reconcile role queues, message subscriptions and the next wake-up;
-5. append audit events and save. Any exception rolls the whole transaction back.
+1. lock the instance row; 2. load the workflow (the live copy if the row's revision
+still matches, else deserialise it onto the cached spec, the safe script engine
+attached); 3. the command changes it, then the engine steps run; 4. reconcile role
+queues, message subscriptions and the next wake-up; 5. append audit events and save.
+Any exception rolls the whole transaction back, and the live copy is dropped.
 """
 
 from __future__ import annotations
