@@ -1,26 +1,66 @@
-"""The HTTP API: thin blueprints over the engine (issue 3 grows it)."""
+"""The HTTP API: thin blueprints over the engine, one per resource.
+
+HTTP in, one engine call, HTTP out. Every error leaves as problem+json (api/errors.py);
+every request but health carries a bearer token (api/auth.py).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify
+import swagger_ui_bundle
+from flask import Flask, jsonify, request, send_from_directory
+from flask_smorest import Api
 from sqlalchemy import text
 
+from api import auth, errors
+from api.resources import audit, definitions, instances, messages, queues, tasks
 from engine.tradeflow import Tradeflow
+
+PUBLIC = {"health", "api-docs.openapi_json", "api-docs.openapi_swagger_ui", "swagger_static"}
+SWAGGER_STATIC = "/api/v1/docs/static/"
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the app; nothing happens at import time."""
+    """Build the app; nothing happens at import time. ``TRADEFLOW`` in ``config`` is the
+    engine to use (tests pass one on their own database)."""
     app = Flask(__name__)
+    app.config.update(
+        API_TITLE="Tradeflow",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL=SWAGGER_STATIC,  # served from the package: works offline
+        MAX_CONTENT_LENGTH=25 * 1024 * 1024,
+        API_SPEC_OPTIONS={
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearer": []}],
+        },
+    )
     app.config.update(config or {})
     flow: Tradeflow = app.config.get("TRADEFLOW") or Tradeflow()
     app.extensions["tradeflow"] = flow
 
-    @app.get("/health")
+    api = Api(app)
+    for module in (definitions, instances, tasks, queues, messages, audit):
+        api.register_blueprint(module.blp)
+    errors.init_app(app)
+
+    @app.get("/api/v1/health")
     def health() -> Any:
         with flow.db.reading() as session:
             session.execute(text("SELECT 1"))
         return jsonify(status="ok")
+
+    @app.get(f"{SWAGGER_STATIC}<path:name>", endpoint="swagger_static")
+    def swagger_static(name: str) -> Any:
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, name)
+
+    @app.before_request
+    def _authenticate() -> None:
+        if request.endpoint not in PUBLIC and request.endpoint is not None:
+            auth.authenticate()
 
     return app

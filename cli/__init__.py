@@ -137,10 +137,25 @@ def verify(stream: str | None) -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1")
-@click.option("--port", default=8000, type=int)
-def serve(host: str, port: int) -> None:
-    """Run the HTTP service."""
-    from api import create_app
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, type=int, show_default=True)
+@click.option(
+    "--workers",
+    default=2,
+    type=int,
+    show_default=True,
+    help="Processes; each serves --threads requests at once.",
+)
+@click.option("--threads", default=4, type=int, show_default=True)
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Run the HTTP service under gunicorn, after bringing the schema up to date."""
+    from cli.server import run
 
-    create_app().run(host=host, port=port)
+    flow = _flow()
+    flow.upgrade()
+    flow.db.dispose()  # each worker opens its own connections
+    click.echo(
+        f"Tradeflow on http://{host}:{port}/api/v1/docs "
+        f"(send Authorization: Bearer <token from `tradeflow users add`>)"
+    )
+    run(host, port, workers, threads)

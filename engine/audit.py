@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from engine.clock import as_utc
@@ -214,3 +214,47 @@ def verify(session: Session, stream: str) -> Verification:
 
 def streams(session: Session) -> list[str]:
     return list(session.scalars(select(AuditEvent.stream).distinct().order_by(AuditEvent.stream)))
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    since: datetime | None = None
+    until: datetime | None = None
+    actor: str | None = None
+    kind: str | None = None
+    definition: str | None = None  # a process key: its instances' events and its deployments
+    limit: int = 100
+    offset: int = 0
+
+
+def search(session: Session, query: AuditQuery) -> tuple[list[AuditEvent], int]:
+    """Events across every stream, oldest first."""
+    from engine.models import Definition, Instance  # the trail itself needs neither
+
+    stmt = select(AuditEvent)
+    if query.since is not None:
+        stmt = stmt.where(AuditEvent.at >= query.since)
+    if query.until is not None:
+        stmt = stmt.where(AuditEvent.at < query.until)
+    if query.actor is not None:
+        stmt = stmt.where(AuditEvent.actor == query.actor)
+    if query.kind is not None:
+        stmt = stmt.where(AuditEvent.kind == query.kind)
+    if query.definition is not None:
+        of_key = (
+            select(Instance.id)
+            .join(Definition, Definition.id == Instance.definition_id)
+            .where(Definition.key == query.definition)
+        )
+        stmt = stmt.where(
+            AuditEvent.instance_id.in_(of_key)
+            | (
+                (AuditEvent.stream == DEFINITIONS_STREAM)
+                & (AuditEvent.element_id == query.definition)
+            )
+        )
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(
+        stmt.order_by(AuditEvent.at, AuditEvent.id).limit(query.limit).offset(query.offset)
+    ).all()
+    return list(rows), total

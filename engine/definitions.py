@@ -10,7 +10,7 @@ from typing import Any
 
 from lxml import etree
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import diagrams
@@ -297,3 +297,37 @@ def _root_of(bundle: Bundle, process_id: str) -> etree._Element | None:
         if any(pid == process_id for pid, _ in diagrams.process_ids(root)):
             return root
     return None
+
+
+def catalog(session: Session) -> list[Definition]:
+    """The latest version of every process."""
+    newest = (
+        select(Definition.key, func.max(Definition.version).label("version"))
+        .group_by(Definition.key)
+        .subquery()
+    )
+    return list(
+        session.scalars(
+            select(Definition)
+            .join(
+                newest, (Definition.key == newest.c.key) & (Definition.version == newest.c.version)
+            )
+            .order_by(Definition.key)
+        )
+    )
+
+
+def versions(session: Session, key: str) -> list[Definition]:
+    found = list(
+        session.scalars(
+            select(Definition).where(Definition.key == key).order_by(Definition.version.desc())
+        )
+    )
+    if not found:
+        raise DefinitionNotFound(f"no process definition '{key}'", key=key)
+    return found
+
+
+def source(session: Session, key: str, version: int | None = None) -> str:
+    """The diagram file a definition was deployed from, as uploaded."""
+    return session.get_one(Resource, find(session, key, version).resource_id).content

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState as SpiffState
-from sqlalchemy.orm import joinedload
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, joinedload
 
 from engine import definitions, queues, store
 from engine.audit import GENESIS, AuditTrail, EventKind, instance_stream
@@ -14,10 +16,11 @@ from engine.errors import FormInvalid, InstanceNotFound
 from engine.events import waits_for_timer
 from engine.forms_check import check_names
 from engine.frontier import variables
-from engine.models import Definition, Instance, InstanceStatus
+from engine.models import Definition, HumanTask, HumanTaskRole, Instance, InstanceStatus
 from engine.runtime import Runtime, Work, lock_instance
 from engine.serialization import SAFE_ENGINE
 from engine.store import InstanceRow
+from engine.users import Actor
 
 MAX_BUSINESS_KEY = 255
 
@@ -156,3 +159,55 @@ def current_variables(runtime: Runtime, instance_id: int) -> dict[str, Any]:
 
 
 __all__ = ["cancel", "current_variables", "fail", "get", "start", "wake"]
+
+
+@dataclass(frozen=True)
+class InstanceQuery:
+    status: InstanceStatus | None = None
+    definition: str | None = None
+    business_key: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+def _visible(actor: Actor) -> Any:
+    """Instances where one of the actor's roles has (or had) a task."""
+    return Instance.id.in_(
+        select(HumanTask.instance_id)
+        .join(HumanTaskRole, HumanTaskRole.task_id == HumanTask.id)
+        .where(HumanTaskRole.role_id.in_(actor.roles))
+    )
+
+
+def search(
+    session: Session, query: InstanceQuery, only_for: Actor | None = None
+) -> tuple[list[Instance], int]:
+    """Instances by status, definition key and business key, newest first.
+
+    ``only_for``: just those the actor may read through their roles."""
+    stmt = select(Instance).options(joinedload(Instance.definition).defer(Definition.spec_json))
+    if query.status is not None:
+        stmt = stmt.where(Instance.status == query.status)
+    if query.definition is not None:
+        stmt = stmt.where(
+            Instance.definition_id.in_(
+                select(Definition.id).where(Definition.key == query.definition)
+            )
+        )
+    if query.business_key is not None:
+        stmt = stmt.where(Instance.business_key == query.business_key)
+    if only_for is not None:
+        stmt = stmt.where(_visible(only_for))
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(
+        stmt.order_by(Instance.id.desc()).limit(query.limit).offset(query.offset)
+    ).all()
+    return list(rows), total
+
+
+def readable_by(session: Session, actor: Actor, instance_id: int) -> bool:
+    """An employee may read an instance in which one of their roles has a task."""
+    return (
+        session.scalar(select(Instance.id).where(Instance.id == instance_id, _visible(actor)))
+        is not None
+    )

@@ -111,6 +111,7 @@ class InboxQuery:
     role: str | None = None
     claim: ClaimFilter = ClaimFilter.ANY
     business_key: str | None = None
+    instance_id: int | None = None
     overdue: bool | None = None
     sort: str = "due"
     limit: int = 50
@@ -147,6 +148,8 @@ def inbox(session: Session, user: Actor, query: InboxQuery, now: datetime) -> In
         stmt = stmt.join(Instance, Instance.id == HumanTask.instance_id).where(
             Instance.business_key == query.business_key
         )
+    if query.instance_id is not None:
+        stmt = stmt.where(HumanTask.instance_id == query.instance_id)
     if query.overdue is True:
         stmt = stmt.where(HumanTask.due_at < now)
     elif query.overdue is False:
@@ -155,3 +158,32 @@ def inbox(session: Session, user: Actor, query: InboxQuery, now: datetime) -> In
     order = (*SORTS[query.sort], HumanTask.priority.desc(), HumanTask.id)
     tasks = session.scalars(stmt.order_by(*order).limit(query.limit).offset(query.offset)).all()
     return InboxPage(list(tasks), total)
+
+
+@dataclass(frozen=True)
+class QueueCount:
+    role: str
+    open: int
+    claimed: int
+    overdue: int
+
+
+def counts(session: Session, roles: set[str] | None, now: datetime) -> list[QueueCount]:
+    """Open, claimed and overdue tasks per role queue (``roles`` None: every role)."""
+    query = (
+        select(
+            HumanTaskRole.role_id,
+            func.count(),
+            func.count(HumanTask.assignee),
+            func.count(HumanTask.id).filter(HumanTask.due_at < now),
+        )
+        .join(HumanTask, HumanTask.id == HumanTaskRole.task_id)
+        .where(HumanTask.state == TaskState.OPEN)
+        .group_by(HumanTaskRole.role_id)
+    )
+    if roles is not None:
+        query = query.where(HumanTaskRole.role_id.in_(roles))
+    found = {row[0]: QueueCount(*row) for row in session.execute(query)}
+    for role in roles or ():
+        found.setdefault(role, QueueCount(role, 0, 0, 0))
+    return [found[r] for r in sorted(found)]

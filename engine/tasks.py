@@ -26,7 +26,7 @@ from engine.errors import (
 )
 from engine.forms_check import check_submission
 from engine.frontier import variables
-from engine.models import TaskState
+from engine.models import Instance, TaskState
 from engine.runtime import Runtime, Work, changes
 from engine.store import InstanceRow, TaskRow
 from engine.users import Actor, identity
@@ -190,3 +190,15 @@ def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -
                 "changes": changes(before, variables(work.workflow)),
             },
         )
+
+
+def starting_data(runtime: Runtime, task_id: int) -> dict[str, Any]:
+    """The data a task starts from (what its form is filled in with)."""
+    with runtime.db.reading() as session:
+        row = store.task(session.connection(), task_id)
+        if row is None:
+            raise TaskNotFound(f"no task {task_id}", task=task_id)
+        instance = session.get_one(Instance, row.instance_id)
+        workflow = runtime.load(session, instance)
+    spiff_task = workflow.get_task_from_id(UUID(row.spiff_task_id))
+    return dict(spiff_task.data) if spiff_task is not None else {}

@@ -19,7 +19,7 @@ def test_health_over_http(db: Database) -> None:
     thread.start()
     try:
         with urllib.request.urlopen(
-            f"http://127.0.0.1:{server.server_port}/health", timeout=10
+            f"http://127.0.0.1:{server.server_port}/api/v1/health", timeout=10
         ) as r:
             assert (r.status, json.load(r)) == (200, {"status": "ok"})
     finally:

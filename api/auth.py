@@ -1,0 +1,69 @@
+"""Who is calling: a bearer token names a user; permissions are checked here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import current_app, g, request
+from werkzeug.exceptions import Unauthorized
+
+from engine import users
+from engine.errors import Forbidden
+from engine.tradeflow import Tradeflow
+from engine.users import Actor
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def flow() -> Tradeflow:
+    return cast(Tradeflow, current_app.extensions["tradeflow"])
+
+
+def actor() -> Actor:
+    return cast(Actor, g.actor)
+
+
+def authenticate() -> None:
+    """Before every request but health: a known, unrevoked token, else 401."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send Authorization: Bearer <token>")
+    with flow().db.reading() as session:
+        user = users.by_token(session, token.strip())
+        if user is None:
+            raise Unauthorized("the token is unknown or revoked")
+        g.actor = users.identity(session, user.name)
+
+
+def require(check: Callable[[Actor], bool], what: str) -> Callable[[F], F]:
+    """Refuse with 403 unless ``check(actor)``; ``what`` says who may."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if not check(actor()):
+                raise Forbidden(f"only {what} may do this")
+            return view(*args, **kwargs)
+
+        return cast(F, guarded)
+
+    return decorate
+
+
+def owner_or_admin(a: Actor) -> bool:
+    return a.is_process_owner or a.is_admin
+
+
+def reads_everything(a: Actor) -> bool:
+    return a.is_auditor or a.is_admin
+
+
+def sends_messages(a: Actor) -> bool:
+    return a.is_integration or a.is_admin
+
+
+def starts_instances(a: Actor) -> bool:
+    return bool(a.roles) or a.is_admin or a.is_integration or a.is_process_owner

@@ -1,0 +1,102 @@
+"""Every error leaves as RFC 9457 problem+json, mapped here and nowhere else."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, json
+from werkzeug.exceptions import HTTPException
+
+from engine import errors as domain
+
+PROBLEM = "application/problem+json"
+
+# domain error -> (status, type slug); the first match in this order wins
+_STATUS: list[tuple[type[domain.TradeflowError], int, str]] = [
+    (domain.DiagramInvalid, 422, "diagram-invalid"),
+    (domain.FormInvalid, 422, "form-invalid"),
+    (domain.ExpressionRefused, 422, "expression-refused"),
+    (domain.MessageInvalid, 422, "message-invalid"),
+    (domain.Invalid, 422, "invalid"),
+    (domain.SeparationOfDuty, 403, "separation-of-duty"),
+    (domain.NotInRole, 403, "not-in-role"),
+    (domain.Forbidden, 403, "forbidden"),
+    (domain.TaskAlreadyClaimed, 409, "task-already-claimed"),
+    (domain.TaskNotOpen, 409, "task-not-open"),
+    (domain.InstanceNotRunning, 409, "instance-not-running"),
+    (domain.MessageUndeliverable, 409, "message-undeliverable"),
+    (domain.Conflict, 409, "conflict"),
+    (domain.NotFound, 404, "not-found"),
+    (domain.ProcessFailed, 422, "process-failed"),
+]
+
+
+def problem(
+    status: int, detail: str | None = None, *, slug: str | None = None, **extra: Any
+) -> Response:
+    body: dict[str, Any] = {
+        "type": f"urn:tradeflow:problem:{slug}" if slug else "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    body.update({k: v for k, v in extra.items() if v is not None})
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="tradeflow"'
+    return response
+
+
+def _domain(error: domain.TradeflowError) -> Response:
+    status, slug = next(
+        ((status, slug) for cls, status, slug in _STATUS if isinstance(error, cls)),
+        (500, "internal"),
+    )
+    extra: dict[str, Any] = {}
+    if isinstance(error, domain.DiagramInvalid):
+        extra["errors"] = [
+            {"file": p.file, "element": p.element, "message": p.message} for p in error.problems
+        ]
+    elif isinstance(error, domain.FormInvalid) and "errors" in error.details:
+        extra["errors"] = _field_errors(error.details["errors"])
+    return problem(status, error.message, slug=slug, **extra)
+
+
+def _field_errors(messages: Any, prefix: str = "") -> list[dict[str, str]]:
+    """marshmallow's nested {field: [messages]} as a flat [{field, message}] list."""
+    found: list[dict[str, str]] = []
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            found += _field_errors(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(messages, list):
+        for item in messages:
+            if isinstance(item, (dict, list)):
+                found += _field_errors(item, prefix)
+            else:
+                found.append({"field": prefix or "_body", "message": str(item)})
+    else:
+        found.append({"field": prefix or "_body", "message": str(messages)})
+    return found
+
+
+def _http(error: HTTPException) -> Response:
+    status = error.code or 500
+    extra: dict[str, Any] = {}
+    messages = getattr(error, "data", {}).get("messages") if hasattr(error, "data") else None
+    detail: str | None
+    if messages:  # webargs/flask-smorest validation: {location: {field: [msg]}}
+        extra["errors"] = [e for location in messages.values() for e in _field_errors(location)]
+        detail = "the request does not fit the schema"
+    else:
+        detail = error.description if isinstance(error.description, str) else None
+    response = problem(status, detail, **extra)
+    if status == 405 and error.get_response().headers.get("Allow"):
+        response.headers["Allow"] = error.get_response().headers["Allow"]
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(domain.TradeflowError, _domain)
+    app.register_error_handler(HTTPException, _http)

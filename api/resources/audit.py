@@ -1,0 +1,28 @@
+"""The audit trail across instances (auditors and admins)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.auth import flow, reads_everything, require
+from api.schemas import AuditArgs, AuditPage
+from engine import audit
+
+blp = Blueprint(
+    "audit", __name__, url_prefix="/api/v1/audit", description="Every recorded event, filtered"
+)
+
+
+@blp.route("")
+class Audit(MethodView):
+    @blp.arguments(AuditArgs, location="query")
+    @blp.response(200, AuditPage)
+    @require(reads_everything, "auditors and admins")
+    def get(self, args: dict[str, Any]) -> Any:
+        """Events by time range, actor, kind and process key, oldest first."""
+        with flow().db.reading() as session:
+            rows, total = audit.search(session, audit.AuditQuery(**args))
+        return {"items": rows, "total": total}

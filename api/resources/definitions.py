@@ -1,0 +1,74 @@
+"""Process definitions: deploy (process owners, admins) and read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from werkzeug.exceptions import BadRequest
+
+from api.auth import actor, flow, owner_or_admin, require
+from api.schemas import DefinitionOut, DeploymentOut, VersionArgs
+from engine import definitions
+
+blp = Blueprint(
+    "definitions",
+    __name__,
+    url_prefix="/api/v1/definitions",
+    description="BPMN, DMN and form deployments",
+)
+MAX_UPLOAD = 20 * 1024 * 1024
+
+
+@blp.route("")
+class Definitions(MethodView):
+    @blp.response(200, DefinitionOut(many=True))
+    def get(self) -> Any:
+        """The latest version of every process."""
+        with flow().db.reading() as session:
+            return definitions.catalog(session)
+
+    @blp.response(201, DeploymentOut)
+    @blp.alt_response(422, description="every lint problem, as problem+json `errors`")
+    @require(owner_or_admin, "process owners and admins")
+    def post(self) -> Any:
+        """Deploy .bpmn, .dmn and .form files together (multipart, any field names)."""
+        files = [f for name in request.files for f in request.files.getlist(name)]
+        if not files:
+            raise BadRequest("upload one or more .bpmn, .dmn or .form files (multipart)")
+        if (request.content_length or 0) > MAX_UPLOAD:
+            raise BadRequest(f"an upload is at most {MAX_UPLOAD // (1024 * 1024)} MiB")
+        result = flow().deploy(
+            [(f.filename or "upload", f.read()) for f in files], actor=actor().name
+        )
+        names = {}
+        with flow().db.reading() as session:
+            for item in result.definitions:
+                names[item.key] = definitions.find(session, item.key, item.version).name
+        return {
+            "deployment_id": result.deployment_id,
+            "definitions": [{**vars(d), "name": names.get(d.key)} for d in result.definitions],
+            "forms": [vars(f) for f in result.forms],
+        }
+
+
+@blp.route("/<key>")
+class DefinitionVersions(MethodView):
+    @blp.response(200, DefinitionOut(many=True))
+    def get(self, key: str) -> Any:
+        """Every version of one process, newest first."""
+        with flow().db.reading() as session:
+            return definitions.versions(session, key)
+
+
+@blp.route("/<key>/xml")
+class DefinitionXml(MethodView):
+    @blp.arguments(VersionArgs, location="query")
+    @blp.response(200, content_type="application/xml")
+    def get(self, args: dict[str, Any], key: str) -> Any:
+        """The diagram as deployed (latest version unless ?version=)."""
+        with flow().db.reading() as session:
+            xml = definitions.source(session, key, args.get("version"))
+        return Response(xml, mimetype="application/xml")

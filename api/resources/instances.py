@@ -1,0 +1,132 @@
+"""Process instances: start (employees), read (by role), cancel (owners, admins)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.auth import actor, flow, owner_or_admin, reads_everything, require, starts_instances
+from api.schemas import (
+    AuditPage,
+    CancelIn,
+    InstanceArgs,
+    InstanceDetailOut,
+    InstanceOut,
+    InstancePage,
+    StartIn,
+    VerifyOut,
+)
+from api.views import check_can_read, with_business_keys
+from engine import audit, instances
+from engine.models import InstanceStatus, TaskState
+
+blp = Blueprint(
+    "instances",
+    __name__,
+    url_prefix="/api/v1/instances",
+    description="Running and finished process instances",
+)
+
+
+def _detail(instance_id: int) -> dict[str, Any]:
+    instance = flow().instance(instance_id)
+    open_tasks = [t for t in flow().tasks_of(instance_id) if t.state == TaskState.OPEN]
+    return {
+        **{
+            k: getattr(instance, k)
+            for k in (
+                "id",
+                "status",
+                "business_key",
+                "definition",
+                "started_at",
+                "started_by",
+                "ended_at",
+                "next_wakeup_at",
+                "error",
+            )
+        },
+        "variables": flow().variables(instance_id),
+        "tasks": with_business_keys(open_tasks),
+    }
+
+
+@blp.route("")
+class Instances(MethodView):
+    @blp.arguments(InstanceArgs, location="query")
+    @blp.response(200, InstancePage)
+    def get(self, args: dict[str, Any]) -> Any:
+        """Instances the caller may read, newest first."""
+        who = actor()
+        query = instances.InstanceQuery(
+            status=InstanceStatus(args["status"]) if "status" in args else None,
+            definition=args.get("definition"),
+            business_key=args.get("business_key"),
+            limit=args["limit"],
+            offset=args["offset"],
+        )
+        everything = reads_everything(who) or who.is_process_owner
+        with flow().db.reading() as session:
+            rows, total = instances.search(session, query, None if everything else who)
+        return {"items": rows, "total": total}
+
+    @blp.arguments(StartIn)
+    @blp.response(201, InstanceDetailOut)
+    @require(starts_instances, "employees, integrations, process owners and admins")
+    def post(self, body: dict[str, Any]) -> Any:
+        """Start an instance of a definition (the latest version unless given)."""
+        instance_id = flow().start(
+            body["definition"],
+            actor=actor().name,
+            business_key=body.get("business_key"),
+            variables=body["variables"],
+            version=body.get("version"),
+        )
+        return _detail(instance_id)
+
+
+@blp.route("/<int:instance_id>")
+class InstanceItem(MethodView):
+    @blp.response(200, InstanceDetailOut)
+    def get(self, instance_id: int) -> Any:
+        """One instance with its variables and open tasks."""
+        check_can_read(instance_id)
+        return _detail(instance_id)
+
+
+@blp.route("/<int:instance_id>/cancel")
+class InstanceCancel(MethodView):
+    @blp.arguments(CancelIn, required=False)
+    @blp.response(200, InstanceOut)
+    @require(owner_or_admin, "process owners and admins")
+    def post(self, body: dict[str, Any] | None, instance_id: int) -> Any:
+        """Cancel a running instance and its open tasks."""
+        flow().cancel(instance_id, actor=actor().name, reason=(body or {}).get("reason"))
+        return flow().instance(instance_id)
+
+
+@blp.route("/<int:instance_id>/audit")
+class InstanceAudit(MethodView):
+    @blp.response(200, AuditPage)
+    def get(self, instance_id: int) -> Any:
+        """The instance's audit trail, in order."""
+        check_can_read(instance_id)
+        events = flow().history(instance_id)
+        return {"items": events, "total": len(events)}
+
+
+@blp.route("/<int:instance_id>/audit/verify")
+class InstanceAuditVerify(MethodView):
+    @blp.response(200, VerifyOut)
+    def get(self, instance_id: int) -> Any:
+        """Recompute the instance's hash chain; name the first event that breaks it."""
+        check_can_read(instance_id)
+        result = flow().verify(audit.instance_stream(instance_id))
+        return {
+            "valid": result.ok,
+            "first_bad_seq": result.broken_seq,
+            "reason": result.reason,
+            "events": result.events,
+        }

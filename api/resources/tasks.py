@@ -1,0 +1,127 @@
+"""The caller's inbox and the work on tasks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from api.auth import actor, flow
+from api.schemas import CompleteIn, DelegateIn, InboxArgs, TaskDetailOut, TaskOut, TaskPage
+from api.views import decode_cursor, page, with_business_keys
+from engine import tasks
+from engine.errors import NotInRole, TaskNotFound
+from engine.models import Form, HumanTask
+from engine.queues import ClaimFilter, InboxQuery
+
+blp = Blueprint(
+    "tasks", __name__, url_prefix="/api/v1/tasks", description="Inboxes, claims and completions"
+)
+
+
+def _task(task_id: int) -> HumanTask:
+    with flow().db.reading() as session:
+        task = session.get(HumanTask, task_id)
+    if task is None:
+        raise TaskNotFound(f"no task {task_id}", task=task_id)
+    return task
+
+
+def _visible(task: HumanTask) -> None:
+    who = actor()
+    if who.is_admin or who.is_auditor or who.roles & set(task.role_ids):
+        return
+    raise NotInRole(f"{who.name} holds none of the roles of task {task.id}", task=task.id)
+
+
+@blp.route("")
+class Inbox(MethodView):
+    @blp.arguments(InboxArgs, location="query")
+    @blp.response(200, TaskPage)
+    def get(self, args: dict[str, Any]) -> Any:
+        """Open tasks of the caller's roles, unassigned or assigned to the caller."""
+        claim = ClaimFilter.ANY
+        if args.get("assignee") == "me" or args.get("state") == "claimed":
+            claim = ClaimFilter.CLAIMED
+        elif args.get("state") == "unclaimed":
+            claim = ClaimFilter.UNCLAIMED
+        offset = decode_cursor(args.get("cursor"))
+        query = InboxQuery(
+            role=args.get("role"),
+            claim=claim,
+            business_key=args.get("business_key"),
+            instance_id=args.get("instance_id"),
+            overdue=args.get("overdue"),
+            sort=args["sort"],
+            limit=args["limit"],
+            offset=offset,
+        )
+        found = flow().inbox(actor().name, query)
+        return page(with_business_keys(found.tasks), found.total, offset, args["limit"])
+
+
+@blp.route("/<int:task_id>")
+class TaskItem(MethodView):
+    @blp.response(200, TaskDetailOut)
+    def get(self, task_id: int) -> Any:
+        """A task with its form and the data it starts from."""
+        task = _task(task_id)
+        _visible(task)
+        [task] = with_business_keys([task])
+        form = None
+        if task.form_key:
+            with flow().db.reading() as session:
+                form = session.scalar(
+                    select(Form.schema)
+                    .where(Form.key == task.form_key)
+                    .order_by(Form.version.desc())
+                    .limit(1)
+                )
+        task.form = form  # type: ignore[attr-defined]
+        task.data = tasks.starting_data(flow().runtime, task_id)  # type: ignore[attr-defined]
+        return task
+
+
+def _done(task_id: int) -> HumanTask:
+    [task] = with_business_keys([_task(task_id)])
+    return task
+
+
+@blp.route("/<int:task_id>/claim")
+class Claim(MethodView):
+    @blp.response(200, TaskOut)
+    def post(self, task_id: int) -> Any:
+        """Take the task: it leaves the others' inboxes."""
+        flow().claim(task_id, actor=actor().name)
+        return _done(task_id)
+
+
+@blp.route("/<int:task_id>/unclaim")
+class Unclaim(MethodView):
+    @blp.response(200, TaskOut)
+    def post(self, task_id: int) -> Any:
+        """Give the task back to its queues."""
+        flow().unclaim(task_id, actor=actor().name)
+        return _done(task_id)
+
+
+@blp.route("/<int:task_id>/delegate")
+class Delegate(MethodView):
+    @blp.arguments(DelegateIn)
+    @blp.response(200, TaskOut)
+    def post(self, body: dict[str, Any], task_id: int) -> Any:
+        """Hand the task to a user who holds one of its roles."""
+        flow().delegate(task_id, actor=actor().name, to=body["user"])
+        return _done(task_id)
+
+
+@blp.route("/<int:task_id>/complete")
+class Complete(MethodView):
+    @blp.arguments(CompleteIn)
+    @blp.response(200, TaskOut)
+    def post(self, body: dict[str, Any], task_id: int) -> Any:
+        """Complete the task with the form's data (claims it first if unclaimed)."""
+        flow().complete(task_id, actor=actor().name, data=body["data"])
+        return _done(task_id)

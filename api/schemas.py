@@ -1,0 +1,212 @@
+"""The API's request and response shapes (marshmallow; flask-smorest documents them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from engine.clock import as_utc
+from engine.models import HumanTask, InstanceStatus, TaskState
+
+
+class Utc(fields.DateTime):
+    """Datetimes leave as ISO 8601 in UTC with their offset (SQLite hands back naive)."""
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else as_utc(value).isoformat()
+
+
+class _In(Schema):
+    class Meta:
+        unknown = EXCLUDE  # query strings carry extras (cache busters, tracing)
+
+
+class DefinitionOut(Schema):
+    id = fields.Int()
+    key = fields.Str()
+    version = fields.Int()
+    name = fields.Str(allow_none=True)
+    deployed_at = Utc()
+
+
+class DeployedOut(Schema):
+    id = fields.Int(attribute="definition_id")
+    key = fields.Str()
+    version = fields.Int()
+    name = fields.Str(allow_none=True)
+    created = fields.Bool()
+
+
+class FormDeployedOut(Schema):
+    key = fields.Str()
+    version = fields.Int()
+    created = fields.Bool()
+
+
+class DeploymentOut(Schema):
+    deployment_id = fields.Int(allow_none=True)
+    definitions = fields.List(fields.Nested(DeployedOut))
+    forms = fields.List(fields.Nested(FormDeployedOut))
+
+
+class VersionArgs(_In):
+    version = fields.Int(validate=validate.Range(min=1))
+
+
+class StartIn(Schema):
+    definition = fields.Str(required=True, validate=validate.Length(min=1, max=255))
+    version = fields.Int(validate=validate.Range(min=1))
+    business_key = fields.Str(validate=validate.Length(min=1, max=255))
+    variables = fields.Dict(keys=fields.Str(), load_default=dict)
+
+
+class TaskOut(Schema):
+    id = fields.Int()
+    instance_id = fields.Int()
+    business_key = fields.Str(allow_none=True)  # set on the row by the view
+    element_id = fields.Str()
+    name = fields.Str(allow_none=True)
+    roles = fields.List(fields.Str(), attribute="role_ids")
+    assignee = fields.Str(allow_none=True)
+    state = fields.Method("_state")
+    created_at = Utc()
+    due_at = Utc(allow_none=True)
+    priority = fields.Int()
+    form_id = fields.Str(attribute="form_key", allow_none=True)
+
+    def _state(self, task: HumanTask) -> str:
+        if task.state == TaskState.OPEN and task.assignee:
+            return "claimed"
+        return str(task.state.value)
+
+
+class TaskDetailOut(TaskOut):
+    form = fields.Dict(allow_none=True)
+    data = fields.Dict()
+
+
+class InstanceOut(Schema):
+    id = fields.Int()
+    status = fields.Str()
+    business_key = fields.Str(allow_none=True)
+    definition = fields.Method("_definition")
+    started_at = Utc()
+    started_by = fields.Str()
+    ended_at = Utc(allow_none=True)
+    next_wakeup_at = Utc(allow_none=True)
+    error = fields.Str(allow_none=True)
+
+    def _definition(self, instance: Any) -> dict[str, Any]:
+        found = instance["definition"] if isinstance(instance, dict) else instance.definition
+        return {"key": found.key, "version": found.version}
+
+
+class InstanceDetailOut(InstanceOut):
+    variables = fields.Dict()
+    tasks = fields.List(fields.Nested(TaskOut))
+
+
+class InstanceArgs(_In):
+    status = fields.Str(validate=validate.OneOf([s.value for s in InstanceStatus]))
+    definition = fields.Str()
+    business_key = fields.Str()
+    limit = fields.Int(load_default=50, validate=validate.Range(min=1, max=500))
+    offset = fields.Int(load_default=0, validate=validate.Range(min=0))
+
+
+class InstancePage(Schema):
+    items = fields.List(fields.Nested(InstanceOut))
+    total = fields.Int()
+
+
+class CancelIn(Schema):
+    reason = fields.Str(validate=validate.Length(max=1000))
+
+
+class InboxArgs(_In):
+    role = fields.Str()
+    state = fields.Str(validate=validate.OneOf(["open", "claimed", "unclaimed"]))
+    assignee = fields.Str(validate=validate.OneOf(["me"]))
+    overdue = fields.Bool()
+    instance_id = fields.Int()
+    business_key = fields.Str()
+    sort = fields.Str(load_default="due", validate=validate.OneOf(["due", "priority", "created"]))
+    limit = fields.Int(load_default=50, validate=validate.Range(min=1, max=500))
+    cursor = fields.Str()
+
+
+class TaskPage(Schema):
+    items = fields.List(fields.Nested(TaskOut))
+    next = fields.Str(allow_none=True)
+    total = fields.Int()
+
+
+class DelegateIn(Schema):
+    user = fields.Str(required=True, validate=validate.Length(min=1, max=128))
+
+
+class CompleteIn(Schema):
+    data = fields.Dict(keys=fields.Str(), load_default=dict)
+
+
+class QueueOut(Schema):
+    role = fields.Str()
+    open = fields.Int()
+    claimed = fields.Int()
+    overdue = fields.Int()
+
+
+class QueuesOut(Schema):
+    items = fields.List(fields.Nested(QueueOut))
+
+
+class MessageIn(Schema):
+    name = fields.Str(required=True, validate=validate.Length(min=1, max=255))
+    business_key = fields.Str(validate=validate.Length(min=1, max=255))
+    correlation = fields.Dict(keys=fields.Str())
+    variables = fields.Dict(keys=fields.Str(), load_default=dict)
+    ttl_seconds = fields.Int(validate=validate.Range(min=1, max=366 * 86400))
+
+
+class MessageOut(Schema):
+    message_id = fields.Int(allow_none=True)
+    delivered_to = fields.List(fields.Int())
+    kept = fields.Bool()
+
+
+class AuditEventOut(Schema):
+    seq = fields.Int()
+    stream = fields.Str()
+    instance_id = fields.Int(allow_none=True)
+    at = Utc()
+    actor = fields.Str()
+    kind = fields.Str()
+    element_id = fields.Str(allow_none=True)
+    element_name = fields.Str(allow_none=True)
+    role = fields.Str(allow_none=True)
+    data = fields.Dict()
+    prev_hash = fields.Str()
+    hash = fields.Str()
+
+
+class AuditPage(Schema):
+    items = fields.List(fields.Nested(AuditEventOut))
+    total = fields.Int()
+
+
+class AuditArgs(_In):
+    since = fields.AwareDateTime(default_timezone=None)
+    until = fields.AwareDateTime(default_timezone=None)
+    actor = fields.Str()
+    kind = fields.Str()
+    definition = fields.Str()
+    limit = fields.Int(load_default=100, validate=validate.Range(min=1, max=1000))
+    offset = fields.Int(load_default=0, validate=validate.Range(min=0))
+
+
+class VerifyOut(Schema):
+    valid = fields.Bool()
+    first_bad_seq = fields.Int(allow_none=True)
+    reason = fields.Str(allow_none=True)
+    events = fields.Int()

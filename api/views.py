@@ -1,0 +1,67 @@
+"""Small helpers the blueprints share."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+from werkzeug.exceptions import BadRequest
+
+from api.auth import actor, flow, reads_everything
+from engine import instances
+from engine.errors import Forbidden
+from engine.models import HumanTask, Instance
+
+
+def with_business_keys(tasks: Iterable[HumanTask]) -> list[HumanTask]:
+    """Tasks carrying their instance's business key (one query for the lot)."""
+    tasks = list(tasks)
+    ids = {t.instance_id for t in tasks}
+    keys: dict[int, str | None] = {}
+    if ids:
+        with flow().db.reading() as session:
+            keys = dict(
+                session.execute(
+                    select(Instance.id, Instance.business_key).where(Instance.id.in_(ids))
+                ).all()
+            )
+    for task in tasks:
+        task.business_key = keys.get(task.instance_id)  # type: ignore[attr-defined]
+    return tasks
+
+
+def check_can_read(instance_id: int) -> None:
+    """Auditors, admins and process owners read every instance; an employee, those in
+    which one of their roles has a task. Unknown instances are 404 for everyone."""
+    flow().instance(instance_id)  # NotFound first
+    who = actor()
+    if reads_everything(who) or who.is_process_owner:
+        return
+    with flow().db.reading() as session:
+        if not instances.readable_by(session, who, instance_id):
+            raise Forbidden(f"{who.name} has no task in instance {instance_id}")
+
+
+def encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = text.partition(":")
+        offset = int(value)
+        if kind != "o" or offset < 0:
+            raise ValueError(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("the cursor is not one this API gave out") from exc
+    return offset
+
+
+def page(items: list[Any], total: int, offset: int, limit: int) -> dict[str, Any]:
+    more = offset + len(items) < total
+    return {"items": items, "total": total, "next": encode_cursor(offset + limit) if more else None}
