@@ -66,6 +66,22 @@ def users_add(
     click.echo(token)
 
 
+@users_group.command("list")
+def users_list() -> None:
+    """Every user with their roles and flags."""
+    flow = _flow()
+    with flow.db.reading() as session:
+        for user in users.everyone(session):
+            flags = [
+                f
+                for f in ("admin", "process_owner", "auditor", "integration")
+                if getattr(user, f"is_{f}")
+            ]
+            click.echo(
+                f"{user.name}\t{','.join(sorted(user.role_ids)) or '-'}\t{','.join(flags) or '-'}"
+            )
+
+
 @main.group("roles")
 def roles_group() -> None:
     """Role queues."""

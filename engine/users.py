@@ -60,6 +60,7 @@ def add_user(
         if role not in user.roles:
             user.roles.append(role)
     session.flush()
+    user.roles  # noqa: B018 - load them now: callers read them after the session closes
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(ApiToken(user_id=user.id, token_sha256=token_digest(token), created_at=now))
     session.flush()
@@ -118,6 +119,10 @@ def by_token(session: Session, token: str) -> User | None:
         )
     ).first()
     return session.get(User, row.user_id) if row else None
+
+
+def everyone(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.name)))
 
 
 def roles(session: Session) -> list[tuple[str, list[str]]]:

@@ -116,3 +116,10 @@ def test_messages_list_reports_what_was_not_delivered(run) -> None:  # type: ign
         ["buffered", "payment_received", "SO-1"],
         ["expired", "payment_received", "SO-2"],
     ]
+
+
+def test_a_user_with_no_role_can_be_added(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("users", "add", "audrey", "--auditor")
+    assert result.returncode == 0, result.stderr
+    assert "roles (none)" in result.stdout
+    assert run("users", "list").stdout.splitlines() == ["audrey\t-\tauditor"]
