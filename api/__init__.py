@@ -9,15 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 import swagger_ui_bundle
-from flask import Flask, jsonify, request, send_from_directory
-from flask_smorest import Api
-from sqlalchemy import text
+from flask import Flask, request, send_from_directory
 
 from api import auth, errors
-from api.resources import audit, definitions, instances, messages, queues, tasks
+from api.openapi import ProblemApi
+from api.resources import audit, definitions, health, instances, messages, queues, tasks
 from engine.tradeflow import Tradeflow
 
-PUBLIC = {"health", "api-docs.openapi_json", "api-docs.openapi_swagger_ui", "swagger_static"}
+PUBLIC = {"health.Health", "api-docs.openapi_json", "api-docs.openapi_swagger_ui", "swagger_static"}
 SWAGGER_STATIC = "/api/v1/docs/static/"
 
 
@@ -43,16 +42,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     flow: Tradeflow = app.config.get("TRADEFLOW") or Tradeflow()
     app.extensions["tradeflow"] = flow
 
-    api = Api(app)
-    for module in (definitions, instances, tasks, queues, messages, audit):
+    api = ProblemApi(app)
+    for module in (health, definitions, instances, tasks, queues, messages, audit):
         api.register_blueprint(module.blp)
     errors.init_app(app)
-
-    @app.get("/api/v1/health")
-    def health() -> Any:
-        with flow.db.reading() as session:
-            session.execute(text("SELECT 1"))
-        return jsonify(status="ok")
 
     @app.get(f"{SWAGGER_STATIC}<path:name>", endpoint="swagger_static")
     def swagger_static(name: str) -> Any:

@@ -59,8 +59,13 @@ def _domain(error: domain.TradeflowError) -> Response:
         extra["errors"] = [
             {"file": p.file, "element": p.element, "message": p.message} for p in error.problems
         ]
-    elif isinstance(error, domain.FormInvalid) and "errors" in error.details:
+    elif isinstance(error, domain.Invalid) and "errors" in error.details:
         extra["errors"] = _field_errors(error.details["errors"])
+    elif isinstance(error, domain.Invalid) and "names" in error.details:  # variable names
+        extra["errors"] = [
+            {"field": f"variables.{name}", "message": "not a variable name"}
+            for name in error.details["names"]
+        ]
     return problem(status, error.message, slug=slug, **extra)
 
 

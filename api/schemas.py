@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_smorest.fields import Upload
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from engine.clock import as_utc
@@ -28,6 +29,13 @@ class DefinitionOut(Schema):
     version = fields.Int()
     name = fields.Str(allow_none=True)
     deployed_at = Utc()
+
+
+class UploadIn(_In):
+    files = fields.List(
+        Upload(),
+        metadata={"description": ".bpmn, .dmn and .form files (any multipart field names)"},
+    )
 
 
 class DeployedOut(Schema):

@@ -232,10 +232,10 @@ def search(session: Session, query: AuditQuery) -> tuple[list[AuditEvent], int]:
     from engine.models import Definition, Instance  # the trail itself needs neither
 
     stmt = select(AuditEvent)
-    if query.since is not None:
-        stmt = stmt.where(AuditEvent.at >= query.since)
+    if query.since is not None:  # in UTC: SQLite would compare the wall-clock digits
+        stmt = stmt.where(AuditEvent.at >= as_utc(query.since))
     if query.until is not None:
-        stmt = stmt.where(AuditEvent.at < query.until)
+        stmt = stmt.where(AuditEvent.at < as_utc(query.until))
     if query.actor is not None:
         stmt = stmt.where(AuditEvent.actor == query.actor)
     if query.kind is not None:

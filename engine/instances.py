@@ -206,8 +206,12 @@ def search(
 
 
 def readable_by(session: Session, actor: Actor, instance_id: int) -> bool:
-    """An employee may read an instance in which one of their roles has a task."""
+    """An employee may read an instance in which one of their roles has a task, and one
+    they started themselves."""
+    mine = Instance.started_by == actor.name
     return (
-        session.scalar(select(Instance.id).where(Instance.id == instance_id, _visible(actor)))
+        session.scalar(
+            select(Instance.id).where(Instance.id == instance_id, mine | _visible(actor))
+        )
         is not None
     )

@@ -125,8 +125,10 @@ def claim(runtime: Runtime, task_id: int, actor: str) -> None:
 def unclaim(runtime: Runtime, task_id: int, actor: str) -> None:
     with _on_task(runtime, task_id, actor) as (work, task, _):
         user = identity(work.session, actor)  # the admin flag decides
+        if task.assignee is None:
+            raise TaskNotOpen(f"task {task_id} is not claimed", task=task_id)
         if task.assignee != user.name and not user.is_admin:
-            raise NotInRole(f"task {task_id} is not claimed by {actor}", task=task_id)
+            raise TaskAlreadyClaimed(f"task {task_id} is claimed by {task.assignee}", task=task_id)
         previous, task.assignee, task.claimed_at = task.assignee, None, None
         work.audit(
             EventKind.TASK_UNCLAIMED,

@@ -18,9 +18,9 @@ blp = Blueprint(
 
 @blp.route("")
 class Audit(MethodView):
+    @require(reads_everything, "auditors and admins")
     @blp.arguments(AuditArgs, location="query")
     @blp.response(200, AuditPage)
-    @require(reads_everything, "auditors and admins")
     def get(self, args: dict[str, Any]) -> Any:
         """Events by time range, actor, kind and process key, oldest first."""
         with flow().db.reading() as session:

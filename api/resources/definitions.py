@@ -7,10 +7,10 @@ from typing import Any
 from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from api.auth import actor, flow, owner_or_admin, require
-from api.schemas import DefinitionOut, DeploymentOut, VersionArgs
+from api.schemas import DefinitionOut, DeploymentOut, UploadIn, VersionArgs
 from engine import definitions
 
 blp = Blueprint(
@@ -30,16 +30,18 @@ class Definitions(MethodView):
         with flow().db.reading() as session:
             return definitions.catalog(session)
 
-    @blp.response(201, DeploymentOut)
-    @blp.alt_response(422, description="every lint problem, as problem+json `errors`")
     @require(owner_or_admin, "process owners and admins")
-    def post(self) -> Any:
-        """Deploy .bpmn, .dmn and .form files together (multipart, any field names)."""
+    @blp.arguments(UploadIn, location="files")
+    @blp.response(201, DeploymentOut, description="something new was deployed")
+    @blp.alt_response(200, schema=DeploymentOut, description="all of it was deployed already")
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")  # every lint problem, in `errors`
+    def post(self, _files: dict[str, Any]) -> Any:
+        """Deploy .bpmn, .dmn and .form files together (multipart; any field names)."""
+        if (request.content_length or 0) > MAX_UPLOAD:
+            raise RequestEntityTooLarge(f"an upload is at most {MAX_UPLOAD // (1024 * 1024)} MiB")
         files = [f for name in request.files for f in request.files.getlist(name)]
         if not files:
             raise BadRequest("upload one or more .bpmn, .dmn or .form files (multipart)")
-        if (request.content_length or 0) > MAX_UPLOAD:
-            raise BadRequest(f"an upload is at most {MAX_UPLOAD // (1024 * 1024)} MiB")
         result = flow().deploy(
             [(f.filename or "upload", f.read()) for f in files], actor=actor().name
         )
@@ -47,11 +49,12 @@ class Definitions(MethodView):
         with flow().db.reading() as session:
             for item in result.definitions:
                 names[item.key] = definitions.find(session, item.key, item.version).name
-        return {
+        body = {
             "deployment_id": result.deployment_id,
             "definitions": [{**vars(d), "name": names.get(d.key)} for d in result.definitions],
             "forms": [vars(f) for f in result.forms],
         }
+        return body, 201 if result.deployment_id is not None else 200
 
 
 @blp.route("/<key>")

@@ -72,9 +72,9 @@ class Instances(MethodView):
             rows, total = instances.search(session, query, None if everything else who)
         return {"items": rows, "total": total}
 
+    @require(starts_instances, "employees, integrations, process owners and admins")
     @blp.arguments(StartIn)
     @blp.response(201, InstanceDetailOut)
-    @require(starts_instances, "employees, integrations, process owners and admins")
     def post(self, body: dict[str, Any]) -> Any:
         """Start an instance of a definition (the latest version unless given)."""
         instance_id = flow().start(
@@ -98,9 +98,9 @@ class InstanceItem(MethodView):
 
 @blp.route("/<int:instance_id>/cancel")
 class InstanceCancel(MethodView):
+    @require(owner_or_admin, "process owners and admins")
     @blp.arguments(CancelIn, required=False)
     @blp.response(200, InstanceOut)
-    @require(owner_or_admin, "process owners and admins")
     def post(self, body: dict[str, Any] | None, instance_id: int) -> Any:
         """Cancel a running instance and its open tasks."""
         flow().cancel(instance_id, actor=actor().name, reason=(body or {}).get("reason"))

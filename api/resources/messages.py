@@ -21,10 +21,10 @@ blp = Blueprint(
 
 @blp.route("")
 class Messages(MethodView):
+    @require(sends_messages, "integration users and admins")
     @blp.arguments(MessageIn)
     @blp.response(200, MessageOut, description="delivered")
     @blp.alt_response(202, schema=MessageOut, description="kept until an instance waits for it")
-    @require(sends_messages, "integration users and admins")
     def post(self, body: dict[str, Any]) -> Any:
         """Correlate by name plus business key and/or variable values."""
         ttl = timedelta(seconds=body["ttl_seconds"]) if "ttl_seconds" in body else None

@@ -12,7 +12,7 @@ from api.auth import actor, flow
 from api.schemas import CompleteIn, DelegateIn, InboxArgs, TaskDetailOut, TaskOut, TaskPage
 from api.views import decode_cursor, page, with_business_keys
 from engine import tasks
-from engine.errors import NotInRole, TaskNotFound
+from engine.errors import Invalid, NotInRole, TaskNotFound, UserNotFound
 from engine.models import Form, HumanTask
 from engine.queues import ClaimFilter, InboxQuery
 
@@ -44,8 +44,8 @@ class Inbox(MethodView):
         """Open tasks of the caller's roles, unassigned or assigned to the caller."""
         claim = ClaimFilter.ANY
         if args.get("assignee") == "me" or args.get("state") == "claimed":
-            claim = ClaimFilter.CLAIMED
-        elif args.get("state") == "unclaimed":
+            claim = ClaimFilter.CLAIMED  # in the caller's inbox, claimed means by the caller
+        elif args.get("state") in ("open", "unclaimed"):
             claim = ClaimFilter.UNCLAIMED
         offset = decode_cursor(args.get("cursor"))
         query = InboxQuery(
@@ -113,7 +113,13 @@ class Delegate(MethodView):
     @blp.response(200, TaskOut)
     def post(self, body: dict[str, Any], task_id: int) -> Any:
         """Hand the task to a user who holds one of its roles."""
-        flow().delegate(task_id, actor=actor().name, to=body["user"])
+        try:
+            flow().delegate(task_id, actor=actor().name, to=body["user"])
+        except UserNotFound as exc:
+            if exc.details.get("user") != body["user"]:
+                raise
+            # a name in the body that names nobody is a bad request body, not a missing page
+            raise Invalid(exc.message, errors={"user": [exc.message]}) from exc
         return _done(task_id)
 
 

@@ -73,7 +73,7 @@ def test_claim_is_exclusive_and_unclaim_returns_the_task(scenario: Scenario) -> 
     with pytest.raises(TaskAlreadyClaimed):
         flow.complete(task.id, actor="checker2", data={"documents_ok": True})
     assert flow.inbox("checker2").total == 0  # claimed by someone else: not in their inbox
-    with pytest.raises(NotInRole):
+    with pytest.raises(TaskAlreadyClaimed):
         flow.unclaim(task.id, actor="checker2")
     flow.unclaim(task.id, actor="checker")
     flow.claim(task.id, actor="checker2")

@@ -1,0 +1,495 @@
+"""Task completions per second through HTTP, against bare SpiffWorkflow in the same run.
+
+A real ``tradeflow serve`` (gunicorn, gthread) runs as a subprocess on a free port of
+127.0.0.1, set up the way an operator would: ``tradeflow db upgrade``, ``tradeflow users
+add`` (a clerk in documents_logistics, a checker in risk_compliance), ``tradeflow deploy``
+of the shipped files. Client threads (4 by default, one keep-alive ``http.client``
+connection each) drive the ``document_review`` workload of bench/completions.py, each on
+instances of its own: per completion, ``GET /api/v1/tasks?instance_id=...`` as the user
+whose turn it is (the one open task of the instance, checked), then
+``POST /api/v1/tasks/{id}/complete`` with the form data.
+
+Not timed: starting the instances (``POST /api/v1/instances``, all before the clock
+starts) and a warm-up of every thread. Timed: the rest, wall clock from all threads'
+start to the last one's end. Two rates come of it:
+
+* cycle: completions / wall time, the GET included. What a client that must look up its
+  next task gets, and the headline figure.
+* complete: what the POSTs alone would give, completions / (sum of POST seconds /
+  threads). The GETs still load the server meanwhile, so this is an upper bound; it is
+  the counterpart of bench/completions.py, which leaves the read of the next task out.
+
+Bare SpiffWorkflow's load-complete-save (``Bare`` of bench/completions.py, state in a
+SQLite row) runs in this process for as many completions as the HTTP run did, half just
+before and half just after it, while the server idles; the ratio is HTTP / bare.
+
+SQLite (a file in a temporary directory) and PostgreSQL (a database of its own, created
+and dropped here; skipped with a message if the server does not answer) are measured with
+one to several worker processes.
+
+    .venv/bin/python bench/http.py [--completions 150] [--warmup 20] [--clients 4]
+        [--sqlite-workers 1,2,3,4] [--pg-workers 1,2,4] [--threads 4]
+        [--pg-url postgresql://postgres@127.0.0.1:5432/test]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as `python bench/http.py`, this directory comes first on sys.path and this file
+# would stand in for the standard library's `http` package: look here last instead.
+BENCH = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH] + [str(BENCH)]
+
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import http.client  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Any  # noqa: E402
+
+import psycopg  # noqa: E402
+from completions import PROCESS, RETURNS, ROOT, Bare, Step, workload  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+PER_INSTANCE = 2 * (RETURNS + 1)  # completions per document_review instance
+TARGET_ONE = 0.5  # HTTP / bare, one worker process
+TARGET_MANY = 1.0  # HTTP / bare, several worker processes on PostgreSQL
+TRADEFLOW = Path(sys.executable).with_name("tradeflow")
+USERS = {"clerk": "documents_logistics", "checker": "risk_compliance"}
+PG_DATABASE = "tradeflow_bench_http"
+
+
+# -- the server ----------------------------------------------------------------------
+
+
+def cli(url: str, *args: str) -> str:
+    """Run ``tradeflow ARGS`` on the database at ``url``; its stdout."""
+    env = {**os.environ, "TRADEFLOW_DATABASE_URL": url}
+    done = subprocess.run(
+        [str(TRADEFLOW), *args], env=env, cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"tradeflow {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def prepare(url: str) -> dict[str, str]:
+    """Schema, users, deployment, as an operator does it; user name -> token."""
+    cli(url, "db", "upgrade")
+    tokens = {
+        name: cli(url, "users", "add", name, "--role", role).strip().splitlines()[-1]
+        for name, role in USERS.items()
+    }
+    files = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "bpmn").glob("*.bpmn"))]
+    files += [str(p.relative_to(ROOT)) for p in sorted((ROOT / "bpmn").glob("*.dmn"))]
+    files += [str(p.relative_to(ROOT)) for p in sorted((ROOT / "forms").glob("*.form"))]
+    cli(url, "deploy", *files)
+    return tokens
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    try:
+        fields_ = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs so far."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+@contextmanager
+def server(url: str, workers: int, threads: int, log: Path) -> Iterator[tuple[int, list[int]]]:
+    """``tradeflow serve`` on a free port until the block ends; (port, worker pids)."""
+    port = free_port()
+    env = {**os.environ, "TRADEFLOW_DATABASE_URL": url}
+    command = [str(TRADEFLOW), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", str(workers), "--threads", str(threads)]
+    with log.open("w") as out:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 60
+        pids: list[int] = []
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"tradeflow serve exited:\n{log.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"tradeflow serve did not come up:\n{log.read_text()[-3000:]}")
+            pids = children(process.pid)
+            if len(pids) == workers and all(_healthy(port) for _ in range(workers)):
+                break
+            time.sleep(0.1)
+        yield port, pids
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _healthy(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/api/v1/health")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+# -- the client ----------------------------------------------------------------------
+
+
+class Client:
+    """One keep-alive connection; JSON in and out."""
+
+    def __init__(self, port: int, tokens: dict[str, str]) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.headers = {
+            name: {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            for name, token in tokens.items()
+        }
+
+    def call(self, method: str, path: str, user: str, body: Any = None, expect: int = 200) -> Any:
+        payload = None if body is None else json.dumps(body)
+        self.conn.request(method, path, body=payload, headers=self.headers[user])
+        response = self.conn.getresponse()
+        data = response.read()
+        if response.status != expect:
+            raise RuntimeError(f"{method} {path} as {user}: {response.status} {data[:500]!r}")
+        return json.loads(data)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@dataclass
+class Worker:
+    """A client thread's state: its instances and its place in the workload."""
+
+    tag: str
+    steps: Iterator[Step] = field(default_factory=workload)
+    instances: dict[int, int] = field(default_factory=dict)  # ordinal -> instance id
+    get_seconds: list[float] = field(default_factory=list)
+    post_seconds: list[float] = field(default_factory=list)
+    ended: float = 0.0
+    error: BaseException | None = None
+
+    def start_instances(self, client: Client, count: int) -> None:
+        first = len(self.instances)
+        for ordinal in range(first, first + count):
+            body = {"definition": PROCESS, "business_key": f"{self.tag}-{ordinal}"}
+            found = client.call("POST", "/api/v1/instances", "clerk", body, expect=201)
+            self.instances[ordinal] = int(found["id"])
+
+    def complete(self, client: Client, count: int, timed: bool, reconnect: bool) -> None:
+        current = -1
+        for _ in range(count):
+            step = next(self.steps)
+            instance_id = self.instances[step.instance]
+            if reconnect and step.instance != current and current >= 0:
+                client.close()  # the next request connects anew, to whichever worker accepts
+            current = step.instance
+            began = time.perf_counter()
+            page = client.call("GET", f"/api/v1/tasks?instance_id={instance_id}", step.actor)
+            read = time.perf_counter()
+            items = page["items"]
+            if len(items) != 1 or items[0]["element_id"] != step.element:
+                raise AssertionError(f"instance {instance_id}: expected {step.element}: {items}")
+            path = f"/api/v1/tasks/{items[0]['id']}/complete"
+            posted = time.perf_counter()
+            done = client.call("POST", path, step.actor, {"data": step.data})
+            ended = time.perf_counter()
+            if done["state"] != "completed":
+                raise AssertionError(f"{path}: {done}")
+            if timed:
+                self.get_seconds.append(read - began)
+                self.post_seconds.append(ended - posted)
+
+
+def run_threads(port: int, tokens: dict[str, str], workers: list[Worker], job: Any) -> float:
+    """Run ``job(worker, client)`` on a thread per worker, started together; wall seconds."""
+    barrier = threading.Barrier(len(workers) + 1)
+
+    def body(worker: Worker) -> None:
+        client = Client(port, tokens)
+        try:
+            barrier.wait()
+            job(worker, client)
+        except BaseException as exc:
+            worker.error = exc
+        finally:
+            worker.ended = time.perf_counter()
+            client.close()
+
+    threads = [threading.Thread(target=body, args=(w,), daemon=True) for w in workers]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    for worker in workers:
+        if worker.error is not None:
+            raise worker.error
+    return max(w.ended for w in workers) - began
+
+
+# -- one measurement -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Result:
+    store: str
+    workers: int
+    completions: int
+    wall: float
+    post_sum: float
+    get_p50: float
+    post_p50: float
+    post_p95: float
+    bare_rate: float
+    busy: float  # share of the machine's CPUs busy during the timed run
+    worker_cpu: list[float]  # CPU seconds of each worker process in the timed run
+    client_cpu: float  # CPU seconds of this process (the client threads) in the timed run
+
+    @property
+    def cycle_rate(self) -> float:
+        return self.completions / self.wall
+
+    def complete_rate(self, clients: int) -> float:
+        return self.completions / (self.post_sum / clients)
+
+
+def measure(
+    store: str,
+    url: str,
+    tokens: dict[str, str],
+    bare: Bare,
+    workers: int,
+    args: argparse.Namespace,
+    logs: Path,
+) -> Result:
+    tag = f"{store}-w{workers}"
+    reconnect = not args.sticky
+    clients = [Worker(f"{tag}-c{n}") for n in range(args.clients)]
+    per_client = args.warmup + args.completions
+    instances = -(-per_client // PER_INSTANCE) + 1
+    with server(url, workers, args.threads, logs / f"{tag}.log") as (port, pids):
+        run_threads(port, tokens, clients, lambda w, c: w.start_instances(c, instances))
+        run_threads(
+            port, tokens, clients, lambda w, c: w.complete(c, args.warmup, False, reconnect)
+        )
+        total = args.clients * args.completions
+        gc.collect()
+        bare_seconds = bare.run(total // 2)
+        gc.collect()
+        cpu_before = [cpu_seconds(p) for p in pids]
+        busy_before = machine_busy()
+        client_before = sum(os.times()[:2])
+        wall = run_threads(
+            port, tokens, clients, lambda w, c: w.complete(c, args.completions, True, reconnect)
+        )
+        busy_after = machine_busy()
+        client_cpu = sum(os.times()[:2]) - client_before
+        cpu = [cpu_seconds(p) - b for p, b in zip(pids, cpu_before, strict=True)]
+        gc.collect()
+        bare_seconds += bare.run(total - total // 2)
+    posts = [s for w in clients for s in w.post_seconds]
+    gets = [s for w in clients for s in w.get_seconds]
+    return Result(
+        store=store,
+        workers=workers,
+        completions=total,
+        wall=wall,
+        post_sum=sum(posts),
+        get_p50=statistics.median(gets),
+        post_p50=statistics.median(posts),
+        post_p95=statistics.quantiles(posts, n=20)[-1],
+        bare_rate=total / bare_seconds,
+        busy=(busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1),
+        worker_cpu=sorted(cpu, reverse=True),
+        client_cpu=client_cpu,
+    )
+
+
+# -- PostgreSQL ----------------------------------------------------------------------
+
+
+def pg_admin(url: str) -> psycopg.Connection[Any] | None:
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=3)
+    except psycopg.Error as exc:
+        print(f"PostgreSQL at {url} does not answer ({exc.__class__.__name__}): skipped")
+        return None
+
+
+@contextmanager
+def pg_database(admin: psycopg.Connection[Any], url: str, name: str) -> Iterator[str]:
+    """A fresh database ``name`` on the server of ``url``, dropped afterwards; its URL."""
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- report --------------------------------------------------------------------------
+
+
+def show(result: Result, clients: int) -> None:
+    split = "/".join(
+        f"{100 * s / max(sum(result.worker_cpu), 1e-9):.0f}" for s in result.worker_cpu
+    )
+    print(
+        f"  {result.store:10s} {result.workers:>2d} {result.cycle_rate:7.1f}"
+        f" {result.complete_rate(clients):7.1f} {result.bare_rate:7.1f}"
+        f"  {result.cycle_rate / result.bare_rate:5.2f}"
+        f" {result.complete_rate(clients) / result.bare_rate:5.2f}"
+        f"  {1000 * result.post_p50:5.1f} {1000 * result.post_p95:5.1f}"
+        f" {1000 * result.get_p50:5.1f}"
+        f"  {1000 * sum(result.worker_cpu) / result.completions:5.1f}"
+        f" {1000 * result.client_cpu / result.completions:5.1f} {100 * result.busy:4.0f}%"
+        f"  {split}",
+        flush=True,
+    )
+
+
+HEADER = """\
+                  completions/s        HTTP/bare   POST ms    GET   CPU ms/compl.  CPU  server
+  store       w   cycle   compl    bare  cycle compl  p50   p95   p50  server client busy  split %\
+"""
+
+
+def verdict(results: list[Result], clients: int) -> None:
+    one = [r for r in results if r.workers == 1]
+    many = [r for r in results if r.workers > 1 and r.store == "postgresql"]
+    for label, rows, target in (
+        ("one worker process", one, TARGET_ONE),
+        ("several worker processes, PostgreSQL", many, TARGET_MANY),
+    ):
+        if not rows:
+            continue
+        best = max(rows, key=lambda r: r.cycle_rate / r.bare_rate)
+        cycle = best.cycle_rate / best.bare_rate
+        complete = best.complete_rate(clients) / best.bare_rate
+        met = (
+            "met"
+            if cycle >= target
+            else ("met on POSTs alone" if complete >= target else "NOT MET")
+        )
+        print(
+            f"  target HTTP/bare >= {target:.1f} with {label}: best {cycle:.2f} cycle,"
+            f" {complete:.2f} complete ({best.store}, w={best.workers}): {met}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--completions", type=int, default=150, help="timed completions per client (150)"
+    )
+    parser.add_argument("--warmup", type=int, default=20, help="untimed ones first (20)")
+    parser.add_argument("--clients", type=int, default=4, help="client threads (4)")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker (4)")
+    parser.add_argument(
+        "--sticky",
+        action="store_true",
+        help="keep each client's connection for the whole run (default: a new connection"
+        " per instance, so that connections spread over the worker processes)",
+    )
+    parser.add_argument("--sqlite-workers", default="1,2,3,4", help="worker counts (1,2,3,4)")
+    parser.add_argument("--pg-workers", default="1,2,4", help="worker counts ('' skips) (1,2,4)")
+    parser.add_argument(
+        "--pg-url",
+        default="postgresql://postgres@127.0.0.1:5432/test",
+        help="a PostgreSQL database to connect to; the benchmark creates its own beside it",
+    )
+    args = parser.parse_args(argv)
+    if args.completions < 1 or args.warmup < 0 or args.clients < 1 or args.threads < 1:
+        parser.error("--completions, --clients and --threads must be positive")
+    sqlite_workers = [int(n) for n in args.sqlite_workers.split(",") if n.strip()]
+    pg_workers = [int(n) for n in args.pg_workers.split(",") if n.strip()]
+
+    began = time.perf_counter()
+    results: list[Result] = []
+    print(
+        f"task completions per second over HTTP, {PROCESS} ({PER_INSTANCE} per instance),"
+        f" {args.clients} client threads x {args.completions} timed (+{args.warmup} warm-up),"
+        f" gunicorn gthread x {args.threads} threads, {os.cpu_count()} CPUs"
+    )
+    print(HEADER, flush=True)
+    with tempfile.TemporaryDirectory(prefix="tradeflow-http-") as tmp:
+        root = Path(tmp)
+        (root / "bare").mkdir()
+        bare = Bare(root / "bare")
+        try:
+            bare.run(50)  # warm-up: imports, caches
+            if sqlite_workers:
+                url = f"sqlite:///{root / 'http.db'}"
+                tokens = prepare(url)
+                for workers in sqlite_workers:
+                    results.append(measure("sqlite", url, tokens, bare, workers, args, root))
+                    show(results[-1], args.clients)
+            admin = pg_admin(args.pg_url) if pg_workers else None
+            if admin is not None:
+                with admin, pg_database(admin, args.pg_url, PG_DATABASE) as url:
+                    tokens = prepare(url)
+                    for workers in pg_workers:
+                        results.append(
+                            measure("postgresql", url, tokens, bare, workers, args, root)
+                        )
+                        show(results[-1], args.clients)
+        finally:
+            bare.close()
+    print(
+        "  cycle: GET next task + POST complete, wall clock; complete: POSTs alone"
+        " (completions / (sum of POST s / clients)); bare: Bare of bench/completions.py,"
+        " same count, half before and half after each HTTP run; busy: all CPUs, timed run"
+    )
+    verdict(results, args.clients)
+    print(f"  ({time.perf_counter() - began:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""/api/v1/messages: the bank feed's payments, delivered (200) or kept for later (202)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.api.conftest import V1, ApiClient, ok, problem
+
+
+def invoiced(client: ApiClient, key: str, amount: float = 1000.0, currency: str = "USD") -> int:
+    """A payment collection waiting for its payment."""
+    iid = client.start("payment_collection", "cashier", business_key=key)
+    client.complete(
+        client.task(iid, "issue_invoice"), "cashier", invoice_amount=amount, currency=currency
+    )
+    assert client.open_elements(iid) == []
+    return iid
+
+
+def send(client: ApiClient, user: str | None, **body: Any) -> Any:
+    return client.post(f"{V1}/messages", user, json=body)
+
+
+def test_a_payment_is_delivered_to_the_waiting_instance(deployed: ApiClient) -> None:
+    other = invoiced(deployed, "SO-8")
+    iid = invoiced(deployed, "SO-9")
+    response = send(
+        deployed,
+        "bank",
+        name="payment_received",
+        business_key="SO-9",
+        variables={"amount_received": 1000.0, "bank_ref": "TT-1"},
+    )
+    body = ok(response, 200)
+    assert (body["delivered_to"], body["kept"]) == ([iid], False)
+    assert isinstance(body["message_id"], int)
+
+    assert deployed.open_elements(iid) == ["write_off"]
+    assert deployed.open_elements(other) == []  # still waiting
+    variables = ok(deployed.get(f"{V1}/instances/{iid}", "cashier"))["variables"]
+    assert (variables["amount_received"], variables["bank_ref"]) == (1000.0, "TT-1")
+    received = ok(deployed.get(f"{V1}/instances/{iid}/audit", "auditor"))["items"][-2]
+    assert (received["kind"], received["actor"]) == ("message_received", "bank")
+    assert received["data"]["variables"] == {"amount_received": 1000.0, "bank_ref": "TT-1"}
+
+    short = send(
+        deployed,
+        "admin",  # admins may send messages too
+        name="payment_received",
+        business_key="SO-8",
+        variables={"amount_received": 10.0},
+    )
+    assert ok(short)["delivered_to"] == [other]
+    assert deployed.open_elements(other) == ["chase_payment"]
+
+
+def test_an_early_payment_is_kept_until_the_instance_waits(deployed: ApiClient) -> None:
+    iid = deployed.start("payment_collection", "cashier", business_key="SO-11")
+    response = send(
+        deployed,
+        "bank",
+        name="payment_received",
+        business_key="SO-11",
+        variables={"amount_received": 1000.0},
+        ttl_seconds=3600,
+    )
+    body = ok(response, 202)
+    assert (body["delivered_to"], body["kept"]) == ([], True)
+    assert isinstance(body["message_id"], int)
+    assert deployed.open_elements(iid) == ["issue_invoice"]
+    kept = ok(deployed.get(f"{V1}/audit", "auditor", query_string={"kind": "message_buffered"}))
+    [event] = kept["items"]
+    assert (event["actor"], event["stream"], event["element_id"]) == (
+        "bank",
+        "messages",
+        "payment_received",
+    )
+    assert event["data"]["message_id"] == body["message_id"]
+
+    deployed.complete(
+        deployed.task(iid, "issue_invoice"), "cashier", invoice_amount=1000.0, currency="USD"
+    )
+    assert deployed.open_elements(iid) == ["write_off"]
+    assert "message_received" in deployed.kinds(iid)
+
+
+def test_correlation_values_pick_the_instance(deployed: ApiClient) -> None:
+    invoiced(deployed, "SO-12", amount=10.0, currency="EUR")
+    second = invoiced(deployed, "SO-13", amount=20.0, currency="EUR")
+    response = send(
+        deployed,
+        "bank",
+        name="payment_received",
+        correlation={"invoice_amount": 20.0},
+        variables={"amount_received": 20.0},
+    )
+    assert ok(response)["delivered_to"] == [second]
+    assert deployed.open_elements(second) == ["write_off"]
+
+
+def test_refused_messages_leave_nothing_behind(deployed: ApiClient) -> None:
+    invoiced(deployed, "SO-1", currency="USD")
+    invoiced(deployed, "SO-2", currency="USD")
+    payment = {"name": "payment_received", "business_key": "SO-1"}
+    cases: list[tuple[str | None, dict[str, Any], int, str | None]] = [
+        ("clerk", payment, 403, "forbidden"),
+        ("cashier", payment, 403, "forbidden"),
+        ("auditor", payment, 403, "forbidden"),
+        ("owner", payment, 403, "forbidden"),
+        (None, payment, 401, None),
+        ("bank", {"business_key": "SO-1"}, 422, None),
+        ("bank", {"name": "", "business_key": "SO-1"}, 422, None),
+        ("bank", {**payment, "ttl_seconds": 0}, 422, None),
+        ("bank", {**payment, "variables": ["amount_received"]}, 422, None),
+        ("bank", {"name": "payment_received"}, 422, "message-invalid"),
+        ("bank", {**payment, "variables": {"not a name": 1}}, 422, "message-invalid"),
+        ("bank", {"name": "no_such_message", "business_key": "SO-1"}, 409, None),
+        # both invoices are in USD: which one was paid?
+        ("bank", {"name": "payment_received", "correlation": {"currency": "USD"}}, 409, None),
+    ]
+    for user, body, status, slug in cases:
+        with deployed.unchanged():
+            found = problem(send(deployed, user, **body), status, slug)
+        if status == 422 and slug is None:
+            assert found["errors"], found
+        if status == 409:
+            assert found["type"] == "urn:tradeflow:problem:message-undeliverable"
+
+
+def test_messages_are_post_only(deployed: ApiClient) -> None:
+    for method in ("GET", "PUT", "DELETE"):
+        response = deployed.request(method, f"{V1}/messages", "bank")
+        problem(response, 405)
+        assert "POST" in response.headers["Allow"]
