@@ -28,6 +28,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/completions.py
+	$(BIN)/python bench/http_completions.py
+	$(BIN)/python bench/inbox.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

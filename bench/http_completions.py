@@ -27,40 +27,42 @@ SQLite (a file in a temporary directory) and PostgreSQL (a database of its own, 
 and dropped here; skipped with a message if the server does not answer) are measured with
 one to several worker processes.
 
-    .venv/bin/python bench/http.py [--completions 150] [--warmup 20] [--clients 4]
-        [--sqlite-workers 1,2,3,4] [--pg-workers 1,2,4] [--threads 4]
+A client connects anew when it moves on to its next instance (every 20 requests), so the
+connections spread over the workers as many clients' would: a gthread worker keeps a
+keep-alive connection to the end, and four long-lived ones can all land on one worker
+(``--sticky`` keeps one connection per client for the whole run). Also shown: CPU
+seconds per completion of the worker processes (server) and of this process (client),
+how busy all CPUs were (other processes on the machine included), and each worker's
+share of the server CPU (split).
+
+    .venv/bin/python bench/http_completions.py [--completions 200] [--warmup 20] [--clients 4]
+        [--sqlite-workers 1,2,3,4] [--pg-workers 1,2,4] [--threads 4] [--sticky]
         [--pg-url postgresql://postgres@127.0.0.1:5432/test]
 """
 
 from __future__ import annotations
 
+import argparse
+import gc
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
 import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-# Run as `python bench/http.py`, this directory comes first on sys.path and this file
-# would stand in for the standard library's `http` package: look here last instead.
-BENCH = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH] + [str(BENCH)]
-
-import argparse  # noqa: E402
-import gc  # noqa: E402
-import http.client  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import socket  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from typing import Any  # noqa: E402
-
-import psycopg  # noqa: E402
-from completions import PROCESS, RETURNS, ROOT, Bare, Step, workload  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+import psycopg
+from completions import PROCESS, RETURNS, ROOT, Bare, Step, workload
+from sqlalchemy.engine import make_url
 
 PER_INSTANCE = 2 * (RETURNS + 1)  # completions per document_review instance
 TARGET_ONE = 0.5  # HTTP / bare, one worker process
@@ -426,7 +428,7 @@ def verdict(results: list[Result], clients: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
-        "--completions", type=int, default=150, help="timed completions per client (150)"
+        "--completions", type=int, default=200, help="timed completions per client (200)"
     )
     parser.add_argument("--warmup", type=int, default=20, help="untimed ones first (20)")
     parser.add_argument("--clients", type=int, default=4, help="client threads (4)")
