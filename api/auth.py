@@ -32,10 +32,10 @@ def authenticate() -> None:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send Authorization: Bearer <token>")
     with flow().db.reading() as session:
-        user = users.by_token(session, token.strip())
-        if user is None:
-            raise Unauthorized("the token is unknown or revoked")
-        g.actor = users.identity(session, user.name)
+        found = users.bearer(session, token.strip())
+    if found is None:
+        raise Unauthorized("the token is unknown or revoked")
+    g.actor = found
 
 
 def require(check: Callable[[Actor], bool], what: str) -> Callable[[F], F]:

@@ -142,12 +142,15 @@ class InboxArgs(_In):
     sort = fields.Str(load_default="due", validate=validate.OneOf(["due", "priority", "created"]))
     limit = fields.Int(load_default=50, validate=validate.Range(min=1, max=500))
     cursor = fields.Str()
+    with_total = fields.Bool(
+        load_default=False, metadata={"description": "also count every match (slower)"}
+    )
 
 
 class TaskPage(Schema):
     items = fields.List(fields.Nested(TaskOut))
     next = fields.Str(allow_none=True)
-    total = fields.Int()
+    total = fields.Int(metadata={"description": "only with ?with_total=true"})
 
 
 class DelegateIn(Schema):

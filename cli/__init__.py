@@ -162,7 +162,13 @@ def verify(stream: str | None) -> None:
     show_default=True,
     help="Processes; each serves --threads requests at once.",
 )
-@click.option("--threads", default=4, type=int, show_default=True)
+@click.option(
+    "--threads",
+    default=1,
+    type=int,
+    show_default=True,
+    help="More threads mostly contend for the interpreter (bench/http_completions.py).",
+)
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Run the HTTP service under gunicorn, after bringing the schema up to date."""
     from cli.server import run

@@ -5,10 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.task import Task
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from engine import store
@@ -116,16 +116,22 @@ class InboxQuery:
     sort: str = "due"
     limit: int = 50
     offset: int = 0
+    count: bool = True  # the API asks only when the client does
 
 
 @dataclass(frozen=True)
 class InboxPage:
-    tasks: list[HumanTask]
-    total: int
+    tasks: list[HumanTask]  # each with .business_key set
+    total: int | None
+    more: bool = False
 
 
 def inbox(session: Session, user: Actor, query: InboxQuery, now: datetime) -> InboxPage:
-    """Open tasks the user may work: in their roles, unassigned or assigned to them."""
+    """Open tasks the user may work: in their roles, unassigned or assigned to them.
+
+    Each task carries its instance's business key. ``total`` is counted only when the
+    query asks (a count walks every match; a page stops at ``limit``); ``more`` says
+    whether another page follows either way."""
     if query.sort not in SORTS:
         raise Invalid(f"sort must be one of {', '.join(SORTS)}", sort=query.sort)
     if not 1 <= query.limit <= 500 or query.offset < 0:
@@ -133,9 +139,15 @@ def inbox(session: Session, user: Actor, query: InboxQuery, now: datetime) -> In
     roles = set(user.roles)
     if query.role is not None:
         roles &= {query.role}
-    stmt: Select[HumanTask] = select(HumanTask).where(
-        HumanTask.state == TaskState.OPEN,
-        HumanTask.id.in_(select(HumanTaskRole.task_id).where(HumanTaskRole.role_id.in_(roles))),
+    in_roles = (
+        select(HumanTaskRole.task_id)
+        .where(HumanTaskRole.task_id == HumanTask.id, HumanTaskRole.role_id.in_(roles))
+        .exists()
+    )
+    stmt = (
+        select(HumanTask, Instance.business_key)
+        .join(Instance, Instance.id == HumanTask.instance_id)
+        .where(HumanTask.state == TaskState.OPEN, in_roles)
     )
     mine = HumanTask.assignee == user.name
     if query.claim == ClaimFilter.CLAIMED:
@@ -145,19 +157,28 @@ def inbox(session: Session, user: Actor, query: InboxQuery, now: datetime) -> In
     else:
         stmt = stmt.where(or_(HumanTask.assignee.is_(None), mine))
     if query.business_key is not None:
-        stmt = stmt.join(Instance, Instance.id == HumanTask.instance_id).where(
-            Instance.business_key == query.business_key
-        )
+        stmt = stmt.where(Instance.business_key == query.business_key)
     if query.instance_id is not None:
         stmt = stmt.where(HumanTask.instance_id == query.instance_id)
+    order: list[Any] = list(SORTS[query.sort])
     if query.overdue is True:
         stmt = stmt.where(HumanTask.due_at < now)
+        if query.sort == "due":
+            order = [HumanTask.due_at]  # none is undated here: let the index give the order
     elif query.overdue is False:
         stmt = stmt.where(or_(HumanTask.due_at.is_(None), HumanTask.due_at >= now))
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    order = (*SORTS[query.sort], HumanTask.priority.desc(), HumanTask.id)
-    tasks = session.scalars(stmt.order_by(*order).limit(query.limit).offset(query.offset)).all()
-    return InboxPage(list(tasks), total)
+    if query.sort != "priority":
+        order.append(HumanTask.priority.desc())
+    order.append(HumanTask.id)
+    total = None
+    if query.count:
+        total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.execute(stmt.order_by(*order).limit(query.limit + 1).offset(query.offset)).all()
+    tasks = []
+    for task, business_key in rows[: query.limit]:
+        setattr(task, "business_key", business_key)  # noqa: B010 - not a column
+        tasks.append(task)
+    return InboxPage(tasks, total, more=len(rows) > query.limit)
 
 
 @dataclass(frozen=True)

@@ -118,13 +118,14 @@ class TaskRow:
     due_at: datetime | None
     candidate_roles: str
     form_id: int | None = None  # the latest version of its form, read along with the row
+    business_key: str | None = None  # its instance's, for answers; not a column
 
     @property
     def role_ids(self) -> list[str]:
         return [r for r in self.candidate_roles.split(",") if r]
 
 
-_TASK_COLUMNS = [f.name for f in fields(TaskRow) if f.name != "form_id"]
+_TASK_COLUMNS = [f.name for f in fields(TaskRow) if f.name not in ("form_id", "business_key")]
 _LATEST_FORM_OF_TASK = (
     select(_F.c.id)
     .where(_F.c.key == _T.c.form_key)

@@ -69,7 +69,9 @@ def _on_task(runtime: Runtime, task_id: int, actor: str) -> Iterator[tuple[Work,
     with runtime.command(locate, actor, still_open) as work:
         facts = found[0]
         user = Actor(actor, facts.actor_roles, done=facts.actor_done)
-        yield work, work.task(task[0]), user
+        row = work.task(task[0])
+        row.business_key = work.instance.business_key
+        yield work, row, user
 
 
 def _require_role(user: Actor, task: TaskRow) -> None:
@@ -117,12 +119,13 @@ def _claim(work: Work, user: Actor, task: TaskRow) -> None:
     )
 
 
-def claim(runtime: Runtime, task_id: int, actor: str) -> None:
+def claim(runtime: Runtime, task_id: int, actor: str) -> TaskRow:
     with _on_task(runtime, task_id, actor) as (work, task, user):
         _claim(work, user, task)
+    return task
 
 
-def unclaim(runtime: Runtime, task_id: int, actor: str) -> None:
+def unclaim(runtime: Runtime, task_id: int, actor: str) -> TaskRow:
     with _on_task(runtime, task_id, actor) as (work, task, _):
         user = identity(work.session, actor)  # the admin flag decides
         if task.assignee is None:
@@ -136,9 +139,10 @@ def unclaim(runtime: Runtime, task_id: int, actor: str) -> None:
             element_name=task.name,
             data={"task_id": task.id, "previous_assignee": previous},
         )
+    return task
 
 
-def delegate(runtime: Runtime, task_id: int, actor: str, to: str) -> None:
+def delegate(runtime: Runtime, task_id: int, actor: str, to: str) -> TaskRow:
     """Hand a task to another user who holds one of its roles."""
     with _on_task(runtime, task_id, actor) as (work, task, _):
         user = identity(work.session, actor)  # the admin flag decides
@@ -157,9 +161,10 @@ def delegate(runtime: Runtime, task_id: int, actor: str, to: str) -> None:
             role=task.candidate_roles,
             data={"task_id": task.id, "from": previous, "to": target.name},
         )
+    return task
 
 
-def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -> None:
+def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -> TaskRow:
     """Complete a task with the submitted data; an unclaimed task is claimed first."""
     with _on_task(runtime, task_id, actor) as (work, task, user):
         if task.assignee == user.name:
@@ -192,6 +197,7 @@ def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -
                 "changes": changes(before, variables(work.workflow)),
             },
         )
+    return task
 
 
 def starting_data(runtime: Runtime, task_id: int) -> dict[str, Any]:

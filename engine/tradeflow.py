@@ -12,6 +12,7 @@ from engine.clock import Clock
 from engine.db import Database
 from engine.models import AuditEvent, HumanTask, Instance, User
 from engine.runtime import Runtime
+from engine.store import TaskRow
 
 
 class Tradeflow:
@@ -65,17 +66,17 @@ class Tradeflow:
         return instances.current_variables(self.runtime, instance_id)
 
     # tasks
-    def claim(self, task_id: int, *, actor: str) -> None:
-        tasks.claim(self.runtime, task_id, actor)
+    def claim(self, task_id: int, *, actor: str) -> TaskRow:
+        return tasks.claim(self.runtime, task_id, actor)
 
-    def unclaim(self, task_id: int, *, actor: str) -> None:
-        tasks.unclaim(self.runtime, task_id, actor)
+    def unclaim(self, task_id: int, *, actor: str) -> TaskRow:
+        return tasks.unclaim(self.runtime, task_id, actor)
 
-    def delegate(self, task_id: int, *, actor: str, to: str) -> None:
-        tasks.delegate(self.runtime, task_id, actor, to)
+    def delegate(self, task_id: int, *, actor: str, to: str) -> TaskRow:
+        return tasks.delegate(self.runtime, task_id, actor, to)
 
-    def complete(self, task_id: int, *, actor: str, data: dict[str, Any] | None = None) -> None:
-        tasks.complete(self.runtime, task_id, actor, data or {})
+    def complete(self, task_id: int, *, actor: str, data: dict[str, Any] | None = None) -> TaskRow:
+        return tasks.complete(self.runtime, task_id, actor, data or {})
 
     def inbox(self, user: str, query: queues.InboxQuery | None = None) -> queues.InboxPage:
         with self.db.reading() as session:

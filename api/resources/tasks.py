@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from api.auth import actor, flow
 from api.schemas import CompleteIn, DelegateIn, InboxArgs, TaskDetailOut, TaskOut, TaskPage
-from api.views import decode_cursor, page, with_business_keys
-from engine import tasks
+from api.views import decode_cursor, encode_cursor, with_business_keys
+from engine import queues, tasks
 from engine.errors import Invalid, NotInRole, TaskNotFound, UserNotFound
 from engine.models import Form, HumanTask
 from engine.queues import ClaimFilter, InboxQuery
@@ -57,9 +57,17 @@ class Inbox(MethodView):
             sort=args["sort"],
             limit=args["limit"],
             offset=offset,
+            count=args["with_total"],
         )
-        found = flow().inbox(actor().name, query)
-        return page(with_business_keys(found.tasks), found.total, offset, args["limit"])
+        with flow().db.reading() as session:
+            found = queues.inbox(session, actor(), query, flow().clock.now())
+        body: dict[str, Any] = {
+            "items": found.tasks,
+            "next": encode_cursor(offset + args["limit"]) if found.more else None,
+        }
+        if found.total is not None:
+            body["total"] = found.total
+        return body
 
 
 @blp.route("/<int:task_id>")
@@ -84,18 +92,12 @@ class TaskItem(MethodView):
         return task
 
 
-def _done(task_id: int) -> HumanTask:
-    [task] = with_business_keys([_task(task_id)])
-    return task
-
-
 @blp.route("/<int:task_id>/claim")
 class Claim(MethodView):
     @blp.response(200, TaskOut)
     def post(self, task_id: int) -> Any:
         """Take the task: it leaves the others' inboxes."""
-        flow().claim(task_id, actor=actor().name)
-        return _done(task_id)
+        return flow().claim(task_id, actor=actor().name)
 
 
 @blp.route("/<int:task_id>/unclaim")
@@ -103,8 +105,7 @@ class Unclaim(MethodView):
     @blp.response(200, TaskOut)
     def post(self, task_id: int) -> Any:
         """Give the task back to its queues."""
-        flow().unclaim(task_id, actor=actor().name)
-        return _done(task_id)
+        return flow().unclaim(task_id, actor=actor().name)
 
 
 @blp.route("/<int:task_id>/delegate")
@@ -114,13 +115,12 @@ class Delegate(MethodView):
     def post(self, body: dict[str, Any], task_id: int) -> Any:
         """Hand the task to a user who holds one of its roles."""
         try:
-            flow().delegate(task_id, actor=actor().name, to=body["user"])
+            return flow().delegate(task_id, actor=actor().name, to=body["user"])
         except UserNotFound as exc:
             if exc.details.get("user") != body["user"]:
                 raise
             # a name in the body that names nobody is a bad request body, not a missing page
             raise Invalid(exc.message, errors={"user": [exc.message]}) from exc
-        return _done(task_id)
 
 
 @blp.route("/<int:task_id>/complete")
@@ -129,5 +129,4 @@ class Complete(MethodView):
     @blp.response(200, TaskOut)
     def post(self, body: dict[str, Any], task_id: int) -> Any:
         """Complete the task with the form's data (claims it first if unclaimed)."""
-        flow().complete(task_id, actor=actor().name, data=body["data"])
-        return _done(task_id)
+        return flow().complete(task_id, actor=actor().name, data=body["data"])
