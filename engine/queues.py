@@ -162,9 +162,8 @@ def inbox(session: Session, user: Actor, query: InboxQuery, now: datetime) -> In
         stmt = stmt.where(HumanTask.instance_id == query.instance_id)
     order: list[Any] = list(SORTS[query.sort])
     if query.overdue is True:
+        # the order keeps the IS NULL term, matching the inbox index: no sort, a LIMIT stops it
         stmt = stmt.where(HumanTask.due_at < now)
-        if query.sort == "due":
-            order = [HumanTask.due_at]  # none is undated here: let the index give the order
     elif query.overdue is False:
         stmt = stmt.where(or_(HumanTask.due_at.is_(None), HumanTask.due_at >= now))
     if query.sort != "priority":
