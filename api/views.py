@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
-from typing import Any
 
 from sqlalchemy import select
 from werkzeug.exceptions import BadRequest
@@ -60,8 +59,3 @@ def decode_cursor(cursor: str | None) -> int:
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest("the cursor is not one this API gave out") from exc
     return offset
-
-
-def page(items: list[Any], total: int, offset: int, limit: int) -> dict[str, Any]:
-    more = offset + len(items) < total
-    return {"items": items, "total": total, "next": encode_cursor(offset + limit) if more else None}
