@@ -432,7 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--warmup", type=int, default=20, help="untimed ones first (20)")
     parser.add_argument("--clients", type=int, default=4, help="client threads (4)")
-    parser.add_argument("--threads", type=int, default=4, help="threads per worker (4)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads per worker (1, as `tradeflow serve`)"
+    )
     parser.add_argument(
         "--sticky",
         action="store_true",
