@@ -66,6 +66,19 @@ def users_add(
     click.echo(token)
 
 
+@users_group.command("revoke")
+@click.argument("name")
+def users_revoke(name: str) -> None:
+    """Revoke every token of a user at once (a new one comes from `users add`)."""
+    flow = _flow()
+    try:
+        with flow.db.transaction() as session:
+            count = users.revoke(session, name, flow.clock.now())
+    except TradeflowError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"{count} token(s) of {name} revoked")
+
+
 @users_group.command("list")
 def users_list() -> None:
     """Every user with their roles and flags."""

@@ -155,6 +155,20 @@ def bearer(session: Session, token: str) -> Actor | None:
     )
 
 
+def revoke(session: Session, name: str, now: datetime) -> int:
+    """Revoke every live token of a user; returns how many were live."""
+    user = by_name(session, name)
+    assert user is not None
+    live = list(
+        session.scalars(
+            select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        )
+    )
+    for token in live:
+        token.revoked_at = now
+    return len(live)
+
+
 def everyone(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.name)))
 

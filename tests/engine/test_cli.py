@@ -123,3 +123,20 @@ def test_a_user_with_no_role_can_be_added(run) -> None:  # type: ignore[no-untyp
     assert result.returncode == 0, result.stderr
     assert "roles (none)" in result.stdout
     assert run("users", "list").stdout.splitlines() == ["audrey\t-\tauditor"]
+
+
+def test_revoking_a_user_stops_every_token(run) -> None:  # type: ignore[no-untyped-def]
+    from engine import users
+    from engine.db import Database
+
+    first = run("users", "add", "temp", "--role", "finance").stdout.strip().splitlines()[-1]
+    second = run("users", "add", "temp").stdout.strip().splitlines()[-1]
+    result = run("users", "revoke", "temp")
+    assert (result.returncode, result.stdout.strip()) == (0, "2 token(s) of temp revoked")
+    db = Database(f"sqlite:///{run.db_file}")
+    with db.reading() as session:
+        assert users.bearer(session, first) is None
+        assert users.bearer(session, second) is None
+    db.dispose()
+    missing = run("users", "revoke", "nobody")
+    assert missing.returncode == 1 and "no user 'nobody'" in missing.stderr
