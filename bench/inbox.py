@@ -1,95 +1,53 @@
 """Inbox latency at 10,000 and 100,000 open tasks, SQLite and PostgreSQL.
 
-The database is set up through the engine (schema, shipped files, users), then one real
-instance of each shipped process is started, and its instance row and open task row are
-the templates of the bulk rows: instance (definition, state, audit head), human_task
-(element, name, form, priority, roles) and human_task_role, inserted with Core
-executemany. Each bulk instance has one open task and ``--closed`` completed ones before
-it (the history a real database keeps, with its role rows). Tasks are spread evenly over
-the department's six roles (market_development has no task in the shipped diagrams:
-its tasks are confirm_order tasks that order_execution may also take), due dates from ten
-days ago to thirty days ahead (one in ten without), priorities from 10 to 90, one task in
-seven claimed by a colleague and one in fifty by the measured user, who holds
-``--roles`` (finance and risk_compliance: a third of the tasks).
+The rows come from bench/inbox_fill.py: the database is set up through the engine
+(schema with its migrations, so the inbox indexes of 0002 too; shipped files; users),
+then bulk instances are inserted, each with one open task and ``--closed`` completed ones,
+the open tasks spread over the department's six roles, due dates and priorities. The
+measured user holds ``--roles`` (finance and risk_compliance: a third of the tasks).
 
 Measured: ``GET /api/v1/tasks?limit=50&...`` through the Flask test client (the whole API
 in process: token check, arguments, the engine's inbox, business keys, JSON; no socket,
-no gunicorn), ``--samples`` per query after a warm-up, the queries taking turns. The
-engine's two statements are timed on their own too (cursor time of the count and of the
-page, through ``Tradeflow.inbox``); "rest" is the HTTP p50 less theirs: the token check,
-the user's roles, business keys, marshmallow, Flask.
+no gunicorn), ``--samples`` per query after a warm-up, the queries taking turns. The API
+counts only for ``?with_total=true``, so these requests run the engine's page statement
+alone. That statement is also timed on its own (cursor time, through ``Tradeflow.inbox``),
+and so is the count a ``?with_total=true`` request would add; "rest" is the HTTP p50 less
+the page's: the token check, the user's roles, business keys, marshmallow, Flask.
 
-When a target is missed (p95 <= 20 ms at 10,000, <= 50 ms at 100,000), the plans are
-shown (EXPLAIN QUERY PLAN / EXPLAIN ANALYZE) and candidate fixes are measured on the
-same rows: indexes that give the ORDER BYs (no code change); then also the query changes
-of ``variant_inbox`` (EXISTS for IN, the ORDER BY fixed); then also a count capped at
-1000. The engine is not changed: the variant query is swapped in for this process only,
-and the indexes are dropped again.
+When a target is missed (p95 <= 20 ms at 10,000, <= 50 ms at 100,000), the plan of the
+engine's page statement is shown for each query that missed (EXPLAIN QUERY PLAN on
+SQLite, EXPLAIN ANALYZE on PostgreSQL), so one can see why.
 
     .venv/bin/python bench/inbox.py [--sizes 10000,100000] [--samples 200] [--warmup 20]
-        [--sql-samples 30] [--fix-samples 100] [--closed 1] [--roles finance,risk_compliance]
+        [--sql-samples 30] [--closed 1] [--roles finance,risk_compliance]
         [--no-postgres] [--no-diagnose] [--sqlite-analyze] [--pg-url URL]
 """
 
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from completions import shipped_files
 from flask.testing import FlaskClient
-from sqlalchemy import (
-    Connection,
-    Engine,
-    Select,
-    Table,
-    event,
-    exists,
-    func,
-    insert,
-    or_,
-    select,
-    text,
-)
+from inbox_fill import COLLEAGUES, ROLES, USER, Filler, analyze, role_templates, templates
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
 
 from api import create_app
 from engine import queues
 from engine.db import Database
-from engine.models import HumanTask, HumanTaskRole, Instance, TaskState
 from engine.tradeflow import Tradeflow
-from engine.users import Actor
 
-ROLES = (
-    "documents_logistics",
-    "risk_compliance",
-    "finance",
-    "order_execution",
-    "manager",
-    "market_development",
-)
-STARTS: dict[str, dict[str, Any]] = {  # one real instance of each, with what it needs
-    "credit_check": {"annual_volume": 50_000, "credit_score": 550},  # grade C: approval
-    "document_review": {},
-    "order_fulfilment": {},
-    "payment_collection": {},
-}
-USER = "ana"
-COLLEAGUES = ("ben", "cem", "dora", "emil")
-PRIORITIES = (10, 30, 50, 50, 50, 70, 80, 90)
 QUERIES = {
     "sort=due": "limit=50&sort=due",
     "sort=priority": "limit=50&sort=priority",
@@ -97,8 +55,7 @@ QUERIES = {
 }
 TARGETS = {10_000: 20.0, 100_000: 50.0}  # p95 ms
 PG_DATABASE = "tradeflow_bench_inbox"
-CAP = 1000  # a capped count: "1000+" rather than the exact number
-PLAN_LINES = 10
+PLAN_LINES = 12
 PG_NOISE = (  # EXPLAIN ANALYZE lines left out of what is shown
     "Workers Planned",
     "Workers Launched",
@@ -112,7 +69,6 @@ PG_NOISE = (  # EXPLAIN ANALYZE lines left out of what is shown
     "Execution Time",
     "Full-sort Groups",
 )
-CHUNK = 5_000
 
 
 def target_for(size: int) -> float:
@@ -121,171 +77,6 @@ def target_for(size: int) -> float:
         if size <= limit:
             return ms
     return max(TARGETS.values())
-
-
-# -- rows ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Template:
-    """A real instance with one open task, as the engine wrote them."""
-
-    instance: dict[str, Any]
-    task: dict[str, Any]
-
-
-def templates(flow: Tradeflow) -> dict[str, Template]:
-    """Start one instance of each shipped process; element id -> its rows."""
-    started = [
-        flow.start(key, actor="boss", business_key=f"T-{key}", variables=variables)
-        for key, variables in STARTS.items()
-    ]
-    # one more document_review, a step on: its open task is the review (risk_compliance)
-    review = flow.start("document_review", actor="boss", business_key="T-document_review-2")
-    [prepare] = flow.tasks_of(review)
-    flow.complete(prepare.id, actor="ben", data={"invoice_number": "INV-T-1"})
-    started.append(review)
-    found: dict[str, Template] = {}
-    with flow.db.reading() as session:
-        conn = session.connection()
-        for instance_id in started:
-            instance = conn.execute(select(Instance.__table__).where(Instance.id == instance_id))
-            row = dict(instance.mappings().one())
-            tasks = conn.execute(
-                select(HumanTask.__table__).where(HumanTask.instance_id == instance_id)
-            )
-            for task in tasks.mappings():
-                if task["state"] == TaskState.OPEN:
-                    found[task["element_id"]] = Template(row, dict(task))
-    return found
-
-
-def role_templates(found: dict[str, Template]) -> dict[str, tuple[Template, str]]:
-    """For each role: a template task and the candidate roles a task of it carries."""
-    by_role: dict[str, tuple[Template, str]] = {}
-    for template in found.values():
-        roles = template.task["candidate_roles"]
-        if "," not in roles and roles not in by_role:
-            by_role[roles] = (template, roles)
-    if "confirm_order" in found:
-        by_role["market_development"] = (
-            found["confirm_order"],
-            "market_development,order_execution",
-        )
-    missing = set(ROLES) - by_role.keys()
-    if missing:
-        raise RuntimeError(f"no shipped user task for roles {sorted(missing)}")
-    return by_role
-
-
-@dataclass
-class Filler:
-    """Inserts bulk rows that look like the engine's, in chunks."""
-
-    db: Database
-    by_role: dict[str, tuple[Template, str]]
-    closed: int
-    now: datetime
-    user_roles: frozenset[str]
-    rng: random.Random = field(default_factory=lambda: random.Random(20261127))
-    instances: int = 0
-    open_tasks: int = 0
-
-    def fill(self, count: int) -> float:
-        """Add ``count`` instances with an open task each; seconds taken."""
-        began = time.perf_counter()
-        tables: dict[str, Table] = {
-            "instance": Instance.__table__,  # type: ignore[dict-item]
-            "task": HumanTask.__table__,  # type: ignore[dict-item]
-            "role": HumanTaskRole.__table__,  # type: ignore[dict-item]
-        }
-        with self.db.engine.begin() as conn:
-            next_instance = (conn.scalar(select(func.max(Instance.id))) or 0) + 1
-            next_task = (conn.scalar(select(func.max(HumanTask.id))) or 0) + 1
-            for start in range(0, count, CHUNK):
-                rows = self._rows(min(CHUNK, count - start), next_instance, next_task)
-                conn.execute(insert(tables["instance"]), rows[0])
-                conn.execute(insert(tables["task"]), rows[1])
-                conn.execute(insert(tables["role"]), rows[2])
-                next_instance += len(rows[0])
-                next_task += len(rows[1])
-            if self.db.is_postgres:  # ids were given: move the sequences past them
-                for table in ("instance", "human_task"):
-                    conn.execute(
-                        text(
-                            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
-                            f" (SELECT max(id) FROM {table}))"
-                        )
-                    )
-        self.open_tasks += count
-        return time.perf_counter() - began
-
-    def _rows(
-        self, count: int, first_instance: int, first_task: int
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-        rng, now = self.rng, self.now
-        instances: list[dict[str, Any]] = []
-        tasks: list[dict[str, Any]] = []
-        roles: list[dict[str, Any]] = []
-        task_id = first_task
-        for n in range(count):
-            instance_id = first_instance + n
-            self.instances += 1
-            role = ROLES[rng.randrange(len(ROLES))]
-            template, candidates = self.by_role[role]
-            started = now - timedelta(days=rng.uniform(0, 40))
-            instance = dict(template.instance)
-            instance.update(
-                id=instance_id,
-                business_key=f"BK-{self.instances:07d}",
-                started_at=started,
-                updated_at=started,
-                started_by=COLLEAGUES[rng.randrange(len(COLLEAGUES))],
-            )
-            instances.append(instance)
-            for step in range(self.closed + 1):
-                is_open = step == self.closed
-                created = started + timedelta(hours=step * 4 + rng.uniform(0, 4))
-                task = dict(template.task)
-                due: datetime | None = None
-                if is_open and rng.random() >= 0.1:
-                    due = now + timedelta(days=rng.uniform(-10, 30))
-                assignee: str | None = None
-                if is_open:
-                    pick = rng.random()
-                    if pick < 0.02 and set(candidates.split(",")) & self.user_roles:
-                        assignee = USER
-                    elif pick < 0.16:
-                        assignee = COLLEAGUES[rng.randrange(len(COLLEAGUES))]
-                task.update(
-                    id=task_id,
-                    instance_id=instance_id,
-                    spiff_task_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                    state=TaskState.OPEN if is_open else TaskState.COMPLETED,
-                    assignee=assignee if is_open else COLLEAGUES[step % len(COLLEAGUES)],
-                    priority=PRIORITIES[rng.randrange(len(PRIORITIES))],
-                    created_at=created,
-                    claimed_at=created if assignee or not is_open else None,
-                    ended_at=None if is_open else created + timedelta(hours=1),
-                    completed_by=None if is_open else COLLEAGUES[step % len(COLLEAGUES)],
-                    due_at=due,
-                    candidate_roles=candidates,
-                )
-                tasks.append(task)
-                roles.extend({"task_id": task_id, "role_id": r} for r in candidates.split(","))
-                task_id += 1
-        return instances, tasks, roles
-
-
-def analyze(db: Database, sqlite_too: bool) -> None:
-    """PostgreSQL: what autovacuum would have done after such an insert. SQLite only with
-    --sqlite-analyze: the engine never runs ANALYZE, so its planner has no statistics."""
-    if db.is_postgres:
-        with db.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
-    elif sqlite_too:
-        with db.engine.begin() as conn:
-            conn.exec_driver_sql("ANALYZE")
 
 
 # -- measuring -----------------------------------------------------------------------
@@ -356,102 +147,14 @@ def sample(
 
 
 def inbox_query(name: str) -> queues.InboxQuery:
+    """The engine's query for ``QUERIES[name]``, with the count (to time it too)."""
     args = dict(part.split("=") for part in QUERIES[name].split("&"))
     return queues.InboxQuery(
         sort=args.get("sort", "due"),
         limit=int(args.get("limit", "50")),
         overdue=True if args.get("overdue") == "true" else None,
+        count=True,
     )
-
-
-# -- a variant of the inbox query, for this process only -----------------------------
-
-InboxFunction = Callable[[Session, Actor, queues.InboxQuery, datetime], queues.InboxPage]
-ENGINE_INBOX: InboxFunction = queues.inbox
-
-
-def variant_inbox(rewrite: bool, cap: int | None) -> InboxFunction:
-    """engine.queues.inbox with the query changes proposed, for this process only.
-
-    ``rewrite``: the page's role test an EXISTS (a probe of human_task_role's primary key
-    per row read, where IN builds the list of every task of the roles, closed ones too,
-    first); no ORDER BY term twice (sort=priority gets ``priority DESC`` from SORTS and
-    again as the tie-break); and no ``due_at IS NULL`` term under overdue=true, where it
-    is always false but keeps the (state, due_at) index from giving the order.
-    ``cap``: count at most ``cap`` + 1 rows ("1000+"), with EXISTS, so it stops early.
-    Only what this benchmark asks for (sort, limit, offset, overdue); else the engine's."""
-
-    def inbox(
-        session: Session, user: Actor, query: queues.InboxQuery, now: datetime
-    ) -> queues.InboxPage:
-        plain = queues.InboxQuery(
-            sort=query.sort, limit=query.limit, offset=query.offset, overdue=query.overdue
-        )
-        if query != plain or query.overdue is False:
-            return ENGINE_INBOX(session, user, query, now)
-        task, role = HumanTask, HumanTaskRole
-        roles = set(user.roles)
-        in_list = task.id.in_(select(role.task_id).where(role.role_id.in_(roles)))
-        correlated = exists().where(role.task_id == task.id, role.role_id.in_(roles))
-
-        def where(in_roles: Any) -> Select[Any]:
-            stmt = select(task).where(
-                task.state == TaskState.OPEN,
-                in_roles,
-                or_(task.assignee.is_(None), task.assignee == user.name),
-            )
-            return stmt.where(task.due_at < now) if query.overdue is True else stmt
-
-        if cap is None:
-            counted = where(in_list)
-        else:
-            counted = where(correlated).with_only_columns(task.id).limit(cap + 1)
-        total = session.scalar(select(func.count()).select_from(counted.subquery())) or 0
-        order: list[Any] = [*queues.SORTS[query.sort], task.priority.desc(), task.id]
-        if rewrite:
-            if query.sort == "priority":
-                order = [task.priority.desc(), task.id]
-            elif query.sort == "due" and query.overdue is True:
-                order = order[1:]
-        page = where(correlated if rewrite else in_list).order_by(*order)
-        found = session.scalars(page.limit(query.limit).offset(query.offset))
-        return queues.InboxPage(list(found.all()), total)
-
-    return inbox
-
-
-@contextmanager
-def swapped(inbox: InboxFunction) -> Iterator[None]:
-    queues.inbox = inbox  # type: ignore[assignment]  # Tradeflow.inbox looks it up each call
-    try:
-        yield
-    finally:
-        queues.inbox = ENGINE_INBOX  # type: ignore[assignment]
-
-
-INDEXES = {  # candidate indexes: the ORDER BYs of queues.SORTS, and the count's columns
-    "ix_bench_task_due": "human_task (state, (due_at IS NULL), due_at, priority DESC, id)",
-    "ix_bench_task_priority": "human_task (state, priority DESC, id)",
-    "ix_bench_task_open": "human_task (state, assignee)",
-}
-
-
-@contextmanager
-def candidate_indexes(db: Database) -> Iterator[None]:
-    with db.engine.begin() as conn:
-        for name, target in INDEXES.items():
-            conn.exec_driver_sql(f"CREATE INDEX {name} ON {target}")
-    if db.is_postgres:
-        with db.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-                "ANALYZE human_task"
-            )
-    try:
-        yield
-    finally:
-        with db.engine.begin() as conn:
-            for name in INDEXES:
-                conn.exec_driver_sql(f"DROP INDEX {name}")
 
 
 # -- one store -----------------------------------------------------------------------
@@ -461,11 +164,10 @@ def candidate_indexes(db: Database) -> Iterator[None]:
 class Row:
     store: str
     size: int
-    variant: str
     query: str
     http: Latency
-    count: Latency  # the engine's count statement, cursor time
     page: Latency  # the engine's page statement, cursor time
+    count: Latency  # the count ?with_total=true adds, cursor time
     visible: int
 
 
@@ -480,7 +182,7 @@ class Store:
     args: argparse.Namespace
     statements: dict[str, dict[str, tuple[str, Any]]] = field(default_factory=dict)
 
-    def measure(self, size: int, variant: str, samples: int, sql_samples: int) -> list[Row]:
+    def measure(self, size: int) -> list[Row]:
         """HTTP latency of each query, then the engine's statements alone."""
         headers = {"Authorization": f"Bearer {self.token}"}
 
@@ -493,31 +195,32 @@ class Store:
 
             return run
 
-        http = sample({n: get(q) for n, q in QUERIES.items()}, samples, self.args.warmup)
+        args = self.args
+        http = sample({n: get(q) for n, q in QUERIES.items()}, args.samples, args.warmup)
         rows = []
         for name in QUERIES:
             query = inbox_query(name)
-            visible = self.flow.inbox(USER, query).total
+            visible = self.flow.inbox(USER, query).total or 0
             with self.timer.timing() as seconds:
-                for _ in range(sql_samples):
+                for _ in range(args.sql_samples):
                     self.flow.inbox(USER, query)
             self.statements[name] = dict(self.timer.last)
             rows.append(
                 Row(
                     self.name,
                     size,
-                    variant,
                     name,
                     Latency.of(http[name]),
-                    Latency.of(seconds["count"]),
                     Latency.of(seconds["page"]),
+                    Latency.of(seconds["count"]),
                     visible,
                 )
             )
         return rows
 
-    def explain(self, query: str, kind: str) -> list[str]:
-        statement, params = self.statements[query][kind]
+    def explain(self, query: str) -> list[str]:
+        """The plan of the engine's page statement for ``query``, as last run."""
+        statement, params = self.statements[query]["page"]
         db = self.flow.db
         prefix = "EXPLAIN (ANALYZE, COSTS OFF) " if db.is_postgres else "EXPLAIN QUERY PLAN "
         with db.engine.connect() as conn:
@@ -538,53 +241,29 @@ def depth(parent: int, rows: list[Any]) -> int:
 def show(row: Row, target: float) -> None:
     mark = "" if row.http.p95 <= target else "  MISSED"
     print(
-        f"  {row.store:10s} {row.size:>7,d}  {row.variant:26s} {row.query:14s}"
-        f" {row.http.p50:7.1f} {row.http.p95:7.1f}   {row.count.p50:6.1f} {row.page.p50:6.1f}"
-        f" {row.http.p50 - row.count.p50 - row.page.p50:6.1f}  {row.visible:>6,d}{mark}",
+        f"  {row.store:10s} {row.size:>7,d}  {row.query:14s}"
+        f" {row.http.p50:7.1f} {row.http.p95:7.1f}  {row.page.p50:8.1f} {row.count.p50:9.1f}"
+        f" {row.http.p50 - row.page.p50:6.1f}  {row.visible:>6,d}{mark}",
         flush=True,
     )
 
 
 HEADER = (
-    "  store         open  variant                    query           HTTP ms         SQL ms p50"
-    "   rest    total\n" + " " * 69 + "p50     p95   count   page    p50"
+    f"  {'store':10s} {'open':>7s}  {'query':14s} {'HTTP ms':>15s}  {'SQL page':>8s}"
+    f" {'SQL count':>9s} {'rest':>6s}  {'total':>6s}\n"
+    f"  {'':10s} {'':7s}  {'':14s} {'p50':>7s} {'p95':>7s}  {'p50':>8s} {'p50':>9s} {'p50':>6s}"
 )
 
 
-def diagnose(store: Store, size: int, rows: list[Row]) -> list[Row]:
-    """Plans of what missed, then candidate fixes measured on the same rows."""
+def diagnose(store: Store, size: int, rows: list[Row]) -> None:
+    """The page statement's plan for each query that missed the target."""
     target = target_for(size)
     missed = [r.query for r in rows if r.http.p95 > target]
     print(f"  -- {store.name}, {size:,} open: {', '.join(missed)} over {target:.0f} ms; plans:")
     for query in missed:
-        for kind in ("count", "page"):
-            print(f"     {query} {kind}:")
-            for line in store.explain(query, kind)[:PLAN_LINES]:
-                print(f"       {line}")
-    samples = store.args.fix_samples
-    found: list[Row] = []
-    variants: list[tuple[str, InboxFunction]] = [
-        ("indexes", ENGINE_INBOX),
-        ("indexes+query", variant_inbox(True, None)),
-        (f"indexes+query+count<={CAP}", variant_inbox(True, CAP)),
-    ]
-    print(f"  -- candidate fixes ({samples} samples each); indexes:")
-    for name, target_ in INDEXES.items():
-        print(f"       CREATE INDEX {name} ON {target_}")
-    with candidate_indexes(store.flow.db):
-        for label, inbox in variants:
-            with swapped(inbox):
-                measured = store.measure(size, label, samples, store.args.sql_samples)
-            for row in measured:
-                show(row, target)
-            found.extend(measured)
-        print(f"  -- plans with {variants[-1][0]}:")
-        for query in missed:
-            for kind in ("count", "page"):
-                print(f"     {query} {kind}:")
-                for line in store.explain(query, kind)[:PLAN_LINES]:
-                    print(f"       {line}")
-    return found
+        print(f"     {query} page:")
+        for line in store.explain(query)[:PLAN_LINES]:
+            print(f"       {line}")
 
 
 def open_store(name: str, url: str, args: argparse.Namespace) -> Store:
@@ -615,12 +294,12 @@ def run_store(name: str, url: str, args: argparse.Namespace) -> list[Row]:
                 f" (+{args.closed} completed each) in {seconds:.1f} s",
                 flush=True,
             )
-            measured = store.measure(size, "as is", args.samples, args.sql_samples)
+            measured = store.measure(size)
             for row in measured:
                 show(row, target_for(size))
             rows.extend(measured)
             if args.diagnose and any(r.http.p95 > target_for(size) for r in measured):
-                rows.extend(diagnose(store, size, measured))
+                diagnose(store, size, measured)
     finally:
         store.flow.db.dispose()
     return rows
@@ -649,16 +328,14 @@ def pg_database(url: str) -> Iterator[str | None]:
 
 def summary(rows: list[Row]) -> None:
     print("summary: HTTP p95 ms of GET /api/v1/tasks?limit=50 (target), worst query first")
-    keys = list(dict.fromkeys((r.store, r.size, r.variant) for r in rows))
-    for store, size, variant in keys:
+    for store, size in dict.fromkeys((r.store, r.size) for r in rows):
         group = sorted(
-            (r for r in rows if (r.store, r.size, r.variant) == (store, size, variant)),
-            key=lambda r: -r.http.p95,
+            (r for r in rows if (r.store, r.size) == (store, size)), key=lambda r: -r.http.p95
         )
         target = target_for(size)
         verdict = "met" if all(r.http.p95 <= target for r in group) else "NOT MET"
         print(
-            f"  {store:10s} {size:>7,d}  {variant:26s} "
+            f"  {store:10s} {size:>7,d}  "
             + "  ".join(f"{r.query} {r.http.p95:.1f}" for r in group)
             + f"   (<= {target:.0f}: {verdict})"
         )
@@ -672,15 +349,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sql-samples", type=int, default=30, help="the engine's statements alone, per query (30)"
     )
-    parser.add_argument(
-        "--fix-samples", type=int, default=100, help="per query for each candidate fix (100)"
-    )
     parser.add_argument("--closed", type=int, default=1, help="completed tasks per open one (1)")
     parser.add_argument(
         "--roles", default="finance,risk_compliance", help="the measured user's roles"
     )
     parser.add_argument("--no-postgres", dest="postgres", action="store_false")
-    parser.add_argument("--no-diagnose", dest="diagnose", action="store_false")
+    parser.add_argument(
+        "--no-diagnose", dest="diagnose", action="store_false", help="no plans when missed"
+    )
     parser.add_argument(
         "--sqlite-analyze", action="store_true", help="run ANALYZE on SQLite after each fill"
     )
@@ -689,8 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     args.sizes = sorted(int(n) for n in args.sizes.split(",") if n.strip())
     if not args.sizes or args.sizes[0] < 1 or args.closed < 0:
         parser.error("--sizes must be positive, --closed not negative")
-    if min(args.samples, args.sql_samples, args.fix_samples) < 2:
-        parser.error("--samples, --sql-samples and --fix-samples: 2 at least")
+    if min(args.samples, args.sql_samples) < 2:
+        parser.error("--samples and --sql-samples: 2 at least")
     if not set(args.roles.split(",")) <= set(ROLES):
         parser.error(f"--roles: from {', '.join(ROLES)}")
 
