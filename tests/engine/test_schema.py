@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -14,6 +15,8 @@ from engine.schema import current, upgrade
 EXPRESSION_INDEXES = {"ix_human_task_inbox_due", "ix_human_task_inbox_priority"}
 
 
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based")
 def test_migrations_match_the_models(db: Database) -> None:
     assert current(db) is not None
     with db.engine.connect() as conn:
