@@ -31,16 +31,18 @@ def with_business_keys(tasks: Iterable[HumanTask]) -> list[HumanTask]:
     return tasks
 
 
-def check_can_read(instance_id: int) -> None:
-    """Auditors, admins and process owners read every instance; an employee, those in
-    which one of their roles has a task. Unknown instances are 404 for everyone."""
-    flow().instance(instance_id)  # NotFound first
+def check_can_read(instance_id: int) -> Instance:
+    """The instance, if the caller may read it. Auditors, admins and process owners read
+    every instance; an employee, those in which one of their roles has a task and those
+    they started. Unknown instances are 404 for everyone."""
+    instance = flow().instance(instance_id)  # NotFound first
     who = actor()
     if reads_everything(who) or who.is_process_owner:
-        return
+        return instance
     with flow().db.reading() as session:
         if not instances.readable_by(session, who, instance_id):
             raise Forbidden(f"{who.name} has no task in instance {instance_id}")
+    return instance
 
 
 def encode_cursor(offset: int) -> str:

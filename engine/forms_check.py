@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import Schema
 from sqlalchemy.orm import Session
 
-from engine.errors import FormInvalid
+from engine.errors import FormInvalid, Invalid
 from engine.models import Form
 from forms import ValidationError, schema_for
 
@@ -17,10 +17,11 @@ _schemas: dict[int, Schema] = {}
 _lock = threading.Lock()
 
 
-def check_names(data: dict[Any, Any]) -> None:
+def check_names(data: dict[Any, Any], error: type[Invalid] = FormInvalid) -> None:
+    """Variables must be names an expression can use: identifiers, no dunders."""
     bad = [k for k in data if not isinstance(k, str) or not k.isidentifier() or k.startswith("__")]
     if bad:
-        raise FormInvalid(f"variable names must be identifiers: {bad!r}", names=bad)
+        raise error(f"variable names must be identifiers: {bad!r}", names=bad)
 
 
 def _schema(session: Session, form_id: int) -> Schema:

@@ -22,6 +22,7 @@ from engine.audit import MESSAGES_STREAM, AuditTrail, EventKind
 from engine.clock import as_utc
 from engine.errors import MessageInvalid, MessageUndeliverable
 from engine.events import messages_of
+from engine.forms_check import check_names
 from engine.frontier import Frontier, variables
 from engine.models import (
     Definition,
@@ -70,9 +71,7 @@ def correlate(
         raise MessageInvalid("correlate by business key or by correlation values (or both)")
     if not timedelta(0) < ttl <= MAX_TTL:
         raise MessageInvalid(f"ttl must be positive and at most {MAX_TTL.days} days")
-    bad = [k for k in payload if not k.isidentifier() or k.startswith("__")]
-    if bad:
-        raise MessageInvalid(f"variable names must be identifiers: {bad!r}")
+    check_names(payload, MessageInvalid)
     now = runtime.clock.now()
     # One transaction: a message that cannot be delivered leaves nothing behind.
     with runtime.db.transaction() as session:

@@ -111,16 +111,6 @@ def identity(session: Session, name: str) -> Actor:
     )
 
 
-def by_token(session: Session, token: str) -> User | None:
-    """The user a bearer token belongs to, or None for an unknown or revoked token."""
-    row = session.scalars(
-        select(ApiToken).where(
-            ApiToken.token_sha256 == token_digest(token), ApiToken.revoked_at.is_(None)
-        )
-    ).first()
-    return session.get(User, row.user_id) if row else None
-
-
 _T = ApiToken.__table__.c
 _BEARER = (
     select(

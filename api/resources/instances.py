@@ -18,9 +18,9 @@ from api.schemas import (
     StartIn,
     VerifyOut,
 )
-from api.views import check_can_read, with_business_keys
+from api.views import check_can_read
 from engine import audit, instances
-from engine.models import InstanceStatus, TaskState
+from engine.models import Instance, InstanceStatus, TaskState
 
 blp = Blueprint(
     "instances",
@@ -30,9 +30,10 @@ blp = Blueprint(
 )
 
 
-def _detail(instance_id: int) -> dict[str, Any]:
-    instance = flow().instance(instance_id)
-    open_tasks = [t for t in flow().tasks_of(instance_id) if t.state == TaskState.OPEN]
+def _detail(instance: Instance) -> dict[str, Any]:
+    open_tasks = [t for t in flow().tasks_of(instance.id) if t.state == TaskState.OPEN]
+    for task in open_tasks:  # all of one instance: its key is at hand
+        task.business_key = instance.business_key  # type: ignore[attr-defined]
     return {
         **{
             k: getattr(instance, k)
@@ -48,8 +49,8 @@ def _detail(instance_id: int) -> dict[str, Any]:
                 "error",
             )
         },
-        "variables": flow().variables(instance_id),
-        "tasks": with_business_keys(open_tasks),
+        "variables": flow().variables(instance.id),
+        "tasks": open_tasks,
     }
 
 
@@ -84,7 +85,7 @@ class Instances(MethodView):
             variables=body["variables"],
             version=body.get("version"),
         )
-        return _detail(instance_id)
+        return _detail(flow().instance(instance_id))
 
 
 @blp.route("/<int:instance_id>")
@@ -92,8 +93,7 @@ class InstanceItem(MethodView):
     @blp.response(200, InstanceDetailOut)
     def get(self, instance_id: int) -> Any:
         """One instance with its variables and open tasks."""
-        check_can_read(instance_id)
-        return _detail(instance_id)
+        return _detail(check_can_read(instance_id))
 
 
 @blp.route("/<int:instance_id>/cancel")

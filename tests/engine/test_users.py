@@ -12,10 +12,10 @@ from engine.tradeflow import Tradeflow
 def test_a_token_identifies_its_user_and_nothing_else(flow: Tradeflow) -> None:
     _, token = flow.add_user("zhao.min", ["risk_compliance"], users.Flags(auditor=True))
     with flow.db.reading() as session:
-        found = users.by_token(session, token)
+        found = users.bearer(session, token)
         assert found is not None and found.name == "zhao.min"
-        assert users.by_token(session, token + "x") is None
-        assert users.by_token(session, "") is None
+        assert users.bearer(session, token + "x") is None
+        assert users.bearer(session, "") is None
         actor = users.identity(session, "zhao.min")
     assert actor.roles == {"risk_compliance"} and actor.is_auditor and not actor.is_admin
 
