@@ -31,8 +31,8 @@ def authenticate() -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send Authorization: Bearer <token>")
-    with flow().db.reading() as session:
-        found = users.bearer(session, token.strip())
+    with flow().db.read_connection() as conn:
+        found = users.bearer(conn, token.strip())
     if found is None:
         raise Unauthorized("the token is unknown or revoked")
     g.actor = found

@@ -89,6 +89,13 @@ class TaskOut(Schema):
         return str(task.state.value)
 
 
+class CompletedOut(TaskOut):
+    next_tasks = fields.List(
+        fields.Nested(TaskOut),
+        metadata={"description": "the instance's open tasks once the engine has moved on"},
+    )
+
+
 class TaskDetailOut(TaskOut):
     form = fields.Dict(allow_none=True)
     data = fields.Dict()

@@ -5,19 +5,19 @@ A real ``tradeflow serve`` (gunicorn, gthread) runs as a subprocess on a free po
 add`` (a clerk in documents_logistics, a checker in risk_compliance), ``tradeflow deploy``
 of the shipped files. Client threads (4 by default, one keep-alive ``http.client``
 connection each) drive the ``document_review`` workload of bench/completions.py, each on
-instances of its own: per completion, ``GET /api/v1/tasks?instance_id=...`` as the user
-whose turn it is (the one open task of the instance, checked), then
-``POST /api/v1/tasks/{id}/complete`` with the form data.
+instances of its own, as the user whose turn it is, in one of two ways:
+
+* chain (the headline): ``POST /api/v1/tasks/{id}/complete`` with the form data, the task
+  id taken from the previous answer (a completion answers with the instance's open tasks,
+  ``next_tasks``; a start with its ``tasks``), checked to be the expected element. This is
+  the counterpart of the bare cycle: one request per completion.
+* inbox: the same, but first ``GET /api/v1/tasks?instance_id=...`` to find the task, as an
+  employee's client that reads its inbox before each step does: two requests per
+  completion.
 
 Not timed: starting the instances (``POST /api/v1/instances``, all before the clock
 starts) and a warm-up of every thread. Timed: the rest, wall clock from all threads'
-start to the last one's end. Two rates come of it:
-
-* cycle: completions / wall time, the GET included. What a client that must look up its
-  next task gets, and the headline figure.
-* complete: what the POSTs alone would give, completions / (sum of POST seconds /
-  threads). The GETs still load the server meanwhile, so this is an upper bound; it is
-  the counterpart of bench/completions.py, which leaves the read of the next task out.
+start to the last one's end; the rate is completions / wall time.
 
 Bare SpiffWorkflow's load-complete-save (``Bare`` of bench/completions.py, state in a
 SQLite row) runs in this process for as many completions as the HTTP run did, half just
@@ -36,7 +36,8 @@ how busy all CPUs were (other processes on the machine included), and each worke
 share of the server CPU (split).
 
     .venv/bin/python bench/http_completions.py [--completions 200] [--warmup 20] [--clients 4]
-        [--sqlite-workers 1,2,3,4] [--pg-workers 1,2,4] [--threads 4] [--sticky]
+        [--modes chain,inbox] [--sqlite-workers 1,2,3,4] [--pg-workers 1,2,4] [--threads 1]
+        [--sticky]
         [--pg-url postgresql://postgres@127.0.0.1:5432/test]
 """
 
@@ -102,6 +103,8 @@ class Worker:
     tag: str
     steps: Iterator[Step] = field(default_factory=workload)
     instances: dict[int, int] = field(default_factory=dict)  # ordinal -> instance id
+    # ordinal -> the instance's open tasks as the last answer gave them (id, element)
+    known: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
     get_seconds: list[float] = field(default_factory=list)
     post_seconds: list[float] = field(default_factory=list)
     ended: float = 0.0
@@ -113,8 +116,11 @@ class Worker:
             body = {"definition": PROCESS, "business_key": f"{self.tag}-{ordinal}"}
             found = client.call("POST", "/api/v1/instances", "clerk", body, expect=201)
             self.instances[ordinal] = int(found["id"])
+            self.known[ordinal] = [(t["id"], t["element_id"]) for t in found["tasks"]]
 
-    def complete(self, client: Client, count: int, timed: bool, reconnect: bool) -> None:
+    def complete(
+        self, client: Client, count: int, timed: bool, reconnect: bool, inbox: bool
+    ) -> None:
         current = -1
         for _ in range(count):
             step = next(self.steps)
@@ -123,19 +129,24 @@ class Worker:
                 client.close()  # the next request connects anew, to whichever worker accepts
             current = step.instance
             began = time.perf_counter()
-            page = client.call("GET", f"/api/v1/tasks?instance_id={instance_id}", step.actor)
+            if inbox:
+                page = client.call("GET", f"/api/v1/tasks?instance_id={instance_id}", step.actor)
+                open_tasks = [(t["id"], t["element_id"]) for t in page["items"]]
+            else:
+                open_tasks = self.known[step.instance]
             read = time.perf_counter()
-            items = page["items"]
-            if len(items) != 1 or items[0]["element_id"] != step.element:
-                raise AssertionError(f"instance {instance_id}: expected {step.element}: {items}")
-            path = f"/api/v1/tasks/{items[0]['id']}/complete"
+            if len(open_tasks) != 1 or open_tasks[0][1] != step.element:
+                raise AssertionError(f"{instance_id}: expected {step.element}: {open_tasks}")
+            path = f"/api/v1/tasks/{open_tasks[0][0]}/complete"
             posted = time.perf_counter()
             done = client.call("POST", path, step.actor, {"data": step.data})
             ended = time.perf_counter()
             if done["state"] != "completed":
                 raise AssertionError(f"{path}: {done}")
+            self.known[step.instance] = [(t["id"], t["element_id"]) for t in done["next_tasks"]]
             if timed:
-                self.get_seconds.append(read - began)
+                if inbox:
+                    self.get_seconds.append(read - began)
                 self.post_seconds.append(ended - posted)
 
 
@@ -174,10 +185,10 @@ def run_threads(port: int, tokens: dict[str, str], workers: list[Worker], job: A
 class Result:
     store: str
     workers: int
+    mode: str  # chain or inbox
     completions: int
     wall: float
-    post_sum: float
-    get_p50: float
+    get_p50: float | None
     post_p50: float
     post_p95: float
     bare_rate: float
@@ -186,11 +197,12 @@ class Result:
     client_cpu: float  # CPU seconds of this process (the client threads) in the timed run
 
     @property
-    def cycle_rate(self) -> float:
+    def rate(self) -> float:
         return self.completions / self.wall
 
-    def complete_rate(self, clients: int) -> float:
-        return self.completions / (self.post_sum / clients)
+    @property
+    def ratio(self) -> float:
+        return self.rate / self.bare_rate
 
 
 def measure(
@@ -199,50 +211,65 @@ def measure(
     tokens: dict[str, str],
     bare: Bare,
     workers: int,
+    modes: list[str],
     args: argparse.Namespace,
     logs: Path,
-) -> Result:
-    tag = f"{store}-w{workers}"
+) -> list[Result]:
+    """One server; a timed run per mode on it."""
     reconnect = not args.sticky
-    clients = [Worker(f"{tag}-c{n}") for n in range(args.clients)]
-    per_client = args.warmup + args.completions
-    instances = -(-per_client // PER_INSTANCE) + 1
-    with server(url, workers, args.threads, logs / f"{tag}.log") as (port, pids):
-        run_threads(port, tokens, clients, lambda w, c: w.start_instances(c, instances))
-        run_threads(
-            port, tokens, clients, lambda w, c: w.complete(c, args.warmup, False, reconnect)
-        )
-        total = args.clients * args.completions
-        gc.collect()
-        bare_seconds = bare.run(total // 2)
-        gc.collect()
-        cpu_before = [cpu_seconds(p) for p in pids]
-        busy_before = machine_busy()
-        client_before = sum(os.times()[:2])
-        wall = run_threads(
-            port, tokens, clients, lambda w, c: w.complete(c, args.completions, True, reconnect)
-        )
-        busy_after = machine_busy()
-        client_cpu = sum(os.times()[:2]) - client_before
-        cpu = [cpu_seconds(p) - b for p, b in zip(pids, cpu_before, strict=True)]
-        gc.collect()
-        bare_seconds += bare.run(total - total // 2)
-    posts = [s for w in clients for s in w.post_seconds]
-    gets = [s for w in clients for s in w.get_seconds]
-    return Result(
-        store=store,
-        workers=workers,
-        completions=total,
-        wall=wall,
-        post_sum=sum(posts),
-        get_p50=statistics.median(gets),
-        post_p50=statistics.median(posts),
-        post_p95=statistics.quantiles(posts, n=20)[-1],
-        bare_rate=total / bare_seconds,
-        busy=(busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1),
-        worker_cpu=sorted(cpu, reverse=True),
-        client_cpu=client_cpu,
-    )
+    results = []
+    with server(url, workers, args.threads, logs / f"{store}-w{workers}.log") as (port, pids):
+        for mode in modes:
+            inbox = mode == "inbox"
+            tag = f"{store}-w{workers}-{mode}"
+            clients = [Worker(f"{tag}-c{n}") for n in range(args.clients)]
+            per_client = args.warmup + args.completions
+            instances = -(-per_client // PER_INSTANCE) + 1
+            run_threads(port, tokens, clients, lambda w, c, n=instances: w.start_instances(c, n))
+            run_threads(
+                port,
+                tokens,
+                clients,
+                lambda w, c, i=inbox: w.complete(c, args.warmup, False, reconnect, i),
+            )
+            total = args.clients * args.completions
+            gc.collect()
+            bare_seconds = bare.run(total // 2)
+            gc.collect()
+            cpu_before = [cpu_seconds(p) for p in pids]
+            busy_before = machine_busy()
+            client_before = sum(os.times()[:2])
+            wall = run_threads(
+                port,
+                tokens,
+                clients,
+                lambda w, c, i=inbox: w.complete(c, args.completions, True, reconnect, i),
+            )
+            busy_after = machine_busy()
+            client_cpu = sum(os.times()[:2]) - client_before
+            cpu = [cpu_seconds(p) - b for p, b in zip(pids, cpu_before, strict=True)]
+            gc.collect()
+            bare_seconds += bare.run(total - total // 2)
+            posts = [s for w in clients for s in w.post_seconds]
+            gets = [s for w in clients for s in w.get_seconds]
+            results.append(
+                Result(
+                    store=store,
+                    workers=workers,
+                    mode=mode,
+                    completions=total,
+                    wall=wall,
+                    get_p50=statistics.median(gets) if gets else None,
+                    post_p50=statistics.median(posts),
+                    post_p95=statistics.quantiles(posts, n=20)[-1],
+                    bare_rate=total / bare_seconds,
+                    busy=(busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1),
+                    worker_cpu=sorted(cpu, reverse=True),
+                    client_cpu=client_cpu,
+                )
+            )
+            show(results[-1])
+    return results
 
 
 # -- PostgreSQL ----------------------------------------------------------------------
@@ -270,17 +297,15 @@ def pg_database(admin: psycopg.Connection[Any], url: str, name: str) -> Iterator
 # -- report --------------------------------------------------------------------------
 
 
-def show(result: Result, clients: int) -> None:
+def show(result: Result) -> None:
     split = "/".join(
         f"{100 * s / max(sum(result.worker_cpu), 1e-9):.0f}" for s in result.worker_cpu
     )
+    get = f"{1000 * result.get_p50:5.1f}" if result.get_p50 is not None else "    -"
     print(
-        f"  {result.store:10s} {result.workers:>2d} {result.cycle_rate:7.1f}"
-        f" {result.complete_rate(clients):7.1f} {result.bare_rate:7.1f}"
-        f"  {result.cycle_rate / result.bare_rate:5.2f}"
-        f" {result.complete_rate(clients) / result.bare_rate:5.2f}"
-        f"  {1000 * result.post_p50:5.1f} {1000 * result.post_p95:5.1f}"
-        f" {1000 * result.get_p50:5.1f}"
+        f"  {result.store:10s} {result.workers:>2d} {result.mode:5s} {result.rate:7.1f}"
+        f" {result.bare_rate:7.1f}  {result.ratio:5.2f}"
+        f"  {1000 * result.post_p50:5.1f} {1000 * result.post_p95:5.1f} {get}"
         f"  {1000 * sum(result.worker_cpu) / result.completions:5.1f}"
         f" {1000 * result.client_cpu / result.completions:5.1f} {100 * result.busy:4.0f}%"
         f"  {split}",
@@ -289,31 +314,26 @@ def show(result: Result, clients: int) -> None:
 
 
 HEADER = """\
-                  completions/s        HTTP/bare   POST ms    GET   CPU ms/compl.  CPU  server
-  store       w   cycle   compl    bare  cycle compl  p50   p95   p50  server client busy  split %\
+                        completions/s  HTTP/   POST ms     GET   CPU ms/compl.  CPU  server
+  store       w mode      HTTP    bare  bare   p50   p95   p50  server client busy  split %\
 """
 
 
-def verdict(results: list[Result], clients: int) -> None:
-    one = [r for r in results if r.workers == 1]
-    many = [r for r in results if r.workers > 1 and r.store == "postgresql"]
+def verdict(results: list[Result]) -> None:
+    chain = [r for r in results if r.mode == "chain"]
+    one = [r for r in chain if r.workers == 1]
+    many = [r for r in chain if r.workers > 1 and r.store == "postgresql"]
     for label, rows, target in (
         ("one worker process", one, TARGET_ONE),
         ("several worker processes, PostgreSQL", many, TARGET_MANY),
     ):
         if not rows:
             continue
-        best = max(rows, key=lambda r: r.cycle_rate / r.bare_rate)
-        cycle = best.cycle_rate / best.bare_rate
-        complete = best.complete_rate(clients) / best.bare_rate
-        met = (
-            "met"
-            if cycle >= target
-            else ("met on POSTs alone" if complete >= target else "NOT MET")
-        )
+        best = max(rows, key=lambda r: r.ratio)
+        met = "met" if best.ratio >= target else "NOT MET"
         print(
-            f"  target HTTP/bare >= {target:.1f} with {label}: best {cycle:.2f} cycle,"
-            f" {complete:.2f} complete ({best.store}, w={best.workers}): {met}"
+            f"  target HTTP/bare >= {target:.1f} with {label}: best {best.ratio:.2f}"
+            f" ({best.store}, w={best.workers}): {met}"
         )
 
 
@@ -326,6 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4, help="client threads (4)")
     parser.add_argument(
         "--threads", type=int, default=1, help="threads per worker (1, as `tradeflow serve`)"
+    )
+    parser.add_argument(
+        "--modes",
+        default="chain,inbox",
+        help="chain: task ids from the previous answer; inbox: GET the inbox first (both)",
     )
     parser.add_argument(
         "--sticky",
@@ -343,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.completions < 1 or args.warmup < 0 or args.clients < 1 or args.threads < 1:
         parser.error("--completions, --clients and --threads must be positive")
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or set(modes) - {"chain", "inbox"}:
+        parser.error("--modes takes chain and/or inbox")
     sqlite_workers = [int(n) for n in args.sqlite_workers.split(",") if n.strip()]
     pg_workers = [int(n) for n in args.pg_workers.split(",") if n.strip()]
 
@@ -364,25 +392,24 @@ def main(argv: list[str] | None = None) -> int:
                 url = f"sqlite:///{root / 'http.db'}"
                 tokens = prepare(url)
                 for workers in sqlite_workers:
-                    results.append(measure("sqlite", url, tokens, bare, workers, args, root))
-                    show(results[-1], args.clients)
+                    results += measure("sqlite", url, tokens, bare, workers, modes, args, root)
             admin = pg_admin(args.pg_url) if pg_workers else None
             if admin is not None:
                 with admin, pg_database(admin, args.pg_url, PG_DATABASE) as url:
                     tokens = prepare(url)
                     for workers in pg_workers:
-                        results.append(
-                            measure("postgresql", url, tokens, bare, workers, args, root)
+                        results += measure(
+                            "postgresql", url, tokens, bare, workers, modes, args, root
                         )
-                        show(results[-1], args.clients)
         finally:
             bare.close()
     print(
-        "  cycle: GET next task + POST complete, wall clock; complete: POSTs alone"
-        " (completions / (sum of POST s / clients)); bare: Bare of bench/completions.py,"
-        " same count, half before and half after each HTTP run; busy: all CPUs, timed run"
+        "  chain: one POST per completion, the task id from the previous answer; inbox: a"
+        " GET of the inbox first; rates: completions / wall time; bare: Bare of"
+        " bench/completions.py, same count, half before and half after each HTTP run;"
+        " busy: all CPUs, timed run"
     )
-    verdict(results, args.clients)
+    verdict(results)
     print(f"  ({time.perf_counter() - began:.0f} s)")
     return 0
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from api import create_app
+
+GC_THRESHOLDS = (20_000, 20, 20)  # Python's defaults: (700, 10, 10)
 
 
 class _Server(BaseApplication):  # type: ignore[misc]
@@ -19,7 +22,14 @@ class _Server(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        return create_app()  # in each worker, after the fork
+        app = create_app()  # in each worker, after the fork
+        # What start-up made (modules, the app, its caches) is never garbage: frozen, no
+        # collection walks it again. A request makes thousands of short-lived objects
+        # (Spiff's task tree, rows, dicts), so collect the young generation less often.
+        # Measured: 7-10% more completions per second (bench/http_completions.py).
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
+        return app
 
 
 def run(host: str, port: int, workers: int, threads: int) -> None:

@@ -82,6 +82,7 @@ def _reconcile_tasks(work: Work, ready: list[Task]) -> None:
             candidate_roles=",".join(roles),
         )
         store.insert_task(work.conn, row)
+        work.created[row.id] = row
         task.internal_data[ROW] = row.id
         work.open_rows[spiff_id] = (row.id, row.element_id, row.name)
         work.audit(

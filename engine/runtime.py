@@ -31,7 +31,7 @@ from engine.errors import (
 )
 from engine.events import waits_for_timer
 from engine.frontier import Frontier, scan, variables
-from engine.models import Instance, InstanceStatus
+from engine.models import Instance, InstanceStatus, TaskState
 from engine.serialization import StateSerializer
 from engine.store import InstanceRow, TaskRow
 
@@ -139,6 +139,10 @@ class Work:
         self.trail = AuditTrail(session)
         self.trail.seed(self.stream, instance.audit_seq, instance.audit_hash)
         self.tasks: dict[int, TaskRow] = {}  # task rows this command read or changed
+        self.created: dict[int, TaskRow] = {}  # task rows this command inserted
+        # set by a command that answers with the instance's open tasks once settled
+        self.report_open = False
+        self.open_after: list[TaskRow] = []
         # open human tasks by Spiff task id: (row id, element id, name), from the markers
         # reconcile leaves on each READY user task, so no query is needed to find them
         self.open_rows: dict[str, tuple[int, str, str | None]] = {
@@ -150,6 +154,19 @@ class Work:
     def task(self, row: TaskRow) -> TaskRow:
         """Track a task row; it is written back when the command settles."""
         return self.tasks.setdefault(row.id, row)
+
+    def open_tasks(self) -> list[TaskRow]:
+        """The instance's open tasks as they stand: rows this command holds, the rest read
+        (one statement, and none when this command touched every open task)."""
+        known = {**self.created, **self.tasks}
+        ids = sorted(row_id for row_id, _, _ in self.open_rows.values())
+        missing = [i for i in ids if i not in known]
+        read = {row.id: row for row in store.tasks(self.conn, missing)} if missing else {}
+        rows = [known.get(i) or read[i] for i in ids if i in known or i in read]
+        rows = [row for row in rows if row.state == TaskState.OPEN]
+        for row in rows:
+            row.business_key = self.instance.business_key
+        return rows
 
     @property
     def stream(self) -> str:
@@ -203,6 +220,8 @@ class Work:
             store.save_task(self.conn, row)
         store.save_instance(self.conn, self.instance)
         self.trail.write()
+        if self.report_open:
+            self.open_after = self.open_tasks()
 
 
 def next_timer(frontier: Frontier) -> datetime | None:

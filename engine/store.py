@@ -119,13 +119,16 @@ class TaskRow:
     candidate_roles: str
     form_id: int | None = None  # the latest version of its form, read along with the row
     business_key: str | None = None  # its instance's, for answers; not a column
+    # after a completion: the instance's open tasks, for answers; not a column
+    next_tasks: list[TaskRow] | None = None
 
     @property
     def role_ids(self) -> list[str]:
         return [r for r in self.candidate_roles.split(",") if r]
 
 
-_TASK_COLUMNS = [f.name for f in fields(TaskRow) if f.name not in ("form_id", "business_key")]
+_NOT_COLUMNS = ("form_id", "business_key", "next_tasks")
+_TASK_COLUMNS = [f.name for f in fields(TaskRow) if f.name not in _NOT_COLUMNS]
 _LATEST_FORM_OF_TASK = (
     select(_F.c.id)
     .where(_F.c.key == _T.c.form_key)
@@ -221,6 +224,15 @@ def task_facts(conn: Connection, task_id: int, actor: str, postgres: bool) -> Ta
 def task(conn: Connection, task_id: int) -> TaskRow | None:
     found = conn.execute(_SELECT_TASK, {"id": task_id}).first()
     return _task(found) if found is not None else None
+
+
+_SELECT_TASKS = select(*(_T.c[n] for n in _TASK_COLUMNS)).where(
+    _T.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
+def tasks(conn: Connection, task_ids: list[int]) -> list[TaskRow]:
+    return [_task(found) for found in conn.execute(_SELECT_TASKS, {"ids": task_ids})]
 
 
 _CANCEL_TASK = (

@@ -165,8 +165,12 @@ def delegate(runtime: Runtime, task_id: int, actor: str, to: str) -> TaskRow:
 
 
 def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -> TaskRow:
-    """Complete a task with the submitted data; an unclaimed task is claimed first."""
+    """Complete a task with the submitted data; an unclaimed task is claimed first.
+
+    The answer carries the instance's open tasks once the engine has moved on
+    (``next_tasks``): a client goes on to the next step without asking the inbox."""
     with _on_task(runtime, task_id, actor) as (work, task, user):
+        work.report_open = True
         if task.assignee == user.name:
             _require_role(user, task)
             _check_separation(work, user, task)  # claimed earlier; the rule still holds
@@ -197,6 +201,7 @@ def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -
                 "changes": changes(before, variables(work.workflow)),
             },
         )
+    task.next_tasks = work.open_after
     return task
 
 

@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from engine.errors import Invalid, UserNotFound
@@ -130,9 +130,10 @@ _BEARER = (
 )
 
 
-def bearer(session: Session, token: str) -> Actor | None:
+def bearer(db: Session | Connection, token: str) -> Actor | None:
     """Who an unrevoked token belongs to, with roles and flags: one statement per request."""
-    row = session.connection().execute(_BEARER, {"digest": token_digest(token)}).first()
+    conn = db.connection() if isinstance(db, Session) else db
+    row = conn.execute(_BEARER, {"digest": token_digest(token)}).first()
     if row is None:
         return None
     return Actor(

@@ -9,7 +9,15 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from api.auth import actor, flow
-from api.schemas import CompleteIn, DelegateIn, InboxArgs, TaskDetailOut, TaskOut, TaskPage
+from api.schemas import (
+    CompletedOut,
+    CompleteIn,
+    DelegateIn,
+    InboxArgs,
+    TaskDetailOut,
+    TaskOut,
+    TaskPage,
+)
 from api.views import decode_cursor, encode_cursor, with_business_keys
 from engine import queues, tasks
 from engine.errors import Invalid, NotInRole, TaskNotFound, UserNotFound
@@ -126,7 +134,7 @@ class Delegate(MethodView):
 @blp.route("/<int:task_id>/complete")
 class Complete(MethodView):
     @blp.arguments(CompleteIn)
-    @blp.response(200, TaskOut)
+    @blp.response(200, CompletedOut)
     def post(self, body: dict[str, Any], task_id: int) -> Any:
         """Complete the task with the form's data (claims it first if unclaimed)."""
         return flow().complete(task_id, actor=actor().name, data=body["data"])

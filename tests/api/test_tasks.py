@@ -22,6 +22,11 @@ def task_of(client: ApiClient, task_id: int, user: str = "admin") -> dict[str, A
     return dict(ok(client.get(f"{V1}/tasks/{task_id}", user)))
 
 
+def summary_of(client: ApiClient, task_id: int) -> dict[str, Any]:
+    """The task as lists show it: its detail without the form and the data."""
+    return {k: v for k, v in task_of(client, task_id).items() if k not in ("form", "data")}
+
+
 # --- the inbox ---------------------------------------------------------------------------
 
 
@@ -161,6 +166,21 @@ def test_an_sla_makes_a_task_due_and_then_overdue(client: ApiClient) -> None:
     client.clock.advance(hours=2)
     assert inbox(client, "cashier", overdue="true") == [(iid, "routine")]
     assert inbox(client, "cashier", overdue="false") == [(iid, "urgent"), (iid, "normal")]
+
+
+def test_a_completion_answers_with_the_tasks_left_open(client: ApiClient) -> None:
+    """Tasks the completion did not touch are read back as they stand (claimed too)."""
+    client.deploy([TRIAGE])
+    iid = client.start("triage", "cashier", business_key="T-1")
+    urgent, normal, routine = (client.task(iid, e) for e in ("urgent", "normal", "routine"))
+    ok(client.post(f"{V1}/tasks/{routine}/claim", "cashier"))
+    body = client.complete(urgent, "cashier")
+    assert [t["id"] for t in body["next_tasks"]] == [normal, routine]
+    assert body["next_tasks"] == [summary_of(client, normal), summary_of(client, routine)]
+    assert [(t["state"], t["assignee"]) for t in body["next_tasks"]] == [
+        ("open", None),
+        ("claimed", "cashier"),
+    ]
 
 
 # --- one task ----------------------------------------------------------------------------
@@ -402,12 +422,20 @@ def test_document_review_from_deployment_to_a_verified_trail(client: ApiClient) 
             assert "prepare_documents" in body["detail"]
     assert task_of(client, review["id"])["state"] == "open"
 
-    # sent back once, then accepted
-    client.complete(review["id"], "checker", documents_ok=False, review_comment="B/L missing")
+    # sent back once, then accepted; each completion answers with what is open next
+    sent_back = client.complete(
+        review["id"], "checker", documents_ok=False, review_comment="B/L missing"
+    )
     again = client.task(iid, "prepare_documents")
-    client.complete(again, "clerk", invoice_number="INV-88", bill_of_lading_number="BL-1")
+    assert [(t["id"], t["element_id"], t["state"]) for t in sent_back["next_tasks"]] == [
+        (again, "prepare_documents", "open")
+    ]
+    assert sent_back["next_tasks"] == [summary_of(client, again)]
+    assert sent_back["next_tasks"][0]["business_key"] == "SO-2026-114"
+    redone = client.complete(again, "clerk", invoice_number="INV-88", bill_of_lading_number="BL-1")
     final = client.task(iid, "review_documents")
-    client.complete(final, "checker", documents_ok=True)
+    assert [t["id"] for t in redone["next_tasks"]] == [final]
+    assert client.complete(final, "checker", documents_ok=True)["next_tasks"] == []
 
     detail = ok(client.get(f"{V1}/instances/{iid}", "auditor"))
     assert (detail["status"], detail["tasks"]) == ("completed", [])
