@@ -170,9 +170,9 @@ class CompleteIn(Schema):
 
 class QueueOut(Schema):
     role = fields.Str()
-    open = fields.Int()
-    claimed = fields.Int()
-    overdue = fields.Int()
+    open = fields.Int(metadata={"description": "tasks not yet done, the claimed among them"})
+    claimed = fields.Int(metadata={"description": "open tasks someone has claimed"})
+    overdue = fields.Int(metadata={"description": "open tasks past their due time"})
 
 
 class QueuesOut(Schema):
