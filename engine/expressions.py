@@ -104,6 +104,7 @@ _FUNCTIONS: dict[str, Any] = {
     "len": len, "min": min, "max": max, "abs": abs, "round": _round, "int": int, "float": float,
     "str": _str, "bool": bool, "sum": _sum, "any": any, "all": all, "sorted": sorted,
     "list": list, "dict": dict,
+    "get": None,  # get(name, default): a variable or the default; bound per evaluation
 }  # fmt: skip
 _OPERATORS: dict[type[ast.AST], Any] = {
     **{op: simpleeval.DEFAULT_OPERATORS[op] for op in (
@@ -234,7 +235,14 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]  # sim
     def __init__(self, names: Mapping[str, Any]) -> None:
         super().__init__(operators=dict(_OPERATORS), functions={}, names=names)
         self.functions = dict(_FUNCTIONS)  # EvalWithCompoundTypes adds tuple and set on its own
+        self.functions["get"] = self._get
         self.budget = MAX_BUILT
+
+    def _get(self, name: str, default: Any = None) -> Any:
+        """A variable that may be absent: ``get("payment_term_days", 30)``."""
+        if not isinstance(name, str):
+            raise TypeError("get() takes a variable name as text")
+        return self.names.get(name, default)
 
     def run(self, text: str, node: ast.expr) -> Any:
         # the budget is not reset here: a script's statements share one, or 1000 lines

@@ -229,9 +229,12 @@ def _check(bundle: Bundle, name: str, element: str, kind: str, text: str) -> Non
 
 def _check_timer_literal(tag: str, text: str) -> None:
     """A quoted ISO 8601 value must parse now, not fail when the timer is reached."""
-    if len(text) < 2 or text[0] != text[-1] or text[0] not in "\"'":
-        return  # an expression over variables: checked when evaluated
-    value = text[1:-1]
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return  # an expression over variables ('"P" + str(days) + "D"'): checked when evaluated
+    if not isinstance(value, str):
+        return
     try:
         if tag == "timeCycle":
             TimerEventDefinition.parse_iso_recurring_interval(value)

@@ -1,14 +1,29 @@
 """Camunda Forms (form-js JSON) as marshmallow schemas: a submission is checked against
-the form its task names before the engine sees it."""
+the form its task names before the engine sees it.
+
+Values are taken as form-js sends them and kept as task data can hold them: numbers as
+int or float (numeric strings too, as ``serializeToString`` sends them), checkboxes as
+booleans, dates and times as ISO 8601 strings (checked, not converted: the workflow state
+stores JSON), selects, radios and checklists as one of their values. Keys the form does
+not have are refused, and every refused field is named.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Callable
+from datetime import date, datetime, time
+from typing import Any, ClassVar
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 # form-js components that hold no value
 _LAYOUT = {"text", "spacer", "separator", "button", "image", "html", "iframe", "table"}
+_PHONE = re.compile(r"^\+?[0-9 ()./-]{6,30}$")
+
+
+def _options(component: dict[str, Any]) -> list[Any]:
+    return [v.get("value") for v in component.get("values") or [] if isinstance(v, dict)]
 
 
 def _validators(component: dict[str, Any]) -> list[validate.Validator]:
@@ -19,11 +34,60 @@ def _validators(component: dict[str, Any]) -> list[validate.Validator]:
     if "minLength" in rules or "maxLength" in rules:
         found.append(validate.Length(min=rules.get("minLength"), max=rules.get("maxLength")))
     if rules.get("pattern"):
-        found.append(validate.Regexp(rules["pattern"]))
-    values = [v.get("value") for v in component.get("values") or [] if isinstance(v, dict)]
-    if values and component["type"] in ("select", "radio"):
-        found.append(validate.OneOf(values))
+        found.append(validate.Regexp(rules["pattern"], error="Does not match {regex}."))
+    if rules.get("validationType") == "email":
+        found.append(validate.Email())
+    if rules.get("validationType") == "phone":
+        found.append(validate.Regexp(_PHONE, error="Not a valid phone number."))
+    if component["type"] in ("select", "radio") and _options(component):
+        found.append(validate.OneOf(_options(component)))
+    if component["type"] == "checkbox" and rules.get("required"):
+        found.append(validate.Equal(True, error="Must be checked."))  # form-js: a required box
     return found
+
+
+class _Number(fields.Float):
+    """A number with at most ``digits`` decimals, as the form's decimalDigits allows."""
+
+    def __init__(self, digits: int | None, **kwargs: Any) -> None:
+        super().__init__(allow_nan=False, **kwargs)
+        self.digits = digits
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool):  # bool is an int to Python, not a number to a form
+            raise self.make_error("invalid")
+        number = super()._deserialize(value, attr, data, **kwargs)
+        if self.digits is not None and round(number, self.digits) != number:
+            if self.digits == 0:
+                raise ValidationError("Not a whole number.")
+            raise ValidationError(f"At most {self.digits} decimal places.")
+        if self.digits == 0:
+            return int(number)
+        return number
+
+
+class _IsoText(fields.String):
+    """A date, time or date-time as form-js writes it, checked and kept as text."""
+
+    PARSERS: ClassVar[dict[str, Callable[[str], object]]] = {
+        "date": date.fromisoformat,
+        "time": time.fromisoformat,
+    }
+
+    def __init__(self, subtype: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.subtype = subtype
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        parse = self.PARSERS.get(self.subtype, datetime.fromisoformat)
+        try:
+            parse(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError(f"Not a valid ISO 8601 {self.subtype}.") from None
+        if self.subtype == "date" and len(text) != 10:  # fromisoformat takes 20261127 too
+            raise ValidationError("Not a valid ISO 8601 date (YYYY-MM-DD).")
+        return text
 
 
 def _field(component: dict[str, Any]) -> fields.Field[Any]:
@@ -35,15 +99,16 @@ def _field(component: dict[str, Any]) -> fields.Field[Any]:
         "validate": _validators(component),
     }
     if kind == "number":
-        if component.get("decimalDigits") == 0:
-            return fields.Integer(strict=True, **options)
-        return fields.Float(allow_nan=False, **options)
+        digits = component.get("decimalDigits")
+        return _Number(digits if isinstance(digits, int) and digits >= 0 else None, **options)
     if kind == "checkbox":
-        return fields.Boolean(**options)
+        return fields.Boolean(truthy={True}, falsy={False}, **options)
     if kind in ("checklist", "taglist"):
-        values = [v.get("value") for v in component.get("values") or [] if isinstance(v, dict)]
+        values = _options(component)
         inner = fields.String(validate=validate.OneOf(values)) if values else fields.String()
         return fields.List(inner, **options)
+    if kind == "datetime":
+        return _IsoText(str(component.get("subtype") or "datetime"), **options)
     return fields.String(**options)
 
 

@@ -33,7 +33,7 @@ from engine.models import (
 from engine.tradeflow import Tradeflow
 from engine.users import Flags
 from tests.conftest import FakeClock
-from tests.engine.conftest import shipped_files
+from tests.engine.conftest import fixture_files
 
 V1 = "/api/v1"
 PROBLEM = "application/problem+json"
@@ -185,7 +185,7 @@ def client(db: Database, clock: FakeClock) -> ApiClient:
 @pytest.fixture
 def deployed(client: ApiClient) -> ApiClient:
     """The API with the shipped diagrams, decisions and forms deployed through it."""
-    client.deploy(shipped_files())
+    client.deploy(fixture_files())
     return client
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.api.conftest import V1, ApiClient, multipart, ok, problem
-from tests.engine.conftest import read, shipped_files
+from tests.engine.conftest import read, fixture_files
 
 KEYS = ["credit_check", "document_review", "order_fulfilment", "payment_collection"]
 FORMS = ["issue_invoice", "prepare_documents", "review_documents", "write_off"]
@@ -19,7 +19,7 @@ def renamed_review() -> tuple[str, bytes]:
 
 def test_deploy_answers_201_with_definitions_and_forms(client: ApiClient) -> None:
     assert ok(client.get(f"{V1}/definitions", "clerk")) == []
-    body = client.deploy(shipped_files())
+    body = client.deploy(fixture_files())
     assert isinstance(body["deployment_id"], int)
     assert [d["key"] for d in body["definitions"]] == KEYS
     for item in body["definitions"]:
@@ -40,7 +40,7 @@ def test_deploy_answers_201_with_definitions_and_forms(client: ApiClient) -> Non
 def test_an_identical_redeploy_stores_nothing(deployed: ApiClient) -> None:
     with deployed.unchanged():
         # admins deploy too; nothing new is 200, not 201
-        body = deployed.deploy(shipped_files(), user="admin", status=200)
+        body = deployed.deploy(fixture_files(), user="admin", status=200)
     assert body["deployment_id"] is None
     assert [(d["key"], d["version"], d["created"]) for d in body["definitions"]] == [
         (key, 1, False) for key in KEYS
@@ -124,13 +124,13 @@ def test_only_process_owners_and_admins_deploy(client: ApiClient) -> None:
             response = client.post(
                 f"{V1}/definitions",
                 user,
-                data=multipart(shipped_files()),
+                data=multipart(fixture_files()),
                 content_type="multipart/form-data",
             )
             problem(response, 403, "forbidden")
     with client.unchanged():
         response = client.post(
-            f"{V1}/definitions", data=multipart(shipped_files()), content_type="multipart/form-data"
+            f"{V1}/definitions", data=multipart(fixture_files()), content_type="multipart/form-data"
         )
         problem(response, 401)
     assert ok(client.get(f"{V1}/definitions", "owner")) == []

@@ -9,7 +9,7 @@ import pytest
 
 from tests.api.conftest import TRIAGE, V1, ApiClient, ok, problem, snapshot
 from tests.api.test_instances import TASK_FIELDS
-from tests.engine.conftest import shipped_files
+from tests.engine.conftest import fixture_files
 
 
 def inbox(client: ApiClient, user: str, **query: Any) -> list[tuple[int, str]]:
@@ -393,7 +393,7 @@ def test_other_methods_are_405(deployed: ApiClient) -> None:
 
 
 def test_document_review_from_deployment_to_a_verified_trail(client: ApiClient) -> None:
-    client.deploy(shipped_files())
+    client.deploy(fixture_files())
     iid = client.start("document_review", "allrounder", business_key="SO-2026-114")
 
     [prepare] = ok(client.get(f"{V1}/tasks", "allrounder"))["items"]

@@ -20,7 +20,7 @@ from engine.errors import DefinitionNotFound
 from engine.models import AuditEvent, Definition, DefinitionTask, Form, InstanceStatus
 from engine.tradeflow import Tradeflow
 from tests.conftest import FakeClock
-from tests.engine.conftest import Scenario, read, shipped_files
+from tests.engine.conftest import Scenario, read, fixture_files
 
 PROCESS_KEYS = ["credit_check", "document_review", "order_fulfilment", "payment_collection"]
 FORM_KEYS = ["issue_invoice", "prepare_documents", "review_documents", "write_off"]
@@ -74,7 +74,7 @@ def test_shipped_bundle_deploys_each_process_and_form_as_version_1(
     db: Database, clock: FakeClock
 ) -> None:
     flow = fresh(db, clock)
-    result = flow.deploy(shipped_files(), actor="owner")
+    result = flow.deploy(fixture_files(), actor="owner")
 
     assert result.deployment_id is not None
     assert sorted((d.key, d.version, d.created) for d in result.definitions) == [
@@ -109,7 +109,7 @@ def test_identical_content_adds_no_version_and_no_audit_event(flow: Tradeflow) -
     events_before = len(deployed_events(flow))
     assert events_before == len(PROCESS_KEYS)
 
-    result = flow.deploy(shipped_files(), actor="owner")
+    result = flow.deploy(fixture_files(), actor="owner")
 
     assert sorted((d.key, d.version, d.created) for d in result.definitions) == [
         (key, 1, False) for key in PROCESS_KEYS
@@ -443,7 +443,7 @@ def test_two_deployments_at_once_take_consecutive_versions(db: Database, clock: 
     import threading
 
     flow = Tradeflow(db, clock)
-    flow.deploy(shipped_files(), actor="owner")
+    flow.deploy(fixture_files(), actor="owner")
     _, original = read("document_review.bpmn")
     variants = [
         original.replace(b'name="Review documents"', f'name="Review, take {n}"'.encode())

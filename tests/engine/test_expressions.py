@@ -132,6 +132,21 @@ def test_runtime_errors_are_ordinary_exceptions(text: str, error: type[Exception
         evaluate_expression(text, DATA)
 
 
+def test_get_reads_a_variable_that_may_be_absent() -> None:
+    assert evaluate_expression('get("missing", 30)', DATA) == 30
+    assert evaluate_expression('get("missing")', DATA) is None
+    assert evaluate_expression('"P" + str(get("days", 30)) + "D"', {"days": 14}) == "P14D"
+    # the evaluator is shared per thread: get() reads this evaluation's names, not the last's
+    assert evaluate_expression('get("days", 0)', {}) == 0
+    data: dict[str, Any] = {"days": 3}
+    run_script('total = get("days", 0) * 2', data)
+    assert data["total"] == 6
+    with pytest.raises(TypeError):
+        evaluate_expression("get(1)", DATA)
+    with pytest.raises(NameError):
+        evaluate_expression("get", DATA)  # callable, not a value
+
+
 def test_surrounding_whitespace_is_ignored() -> None:
     assert evaluate_expression("\n   amount > 1\n  ", DATA) is True
 
