@@ -23,7 +23,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy engine api forms cli
+	$(BIN)/mypy engine api forms cli tools
 	$(BIN)/pytest -n 2
 
 bench: $(STAMP)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import threading
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from marshmallow import Schema
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from engine.errors import FormInvalid, Invalid
 from engine.models import Form
 from forms import ValidationError, schema_for
 
-# A stored form version never changes, so its schema is built once per process.
-_schemas: dict[int, Schema] = {}
+# A stored form version never changes, so its schema is built once per database (ids are
+# only unique within one: a process may serve several, as the tests do).
+_schemas: WeakKeyDictionary[Engine, dict[int, Schema]] = WeakKeyDictionary()
 _lock = threading.Lock()
 
 
@@ -25,12 +28,13 @@ def check_names(data: dict[Any, Any], error: type[Invalid] = FormInvalid) -> Non
 
 
 def _schema(session: Session, form_id: int) -> Schema:
+    engine = session.get_bind().engine
     with _lock:
-        schema = _schemas.get(form_id)
+        schema = _schemas.setdefault(engine, {}).get(form_id)
     if schema is None:
         schema = schema_for(session.get_one(Form, form_id).schema)
         with _lock:
-            _schemas[form_id] = schema
+            _schemas[engine][form_id] = schema
     return schema
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState as SpiffState
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session, joinedload
 from engine import definitions, queues, store
 from engine.audit import GENESIS, AuditTrail, EventKind, instance_stream
 from engine.errors import FormInvalid, InstanceNotFound
-from engine.events import waits_for_timer
+from engine.events import definitions_of, waits_for_timer
 from engine.forms_check import check_names
 from engine.frontier import variables
 from engine.models import Definition, HumanTask, HumanTaskRole, Instance, InstanceStatus
@@ -101,14 +102,27 @@ def wake(runtime: Runtime, instance_id: int, *, actor: str = "system") -> list[s
             for t in waiting.values()
             if not t.has_state(SpiffState.WAITING) and waits_for_timer(t.task_spec)
         ]
+        elements = []
         for task in fired:
+            spec = _timer_that_fired(task)
+            elements.append(spec.bpmn_id)
             work.audit(
                 EventKind.TIMER_FIRED,
-                element_id=task.task_spec.bpmn_id,
-                element_name=task.task_spec.bpmn_name,
+                element_id=spec.bpmn_id,
+                element_name=spec.bpmn_name,
                 data={"due": task.internal_data.get("event_value")},
             )
-        return [t.task_spec.bpmn_id for t in fired]
+        return elements
+
+
+def _timer_that_fired(task: Task) -> Any:
+    """The timer event's spec. An event-based gateway waits on behalf of its events (Spiff
+    moves their definitions onto it) and keeps only the child of the one that went on."""
+    if len(definitions_of(task.task_spec)) > 1:
+        left = [c for c in task.children if not c.has_state(SpiffState.CANCELLED)]
+        if len(left) == 1:
+            return left[0].task_spec
+    return task.task_spec
 
 
 def fail(runtime: Runtime, instance_id: int, error: str, *, actor: str = "system") -> None:

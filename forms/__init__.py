@@ -102,6 +102,8 @@ def _field(component: dict[str, Any]) -> fields.Field[Any]:
         digits = component.get("decimalDigits")
         return _Number(digits if isinstance(digits, int) and digits >= 0 else None, **options)
     if kind == "checkbox":
+        if not required:  # form-js submits an unticked box as false: gateways may rely on it
+            options["load_default"] = False
         return fields.Boolean(truthy={True}, falsy={False}, **options)
     if kind in ("checklist", "taglist"):
         values = _options(component)

@@ -63,7 +63,12 @@ def test_values_come_back_typed_as_task_data_holds_them() -> None:
     loaded = validate_submission(FORM, data)
     assert loaded == {**data, "quantity": 12, "ratio": 0.125}
     assert type(loaded["quantity"]) is int
-    assert validate_submission(FORM, {"name": "A", "agreed": True}) == {"name": "A", "agreed": True}
+    # absent fields stay absent, but an unticked box is false, as form-js submits it
+    assert validate_submission(FORM, {"name": "A", "agreed": True}) == {
+        "name": "A",
+        "agreed": True,
+        "urgent": False,
+    }
 
 
 @pytest.mark.parametrize(

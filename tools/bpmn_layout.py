@@ -248,6 +248,15 @@ def read_model(root: etree._Element) -> Model:
     )
 
 
+def boundary_events(model: Model) -> dict[str, list[str]]:
+    """Each host's boundary events, in document order (their order along its bottom edge)."""
+    events: dict[str, list[str]] = {}
+    for node in model.nodes.values():
+        if node.host is not None:
+            events.setdefault(node.host, []).append(node.id)
+    return events
+
+
 # --- columns: back edges and longest-path ranks --------------------------------------------
 
 # (sequence flow id, or None for the host -> boundary event tie; target node)
@@ -346,13 +355,22 @@ class _Placer:
         for flow in forward:
             self.preds[flow.target].append(flow.source)
             self.succs[flow.source].append(flow.target)
+        # Position of each boundary event on its host, from the left.
+        self.attached = {
+            event: k for events in boundary_events(model).values() for k, event in enumerate(events)
+        }
         self.slots: dict[str, Slot] = {}
         self.taken: set[tuple[int, int, int]] = set()
 
+    def _order(self, node: Node) -> tuple[int, int, int]:
+        """Rank first: predecessors rank lower. Then the targets of boundary events, the
+        rightmost event's first: it takes the nearest row, so the events' flows do not cross."""
+        positions = [self.attached[pred] for pred in self.preds[node.id] if pred in self.attached]
+        return self.ranks[node.id], -max(positions, default=-1), node.index
+
     def place(self) -> dict[str, Slot]:
         nodes = self.model.nodes.values()
-        # Predecessors rank lower, so they are placed first.
-        for node in sorted(nodes, key=lambda n: (self.ranks[n.id], n.index)):
+        for node in sorted(nodes, key=self._order):
             if node.host is None:
                 self._place(node.id)
         for node in nodes:
@@ -501,17 +519,13 @@ def _place_nodes(layout: Layout) -> None:
             slot = layout.slots[node.id]
             cy = layout.lanes[slot.lane].y + FIRST_ROW_Y + ROW_PITCH * slot.row
             layout.nodes[node.id] = centred(column_x(slot.column), cy, node.size)
-    attached: dict[str, list[Node]] = {}
-    for node in model.nodes.values():
-        if node.host is not None:
-            attached.setdefault(node.host, []).append(node)
-    for host_id, events in attached.items():
+    for host_id, events in boundary_events(model).items():
         host = layout.nodes[host_id]
         # Two fit on the bottom edge; more are centred on it and overhang its sides.
         span = BOUNDARY_SPACING * (len(events) - 1) + 36
         first = host.x + 20 if len(events) <= 2 else host.cx - span // 2
         for k, event in enumerate(events):
-            layout.nodes[event.id] = Box(first + BOUNDARY_SPACING * k, host.bottom - 18, 36, 36)
+            layout.nodes[event] = Box(first + BOUNDARY_SPACING * k, host.bottom - 18, 36, 36)
 
 
 # --- edges ------------------------------------------------------------------------------------
@@ -526,11 +540,17 @@ class _Router:
         """The centre of the row a node (or a boundary event's host) sits in."""
         return self.layout.nodes[self.nodes[node_id].host or node_id].cy
 
+    def _gaps(self, flow: Flow) -> tuple[int, int]:
+        """The middle of the gap right of the source's column and of the one left of the
+        target's: vertical runs there pass no shape."""
+        source, target = self.layout.slots[flow.source], self.layout.slots[flow.target]
+        half = COLUMN_WIDTH // 2
+        return column_x(source.column) + half, column_x(target.column) - half
+
     def _forward(self, flow: Flow) -> list[list[Point]]:
         s, t = self.layout.nodes[flow.source], self.layout.nodes[flow.target]
         end = (t.x, t.cy)
-        near_target = column_x(self.layout.slots[flow.target].column) - COLUMN_WIDTH // 2
-        near_source = column_x(self.layout.slots[flow.source].column) + COLUMN_WIDTH // 2
+        near_source, near_target = self._gaps(flow)
         if self.nodes[flow.source].host is not None:
             start, drop = (s.cx, s.bottom), s.bottom + BOUNDARY_DROP
             routes = [[start, (s.cx, t.cy), end]] if t.cy > s.bottom else []
@@ -555,6 +575,7 @@ class _Router:
     def _back(self, flow: Flow) -> list[list[Point]]:
         """Loops leave over the source and come down onto the target, or run under both."""
         s, t = self.layout.nodes[flow.source], self.layout.nodes[flow.target]
+        near_source, near_target = self._gaps(flow)
         over = min(self._row_y(flow.source), self._row_y(flow.target)) - CHANNEL
         under = max(self._row_y(flow.source), self._row_y(flow.target)) + CHANNEL
         sx, tx = s.cx, t.cx
@@ -562,9 +583,11 @@ class _Router:
             sx, tx = s.cx + s.width // 4, s.cx - s.width // 4
         if self.nodes[flow.source].host is not None:
             under = max(under, s.bottom + BOUNDARY_DROP)
-            return [[(sx, s.bottom), (sx, under), (tx, under), (tx, t.bottom)]]
-        near_target = column_x(self.layout.slots[flow.target].column) - COLUMN_WIDTH // 2
-        near_source = column_x(self.layout.slots[flow.source].column) + COLUMN_WIDTH // 2
+            start = [(sx, s.bottom), (sx, under)]
+            return [
+                [*start, (tx, under), (tx, t.bottom)],
+                [*start, (near_target, under), (near_target, t.cy), (t.x, t.cy)],
+            ]
         return [
             [(sx, s.y), (sx, over), (tx, over), (tx, t.y)],
             [(sx, s.bottom), (sx, under), (tx, under), (tx, t.bottom)],
@@ -582,6 +605,7 @@ class _Router:
 
     def route(self, flow: Flow) -> list[Point]:
         candidates = self._back(flow) if flow.id in self.layout.back else self._forward(flow)
+        source, target = self.layout.nodes[flow.source], self.layout.nodes[flow.target]
         obstacles = [
             box
             for node_id, box in self.layout.nodes.items()
@@ -589,7 +613,11 @@ class _Router:
         ]
 
         def crossings(points: list[Point]) -> int:
-            return sum(box.crossed_by(a, b) for a, b in segments(points) for box in obstacles)
+            # A route may only touch its source where it starts and its target where it ends.
+            steps = list(segments(points))
+            count = sum(box.crossed_by(a, b) for a, b in steps for box in obstacles)
+            count += sum(source.crossed_by(a, b) for a, b in steps[1:])
+            return count + sum(target.crossed_by(a, b) for a, b in steps[:-1])
 
         routes = [simplify(points) for points in candidates]
         return min(routes, key=crossings)  # min keeps the first of equals: the preferred one
@@ -615,12 +643,14 @@ def _node_label_spots(shape: Box, size: tuple[int, int]) -> list[Box]:
 
 
 def _edge_label_spots(points: list[Point], size: tuple[int, int]) -> list[Box]:
-    """Beside the first segment, on either side of it."""
+    """Beside the first segment: first on the side the route turns to."""
     w, h = size
     (x0, y0), (x1, y1) = points[0], points[1]
     if y0 == y1:
         x = x0 + 4 if x1 > x0 else x0 - 4 - w
-        return [Box(x, y0 - 3 - h, w, h), Box(x, y0 + 3, w, h)]
+        above, below = Box(x, y0 - 3 - h, w, h), Box(x, y0 + 3, w, h)
+        turns_down = len(points) > 2 and points[2][1] > y0
+        return [below, above] if turns_down else [above, below]
     y = y0 + 4 if y1 > y0 else y0 - 4 - h
     return [Box(x0 + 4, y, w, h), Box(x0 - 4 - w, y, w, h)]
 
@@ -844,16 +874,15 @@ def semantic_form(root: etree._Element) -> bytes:
 
 def _cut_diagrams(text: str, root: etree._Element) -> tuple[str, int | None]:
     """The text without its diagrams (and the whitespace before them), and where the first was."""
-    first: int | None = None
+    spans = []
     for name in sorted({_qname(d) for d in _diagrams(root)}):
-        start = re.compile(rf"\s*<{re.escape(name)}{_ATTRIBUTES}(/?)>")
         end = re.compile(rf"</{re.escape(name)}\s*>")
-        while (found := start.search(text)) is not None:
+        for found in re.finditer(rf"\s*<{re.escape(name)}{_ATTRIBUTES}(/?)>", text):
             closing = None if found.group(1) else end.search(text, found.end())
-            stop = closing.end() if closing else found.end()
-            text = text[: found.start()] + text[stop:]
-            first = found.start() if first is None else min(first, found.start())
-    return text, first
+            spans.append((found.start(), closing.end() if closing else found.end()))
+    for start, stop in sorted(spans, reverse=True):
+        text = text[:start] + text[stop:]
+    return text, min(spans)[0] if spans else None
 
 
 def _splice(text: str, root: etree._Element, diagram: str, collaboration: str | None) -> str:
@@ -914,6 +943,11 @@ def _check_ids(root: etree._Element, diagram: XmlElement) -> None:
         raise LayoutError(f"diagram ids already used by the model: {', '.join(clashes)}")
 
 
+def _faithful(result: str, encoding: str, semantics: bytes) -> bool:
+    written = _parse(result.encode(encoding))
+    return semantic_form(written) == semantics and len(_diagrams(written)) == 1
+
+
 def relayout(data: bytes) -> bytes:
     """The file's bytes with a freshly laid out diagram."""
     root = _parse(data)
@@ -928,14 +962,14 @@ def relayout(data: bytes) -> bytes:
     collaboration = None
     if not model.has_collaboration:
         collaboration = "\n".join(collaboration_element(model, names).lines(1))
-    want = semantic_form(expected)
-    for source in (text, _reserialised(text, expected)):
-        result = _splice(source, _parse(source.encode(encoding)), diagram_text, collaboration)
-        written = _parse(result.encode(encoding))
-        if semantic_form(written) == want and len(_diagrams(written)) == 1:
-            return result.encode(encoding)
-        collaboration = None  # the reserialised document already has it
-    raise LayoutError("could not write the diagram without changing the model")
+    semantics = semantic_form(expected)
+    result = _splice(text, root, diagram_text, collaboration)
+    if not _faithful(result, encoding, semantics):
+        # The text held markup the splice misread (a diagram in a comment, say).
+        result = _splice(_reserialised(text, expected), expected, diagram_text, None)
+        if not _faithful(result, encoding, semantics):
+            raise LayoutError("could not write the diagram without changing the model")
+    return result.encode(encoding)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -55,7 +55,11 @@ def test_an_instances_trail_is_hash_chained(deployed: ApiClient) -> None:
         "Prepare shipping documents",
         "documents_logistics",
     )
-    assert completed["data"]["submitted"] == {"invoice_number": "INV-1"}
+    # an unticked box is submitted as false, as form-js does
+    assert completed["data"]["submitted"] == {
+        "invoice_number": "INV-1",
+        "packing_list_ready": False,
+    }
     assert events[4]["role"] == "risk_compliance"
 
     verified = ok(deployed.get(f"{V1}/instances/{iid}/audit/verify", "checker"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.api.conftest import V1, ApiClient, multipart, ok, problem
-from tests.engine.conftest import read, fixture_files
+from tests.engine.conftest import fixture_files, read
 
 KEYS = ["credit_check", "document_review", "order_fulfilment", "payment_collection"]
 FORMS = ["issue_invoice", "prepare_documents", "review_documents", "write_off"]

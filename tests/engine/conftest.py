@@ -13,7 +13,6 @@ from engine.models import HumanTask, TaskState
 from engine.tradeflow import Tradeflow
 from tests.conftest import ROOT, FakeClock
 
-
 FIXTURES = ROOT / "tests" / "fixtures"
 # The engine and API tests pin small diagrams whose every element they know: the shipped
 # document_review and its forms, and earlier, smaller versions of shipped processes kept in
@@ -33,6 +32,15 @@ FIXTURE_FILES = [
 
 def fixture_files() -> list[tuple[str, bytes]]:
     return [read(name) for name in FIXTURE_FILES]
+
+
+def undecidable_review(flow: Tradeflow) -> None:
+    """Deploy a document_review whose gateway reads a variable no form sets: completing
+    the review then fails in the engine (a diagram error, not a form error)."""
+    name, xml = read("document_review.bpmn")
+    xml = xml.replace(b"documents_ok == True", b"verdict == True")
+    xml = xml.replace(b"documents_ok == False", b"verdict == False")
+    flow.deploy([(name, xml)], actor="owner")
 
 
 def read(name: str) -> tuple[str, bytes]:
@@ -98,4 +106,4 @@ def scenario(flow: Tradeflow) -> Scenario:
     return Scenario(flow)
 
 
-__all__ = ["Path", "Scenario", "read", "fixture_files"]
+__all__ = ["Path", "Scenario", "fixture_files", "read", "undecidable_review"]

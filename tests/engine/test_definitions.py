@@ -20,7 +20,7 @@ from engine.errors import DefinitionNotFound
 from engine.models import AuditEvent, Definition, DefinitionTask, Form, InstanceStatus
 from engine.tradeflow import Tradeflow
 from tests.conftest import FakeClock
-from tests.engine.conftest import Scenario, read, fixture_files
+from tests.engine.conftest import Scenario, fixture_files, read
 
 PROCESS_KEYS = ["credit_check", "document_review", "order_fulfilment", "payment_collection"]
 FORM_KEYS = ["issue_invoice", "prepare_documents", "review_documents", "write_off"]
