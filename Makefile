@@ -16,6 +16,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/tradeflow db upgrade
+	$(BIN)/tradeflow demo --if-new
 	$(BIN)/tradeflow deploy bpmn/*.bpmn bpmn/*.dmn forms/*.form
 	@echo "Sign in as admin (a new token each run; users: .venv/bin/tradeflow users add --help):"
 	@echo "  Authorization: Bearer $$($(BIN)/tradeflow users add admin --admin --process-owner --auditor | tail -n 1)"

@@ -6,10 +6,9 @@ the templates of the bulk rows: instance (definition, state, audit head), human_
 (element, name, form, priority, roles) and human_task_role, inserted with Core
 executemany. Each bulk instance has one open task and ``closed`` completed ones before
 it (the history a real database keeps, with its role rows). Tasks are spread evenly over
-the department's six roles (market_development has no task in the shipped diagrams:
-its tasks are confirm_order tasks that order_execution may also take), due dates from ten
-days ago to thirty days ahead (one in ten without), priorities from 10 to 90, one task in
-seven claimed by a colleague and one in fifty by the measured user (``USER``).
+six of the department's roles, due dates from ten days ago to thirty days ahead (one in
+ten without), priorities from 10 to 90, one task in seven claimed by a colleague and one
+in fifty by the measured user (``USER``).
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Table, func, insert, select, text
 
+from cli.demo import SAMPLES
 from engine.db import Database
 from engine.models import HumanTask, HumanTaskRole, Instance, TaskState
 from engine.tradeflow import Tradeflow
@@ -35,12 +35,7 @@ ROLES = (
     "manager",
     "market_development",
 )
-STARTS: dict[str, dict[str, Any]] = {  # one real instance of each, with what it needs
-    "credit_check": {"annual_volume": 50_000, "credit_score": 550},  # grade C: approval
-    "document_review": {},
-    "order_fulfilment": {},
-    "payment_collection": {},
-}
+STARTS = ["customer_development", "document_review", "order_fulfilment", "payment_collection"]
 USER = "ana"
 COLLEAGUES = ("ben", "cem", "dora", "emil")
 PRIORITIES = (10, 30, 50, 50, 50, 70, 80, 90)
@@ -57,15 +52,17 @@ class Template:
 
 def templates(flow: Tradeflow) -> dict[str, Template]:
     """Start one instance of each shipped process; element id -> its rows."""
-    started = [
-        flow.start(key, actor="boss", business_key=f"T-{key}", variables=variables)
-        for key, variables in STARTS.items()
-    ]
+    started = [flow.start(key, actor="boss", business_key=f"T-{key}") for key in STARTS]
     # one more document_review, a step on: its open task is the review (risk_compliance)
     review = flow.start("document_review", actor="boss", business_key="T-document_review-2")
     [prepare] = flow.tasks_of(review)
     flow.complete(prepare.id, actor="ben", data={"invoice_number": "INV-T-1"})
-    started.append(review)
+    # a quotation big enough to need the manager's approval
+    big = flow.start("inquiry_to_collection", actor="boss", business_key="T-inquiry")
+    [quote] = flow.tasks_of(big)
+    data = {**SAMPLES["prepare_quotation"], "quantity": 12_000}
+    flow.complete(quote.id, actor="ben", data=data)
+    started += [review, big]
     found: dict[str, Template] = {}
     with flow.db.reading() as session:
         conn = session.connection()
@@ -88,11 +85,6 @@ def role_templates(found: dict[str, Template]) -> dict[str, tuple[Template, str]
         roles = template.task["candidate_roles"]
         if "," not in roles and roles not in by_role:
             by_role[roles] = (template, roles)
-    if "confirm_order" in found:
-        by_role["market_development"] = (
-            found["confirm_order"],
-            "market_development,order_execution",
-        )
     missing = set(ROLES) - by_role.keys()
     if missing:
         raise RuntimeError(f"no shipped user task for roles {sorted(missing)}")

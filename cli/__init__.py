@@ -127,6 +127,33 @@ def deploy(files: tuple[str, ...], actor: str) -> None:
         click.echo(f"form {item.key} v{item.version} {state}")
 
 
+@main.command("demo")
+@click.option("--if-new", is_flag=True, help="Do nothing (exit 0) where the demo is set up.")
+def demo_command(if_new: bool) -> None:
+    """Deploy bpmn/ and forms/, add one demo user per role, start orders at several stages."""
+    from cli import demo as content
+
+    flow = _flow()
+    flow.upgrade()
+    with flow.db.reading() as session:
+        if users.by_name(session, next(iter(content.PEOPLE)), required=False) is not None:
+            if if_new:
+                click.echo("the demo is set up already (a new token: tradeflow users add NAME)")
+                return
+            raise click.ClickException("the demo is already set up in this database")
+    try:
+        tokens = content.people(flow)
+        flow.deploy(content.shipped_files(), actor="process.owner")
+        click.echo("Orders and leads, and what each waits for:")
+        for order in content.ORDERS:
+            content.run_order(flow, order, click.echo)
+    except TradeflowError as exc:
+        raise click.ClickException(f"the demo could not be set up: {exc.message}") from exc
+    click.echo("Sign in with Authorization: Bearer <token>:")
+    for name, token in tokens.items():
+        click.echo(f"  {name:14s} {content.describe(name):34s} {token}")
+
+
 @main.group("messages")
 def messages_group() -> None:
     """Messages from outside (bank feed, ERP)."""

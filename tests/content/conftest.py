@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 import time_machine
 
+from cli.demo import SAMPLES, shipped_files
 from engine.caches import LiveWorkflows
 from engine.db import Database
 from engine.models import InstanceStatus, TaskState
 from engine.tradeflow import Tradeflow
 from engine.users import Flags
-from tests.conftest import ROOT, FakeClock
+from tests.conftest import FakeClock
 
 # one person per role; the names say what they do
 PEOPLE = {
@@ -35,52 +36,22 @@ PEOPLE = {
 }
 
 
-def shipped_files() -> list[tuple[str, bytes]]:
-    paths = sorted((ROOT / "bpmn").glob("*.bpmn")) + sorted((ROOT / "bpmn").glob("*.dmn"))
-    paths += sorted((ROOT / "forms").glob("*.form"))
-    return [(p.name, p.read_bytes()) for p in paths]
-
-
-# what each form asks for, filled in as its people would (tests override fields)
-QUOTE = {
-    "customer_name": "Hamburg Tools GmbH",
-    "customer_grade": "B",
-    "product": "Cordless drill CD-18",
-    "quantity": 2000,
-    "unit_price": 24.5,
-    "currency": "USD",
-    "margin_percent": 14.0,
-    "incoterms": "FOB",
-    "payment_terms": "TT_30_70",
-    "ship_date": "2027-01-15",
-    "validity_days": 30,
-}
-SEND = {"quotation_number": "Q-2026-0117", "sent_on": "2026-11-27"}
-DRAFT = {"contract_number": "SC-2026-0117", "delivery_date": "2027-01-20"}
-CLEARED = {
-    "credit_limit_ok": True,
-    "payment_terms_ok": True,
-    "sanctions_clear": True,
-    "export_control_clear": True,
-    "contract_approved": True,
-}
-SIGN = {"signed_on": "2026-11-30", "customer_po_number": "HT-4471"}
-PLAN = {"production_order_number": "PO-2026-0117", "planned_completion": "2027-01-05"}
-PRODUCED = {"produced_quantity": 2000, "finished_on": "2027-01-04"}
-PASSED = {"inspection_result": "pass", "inspection_report_number": "QC-881"}
-FAILED = {"inspection_result": "fail", "inspection_report_number": "QC-880", "defects": "Burrs"}
-REWORKED = {"rework_done": "Deburred the housings", "reworked_quantity": 150}
-BOOKED = {
-    "carrier": "COSCO",
-    "booking_number": "COS6612345",
-    "port_of_loading": "Ningbo",
-    "port_of_discharge": "Hamburg",
-    "etd": "2027-01-12",
-}
-PREPARED = {"invoice_number": "INV-2026-0117", "packing_list_ready": True}
-DECLARED = {"declaration_number": "310120270000123456", "customs_cleared": True}
-INVOICE = {"invoice_amount": 49_000.0, "currency": "USD"}
-SETTLED = {"fx_rate": 7.12, "settled_amount_cny": 348_880.0}
+# what each form asks for, filled in as its people would (the demo's; tests override fields)
+QUOTE = SAMPLES["prepare_quotation"]
+SEND = SAMPLES["send_quotation"]
+DRAFT = SAMPLES["draft_contract"]
+CLEARED = SAMPLES["review_contract"]
+SIGN = SAMPLES["sign_contract"]
+PLAN = SAMPLES["coordinate_production"]
+PRODUCED = SAMPLES["produce_order"]
+PASSED = SAMPLES["inspect_goods"]
+FAILED = {**PASSED, "inspection_result": "fail", "defects": "Burrs on housings"}
+REWORKED = SAMPLES["rework_goods"]
+BOOKED = SAMPLES["book_shipment"]
+PREPARED = SAMPLES["prepare_documents"]
+DECLARED = SAMPLES["declare_customs"]
+INVOICE = SAMPLES["issue_invoice"]
+SETTLED = SAMPLES["write_off"]
 
 
 class Trade:

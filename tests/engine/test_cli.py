@@ -141,3 +141,36 @@ def test_revoking_a_user_stops_every_token(run) -> None:  # type: ignore[no-unty
     db.dispose()
     missing = run("users", "revoke", "nobody")
     assert missing.returncode == 1 and "no user 'nobody'" in missing.stderr
+
+
+def test_demo_sets_up_people_and_orders_once(run) -> None:  # type: ignore[no-untyped-def]
+    from cli.demo import ORDERS, PEOPLE
+    from engine.db import Database
+    from engine.tradeflow import Tradeflow
+
+    result = run("demo")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for order in ORDERS:
+        assert any(order.business_key in line for line in lines), order.business_key
+    tokens = {line.split()[0]: line.split()[-1] for line in lines if "tf_" in line}
+    assert sorted(tokens) == sorted(PEOPLE)
+
+    flow = Tradeflow(Database(f"sqlite:///{run.db_file}"))
+    inbox = {name: sorted(t.element_id for t in flow.inbox(name).tasks) for name in PEOPLE}
+    assert inbox["chen.jie"] == ["approve_quotation", "assign_key_account"]  # the manager
+    assert inbox["wang.fang"] == ["prepare_quotation"]
+    assert inbox["zhou.min"] == ["review_contract", "review_documents"]
+    assert inbox["zhao.lei"] == ["rework_goods"]
+    assert inbox["sun.li"] == ["investigate_complaint"]
+    assert "SO-2026-0087 " in result.stdout and "waiting" in result.stdout  # for the payment
+    with flow.db.reading() as session:
+        from engine import users
+
+        assert users.bearer(session, tokens["wang.fang"]).roles == {"market_development"}  # type: ignore[union-attr]
+    flow.db.dispose()
+
+    again = run("demo")
+    assert again.returncode == 1
+    assert again.stderr.strip() == "Error: the demo is already set up in this database"
+    assert run("demo", "--if-new").returncode == 0

@@ -201,7 +201,10 @@ def test_camunda_attributes_are_extracted_into_definition_tasks(flow: Tradeflow)
     assert review["review_documents"].roles == ["risk_compliance"]
     assert review["review_documents"].form_key == "review_documents"
     assert review["review_documents"].separate_from == ["prepare_documents"]
-    assert review["review_documents"].properties == {"separateFrom": "prepare_documents"}
+    assert review["review_documents"].properties == {
+        "separateFrom": "prepare_documents",
+        "sla": "PT8H",
+    }
     # no candidateGroups: the lane "Documents and Logistics" routes it
     assert review["prepare_documents"].roles == ["documents_logistics"]
     assert review["prepare_documents"].form_key == "prepare_documents"
