@@ -11,12 +11,18 @@ from typing import Any
 import swagger_ui_bundle
 from flask import Flask, request, send_from_directory
 
-from api import auth, errors
+from api import auth, errors, metrics
 from api.openapi import ProblemApi
 from api.resources import audit, definitions, health, instances, messages, queues, tasks
 from engine.tradeflow import Tradeflow
 
-PUBLIC = {"health.Health", "api-docs.openapi_json", "api-docs.openapi_swagger_ui", "swagger_static"}
+PUBLIC = {
+    "health.Health",
+    "api-docs.openapi_json",
+    "api-docs.openapi_swagger_ui",
+    "swagger_static",
+    "metrics",
+}
 SWAGGER_STATIC = "/api/v1/docs/static/"
 
 
@@ -46,6 +52,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     for module in (health, definitions, instances, tasks, queues, messages, audit):
         api.register_blueprint(module.blp)
     errors.init_app(app)
+    metrics.init_app(app, flow)
 
     @app.get(f"{SWAGGER_STATIC}<path:name>", endpoint="swagger_static")
     def swagger_static(name: str) -> Any:

@@ -4,7 +4,11 @@ It sits beside the API, not inside the engine: it drives the engine the same way
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import click
@@ -209,8 +213,16 @@ def verify(stream: str | None) -> None:
     show_default=True,
     help="More threads mostly contend for the interpreter (bench/http_completions.py).",
 )
-def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Run the HTTP service under gunicorn, after bringing the schema up to date."""
+@click.option(
+    "--scheduler/--no-scheduler",
+    default=True,
+    show_default=True,
+    help="Fire timers in the server's processes (else run `tradeflow worker` beside it).",
+)
+def serve(host: str, port: int, workers: int, threads: int, scheduler: bool) -> None:
+    """Run the HTTP service under gunicorn, after bringing the schema up to date; its
+    worker processes also fire timers, unless --no-scheduler."""
+    _metrics_directory()  # before prometheus_client is imported (by the app)
     from cli.server import run
 
     flow = _flow()
@@ -220,4 +232,34 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
         f"Tradeflow on http://{host}:{port}/api/v1/docs "
         f"(send Authorization: Bearer <token from `tradeflow users add`>)"
     )
-    run(host, port, workers, threads)
+    run(host, port, workers, threads, scheduler)
+
+
+def _metrics_directory() -> None:
+    """Where worker processes keep their metric samples, emptied for this run."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        for stale in Path(path).glob("*.db"):
+            stale.unlink()
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tradeflow-metrics-")
+
+
+@main.command()
+@click.option("--sweep", default=1.0, show_default=True, help="Seconds between sweeps.")
+def worker(sweep: float) -> None:
+    """Fire timers only, no HTTP: beside `tradeflow serve --no-scheduler`, or to add
+    capacity (several processes share the due timers, each fired once)."""
+    from engine.scheduler import Scheduler, Timers
+
+    flow = _flow()
+    flow.upgrade()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    scheduler = Scheduler(Timers(flow.runtime), sweep_seconds=sweep)
+    scheduler.start()
+    click.echo(f"tradeflow worker: firing timers (sweep every {sweep:g} s); Ctrl-C stops")
+    stop.wait()
+    scheduler.shutdown()
+    click.echo("tradeflow worker: stopped")

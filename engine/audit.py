@@ -39,6 +39,7 @@ class EventKind(enum.StrEnum):
     MESSAGE_BUFFERED = "message_buffered"
     MESSAGE_EXPIRED = "message_expired"
     TIMER_FIRED = "timer_fired"
+    SLA_BREACHED = "sla_breached"
     INSTANCE_COMPLETED = "instance_completed"
     INSTANCE_CANCELLED = "instance_cancelled"
     INSTANCE_FAILED = "instance_failed"

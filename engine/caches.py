@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from sqlalchemy import select
@@ -68,6 +68,7 @@ class TaskRule:
     separate_from: tuple[str, ...]
     priority: int
     sla: str | None
+    escalate_to: tuple[str, ...] = ()  # roles whose queues an overdue task joins
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class DefinitionInfo:
     messages: frozenset[str]
     specs: SpecPair
     rules: dict[tuple[str, str], TaskRule] = field(default_factory=dict)
+    business_timers: frozenset[str] = frozenset()
 
     def rule(self, process_id: str, element_id: str) -> TaskRule | None:
         """By process and element; embedded subprocesses run under their own spec name,
@@ -87,6 +89,12 @@ class DefinitionInfo:
 
     def rule_for_element(self, element_id: str) -> TaskRule | None:
         return next((r for r in self.rules.values() if r.element_id == element_id), None)
+
+
+def escalation_roles(properties: dict[str, Any]) -> tuple[str, ...]:
+    """The ``escalateTo`` property: comma-separated role ids."""
+    raw = str(properties.get("escalateTo") or "")
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
 class DefinitionCache:
@@ -115,6 +123,7 @@ class DefinitionCache:
                 tuple(t.separate_from),
                 t.priority,
                 t.sla,
+                escalation_roles(t.properties),
             )
             for t in tasks
         }
@@ -124,6 +133,7 @@ class DefinitionCache:
             version=row.version,
             name=row.name,
             messages=frozenset(row.messages),
+            business_timers=frozenset(row.business_timers),
             specs=self._serializer.spec_from_json(row.spec_json),
             rules=rules,
         )

@@ -242,6 +242,7 @@ def _store_process(
         sha256=sha,
         spec_json=spec_json,
         messages=caught_messages(spec, subprocess_specs),
+        business_timers=diagrams.business_timers(root, key),
         deployed_at=now,
     )
     session.add(definition)
@@ -258,6 +259,10 @@ def _store_process(
         if sub_root is not None:
             tasks = [t for t in diagrams.user_tasks(sub_root) if t.process_id == sub_key]
             _add_task_rows(session, definition.id, tasks)
+            definition.business_timers = [
+                *definition.business_timers,
+                *diagrams.business_timers(sub_root, sub_key),
+            ]
     session.flush()
     return Deployed(key, definition.version, definition.id, True)
 

@@ -211,6 +211,21 @@ def user_tasks(root: etree._Element) -> list[UserTaskInfo]:
     return found
 
 
+def business_timers(root: etree._Element, process_id: str) -> list[str]:
+    """Timer events of a process that count business time (camunda property
+    ``calendar`` = ``business``): their durations skip nights, weekends and holidays."""
+    found: list[str] = []
+    for process in root.xpath("./bpmn:process", namespaces=NS):
+        if process.get("id") != process_id:
+            continue
+        for node in process.iter(
+            f"{{{BPMN_NS}}}boundaryEvent", f"{{{BPMN_NS}}}intermediateCatchEvent"
+        ):
+            if properties_of(node).get("calendar") == "business":
+                found.append(node.get("id", ""))
+    return found
+
+
 def process_ids(root: etree._Element) -> list[tuple[str, str | None]]:
     return [(p.get("id", ""), p.get("name")) for p in root.xpath("./bpmn:process", namespaces=NS)]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ def start(
     check_names(variables)
     if business_key is not None and not 0 < len(business_key) <= MAX_BUSINESS_KEY:
         raise FormInvalid(f"business key must be 1..{MAX_BUSINESS_KEY} characters")
+    began = time.perf_counter()
     with runtime.db.transaction() as session:
         definition = runtime.definitions.get(session, definitions.find(session, key, version).id)
         spec, subprocess_specs = definition.specs
@@ -79,7 +81,7 @@ def start(
         )
         work.run_engine()
         work.settle()
-    runtime.live.keep(instance, workflow)
+    runtime.committed(work, "start", began)
     return instance.id
 
 
@@ -93,26 +95,41 @@ def cancel(runtime: Runtime, instance_id: int, *, actor: str, reason: str | None
 
 
 def wake(runtime: Runtime, instance_id: int, *, actor: str = "system") -> list[str]:
-    """Fire the instance's due timers; returns the element ids of those that fired."""
-    with runtime.command(instance_id, actor) as work:
-        waiting = {t.id: t for t in work.workflow.get_tasks(state=SpiffState.WAITING)}
-        work.run_engine(work.workflow.refresh_timers)
-        fired = [
-            t
-            for t in waiting.values()
-            if not t.has_state(SpiffState.WAITING) and waits_for_timer(t.task_spec)
-        ]
-        elements = []
-        for task in fired:
-            spec = _timer_that_fired(task)
-            elements.append(spec.bpmn_id)
-            work.audit(
-                EventKind.TIMER_FIRED,
-                element_id=spec.bpmn_id,
-                element_name=spec.bpmn_name,
-                data={"due": task.internal_data.get("event_value")},
-            )
-        return elements
+    """Fire the instance's due timers (and record its broken SLAs, as every command
+    does); returns the element ids of the timers that fired."""
+    with runtime.command(instance_id, actor, name="wake") as work:
+        return fire_timers(work)
+
+
+def fire_timers(work: Work) -> list[str]:
+    """Inside a unit of work: fire what is due, audit each as ``timer_fired``."""
+    waiting = {t.id: t for t in work.workflow.get_tasks(state=SpiffState.WAITING)}
+    before = {t.id: _cycle_next(t) for t in waiting.values()}
+    work.run_engine(work.workflow.refresh_timers)
+    fired = [
+        t
+        for t in waiting.values()
+        if waits_for_timer(t.task_spec)
+        and (not t.has_state(SpiffState.WAITING) or _cycle_next(t) != before[t.id])
+    ]
+    elements = []
+    for task in fired:
+        spec = _timer_that_fired(task)
+        elements.append(spec.bpmn_id)
+        value = task.internal_data.get("event_value")
+        work.audit(
+            EventKind.TIMER_FIRED,
+            element_id=spec.bpmn_id,
+            element_name=spec.bpmn_name,
+            data={"due": value if not isinstance(value, dict) else before[task.id]},
+        )
+    return elements
+
+
+def _cycle_next(task: Task) -> str | None:
+    """A cycle timer stays WAITING as it fires; its next due time moves on."""
+    value = task.internal_data.get("event_value")
+    return str(value.get("next")) if isinstance(value, dict) else None
 
 
 def _timer_that_fired(task: Task) -> Any:

@@ -9,6 +9,7 @@ message that matches several instances, is refused at once.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -73,6 +74,7 @@ def correlate(
         raise MessageInvalid(f"ttl must be positive and at most {MAX_TTL.days} days")
     check_names(payload, MessageInvalid)
     now = runtime.clock.now()
+    began = time.perf_counter()
     # One transaction: a message that cannot be delivered leaves nothing behind.
     with runtime.db.transaction() as session:
         catchers = session.scalars(select(Definition.messages)).all()
@@ -112,7 +114,7 @@ def correlate(
             if not _deliver(work, message):
                 raise MessageUndeliverable(f"instance {target} stopped waiting for '{name}'")
         result = Correlation(message.id, target, False)
-    runtime.live.keep(work.instance, work.workflow)  # committed
+    runtime.committed(work, "correlate", began)
     return result
 
 

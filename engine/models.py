@@ -153,6 +153,8 @@ class Definition(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     spec_json: Mapped[str] = mapped_column(Text)
     messages: Mapped[list[Any]]  # names of the messages this process can catch
+    # timer events (element ids) counting business time, of this process and those it calls
+    business_timers: Mapped[list[Any]] = mapped_column(default=list)
     deployed_at: Mapped[datetime]
     tasks: Mapped[list[DefinitionTask]] = relationship(
         lazy="selectin", order_by="DefinitionTask.id"
@@ -243,6 +245,7 @@ class HumanTask(Base):
     ended_at: Mapped[datetime | None]
     completed_by: Mapped[str | None] = mapped_column(String(128))
     due_at: Mapped[datetime | None]
+    breached_at: Mapped[datetime | None]  # when the SLA was found broken (once)
     # the candidate roles, comma-separated; human_task_role indexes them for the inbox
     candidate_roles: Mapped[str] = mapped_column(String(512))
     roles: Mapped[list[HumanTaskRole]] = relationship(lazy="raise_on_sql", cascade="all")

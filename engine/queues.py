@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 
 ROW = "tradeflow_task"  # internal_data key on a READY user task: its human_task row id
+DUE = "tradeflow_due"  # ... its SLA due time (ISO 8601), so wake-ups need no query
+BREACHED = "tradeflow_breached"  # ... set once its SLA breach is recorded
 
 
 def reconcile(work: Work, frontier: Frontier | None = None) -> None:
@@ -64,6 +66,7 @@ def _reconcile_tasks(work: Work, ready: list[Task]) -> None:
         spec = task.task_spec
         rule = work.definition.rule(task.workflow.spec.name, spec.bpmn_id)
         roles = list(rule.roles) if rule else ([role_id(spec.lane)] if spec.lane else [])
+        due = work.runtime.calendar.add(work.now, rule.sla) if rule and rule.sla else None
         row = TaskRow(
             id=0,
             instance_id=work.instance.id,
@@ -78,12 +81,14 @@ def _reconcile_tasks(work: Work, ready: list[Task]) -> None:
             claimed_at=None,
             ended_at=None,
             completed_by=None,
-            due_at=None,
+            due_at=due,
             candidate_roles=",".join(roles),
         )
         store.insert_task(work.conn, row)
         work.created[row.id] = row
         task.internal_data[ROW] = row.id
+        if due is not None:
+            task.internal_data[DUE] = due.isoformat()
         work.open_rows[spiff_id] = (row.id, row.element_id, row.name)
         work.audit(
             EventKind.TASK_CREATED,
@@ -92,6 +97,46 @@ def _reconcile_tasks(work: Work, ready: list[Task]) -> None:
             role=row.candidate_roles or None,
             data={"task_id": row.id, "roles": roles},
         )
+
+
+def breach_overdue(work: Work, ready: list[Task]) -> None:
+    """Record each open task whose SLA has passed, once: mark the row, audit
+    ``sla_breached``, and add the ``escalateTo`` roles to its queues."""
+    for task in ready:
+        due = task.internal_data.get(DUE)
+        if due is None or task.internal_data.get(BREACHED) or ROW not in task.internal_data:
+            continue
+        if datetime.fromisoformat(due) > work.now:
+            continue
+        row_id = task.internal_data[ROW]
+        row = work.tasks.get(row_id) or work.created.get(row_id) or store.task(work.conn, row_id)
+        if row is None or row.state != TaskState.OPEN:
+            continue
+        row = work.task(row)
+        task.internal_data[BREACHED] = True
+        row.breached_at = work.now
+        rule = work.definition.rule(task.workflow.spec.name, task.task_spec.bpmn_id)
+        added = [r for r in (rule.escalate_to if rule else ()) if r not in row.role_ids]
+        if added:
+            row.candidate_roles = ",".join([*row.role_ids, *added])
+            store.add_task_roles(work.conn, row.id, added)
+        work.audit(
+            EventKind.SLA_BREACHED,
+            element_id=row.element_id,
+            element_name=row.name,
+            role=row.candidate_roles or None,
+            data={"task_id": row.id, "due": due, "escalated_to": added},
+        )
+
+
+def next_due(ready: list[Task]) -> datetime | None:
+    """The earliest SLA due time not yet recorded as breached."""
+    found = [
+        datetime.fromisoformat(t.internal_data[DUE])
+        for t in ready
+        if DUE in t.internal_data and not t.internal_data.get(BREACHED)
+    ]
+    return min(found) if found else None
 
 
 class ClaimFilter(enum.StrEnum):

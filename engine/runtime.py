@@ -9,19 +9,23 @@ Any exception rolls the whole transaction back, and the live copy is dropped.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import DurationTimerEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.task import Task
 from sqlalchemy.orm import Session
 
-from engine import queues, store
+from engine import metrics, queues, store
 from engine.audit import AuditTrail, EventKind, instance_stream
 from engine.caches import DefinitionCache, DefinitionInfo, LiveWorkflows
-from engine.clock import Clock, SystemClock
+from engine.calendar import BusinessCalendar, load_calendar
+from engine.clock import Clock, SystemClock, as_utc
 from engine.db import Database
 from engine.errors import (
     ExpressionRefused,
@@ -35,6 +39,8 @@ from engine.models import Instance, InstanceStatus, TaskState
 from engine.serialization import StateSerializer
 from engine.store import InstanceRow, TaskRow
 
+BUSINESS_TIME = "tradeflow_business_time"  # internal_data: the due time counts working time
+
 # an instance id, or a function finding it in the transaction: by id, or already read
 # (and locked) along with something else, as a task is
 Target = int | Callable[[Session], "int | InstanceRow"]
@@ -43,16 +49,26 @@ Target = int | Callable[[Session], "int | InstanceRow"]
 class Runtime:
     """Long-lived: one per process. Holds the database, the clock and the caches."""
 
-    def __init__(self, db: Database, clock: Clock | None = None) -> None:
+    def __init__(
+        self, db: Database, clock: Clock | None = None, calendar: BusinessCalendar | None = None
+    ) -> None:
         self.db = db
         self.clock: Clock = clock or SystemClock()
+        self.calendar = calendar or load_calendar()
+        # told of every committed wake-up time (the scheduler of this process listens)
+        self.on_wakeup: Callable[[datetime], None] | None = None
         self.serializer = StateSerializer()
         self.definitions = DefinitionCache(self.serializer)
         self.live = LiveWorkflows()
 
     @contextmanager
     def command(
-        self, target: Target, actor: str, guard: Callable[[Session], object] | None = None
+        self,
+        target: Target,
+        actor: str,
+        guard: Callable[[Session], object] | None = None,
+        *,
+        name: str = "command",
     ) -> Iterator[Work]:
         """Lock, load, let the caller act, settle, save: all or nothing.
 
@@ -60,13 +76,21 @@ class Runtime:
         (from a task id, say). ``guard`` runs right after the lock, so a command that
         lost a race reports what it lost (the task was completed), not a consequence.
         """
+        began = time.perf_counter()
         with (
             self.db.unit() as session,
             self.command_in(session, target, actor, guard) as work,
         ):
             yield work
-        # committed: the next command on this instance may start from this workflow
+        self.committed(work, name, began)
+
+    def committed(self, work: Work, name: str, began: float) -> None:
+        """After the commit: the next command may start from this workflow, the unit's
+        time is measured, and the scheduler hears of the instance's next wake-up."""
         self.live.keep(work.instance, work.workflow)
+        metrics.unit_of_work(name, time.perf_counter() - began)
+        if self.on_wakeup is not None and work.instance.next_wakeup_at is not None:
+            self.on_wakeup(work.instance.next_wakeup_at)
 
     @contextmanager
     def command_in(
@@ -193,6 +217,14 @@ class Work:
         except (ArithmeticError, LookupError, TypeError, ValueError, NameError) as exc:
             raise ProcessFailed(f"{type(exc).__name__}: {exc}", instance=self.instance.id) from exc
 
+    def _business_time(self, frontier: Frontier) -> None:
+        for task in frontier.waiting:
+            if (
+                task.task_spec.bpmn_id in self.definition.business_timers
+                and not task.internal_data.get(BUSINESS_TIME)
+            ):
+                _business_due(self, task)
+
     def settle(self) -> None:
         """Reconcile queues, subscriptions and wake-up; close the instance if done; save."""
         from engine import messages  # messages drives Work too
@@ -207,7 +239,10 @@ class Work:
             queues.reconcile(self, frontier)
             if not self.definition.messages or not messages.deliver_buffered(self, frontier):
                 break
-        self.instance.next_wakeup_at = next_timer(frontier)
+        queues.breach_overdue(self, frontier.ready_manual)
+        if self.definition.business_timers:
+            self._business_time(frontier)
+        self.instance.next_wakeup_at = next_wakeup(frontier)
         if self.workflow.completed and self.instance.status == InstanceStatus.RUNNING:
             self.instance.status = InstanceStatus.COMPLETED
             self.instance.ended_at = self.now
@@ -224,14 +259,40 @@ class Work:
             self.open_after = self.open_tasks()
 
 
-def next_timer(frontier: Frontier) -> datetime | None:
-    due: list[datetime] = []
-    for task in frontier.waiting:
-        if waits_for_timer(task.task_spec):
-            value = task.internal_data.get("event_value")
-            if isinstance(value, str):
-                due.append(datetime.fromisoformat(value))
+def _business_due(work: Work, task: Task) -> None:
+    """A duration timer marked ``calendar`` = ``business``: due after that much working
+    time (Spiff counted wall-clock time when the timer started waiting)."""
+    definition = getattr(task.task_spec, "event_definition", None)
+    if not isinstance(definition, DurationTimerEventDefinition):
+        return
+    duration = work.workflow.script_engine.evaluate(task, definition.expression)
+    task.internal_data["event_value"] = work.runtime.calendar.add(work.now, duration).isoformat()
+    task.internal_data[BUSINESS_TIME] = True
+
+
+def next_wakeup(frontier: Frontier) -> datetime | None:
+    """When the instance next needs the scheduler: its earliest timer or SLA due time."""
+    due = [d for d in (_timer_due(t) for t in frontier.waiting) if d is not None]
+    sla = queues.next_due(frontier.ready_manual)
+    if sla is not None:
+        due.append(sla)
     return min(due) if due else None
+
+
+def _timer_due(task: Task) -> datetime | None:
+    if not waits_for_timer(task.task_spec):
+        return None
+    value = task.internal_data.get("event_value")
+    if isinstance(value, dict):  # a cycle: {"cycles": n, "next": iso, "duration": s}
+        if value.get("cycles") == 0:
+            return None
+        value = value.get("next")
+    if not isinstance(value, str):
+        return None
+    try:
+        return as_utc(datetime.fromisoformat(value))
+    except ValueError:  # a date Spiff will parse its own way; fire on the next sweep
+        return None
 
 
 def _describe(exc: Exception) -> str:

@@ -87,6 +87,22 @@ def lock_instance(conn: Connection, instance_id: int, postgres: bool) -> Instanc
     return InstanceRow(**found._asdict())
 
 
+_SELECT_DUE = (
+    select(*(_I.c[n] for n in _INSTANCE_COLUMNS))
+    .where(_I.c.status == InstanceStatus.RUNNING, _I.c.next_wakeup_at <= bindparam("now"))
+    .order_by(_I.c.next_wakeup_at)
+    .limit(1)
+)
+_CLAIM_DUE = _SELECT_DUE.with_for_update(skip_locked=True)
+
+
+def claim_due(conn: Connection, now: datetime, postgres: bool) -> InstanceRow | None:
+    """The running instance due soonest, locked: on PostgreSQL another process skips it
+    and takes the next; SQLite's writer lock already keeps everybody else out."""
+    found = conn.execute(_CLAIM_DUE if postgres else _SELECT_DUE, {"now": now}).first()
+    return InstanceRow(**found._asdict()) if found is not None else None
+
+
 def insert_instance(conn: Connection, row: InstanceRow) -> int:
     values = {n: getattr(row, n) for n in _INSTANCE_COLUMNS if n != "id"}
     new_id: int = conn.execute(insert(_I).values(values).returning(_I.c.id)).scalar_one()
@@ -117,6 +133,7 @@ class TaskRow:
     completed_by: str | None
     due_at: datetime | None
     candidate_roles: str
+    breached_at: datetime | None = None
     form_id: int | None = None  # the latest version of its form, read along with the row
     business_key: str | None = None  # its instance's, for answers; not a column
     # after a completion: the instance's open tasks, for answers; not a column
@@ -140,7 +157,16 @@ _LATEST_FORM_OF_TASK = (
 _SELECT_TASK = select(
     *(_T.c[n] for n in _TASK_COLUMNS), _LATEST_FORM_OF_TASK.label("form_id")
 ).where(_T.c.id == bindparam("id"))
-_MUTABLE_TASK = ["state", "assignee", "claimed_at", "ended_at", "completed_by", "due_at"]
+_MUTABLE_TASK = [
+    "state",
+    "assignee",
+    "claimed_at",
+    "ended_at",
+    "completed_by",
+    "due_at",
+    "breached_at",
+    "candidate_roles",
+]
 _SAVE_TASK = (
     update(_T)
     .where(_T.c.id == bindparam("b_id"))
@@ -262,6 +288,10 @@ def insert_task(conn: Connection, row: TaskRow) -> int:
     if roles:  # one role (the usual case) as a plain execute, not the executemany path
         conn.execute(_INSERT_ROLE, roles[0] if len(roles) == 1 else roles)
     return row.id
+
+
+def add_task_roles(conn: Connection, task_id: int, roles: list[str]) -> None:
+    conn.execute(_INSERT_ROLE, [{"task_id": task_id, "role_id": r} for r in roles])
 
 
 def completed_one_of(

@@ -42,7 +42,9 @@ def _open(session: Session, task_id: int) -> TaskRow:
 
 
 @contextmanager
-def _on_task(runtime: Runtime, task_id: int, actor: str) -> Iterator[tuple[Work, TaskRow, Actor]]:
+def _on_task(
+    runtime: Runtime, task_id: int, actor: str, name: str
+) -> Iterator[tuple[Work, TaskRow, Actor]]:
     """The unit of work of the task's instance, the task re-read under the lock, and who
     acts: their roles and what they did in this instance (flags are not read here)."""
     found: list[store.TaskFacts] = []
@@ -66,7 +68,7 @@ def _on_task(runtime: Runtime, task_id: int, actor: str) -> Iterator[tuple[Work,
         if runtime.db.is_postgres:
             task[0] = _open(session, task_id)
 
-    with runtime.command(locate, actor, still_open) as work:
+    with runtime.command(locate, actor, still_open, name=name) as work:
         facts = found[0]
         user = Actor(actor, facts.actor_roles, done=facts.actor_done)
         row = work.task(task[0])
@@ -120,13 +122,13 @@ def _claim(work: Work, user: Actor, task: TaskRow) -> None:
 
 
 def claim(runtime: Runtime, task_id: int, actor: str) -> TaskRow:
-    with _on_task(runtime, task_id, actor) as (work, task, user):
+    with _on_task(runtime, task_id, actor, "claim") as (work, task, user):
         _claim(work, user, task)
     return task
 
 
 def unclaim(runtime: Runtime, task_id: int, actor: str) -> TaskRow:
-    with _on_task(runtime, task_id, actor) as (work, task, _):
+    with _on_task(runtime, task_id, actor, "unclaim") as (work, task, _):
         user = identity(work.session, actor)  # the admin flag decides
         if task.assignee is None:
             raise TaskNotOpen(f"task {task_id} is not claimed", task=task_id)
@@ -144,7 +146,7 @@ def unclaim(runtime: Runtime, task_id: int, actor: str) -> TaskRow:
 
 def delegate(runtime: Runtime, task_id: int, actor: str, to: str) -> TaskRow:
     """Hand a task to another user who holds one of its roles."""
-    with _on_task(runtime, task_id, actor) as (work, task, _):
+    with _on_task(runtime, task_id, actor, "delegate") as (work, task, _):
         user = identity(work.session, actor)  # the admin flag decides
         target = identity(work.session, to)
         if task.assignee not in (None, user.name) and not user.is_admin:
@@ -169,7 +171,7 @@ def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -
 
     The answer carries the instance's open tasks once the engine has moved on
     (``next_tasks``): a client goes on to the next step without asking the inbox."""
-    with _on_task(runtime, task_id, actor) as (work, task, user):
+    with _on_task(runtime, task_id, actor, "complete") as (work, task, user):
         work.report_open = True
         if task.assignee == user.name:
             _require_role(user, task)

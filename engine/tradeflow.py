@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from engine import audit, definitions, instances, messages, queues, schema, tasks, users
+from engine.calendar import BusinessCalendar
 from engine.clock import Clock
 from engine.db import Database
 from engine.models import AuditEvent, HumanTask, Instance, User
@@ -16,9 +17,14 @@ from engine.store import TaskRow
 
 
 class Tradeflow:
-    def __init__(self, db: Database | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        db: Database | None = None,
+        clock: Clock | None = None,
+        calendar: BusinessCalendar | None = None,
+    ) -> None:
         self.db = db or Database()
-        self.runtime = Runtime(self.db, clock)
+        self.runtime = Runtime(self.db, clock, calendar)
 
     @property
     def clock(self) -> Clock:

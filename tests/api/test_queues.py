@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.api.conftest import TRIAGE, V1, ApiClient, ok, problem
 
 
@@ -53,12 +51,6 @@ def test_queues_need_a_token_and_are_read_only(deployed: ApiClient) -> None:
         assert "GET" in response.headers["Allow"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 5 (time limits) turns `sla` into due dates; until then "
-    "the `sla` task property is never turned into due_at (engine/queues.py "
-    "_reconcile_tasks sets due_at=None), so queues never count a task overdue",
-)
 def test_overdue_tasks_are_counted(client: ApiClient) -> None:
     client.deploy([TRIAGE])
     client.start("triage", "cashier")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.api.conftest import TRIAGE, V1, ApiClient, ok, problem, snapshot
 from tests.api.test_instances import TASK_FIELDS
 from tests.engine.conftest import fixture_files
@@ -50,7 +48,12 @@ def test_the_inbox_holds_the_callers_roles_tasks(deployed: ApiClient) -> None:
         "open",
         None,
     )
-    assert (item["created_at"], item["due_at"]) == ("2026-11-27T09:00:00+00:00", None)
+    # sla P1D: one working day from Friday 17:00 in Shanghai (the shipped calendar) is
+    # Monday 17:00 there
+    assert (item["created_at"], item["due_at"]) == (
+        "2026-11-27T09:00:00+00:00",
+        "2026-11-30T09:00:00+00:00",
+    )
     assert (item["priority"], item["form_id"]) == (50, "prepare_documents")
 
     assert inbox(deployed, "cashier") == [(paying, "issue_invoice")]
@@ -151,12 +154,6 @@ def test_the_inbox_sorts_by_priority(client: ApiClient) -> None:
     assert [t["priority"] for t in body["items"]] == [90, 50, 10]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 5 (time limits) turns `sla` into due dates; until then "
-    "the `sla` task property (README) is stored but never applied: engine/queues.py "
-    "_reconcile_tasks creates every task with due_at=None, so nothing is ever overdue",
-)
 def test_an_sla_makes_a_task_due_and_then_overdue(client: ApiClient) -> None:
     client.deploy([TRIAGE])
     iid = client.start("triage", "cashier")

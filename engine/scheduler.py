@@ -1,0 +1,211 @@
+"""Timers that fire on time, exactly once, across restarts and processes.
+
+Every instance row carries ``next_wakeup_at``: its earliest timer or SLA due time, set by
+each unit of work. Firing is a unit of work too: claim one due instance (``FOR UPDATE
+SKIP LOCKED`` on PostgreSQL, so processes share the work; SQLite has one writer at a
+time), fire what is due, save, commit. Its ``next_wakeup_at`` then lies in the future, so
+nobody fires it again; a crash before the commit leaves it due for the next sweep.
+
+``Scheduler`` drives this with APScheduler in the background: a wake-up job at the next
+due time this process knows of (its own commands report theirs at once), and a sweep
+every second that fires whatever is due (set by another process, or due while the
+service was down) and learns the next due time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import func, select
+
+from engine import instances, messages, metrics, store
+from engine.clock import as_utc
+from engine.errors import ProcessFailed, TradeflowError
+from engine.models import Instance, InstanceStatus
+from engine.runtime import Runtime
+
+log = logging.getLogger("tradeflow.scheduler")
+
+ACTOR = "scheduler"
+SWEEP_SECONDS = 1.0
+EXPIRE_EVERY = 60.0  # seconds between passes over kept messages past their expiry
+# Spiff fires a timer once its due time has passed, strictly: wake just after it
+_GRACE = timedelta(milliseconds=2)
+
+
+@dataclass(frozen=True)
+class Fired:
+    instance_id: int
+    due: datetime
+    at: datetime
+    elements: list[str]
+
+
+class Timers:
+    """Find due instances and fire them, one unit of work each."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def next_due(self) -> datetime | None:
+        """The earliest wake-up any running instance waits for."""
+        with self.runtime.db.reading() as session:
+            found = session.scalar(
+                select(func.min(Instance.next_wakeup_at)).where(
+                    Instance.status == InstanceStatus.RUNNING
+                )
+            )
+        return as_utc(found) if found is not None else None
+
+    def pending(self) -> int:
+        with self.runtime.db.reading() as session:
+            return int(
+                session.scalar(
+                    select(func.count()).where(
+                        Instance.status == InstanceStatus.RUNNING,
+                        Instance.next_wakeup_at.is_not(None),
+                    )
+                )
+                or 0
+            )
+
+    def fire_due(self, limit: int = 10_000) -> list[Fired]:
+        """Fire every instance due now (up to ``limit``); what was fired."""
+        done: list[Fired] = []
+        while len(done) < limit:
+            fired = self.fire_one()
+            if fired is None:
+                break
+            done.append(fired)
+        return done
+
+    def fire_one(self) -> Fired | None:
+        """Claim one due instance and fire it; None when nothing is due."""
+        runtime = self.runtime
+        now = runtime.clock.now()
+        if not self._anything_due(now):  # a read: no writer lock while idle
+            return None
+        claimed: list[store.InstanceRow] = []
+
+        def claim(session: object) -> store.InstanceRow:
+            conn = session.connection()  # type: ignore[attr-defined]
+            row = store.claim_due(conn, now, runtime.db.is_postgres)
+            if row is None:
+                raise _NothingDue
+            claimed.append(row)
+            return row
+
+        try:
+            with runtime.command(claim, ACTOR, name="timer") as work:
+                due = as_utc(claimed[0].next_wakeup_at or now)
+                elements = instances.fire_timers(work)
+        except _NothingDue:
+            return None
+        except ProcessFailed as exc:  # the diagram cannot go on: fail it, don't retry forever
+            instance_id = claimed[0].id
+            log.warning("instance %s failed on a timer: %s", instance_id, exc.message)
+            instances.fail(runtime, instance_id, exc.message, actor=ACTOR)
+            return Fired(instance_id, as_utc(claimed[0].next_wakeup_at or now), now, [])
+        fired = Fired(work.instance.id, due, runtime.clock.now(), elements)
+        metrics.timer_lateness((fired.at - due).total_seconds())
+        return fired
+
+    def _anything_due(self, now: datetime) -> bool:
+        with self.runtime.db.reading() as session:
+            return (
+                session.scalar(
+                    select(Instance.id)
+                    .where(
+                        Instance.status == InstanceStatus.RUNNING,
+                        Instance.next_wakeup_at <= now,
+                    )
+                    .limit(1)
+                )
+                is not None
+            )
+
+
+class _NothingDue(Exception):
+    """Another process fired it between the look and the claim."""
+
+
+class Scheduler:
+    """APScheduler in the background: a wake-up at the next due time, a sweep each second."""
+
+    def __init__(self, timers: Timers, sweep_seconds: float = SWEEP_SECONDS) -> None:
+        self.timers = timers
+        self.sweep_seconds = sweep_seconds
+        self._aps = BackgroundScheduler(timezone=UTC)
+        self._busy = threading.Lock()
+        self._wake_at: datetime | None = None
+        self._lock = threading.Lock()
+        self._last_expiry = 0.0
+
+    def start(self) -> None:
+        self.timers.runtime.on_wakeup = self.notify
+        self._aps.add_job(
+            self.sweep,
+            "interval",
+            seconds=self.sweep_seconds,
+            id="sweep",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
+        self._aps.start()
+        log.info("scheduler started (sweep every %.1f s)", self.sweep_seconds)
+
+    def shutdown(self) -> None:
+        if self.timers.runtime.on_wakeup == self.notify:
+            self.timers.runtime.on_wakeup = None
+        self._aps.shutdown(wait=True)
+
+    def notify(self, at: datetime) -> None:
+        """A command set a wake-up: make sure one is scheduled by then."""
+        at = as_utc(at)
+        with self._lock:
+            if self._wake_at is not None and self._wake_at <= at:
+                return
+            self._wake_at = at
+        self._aps.add_job(
+            self.sweep,
+            "date",
+            run_date=at + _GRACE,
+            id="wake",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    def sweep(self) -> None:
+        """Fire what is due, then schedule the wake-up for what is due next."""
+        if not self._busy.acquire(blocking=False):
+            return  # the other job is at it
+        try:
+            with self._lock:
+                self._wake_at = None
+            self._guarded(self.timers.fire_due)
+            if time.monotonic() - self._last_expiry >= EXPIRE_EVERY:
+                self._last_expiry = time.monotonic()
+                self._guarded(lambda: messages.expire(self.timers.runtime))
+            upcoming = self._guarded(self.timers.next_due)
+            if isinstance(upcoming, datetime):
+                self.notify(upcoming)
+        finally:
+            self._busy.release()
+
+    @staticmethod
+    def _guarded(step: Callable[[], object]) -> object:
+        # the scheduler must outlive a database hiccup: log, and the next sweep tries again
+        try:
+            return step()
+        except (TradeflowError, OSError, RuntimeError) as exc:
+            log.error("scheduler step failed: %s", exc)
+        except Exception:
+            log.exception("scheduler step failed")
+        return None
