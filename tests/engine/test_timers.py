@@ -1,0 +1,292 @@
+"""Time limits: SLA due dates in business time, breaches recorded once and escalated,
+timers fired by the scheduler exactly once, cycles, and timers in business time.
+
+The engine's clock and SpiffWorkflow's own (time-machine) move together; the business
+calendar is the shipped one (Shanghai office hours, Chinese holidays). The first moment
+is Friday 2026-11-27 09:00 UTC, 17:00 in Shanghai: an hour before closing time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import time_machine
+
+from engine.caches import LiveWorkflows
+from engine.db import Database
+from engine.models import HumanTask, InstanceStatus, TaskState
+from engine.queues import InboxQuery
+from engine.scheduler import Scheduler, Timers
+from engine.tradeflow import Tradeflow
+from tests.conftest import FakeClock
+
+HEAD = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<bpmn:definitions '
+    'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+    'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" '
+    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" id="d_{pid}" '
+    'targetNamespace="http://bpmn.io/schema/bpmn"><bpmn:process id="{pid}" isExecutable="true">'
+)
+TAIL = "</bpmn:process></bpmn:definitions>"
+
+
+def diagram(pid: str, body: str) -> tuple[str, bytes]:
+    return f"{pid}.bpmn", (HEAD.format(pid=pid) + body + TAIL).encode()
+
+
+def props(**values: str) -> str:
+    inner = "".join(f'<camunda:property name="{k}" value="{v}" />' for k, v in values.items())
+    return (
+        f"<bpmn:extensionElements><camunda:properties>{inner}</camunda:properties>"
+        "</bpmn:extensionElements>"
+    )
+
+
+def timer(kind: str, value: str) -> str:
+    return (
+        f'<bpmn:timerEventDefinition><bpmn:{kind} xsi:type="bpmn:tFormalExpression">{value}'
+        f"</bpmn:{kind}></bpmn:timerEventDefinition>"
+    )
+
+
+# a check due in two working hours; when late, the manager's queue gets it too
+CHECK = diagram(
+    "checking",
+    '<bpmn:startEvent id="s" /><bpmn:userTask id="check" name="Check" '
+    f'camunda:candidateGroups="finance">{props(sla="PT2H", escalateTo="manager")}'
+    '</bpmn:userTask><bpmn:endEvent id="e" /><bpmn:sequenceFlow id="f1" sourceRef="s" '
+    'targetRef="check" /><bpmn:sequenceFlow id="f2" sourceRef="check" targetRef="e" />',
+)
+# wait ten minutes, then a task
+WAIT = diagram(
+    "wait",
+    '<bpmn:startEvent id="s" /><bpmn:intermediateCatchEvent id="pause">'
+    f'{timer("timeDuration", "PT10M")}'
+    '</bpmn:intermediateCatchEvent><bpmn:userTask id="after" camunda:candidateGroups="finance" />'
+    '<bpmn:endEvent id="e" /><bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="pause" />'
+    '<bpmn:sequenceFlow id="f2" sourceRef="pause" targetRef="after" />'
+    '<bpmn:sequenceFlow id="f3" sourceRef="after" targetRef="e" />',
+)
+# an answer with an hourly reminder, three times (non-interrupting cycle), and a hard
+# limit of four working hours (interrupting, business time)
+ANSWER = diagram(
+    "answering",
+    '<bpmn:startEvent id="s" /><bpmn:userTask id="answer" camunda:candidateGroups="finance" />'
+    '<bpmn:boundaryEvent id="remind" attachedToRef="answer" cancelActivity="false">'
+    f"{timer('timeCycle', 'R3/PT1H')}</bpmn:boundaryEvent>"
+    f'<bpmn:boundaryEvent id="too_late" attachedToRef="answer">{props(calendar="business")}'
+    f"{timer('timeDuration', 'PT4H')}</bpmn:boundaryEvent>"
+    '<bpmn:userTask id="escalated" camunda:candidateGroups="manager" />'
+    '<bpmn:endEvent id="e1" /><bpmn:endEvent id="e2" /><bpmn:endEvent id="e3" />'
+    '<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="answer" />'
+    '<bpmn:sequenceFlow id="f2" sourceRef="answer" targetRef="e1" />'
+    '<bpmn:sequenceFlow id="f3" sourceRef="remind" targetRef="e2" />'
+    '<bpmn:sequenceFlow id="f4" sourceRef="too_late" targetRef="escalated" />'
+    '<bpmn:sequenceFlow id="f5" sourceRef="escalated" targetRef="e3" />',
+)
+# a timer whose expression fails when it is reached
+BROKEN = diagram(
+    "broken",
+    '<bpmn:startEvent id="s" /><bpmn:intermediateCatchEvent id="pause">'
+    f'{timer("timeDuration", "PT1M")}'
+    '</bpmn:intermediateCatchEvent><bpmn:exclusiveGateway id="g" /><bpmn:endEvent id="e" />'
+    '<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="pause" />'
+    '<bpmn:sequenceFlow id="f2" sourceRef="pause" targetRef="g" />'
+    '<bpmn:sequenceFlow id="f3" sourceRef="g" targetRef="e">'
+    '<bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">no_such_variable'
+    "</bpmn:conditionExpression>"
+    "</bpmn:sequenceFlow>",
+)
+
+
+class Clocks:
+    """The engine's clock and SpiffWorkflow's, moved together."""
+
+    def __init__(self, clock: FakeClock, traveller: Any) -> None:
+        self.clock, self.traveller = clock, traveller
+
+    def advance(self, **delta: float) -> datetime:
+        self.traveller.shift(timedelta(**delta))
+        return self.clock.advance(**delta)
+
+
+@pytest.fixture
+def clocks(clock: FakeClock) -> Iterator[Clocks]:
+    with time_machine.travel(clock.now(), tick=False) as traveller:
+        yield Clocks(clock, traveller)
+
+
+@pytest.fixture
+def flow(db: Database, clock: FakeClock, clocks: Clocks) -> Tradeflow:
+    tf = Tradeflow(db, clock)
+    tf.runtime.live = LiveWorkflows(size=0)  # every step restored from the database
+    tf.deploy([CHECK, WAIT, ANSWER, BROKEN], actor="owner")
+    tf.add_user("cashier", ["finance"])
+    tf.add_user("boss", ["manager"])
+    return tf
+
+
+def events(flow: Tradeflow, iid: int, kind: str) -> list[Any]:
+    return [e for e in flow.history(iid) if e.kind == kind]
+
+
+def open_task(flow: Tradeflow, iid: int, element: str) -> HumanTask:
+    [task] = [
+        t for t in flow.tasks_of(iid) if t.element_id == element and t.state == TaskState.OPEN
+    ]
+    return task
+
+
+def inbox(flow: Tradeflow, user: str, **query: Any) -> list[str]:
+    return [t.element_id for t in flow.inbox(user, InboxQuery(**query)).tasks]
+
+
+def test_an_sla_is_counted_in_working_hours(flow: Tradeflow) -> None:
+    iid = flow.start("checking", actor="cashier")
+    task = open_task(flow, iid, "check")
+    # one working hour left on Friday (to 18:00 Shanghai), the second on Monday 09:00-10:00
+    monday_10 = datetime(2026, 11, 30, 2, tzinfo=UTC)
+    assert task.due_at is not None and task.due_at.replace(tzinfo=UTC) == monday_10
+    assert flow.instance(iid).next_wakeup_at.replace(tzinfo=UTC) == monday_10  # type: ignore[union-attr]
+
+
+def test_a_breach_is_recorded_once_and_escalated(flow: Tradeflow, clocks: Clocks) -> None:
+    iid = flow.start("checking", actor="cashier")
+    timers = Timers(flow.runtime)
+    assert timers.fire_due() == [] and inbox(flow, "boss") == []
+    clocks.advance(days=2, hours=17, minutes=1)  # Monday 02:01 UTC, 10:01 in Shanghai
+    fired = timers.fire_due()
+    assert [f.instance_id for f in fired] == [iid]
+    task = open_task(flow, iid, "check")
+    assert task.breached_at is not None
+    assert task.role_ids == ["finance", "manager"]
+    [breach] = events(flow, iid, "sla_breached")
+    assert breach.data["escalated_to"] == ["manager"]
+    assert breach.data["task_id"] == task.id
+    # it now sits in the manager's queue too, as overdue, and the manager may take it
+    assert inbox(flow, "boss") == ["check"]
+    assert inbox(flow, "boss", overdue=True) == ["check"]
+    assert flow.instance(iid).next_wakeup_at is None  # nothing left to wait for
+    assert timers.fire_due() == []
+    flow.wake(iid)  # any later command leaves the breach as it is
+    assert len(events(flow, iid, "sla_breached")) == 1
+    flow.complete(task.id, actor="boss")
+    assert flow.instance(iid).status == InstanceStatus.COMPLETED
+
+
+def test_a_task_done_in_time_breaches_nothing(flow: Tradeflow, clocks: Clocks) -> None:
+    iid = flow.start("checking", actor="cashier")
+    flow.complete(open_task(flow, iid, "check").id, actor="cashier")
+    clocks.advance(days=5)
+    assert Timers(flow.runtime).fire_due() == []
+    assert events(flow, iid, "sla_breached") == []
+
+
+def test_a_timer_fires_when_due_not_before(flow: Tradeflow, clocks: Clocks) -> None:
+    iid = flow.start("wait", actor="cashier")
+    timers = Timers(flow.runtime)
+    clocks.advance(minutes=9, seconds=59)
+    assert timers.fire_due() == []
+    clocks.advance(seconds=2)
+    [fired] = timers.fire_due()
+    assert (fired.instance_id, fired.elements) == (iid, ["pause"])
+    assert fired.at - fired.due == timedelta(seconds=1)  # lateness, as measured
+    assert [t.element_id for t in flow.tasks_of(iid)] == ["after"]
+    assert timers.fire_due() == []
+    assert len(events(flow, iid, "timer_fired")) == 1
+
+
+def test_racing_sweepers_fire_each_timer_once(flow: Tradeflow, clocks: Clocks) -> None:
+    started = [flow.start("wait", actor="cashier") for _ in range(12)]
+    clocks.advance(minutes=11)
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def sweep() -> None:
+        try:
+            results.extend(f.instance_id for f in Timers(flow.runtime).fire_due())
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sweep) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(results) == sorted(started)
+    for iid in started:
+        assert len(events(flow, iid, "timer_fired")) == 1
+
+
+def test_a_cycle_reminds_three_times_then_stops(flow: Tradeflow, clocks: Clocks) -> None:
+    iid = flow.start("answering", actor="cashier")
+    timers = Timers(flow.runtime)
+    fired: list[str] = []
+    for _ in range(5):
+        clocks.advance(hours=1, seconds=1)
+        fired += [e for f in timers.fire_due() for e in f.elements]
+    assert fired.count("remind") == 3
+    assert open_task(flow, iid, "answer").state == TaskState.OPEN  # non-interrupting
+
+
+def test_a_business_time_limit_skips_the_weekend(flow: Tradeflow, clocks: Clocks) -> None:
+    iid = flow.start("answering", actor="cashier")
+    timers = Timers(flow.runtime)
+    # four working hours from Friday 17:00: one on Friday, three on Monday (to 12:00)
+    clocks.advance(days=2, hours=18, minutes=59, seconds=59)  # Monday 11:59:59 in Shanghai
+    elements = [e for f in timers.fire_due() for e in f.elements]
+    assert "too_late" not in elements
+    clocks.advance(seconds=2)
+    elements = [e for f in timers.fire_due() for e in f.elements]
+    assert "too_late" in elements
+    assert [t.element_id for t in flow.tasks_of(iid) if t.state == TaskState.OPEN] == ["escalated"]
+
+
+def test_a_timer_that_breaks_the_process_fails_it_once(flow: Tradeflow, clocks: Clocks) -> None:
+    iid = flow.start("broken", actor="cashier")
+    clocks.advance(minutes=2)
+    timers = Timers(flow.runtime)
+    [fired] = timers.fire_due()
+    assert (fired.instance_id, fired.elements) == (iid, [])
+    instance = flow.instance(iid)
+    assert instance.status == InstanceStatus.FAILED
+    assert "no_such_variable" in (instance.error or "")
+    assert timers.fire_due() == []  # not retried forever
+
+
+SOON = diagram(
+    "soon",
+    '<bpmn:startEvent id="s" /><bpmn:intermediateCatchEvent id="pause">'
+    f'{timer("timeDuration", "PT1S")}'
+    '</bpmn:intermediateCatchEvent><bpmn:userTask id="after" camunda:candidateGroups="finance" />'
+    '<bpmn:endEvent id="e" /><bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="pause" />'
+    '<bpmn:sequenceFlow id="f2" sourceRef="pause" targetRef="after" />'
+    '<bpmn:sequenceFlow id="f3" sourceRef="after" targetRef="e" />',
+)
+
+
+def test_the_scheduler_wakes_at_the_due_time(db: Database) -> None:
+    """Real time: a sweep every 5 s, yet a timer due in a second fires within a second of
+    its due time, because the command that set it told the scheduler (no fake clocks)."""
+    flow = Tradeflow(db)
+    flow.deploy([SOON], actor="owner")
+    scheduler = Scheduler(Timers(flow.runtime), sweep_seconds=5)
+    scheduler.start()
+    try:
+        time.sleep(0.2)  # the first sweep has run: the next is 5 s away
+        iid = flow.start("soon", actor="system")
+        due = flow.instance(iid).next_wakeup_at
+        assert due is not None
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline and not flow.tasks_of(iid):
+            time.sleep(0.02)
+    finally:
+        scheduler.shutdown()
+    [fired] = events(flow, iid, "timer_fired")
+    lateness = fired.at.replace(tzinfo=UTC) - due.replace(tzinfo=UTC)
+    assert timedelta(0) <= lateness < timedelta(seconds=1), lateness
