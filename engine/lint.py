@@ -20,9 +20,12 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.camunda.parser import CamundaParser
 
 from engine import diagrams
+from engine.caches import escalation_roles
+from engine.calendar import BusinessCalendar
 from engine.diagrams import BPMN_NS, NS, UnreadableFile
 from engine.errors import ExpressionRefused, Problem
 from engine.expressions import check_expression, check_script
+from engine.users import ROLE_ID
 
 _VALIDATOR: BpmnValidator | None = None
 UNSUPPORTED = {
@@ -153,6 +156,29 @@ def _check_user_tasks(bundle: Bundle, name: str, root: etree._Element, form_keys
         for other in task.separate_from:
             if other not in element_ids:
                 bundle.problem(name, task.element_id, f"separateFrom names no element '{other}'")
+        if task.sla is not None:
+            try:
+                BusinessCalendar().working_duration(task.sla)
+            except ValueError as exc:
+                bundle.problem(name, task.element_id, f"sla '{task.sla}' refused: {exc}")
+        for role in escalation_roles(task.properties):
+            if not ROLE_ID.match(role):
+                bundle.problem(
+                    name,
+                    task.element_id,
+                    f"escalateTo '{role}' is not a role id (lower_snake_case)",
+                )
+    _check_business_timers(bundle, name, root)
+
+
+def _check_business_timers(bundle: Bundle, name: str, root: etree._Element) -> None:
+    """``calendar`` = ``business`` counts a duration in working time: durations only."""
+    for node in root.iter(f"{{{BPMN_NS}}}boundaryEvent", f"{{{BPMN_NS}}}intermediateCatchEvent"):
+        if diagrams.properties_of(node).get("calendar") != "business":
+            continue
+        if not node.xpath(".//bpmn:timeDuration", namespaces=NS):
+            problem = "calendar 'business' applies to timeDuration timers only"
+            bundle.problem(name, node.get("id", ""), problem)
 
 
 def _bpmn_expressions(root: etree._Element) -> Iterator[tuple[str, str, str]]:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from engine.errors import Invalid, UserNotFound
 from engine.models import ApiToken, Role, User, UserRole
 
-_ROLE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+ROLE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 TOKEN_PREFIX = "tf_"
 
@@ -32,7 +32,7 @@ def token_digest(token: str) -> str:
 
 
 def ensure_role(session: Session, role_id: str, now: datetime) -> Role:
-    if not _ROLE_ID.match(role_id):
+    if not ROLE_ID.match(role_id):
         raise Invalid(f"role id '{role_id}' must be lower_snake_case (a-z, 0-9, _)")
     role = session.get(Role, role_id)
     if role is None:

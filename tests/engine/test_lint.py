@@ -242,6 +242,48 @@ def test_separate_from_must_name_an_element(flow: Tradeflow) -> None:
     assert "prepare_paperwork" in problem.message
 
 
+@pytest.mark.parametrize(
+    ("sla", "reason"),
+    [("P1M", "months"), ("soon", "not an ISO 8601 duration"), ("PT", "not an ISO 8601")],
+)
+def test_an_sla_must_be_a_business_duration(flow: Tradeflow, sla: str, reason: str) -> None:
+    bad = variant(
+        "document_review.bpmn", (b'name="sla" value="PT8H"', f'name="sla" value="{sla}"'.encode())
+    )
+    [problem] = refuse(flow, [bad])
+    assert (problem.file, problem.element) == ("document_review.bpmn", "review_documents")
+    assert f"sla '{sla}' refused" in problem.message and reason in problem.message
+
+
+def test_escalation_names_role_ids(flow: Tradeflow) -> None:
+    bad = variant(
+        "document_review.bpmn",
+        (
+            b'name="sla" value="PT8H" />',
+            b'name="sla" value="PT8H" />'
+            b'<camunda:property name="escalateTo" value="manager, Head Office" />',
+        ),
+    )
+    [problem] = refuse(flow, [bad])
+    assert problem.element == "review_documents"
+    assert "escalateTo 'Head Office' is not a role id" in problem.message
+
+
+def test_business_time_is_for_durations(flow: Tradeflow) -> None:
+    timer_date = (
+        '<bpmn:intermediateCatchEvent id="wait"><bpmn:extensionElements><camunda:properties>'
+        '<camunda:property name="calendar" value="business" /></camunda:properties>'
+        "</bpmn:extensionElements><bpmn:timerEventDefinition><bpmn:timeDate "
+        'xsi:type="bpmn:tFormalExpression">"2027-01-04T09:00:00+08:00"</bpmn:timeDate>'
+        "</bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>"
+    )
+    [problem] = refuse(flow, [("probe.bpmn", bpmn(timer_date))])
+    assert (problem.element, problem.message) == (
+        "wait",
+        "calendar 'business' applies to timeDuration timers only",
+    )
+
+
 # --- expressions the evaluator refuses ------------------------------------------------------
 
 
