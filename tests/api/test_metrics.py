@@ -1,0 +1,56 @@
+"""/metrics: Prometheus text for operators, read without a token."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from engine import metrics
+from engine.scheduler import Timers
+from tests.api.conftest import TRIAGE, ApiClient
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text format."""
+    label_text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    pattern = re.escape(name) + (r"\{" + re.escape(label_text) + r"\}" if labels else "")
+    found = re.search(rf"^{pattern} ([0-9.e+-]+)$", text, re.MULTILINE)
+    assert found, f"no sample {name} {labels} in:\n{text}"
+    return float(found.group(1))
+
+
+def scrape(client: ApiClient) -> str:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    return response.get_data(as_text=True)
+
+
+def test_pending_timers_and_overdue_tasks_per_role(client: ApiClient) -> None:
+    client.deploy([TRIAGE])
+    before = scrape(client)
+    assert sample(before, "tradeflow_timers_pending") == 0
+    client.start("triage", "cashier")  # routine is due in a working hour (sla PT1H)
+    text = scrape(client)
+    assert sample(text, "tradeflow_timers_pending") == 1
+    assert sample(text, "tradeflow_tasks_open", role="finance") == 3
+    assert sample(text, "tradeflow_tasks_overdue", role="finance") == 0
+    client.clock.advance(hours=2)
+    assert sample(scrape(client), "tradeflow_tasks_overdue", role="finance") == 1
+
+
+def test_timer_lateness_and_unit_of_work_latency_are_measured(client: ApiClient) -> None:
+    client.deploy([TRIAGE])
+    lateness = "tradeflow_timer_lateness_seconds_count"
+    units = "tradeflow_unit_of_work_seconds_count"
+    metrics.timer_lateness(0.0)  # the histograms exist once something was measured
+    before = scrape(client)
+    client.start("triage", "cashier")
+    client.clock.advance(hours=2)
+    [fired] = Timers(client.flow.runtime).fire_due()  # the SLA deadline passed
+    text = scrape(client)
+    assert sample(text, lateness) == sample(before, lateness) + 1
+    assert sample(text, units, command="start") >= 1
+    assert sample(text, units, command="timer") >= 1
+    assert sample(text, "tradeflow_timer_lateness_seconds_bucket", le="+Inf") >= 1
+    assert fired.at - fired.due == timedelta(hours=1)  # due at 18:00 Shanghai, seen at 19:00
