@@ -13,7 +13,7 @@ from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import diagrams
+from engine import diagrams, start_timers
 from engine.audit import DEFINITIONS_STREAM, AuditTrail, EventKind
 from engine.errors import DefinitionNotFound, DiagramInvalid, Problem
 from engine.events import messages_of
@@ -247,6 +247,7 @@ def _store_process(
     )
     session.add(definition)
     session.flush()
+    start_timers.schedule(session, key, definition.id, spec, resource.name, now)
     _add_task_rows(
         session, definition.id, [t for t in diagrams.user_tasks(root) if t.process_id == key]
     )

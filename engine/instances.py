@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.defaults import StartEvent
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+    CycleTimerEventDefinition,
+    TimerEventDefinition,
+)
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState as SpiffState
 from sqlalchemy import func, select
@@ -24,6 +29,7 @@ from engine.serialization import SAFE_ENGINE
 from engine.store import InstanceRow
 from engine.users import Actor
 
+_LONG_AGO = "1970-01-01T00:00:00+00:00"
 MAX_BUSINESS_KEY = 255
 
 
@@ -43,46 +49,83 @@ def start(
         raise FormInvalid(f"business key must be 1..{MAX_BUSINESS_KEY} characters")
     began = time.perf_counter()
     with runtime.db.transaction() as session:
-        definition = runtime.definitions.get(session, definitions.find(session, key, version).id)
-        spec, subprocess_specs = definition.specs
-        workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=SAFE_ENGINE)
-        # Spiff reads initial variables from the READY start task, not workflow.data.
-        for task in workflow.get_tasks(state=SpiffState.READY):
-            task.data.update(variables)
-        now = runtime.clock.now()
-        instance = InstanceRow(
-            id=0,
-            definition_id=definition.id,
-            business_key=business_key,
-            status=InstanceStatus.RUNNING,
-            state="",
-            started_at=now,
-            started_by=actor,
-            updated_at=now,
-            ended_at=None,
-            next_wakeup_at=None,
-            error=None,
-            revision=0,
-            audit_seq=0,
-            audit_hash=GENESIS,
-        )
-        store.insert_instance(session.connection(), instance)
-        work = Work(runtime, session, instance, definition, workflow, actor)
-        work.audit(
-            EventKind.INSTANCE_STARTED,
-            element_id=key,
-            element_name=definition.name,
-            data={
-                "definition": key,
-                "version": definition.version,
-                "business_key": business_key,
-                "variables": variables,
-            },
-        )
-        work.run_engine()
-        work.settle()
+        found = definitions.find(session, key, version)
+        work = start_in(runtime, session, found.id, actor, business_key, variables)
     runtime.committed(work, "start", began)
-    return instance.id
+    return work.instance.id
+
+
+def start_in(
+    runtime: Runtime,
+    session: Session,
+    definition_id: int,
+    actor: str,
+    business_key: str | None,
+    variables: dict[str, Any],
+    timer: str | None = None,
+) -> Work:
+    """Start an instance inside the caller's transaction. A start event that waits for a
+    timer fires at once: starting is what its timer was for (``timer``: the scheduler's
+    start timer that went off, recorded in the audit trail)."""
+    definition = runtime.definitions.get(session, definition_id)
+    spec, subprocess_specs = definition.specs
+    workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=SAFE_ENGINE)
+    # Spiff reads initial variables from the READY start task, not workflow.data.
+    for task in workflow.get_tasks(state=SpiffState.READY):
+        task.data.update(variables)
+    now = runtime.clock.now()
+    instance = InstanceRow(
+        id=0,
+        definition_id=definition.id,
+        business_key=business_key,
+        status=InstanceStatus.RUNNING,
+        state="",
+        started_at=now,
+        started_by=actor,
+        updated_at=now,
+        ended_at=None,
+        next_wakeup_at=None,
+        error=None,
+        revision=0,
+        audit_seq=0,
+        audit_hash=GENESIS,
+    )
+    store.insert_instance(session.connection(), instance)
+    work = Work(runtime, session, instance, definition, workflow, actor)
+    work.audit(
+        EventKind.INSTANCE_STARTED,
+        element_id=definition.key,
+        element_name=definition.name,
+        data={
+            "definition": definition.key,
+            "version": definition.version,
+            "business_key": business_key,
+            "variables": variables,
+            **({"timer": timer} if timer else {}),
+        },
+    )
+    work.run_engine()
+    if _fire_start_timers(workflow):
+        work.run_engine(lambda: (workflow.refresh_timers(), workflow.refresh_timers()))
+    work.settle()
+    return work
+
+
+def _fire_start_timers(workflow: BpmnWorkflow) -> bool:
+    """Make the top-level start event that waits for a timer go off now: a duration or
+    a date fires; a cycle runs this one round (each round is an instance of its own)."""
+    fired = False
+    for task in workflow.get_tasks(state=SpiffState.WAITING):
+        if task.workflow is not workflow or not isinstance(task.task_spec, StartEvent):
+            continue
+        definition = getattr(task.task_spec, "event_definition", None)
+        if isinstance(definition, CycleTimerEventDefinition):
+            task.internal_data["event_value"] = {"cycles": 1, "next": _LONG_AGO, "duration": 0.0}
+            fired = True
+        elif isinstance(definition, TimerEventDefinition):
+            task.internal_data["event_fired"] = True
+            fired = True
+    return fired
 
 
 def cancel(runtime: Runtime, instance_id: int, *, actor: str, reason: str | None = None) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -188,6 +189,21 @@ class Form(Base):
     deployment_id: Mapped[int] = mapped_column(ForeignKey("deployment.id"))
     sha256: Mapped[str] = mapped_column(String(64))
     schema: Mapped[dict[str, Any]]
+
+
+class StartTimer(Base):
+    """A process that starts on a timer (start event with timeDate, timeDuration or
+    timeCycle): when it next starts. Deploying a new version replaces its key's row."""
+
+    __tablename__ = "start_timer"
+    __table_args__ = (Index("ix_start_timer_due", "next_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    definition_key: Mapped[str] = mapped_column(String(255), unique=True)
+    definition_id: Mapped[int] = mapped_column(ForeignKey("definition.id"))
+    element_id: Mapped[str] = mapped_column(String(255))
+    next_at: Mapped[datetime]
+    cycles_left: Mapped[int] = mapped_column(Integer)  # -1: for ever
+    every_seconds: Mapped[float | None] = mapped_column(Float)  # a cycle's period
 
 
 class Instance(Base):

@@ -24,10 +24,10 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import func, select
 
-from engine import instances, messages, metrics, store
+from engine import instances, messages, metrics, start_timers, store
 from engine.clock import as_utc
 from engine.errors import ProcessFailed, TradeflowError
-from engine.models import Instance, InstanceStatus
+from engine.models import Instance, InstanceStatus, StartTimer
 from engine.runtime import Runtime
 
 log = logging.getLogger("tradeflow.scheduler")
@@ -54,14 +54,18 @@ class Timers:
         self.runtime = runtime
 
     def next_due(self) -> datetime | None:
-        """The earliest wake-up any running instance waits for."""
+        """The earliest wake-up any running instance, or timer-started process, waits for."""
         with self.runtime.db.reading() as session:
-            found = session.scalar(
-                select(func.min(Instance.next_wakeup_at)).where(
-                    Instance.status == InstanceStatus.RUNNING
-                )
-            )
-        return as_utc(found) if found is not None else None
+            found = [
+                session.scalar(
+                    select(func.min(Instance.next_wakeup_at)).where(
+                        Instance.status == InstanceStatus.RUNNING
+                    )
+                ),
+                session.scalar(select(func.min(StartTimer.next_at))),
+            ]
+        due = [as_utc(d) for d in found if d is not None]
+        return min(due) if due else None
 
     def pending(self) -> int:
         with self.runtime.db.reading() as session:
@@ -73,17 +77,51 @@ class Timers:
                     )
                 )
                 or 0
-            )
+            ) + int(session.scalar(select(func.count()).select_from(StartTimer)) or 0)
 
     def fire_due(self, limit: int = 10_000) -> list[Fired]:
-        """Fire every instance due now (up to ``limit``); what was fired."""
+        """Start the timer-started processes that are due, then fire every instance due
+        now (up to ``limit`` each); what was fired."""
         done: list[Fired] = []
-        while len(done) < limit:
-            fired = self.fire_one()
-            if fired is None:
-                break
-            done.append(fired)
+        for fire in (self.fire_start_one, self.fire_one):
+            count = 0
+            while count < limit:
+                fired = fire()
+                if fired is None:
+                    break
+                done.append(fired)
+                count += 1
         return done
+
+    def fire_start_one(self) -> Fired | None:
+        """Start one round of a process whose start timer is due; None when none is."""
+        runtime = self.runtime
+        now = runtime.clock.now()
+        with runtime.db.reading() as session:
+            if session.scalar(select(StartTimer.id).where(StartTimer.next_at <= now)) is None:
+                return None
+        began = time.perf_counter()
+        try:
+            with runtime.db.transaction() as session:
+                row = start_timers.claim_due(session, now, runtime.db.is_postgres)
+                if row is None:
+                    return None
+                due, element = as_utc(row.next_at), row.element_id
+                work = instances.start_in(
+                    runtime, session, row.definition_id, ACTOR, None, {}, timer=element
+                )
+                start_timers.advance(session, row)
+        except ProcessFailed as exc:  # this round cannot run: skip it, keep the schedule
+            log.warning("timer start of %s failed: %s", element, exc.message)
+            with runtime.db.transaction() as session:
+                row = start_timers.claim_due(session, now, runtime.db.is_postgres)
+                if row is not None:
+                    start_timers.advance(session, row)
+            return Fired(0, due, now, [])
+        runtime.committed(work, "timer", began)
+        fired = Fired(work.instance.id, due, runtime.clock.now(), [element])
+        metrics.timer_lateness((fired.at - due).total_seconds())
+        return fired
 
     def fire_one(self) -> Fired | None:
         """Claim one due instance and fire it; None when nothing is due."""

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 import time_machine
+from sqlalchemy import select
 
 from engine.caches import LiveWorkflows
 from engine.db import Database
-from engine.models import HumanTask, InstanceStatus, TaskState
+from engine.models import Definition, HumanTask, Instance, InstanceStatus, TaskState
 from engine.queues import InboxQuery
 from engine.scheduler import Scheduler, Timers
 from engine.tradeflow import Tradeflow
@@ -65,7 +66,7 @@ CHECK = diagram(
 WAIT = diagram(
     "wait",
     '<bpmn:startEvent id="s" /><bpmn:intermediateCatchEvent id="pause">'
-    f'{timer("timeDuration", "PT10M")}'
+    f"{timer('timeDuration', 'PT10M')}"
     '</bpmn:intermediateCatchEvent><bpmn:userTask id="after" camunda:candidateGroups="finance" />'
     '<bpmn:endEvent id="e" /><bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="pause" />'
     '<bpmn:sequenceFlow id="f2" sourceRef="pause" targetRef="after" />'
@@ -92,7 +93,7 @@ ANSWER = diagram(
 BROKEN = diagram(
     "broken",
     '<bpmn:startEvent id="s" /><bpmn:intermediateCatchEvent id="pause">'
-    f'{timer("timeDuration", "PT1M")}'
+    f"{timer('timeDuration', 'PT1M')}"
     '</bpmn:intermediateCatchEvent><bpmn:exclusiveGateway id="g" /><bpmn:endEvent id="e" />'
     '<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="pause" />'
     '<bpmn:sequenceFlow id="f2" sourceRef="pause" targetRef="g" />'
@@ -262,7 +263,7 @@ def test_a_timer_that_breaks_the_process_fails_it_once(flow: Tradeflow, clocks: 
 SOON = diagram(
     "soon",
     '<bpmn:startEvent id="s" /><bpmn:intermediateCatchEvent id="pause">'
-    f'{timer("timeDuration", "PT1S")}'
+    f"{timer('timeDuration', 'PT1S')}"
     '</bpmn:intermediateCatchEvent><bpmn:userTask id="after" camunda:candidateGroups="finance" />'
     '<bpmn:endEvent id="e" /><bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="pause" />'
     '<bpmn:sequenceFlow id="f2" sourceRef="pause" targetRef="after" />'
@@ -290,3 +291,79 @@ def test_the_scheduler_wakes_at_the_due_time(db: Database) -> None:
     [fired] = events(flow, iid, "timer_fired")
     lateness = fired.at.replace(tzinfo=UTC) - due.replace(tzinfo=UTC)
     assert timedelta(0) <= lateness < timedelta(seconds=1), lateness
+
+
+def starting_on(pid: str, kind: str, value: str) -> tuple[str, bytes]:
+    """A process that starts on a timer: a follow-up task for finance."""
+    return diagram(
+        pid,
+        f'<bpmn:startEvent id="tick">{timer(kind, value)}</bpmn:startEvent>'
+        '<bpmn:userTask id="follow_up" camunda:candidateGroups="finance" />'
+        '<bpmn:endEvent id="e" /><bpmn:sequenceFlow id="f1" sourceRef="tick" '
+        'targetRef="follow_up" /><bpmn:sequenceFlow id="f2" sourceRef="follow_up" targetRef="e" />',
+    )
+
+
+def started(flow: Tradeflow, key: str) -> list[int]:
+    with flow.db.reading() as session:
+        return list(
+            session.scalars(
+                select(Instance.id)
+                .join(Definition, Definition.id == Instance.definition_id)
+                .where(Definition.key == key)
+                .order_by(Instance.id)
+            )
+        )
+
+
+def test_a_monthly_process_starts_once_a_month(flow: Tradeflow, clocks: Clocks) -> None:
+    flow.deploy([starting_on("monthly", "timeCycle", "R/P30D")], actor="owner")  # unquoted
+    timers = Timers(flow.runtime)
+    clocks.advance(days=29, hours=23)
+    assert timers.fire_due() == [] and started(flow, "monthly") == []
+    clocks.advance(hours=1, seconds=1)
+    [fired] = timers.fire_due()
+    assert started(flow, "monthly") == [fired.instance_id]
+    assert fired.elements == ["tick"]
+    assert [t.element_id for t in flow.tasks_of(fired.instance_id)] == ["follow_up"]
+    [began] = events(flow, fired.instance_id, "instance_started")
+    assert (began.actor, began.data["timer"]) == ("scheduler", "tick")
+    assert timers.fire_due() == []  # once per round
+    clocks.advance(days=30)
+    timers.fire_due()
+    assert len(started(flow, "monthly")) == 2
+    # each round is an instance of its own, and ends on its own
+    flow.complete(open_task(flow, fired.instance_id, "follow_up").id, actor="cashier")
+    assert flow.instance(fired.instance_id).status == InstanceStatus.COMPLETED
+
+
+def test_a_new_version_replaces_the_schedule(flow: Tradeflow, clocks: Clocks) -> None:
+    flow.deploy([starting_on("monthly", "timeCycle", "R/P30D")], actor="owner")
+    flow.deploy([starting_on("monthly", "timeCycle", "R/P7D")], actor="owner")  # v2: weekly
+    timers = Timers(flow.runtime)
+    clocks.advance(days=7, seconds=1)
+    assert len(timers.fire_due()) == 1
+    plain = WAIT[1].replace(b'id="wait"', b'id="monthly"').replace(b"d_wait", b"d_monthly")
+    flow.deploy([("monthly.bpmn", plain)], actor="owner")  # v3: no timer start at all
+    clocks.advance(days=60)
+    assert [f for f in timers.fire_due() if f.elements == ["tick"]] == []
+    assert len(started(flow, "monthly")) == 1
+
+
+def test_a_process_starts_once_at_its_date(flow: Tradeflow, clocks: Clocks) -> None:
+    flow.deploy([starting_on("year_end", "timeDate", "2026-12-31T18:00:00+08:00")], actor="owner")
+    timers = Timers(flow.runtime)
+    clocks.advance(days=34)  # 2026-12-31 09:00 UTC, 17:00 in Shanghai
+    assert timers.fire_due() == []
+    clocks.advance(hours=1, seconds=1)
+    assert len(timers.fire_due()) == 1
+    clocks.advance(days=400)
+    assert timers.fire_due() == [] and len(started(flow, "year_end")) == 1
+
+
+def test_starting_a_timer_started_process_by_hand_runs_it_now(flow: Tradeflow) -> None:
+    flow.deploy([starting_on("monthly", "timeCycle", "R/P30D")], actor="owner")
+    iid = flow.start("monthly", actor="cashier")
+    assert [t.element_id for t in flow.tasks_of(iid)] == ["follow_up"]
+    flow.complete(open_task(flow, iid, "follow_up").id, actor="cashier")
+    assert flow.instance(iid).status == InstanceStatus.COMPLETED

@@ -1,5 +1,5 @@
 """Time limits: a task's SLA breach is recorded once (when it was found overdue); a
-definition lists its timers that count business time.
+definition lists its timers that count business time; processes that start on a timer.
 
 Revision ID: 0003
 Revises: 0002
@@ -28,8 +28,25 @@ def upgrade() -> None:
             )
         )
 
+    op.create_table(
+        "start_timer",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("definition_key", sa.String(length=255), nullable=False),
+        sa.Column("definition_id", sa.Integer(), nullable=False),
+        sa.Column("element_id", sa.String(length=255), nullable=False),
+        sa.Column("next_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("cycles_left", sa.Integer(), nullable=False),
+        sa.Column("every_seconds", sa.Float(), nullable=True),
+        sa.ForeignKeyConstraint(["definition_id"], ["definition.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("definition_key"),
+    )
+    op.create_index("ix_start_timer_due", "start_timer", ["next_at"])
+
 
 def downgrade() -> None:
+    op.drop_index("ix_start_timer_due", table_name="start_timer")
+    op.drop_table("start_timer")
     with op.batch_alter_table("definition") as batch_op:
         batch_op.drop_column("business_timers")
     with op.batch_alter_table("human_task") as batch_op:
