@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/completions.py
 	$(BIN)/python bench/http_completions.py
 	$(BIN)/python bench/inbox.py
+	$(BIN)/python bench/timers.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -252,8 +252,12 @@ def worker(sweep: float) -> None:
     capacity (several processes share the due timers, each fired once)."""
     from engine.scheduler import Scheduler, Timers
 
+    from engine.caches import LiveWorkflows
+
     flow = _flow()
     flow.upgrade()
+    # room to restore the next seconds' due instances ahead of time (Timers.preload)
+    flow.runtime.live = LiveWorkflows(size=4096)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -56,6 +56,10 @@ class _Lru(Generic[K, V]):
         with self._lock:
             self._items.clear()
 
+    @property
+    def capacity(self) -> int:
+        return self._size
+
 
 @dataclass(frozen=True)
 class TaskRule:
@@ -156,6 +160,14 @@ class LiveWorkflows:
         """Keep a committed workflow for the next command, if there can be one."""
         if instance.status == InstanceStatus.RUNNING:
             self._items.put(instance.id, (instance.revision, workflow))
+
+    def holds(self, instance_id: int, revision: int) -> bool:
+        found = self._items.get(instance_id)
+        return found is not None and found[0] == revision
+
+    @property
+    def size(self) -> int:
+        return self._items.capacity
 
     def clear(self) -> None:
         self._items.clear()

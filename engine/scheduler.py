@@ -28,11 +28,12 @@ from engine import instances, messages, metrics, start_timers, store
 from engine.clock import as_utc
 from engine.errors import ProcessFailed, TradeflowError
 from engine.models import Instance, InstanceStatus, StartTimer
-from engine.runtime import Runtime
+from engine.runtime import Runtime, Work
 
 log = logging.getLogger("tradeflow.scheduler")
 
 ACTOR = "scheduler"
+BATCH = 20  # due instances fired per transaction
 SWEEP_SECONDS = 1.0
 EXPIRE_EVERY = 60.0  # seconds between passes over kept messages past their expiry
 # Spiff fires a timer once its due time has passed, strictly: wake just after it
@@ -83,15 +84,73 @@ class Timers:
         """Start the timer-started processes that are due, then fire every instance due
         now (up to ``limit`` each); what was fired."""
         done: list[Fired] = []
-        for fire in (self.fire_start_one, self.fire_one):
-            count = 0
-            while count < limit:
-                fired = fire()
-                if fired is None:
-                    break
-                done.append(fired)
-                count += 1
+        count = 0
+        while count < limit and (fired := self.fire_start_one()) is not None:
+            done.append(fired)
+            count += 1
+        if not self._anything_due(self.runtime.clock.now()):  # a read: no writer lock idle
+            return done
+        while len(done) < limit and (batch := self.fire_batch()):
+            done += batch
         return done
+
+    def fire_batch(self, size: int = BATCH) -> list[Fired]:
+        """Claim up to ``size`` due instances and fire each in a savepoint of one
+        transaction: one commit (one fsync on PostgreSQL) for the lot. An instance whose
+        diagram fails on its timer is rolled back to its savepoint and marked failed."""
+        runtime = self.runtime
+        now = runtime.clock.now()
+        began = time.perf_counter()
+        done: list[tuple[Work, Fired]] = []
+        failed: list[tuple[int, str, datetime]] = []
+        with runtime.db.unit() as session:
+            conn = session.connection()
+            rows = store.claim_due_many(conn, now, runtime.db.is_postgres, size)
+            for row in rows:
+                due = as_utc(row.next_wakeup_at or now)
+                savepoint = conn.begin_nested()
+                try:
+                    with runtime.command_in(session, _claimed(row), ACTOR) as work:
+                        elements = instances.fire_timers(work)
+                except ProcessFailed as exc:
+                    savepoint.rollback()
+                    failed.append((row.id, exc.message, due))
+                    continue
+                savepoint.commit()
+                done.append((work, Fired(row.id, due, work.now, elements)))
+        for work, fired in done:  # committed
+            runtime.committed(work, "timer", began)
+            metrics.timer_lateness((fired.at - fired.due).total_seconds())
+        result = [fired for _, fired in done]
+        for instance_id, error, due in failed:  # the diagram cannot go on: don't retry forever
+            log.warning("instance %s failed on a timer: %s", instance_id, error)
+            instances.fail(runtime, instance_id, error, actor=ACTOR)
+            result.append(Fired(instance_id, due, now, []))
+        return result
+
+    def preload(self, horizon: timedelta = timedelta(seconds=10), limit: int = 2000) -> int:
+        """Restore the workflows of instances due within ``horizon`` into the live cache
+        ahead of time, so that firing them only runs them: a thousand timers due in the
+        same second are that much sooner done. Returns how many were restored."""
+        runtime = self.runtime
+        limit = min(limit, runtime.live.size // 2)  # leave the cache room for commands
+        until = runtime.clock.now() + horizon
+        restored = 0
+        with runtime.db.reading() as session:
+            rows = session.execute(
+                select(Instance.id, Instance.revision)
+                .where(Instance.status == InstanceStatus.RUNNING, Instance.next_wakeup_at <= until)
+                .order_by(Instance.next_wakeup_at)
+                .limit(limit)
+            ).all()
+            wanted = [i for i, rev in rows if not runtime.live.holds(i, rev)]
+            for instance_id in wanted:
+                row = store.lock_instance(session.connection(), instance_id, False)  # a read
+                if row is None or row.status != InstanceStatus.RUNNING:
+                    continue
+                runtime.live.keep(row, runtime.load(session, row))
+                restored += 1
+        return restored
 
     def fire_start_one(self) -> Fired | None:
         """Start one round of a process whose start timer is due; None when none is."""
@@ -123,37 +182,6 @@ class Timers:
         metrics.timer_lateness((fired.at - due).total_seconds())
         return fired
 
-    def fire_one(self) -> Fired | None:
-        """Claim one due instance and fire it; None when nothing is due."""
-        runtime = self.runtime
-        now = runtime.clock.now()
-        if not self._anything_due(now):  # a read: no writer lock while idle
-            return None
-        claimed: list[store.InstanceRow] = []
-
-        def claim(session: object) -> store.InstanceRow:
-            conn = session.connection()  # type: ignore[attr-defined]
-            row = store.claim_due(conn, now, runtime.db.is_postgres)
-            if row is None:
-                raise _NothingDue
-            claimed.append(row)
-            return row
-
-        try:
-            with runtime.command(claim, ACTOR, name="timer") as work:
-                due = as_utc(claimed[0].next_wakeup_at or now)
-                elements = instances.fire_timers(work)
-        except _NothingDue:
-            return None
-        except ProcessFailed as exc:  # the diagram cannot go on: fail it, don't retry forever
-            instance_id = claimed[0].id
-            log.warning("instance %s failed on a timer: %s", instance_id, exc.message)
-            instances.fail(runtime, instance_id, exc.message, actor=ACTOR)
-            return Fired(instance_id, as_utc(claimed[0].next_wakeup_at or now), now, [])
-        fired = Fired(work.instance.id, due, runtime.clock.now(), elements)
-        metrics.timer_lateness((fired.at - due).total_seconds())
-        return fired
-
     def _anything_due(self, now: datetime) -> bool:
         with self.runtime.db.reading() as session:
             return (
@@ -169,8 +197,9 @@ class Timers:
             )
 
 
-class _NothingDue(Exception):
-    """Another process fired it between the look and the claim."""
+def _claimed(row: store.InstanceRow) -> Callable[[object], store.InstanceRow]:
+    """The unit of work's target: a row this transaction already holds."""
+    return lambda _session: row
 
 
 class Scheduler:
@@ -234,6 +263,7 @@ class Scheduler:
             upcoming = self._guarded(self.timers.next_due)
             if isinstance(upcoming, datetime):
                 self.notify(upcoming)
+                self._guarded(self.timers.preload)
         finally:
             self._busy.release()
 

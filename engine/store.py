@@ -87,20 +87,20 @@ def lock_instance(conn: Connection, instance_id: int, postgres: bool) -> Instanc
     return InstanceRow(**found._asdict())
 
 
-_SELECT_DUE = (
+_SELECT_DUE_MANY = (
     select(*(_I.c[n] for n in _INSTANCE_COLUMNS))
     .where(_I.c.status == InstanceStatus.RUNNING, _I.c.next_wakeup_at <= bindparam("now"))
     .order_by(_I.c.next_wakeup_at)
-    .limit(1)
+    .limit(bindparam("size"))
 )
-_CLAIM_DUE = _SELECT_DUE.with_for_update(skip_locked=True)
+_CLAIM_DUE_MANY = _SELECT_DUE_MANY.with_for_update(skip_locked=True)
 
 
-def claim_due(conn: Connection, now: datetime, postgres: bool) -> InstanceRow | None:
-    """The running instance due soonest, locked: on PostgreSQL another process skips it
-    and takes the next; SQLite's writer lock already keeps everybody else out."""
-    found = conn.execute(_CLAIM_DUE if postgres else _SELECT_DUE, {"now": now}).first()
-    return InstanceRow(**found._asdict()) if found is not None else None
+def claim_due_many(conn: Connection, now: datetime, postgres: bool, size: int) -> list[InstanceRow]:
+    """Up to ``size`` due running instances, soonest first, locked: on PostgreSQL another
+    process skips them and takes the next; SQLite's writer lock keeps everybody out."""
+    statement = _CLAIM_DUE_MANY if postgres else _SELECT_DUE_MANY
+    return [InstanceRow(**r._asdict()) for r in conn.execute(statement, {"now": now, "size": size})]
 
 
 def insert_instance(conn: Connection, row: InstanceRow) -> int:
