@@ -7,6 +7,7 @@ from typing import Any
 from flask_smorest.fields import Upload
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from api.auth import flow
 from engine.clock import as_utc
 from engine.models import HumanTask, InstanceStatus, TaskState
 
@@ -80,8 +81,20 @@ class TaskOut(Schema):
     state = fields.Method("_state")
     created_at = Utc()
     due_at = Utc(allow_none=True)
+    overdue = fields.Method(
+        "_overdue", metadata={"description": "open and past its due time (an SLA breach)"}
+    )
+    breached_at = Utc(
+        allow_none=True,
+        metadata={"description": "when the breach was recorded (sla_breached, escalateTo)"},
+    )
     priority = fields.Int()
     form_id = fields.Str(attribute="form_key", allow_none=True)
+
+    def _overdue(self, task: HumanTask) -> bool:
+        if task.state != TaskState.OPEN or task.due_at is None:
+            return False
+        return as_utc(task.due_at) <= flow().clock.now()
 
     def _state(self, task: HumanTask) -> str:
         if task.state == TaskState.OPEN and task.assignee:

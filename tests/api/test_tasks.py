@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.scheduler import Timers
 from tests.api.conftest import TRIAGE, V1, ApiClient, ok, problem, snapshot
 from tests.api.test_instances import TASK_FIELDS
 from tests.engine.conftest import fixture_files
@@ -158,11 +159,19 @@ def test_an_sla_makes_a_task_due_and_then_overdue(client: ApiClient) -> None:
     client.deploy([TRIAGE])
     iid = client.start("triage", "cashier")
     routine = task_of(client, client.task(iid, "routine"))
+    # a working hour from Friday 17:00 in Shanghai (the shipped calendar): 18:00 there
     assert routine["due_at"] == "2026-11-27T10:00:00+00:00"
+    assert (routine["overdue"], routine["breached_at"]) == (False, None)
     assert inbox(client, "cashier")[0] == (iid, "routine")  # sort=due: due tasks first
     client.clock.advance(hours=2)
     assert inbox(client, "cashier", overdue="true") == [(iid, "routine")]
     assert inbox(client, "cashier", overdue="false") == [(iid, "urgent"), (iid, "normal")]
+    routine = task_of(client, routine["id"])
+    assert (routine["overdue"], routine["breached_at"]) == (True, None)  # not yet recorded
+    Timers(client.flow.runtime).fire_due()  # the scheduler's sweep records the breach
+    routine = task_of(client, routine["id"])
+    assert (routine["overdue"], routine["breached_at"]) == (True, "2026-11-27T11:00:00+00:00")
+    assert task_of(client, client.task(iid, "urgent"))["overdue"] is False  # no due time
 
 
 def test_a_completion_answers_with_the_tasks_left_open(client: ApiClient) -> None:
