@@ -250,9 +250,8 @@ def _metrics_directory() -> None:
 def worker(sweep: float) -> None:
     """Fire timers only, no HTTP: beside `tradeflow serve --no-scheduler`, or to add
     capacity (several processes share the due timers, each fired once)."""
-    from engine.scheduler import Scheduler, Timers
-
     from engine.caches import LiveWorkflows
+    from engine.scheduler import Scheduler, Timers
 
     flow = _flow()
     flow.upgrade()
