@@ -12,14 +12,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import func, select
 
 from engine.db import Database
 from engine.models import AuditEvent, Instance, InstanceStatus
 from engine.tradeflow import Tradeflow
-from tests.conftest import PG_URL, ROOT, postgres_unavailable
+from tests.conftest import ROOT, postgres_database
 from tests.test_e2e import _free_port
 
 TRADEFLOW = str(Path(sys.executable).with_name("tradeflow"))
@@ -97,17 +96,8 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    reason = postgres_unavailable()
-    if reason:
-        pytest.skip(reason)
-    name = f"tf_timers_{os.getpid()}_{_free_port()}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    try:
-        yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    with postgres_database("timers") as url:
+        yield url
 
 
 def _prepared(url: str) -> Tradeflow:
