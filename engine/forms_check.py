@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -20,11 +21,39 @@ _schemas: WeakKeyDictionary[Engine, dict[int, Schema]] = WeakKeyDictionary()
 _lock = threading.Lock()
 
 
+MAX_DATA_BYTES = 256 * 1024  # one submission's variables, as JSON
+MAX_DATA_DEPTH = 16  # nesting of lists and objects
+
+
 def check_names(data: dict[Any, Any], error: type[Invalid] = FormInvalid) -> None:
-    """Variables must be names an expression can use: identifiers, no dunders."""
+    """Variables must be names an expression can use (identifiers, no dunders), and one
+    submission must stay small and shallow: every later command loads and saves it."""
     bad = [k for k in data if not isinstance(k, str) or not k.isidentifier() or k.startswith("__")]
     if bad:
         raise error(f"variable names must be identifiers: {bad!r}", names=bad)
+    if _depth(data) > MAX_DATA_DEPTH:
+        raise error(f"variables are nested deeper than {MAX_DATA_DEPTH} levels")
+    size = len(json.dumps(data, default=str))
+    if size > MAX_DATA_BYTES:
+        raise error(
+            f"variables take {size:,} bytes as JSON; at most {MAX_DATA_BYTES:,} are allowed",
+            size=size,
+            limit=MAX_DATA_BYTES,
+        )
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest (iterative: a hostile body can't blow the stack)."""
+    deepest, stack = 0, [(value, 0)]  # the top-level object itself is level 0
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level > MAX_DATA_DEPTH:
+                return level
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _schema(session: Session, form_id: int) -> Schema:
