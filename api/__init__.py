@@ -10,10 +10,12 @@ from typing import Any
 
 import swagger_ui_bundle
 from flask import Flask, request, send_from_directory
+from werkzeug.exceptions import NotFound
 
 from api import auth, errors, metrics
 from api.openapi import ProblemApi
 from api.resources import audit, definitions, health, instances, messages, queues, tasks
+from api.schemas import storable
 from engine.tradeflow import Tradeflow
 
 PUBLIC = {
@@ -24,12 +26,15 @@ PUBLIC = {
     "metrics",
 }
 SWAGGER_STATIC = "/api/v1/docs/static/"
+MAX_REQUEST = 25 * 1024 * 1024  # an upload of diagrams and forms (api/resources/definitions)
+MAX_JSON_REQUEST = 1024 * 1024  # every other body: task data, variables, messages
+UPLOADS = {"definitions.Definitions"}
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app; nothing happens at import time. ``TRADEFLOW`` in ``config`` is the
     engine to use (tests pass one on their own database)."""
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no /static route: the API serves no files
     app.config.update(
         API_TITLE="Tradeflow",
         API_VERSION="v1",
@@ -38,7 +43,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL=SWAGGER_STATIC,  # served from the package: works offline
-        MAX_CONTENT_LENGTH=25 * 1024 * 1024,
+        MAX_CONTENT_LENGTH=MAX_REQUEST,
         API_SPEC_OPTIONS={
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
             "security": [{"bearer": []}],
@@ -59,8 +64,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, name)
 
     @app.before_request
+    def _body_limit() -> None:
+        # a JSON body larger than this is refused with 413 before it is read or parsed
+        if request.endpoint not in UPLOADS:
+            request.max_content_length = MAX_JSON_REQUEST
+
+    @app.before_request
     def _authenticate() -> None:
         if request.endpoint not in PUBLIC and request.endpoint is not None:
             auth.authenticate()
+
+    @app.before_request
+    def _storable_names() -> None:
+        """A name in the path that no database could hold (a NUL) names nothing."""
+        if not storable(list((request.view_args or {}).values())):
+            raise NotFound()
 
     return app

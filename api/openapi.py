@@ -1,21 +1,34 @@
-"""flask-smorest's Api, documenting errors as the problem+json they are."""
+"""flask-smorest's Api and Blueprint, documenting errors as the problem+json they are.
+
+Every operation lists the problems it answers with besides ``default`` (which stands for
+the unexpected 500): the ones every operation of a kind shares are added here once
+(``SharedProblems``), the rest each view names with ``@blp.problems(...)``.
+"""
 
 from __future__ import annotations
 
 import http
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import flask
+import flask_smorest
+from apispec import BasePlugin
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from marshmallow import Schema, fields
+from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import BadRequest
 
 from api.errors import PROBLEM
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class FieldProblem(Schema):
     field = fields.Str(metadata={"description": "the field, dotted for nested ones"})
-    element = fields.Str(metadata={"description": "the diagram element (deploy)"})
-    file = fields.Str(metadata={"description": "the uploaded file (deploy)"})
+    element = fields.Str(allow_none=True, metadata={"description": "the diagram element (deploy)"})
+    file = fields.Str(allow_none=True, metadata={"description": "the uploaded file (deploy)"})
     message = fields.Str()
 
 
@@ -29,8 +42,65 @@ class Problem(Schema):
     errors = fields.List(fields.Nested(FieldProblem))
 
 
+def _ref(status: int) -> str:
+    """The response component a problem status is documented by (ProblemApi's)."""
+    return http.HTTPStatus(status).name
+
+
+class SharedProblems(BasePlugin):
+    """The problems an operation answers with by its kind: 401 where it needs a token,
+    404 where its path names something, 400 (malformed) and 413 (too large) where it
+    takes a request body."""
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Any] | None = None, **_: Any
+    ) -> None:
+        for operation in (operations or {}).values():
+            shared = []
+            if operation.get("security") != []:
+                shared.append(401)
+            if "{" in (path or ""):
+                shared.append(404)
+            if "requestBody" in operation:
+                shared += [400, 413]
+            responses = operation.setdefault("responses", {})
+            for status in shared:
+                responses.setdefault(str(status), _ref(status))
+
+
+class _Parser(FlaskParser):
+    """webargs' parser, but JSON nested deeper than Python's decoder recurses is a 400
+    like any other malformed body, not a RecursionError (a 500)."""
+
+    def _raw_load_json(self, req: flask.Request) -> Any:
+        try:
+            return super()._raw_load_json(req)
+        except RecursionError:
+            raise BadRequest("the JSON body is nested too deeply") from None
+
+
+class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
+    ARGUMENTS_PARSER = _Parser()
+
+    def problems(self, *statuses: int) -> Callable[[F], F]:
+        """Document the problems a view answers with beyond those of its kind (403,
+        409...)."""
+
+        def decorate(view: F) -> F:
+            for status in statuses:
+                view = self.alt_response(status, response=_ref(status))(view)
+            return view
+
+        return decorate
+
+
 class ProblemApi(Api):  # type: ignore[misc]
     ERROR_SCHEMA = Problem
+
+    def __init__(self, app: Any = None, **kwargs: Any) -> None:
+        spec_kwargs = kwargs.pop("spec_kwargs", None) or {}
+        spec_kwargs.setdefault("extra_plugins", [SharedProblems()])
+        super().__init__(app, spec_kwargs=spec_kwargs, **kwargs)
 
     def _register_responses(self) -> None:
         for status in http.HTTPStatus:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from flask_smorest.fields import Upload
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
 from api.auth import flow
 from engine.clock import as_utc
 from engine.models import HumanTask, InstanceStatus, TaskState
+
+INT_MAX = 2**31 - 1
+"""The largest id, version or offset the API takes: the database's integer (PostgreSQL's
+``integer``). Larger ones name nothing, and the database would refuse to compare them."""
 
 
 class Utc(fields.DateTime):
@@ -19,7 +25,40 @@ class Utc(fields.DateTime):
         return None if value is None else as_utc(value).isoformat()
 
 
-class _In(Schema):
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+UNSTORABLE = "must not contain NUL characters or unpaired surrogates"
+
+
+def storable(value: Any) -> bool:
+    """No string in ``value`` (keys and nested values too) has a NUL character, which
+    PostgreSQL's text and jsonb refuse, or an unpaired surrogate, which is not UTF-8."""
+    pending = [value]
+    while pending:  # no recursion: JSON may nest as deep as the decoder went
+        item = pending.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                return False
+        elif isinstance(item, Mapping):
+            pending += item.keys()
+            pending += item.values()
+        elif isinstance(item, list | tuple):
+            pending += item
+    return True
+
+
+class _Body(Schema):
+    """What a caller sends: only text the database can keep, else 422 naming the field."""
+
+    @pre_load
+    def _storable(self, data: Any, **_: Any) -> Any:
+        if isinstance(data, Mapping):
+            bad = [name for name in self.load_fields if name in data and not storable(data[name])]
+            if bad:
+                raise ValidationError({name: [UNSTORABLE] for name in bad})
+        return data
+
+
+class _In(_Body):
     class Meta:
         unknown = EXCLUDE  # query strings carry extras (cache busters, tracing)
 
@@ -60,12 +99,12 @@ class DeploymentOut(Schema):
 
 
 class VersionArgs(_In):
-    version = fields.Int(validate=validate.Range(min=1))
+    version = fields.Int(validate=validate.Range(min=1, max=INT_MAX))
 
 
-class StartIn(Schema):
+class StartIn(_Body):
     definition = fields.Str(required=True, validate=validate.Length(min=1, max=255))
-    version = fields.Int(validate=validate.Range(min=1))
+    version = fields.Int(validate=validate.Range(min=1, max=INT_MAX))
     business_key = fields.Str(validate=validate.Length(min=1, max=255))
     variables = fields.Dict(keys=fields.Str(), load_default=dict)
 
@@ -140,7 +179,7 @@ class InstanceArgs(_In):
     definition = fields.Str()
     business_key = fields.Str()
     limit = fields.Int(load_default=50, validate=validate.Range(min=1, max=500))
-    offset = fields.Int(load_default=0, validate=validate.Range(min=0))
+    offset = fields.Int(load_default=0, validate=validate.Range(min=0, max=INT_MAX))
 
 
 class InstancePage(Schema):
@@ -148,7 +187,7 @@ class InstancePage(Schema):
     total = fields.Int()
 
 
-class CancelIn(Schema):
+class CancelIn(_Body):
     reason = fields.Str(validate=validate.Length(max=1000))
 
 
@@ -157,7 +196,7 @@ class InboxArgs(_In):
     state = fields.Str(validate=validate.OneOf(["open", "claimed", "unclaimed"]))
     assignee = fields.Str(validate=validate.OneOf(["me"]))
     overdue = fields.Bool()
-    instance_id = fields.Int()
+    instance_id = fields.Int(validate=validate.Range(min=0, max=INT_MAX))
     business_key = fields.Str()
     sort = fields.Str(load_default="due", validate=validate.OneOf(["due", "priority", "created"]))
     limit = fields.Int(load_default=50, validate=validate.Range(min=1, max=500))
@@ -173,11 +212,11 @@ class TaskPage(Schema):
     total = fields.Int(metadata={"description": "only with ?with_total=true"})
 
 
-class DelegateIn(Schema):
+class DelegateIn(_Body):
     user = fields.Str(required=True, validate=validate.Length(min=1, max=128))
 
 
-class CompleteIn(Schema):
+class CompleteIn(_Body):
     data = fields.Dict(keys=fields.Str(), load_default=dict)
 
 
@@ -192,7 +231,7 @@ class QueuesOut(Schema):
     items = fields.List(fields.Nested(QueueOut))
 
 
-class MessageIn(Schema):
+class MessageIn(_Body):
     name = fields.Str(required=True, validate=validate.Length(min=1, max=255))
     business_key = fields.Str(validate=validate.Length(min=1, max=255))
     correlation = fields.Dict(keys=fields.Str())
@@ -233,7 +272,7 @@ class AuditArgs(_In):
     kind = fields.Str()
     definition = fields.Str()
     limit = fields.Int(load_default=100, validate=validate.Range(min=1, max=1000))
-    offset = fields.Int(load_default=0, validate=validate.Range(min=0))
+    offset = fields.Int(load_default=0, validate=validate.Range(min=0, max=INT_MAX))
 
 
 class VerifyOut(Schema):

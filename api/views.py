@@ -9,6 +9,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import BadRequest
 
 from api.auth import actor, flow, reads_everything
+from api.schemas import INT_MAX
 from engine import instances
 from engine.errors import Forbidden
 from engine.models import HumanTask, Instance
@@ -56,7 +57,7 @@ def decode_cursor(cursor: str | None) -> int:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, value = text.partition(":")
         offset = int(value)
-        if kind != "o" or offset < 0:
+        if kind != "o" or not 0 <= offset <= INT_MAX:
             raise ValueError(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest("the cursor is not one this API gave out") from exc

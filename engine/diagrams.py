@@ -87,11 +87,33 @@ def parse_form(content: bytes) -> dict[str, Any]:
         schema = json.loads(content)
     except (ValueError, UnicodeDecodeError) as exc:
         raise UnreadableFile(f"not JSON: {exc}") from exc
+    except RecursionError:  # [[[[...]]]]: the decoder recurses per level
+        raise UnreadableFile("not JSON a form could hold: nested too deeply") from None
+    _check_text(schema)
     if not isinstance(schema, dict) or not isinstance(schema.get("components"), list):
         raise UnreadableFile("not a Camunda form: no 'components' list")
     if not isinstance(schema.get("id"), str) or not schema["id"]:
         raise UnreadableFile("a Camunda form needs an 'id'")
     return schema
+
+
+def _check_text(value: Any) -> None:
+    """JSON escapes can spell what no database column holds: NUL, lone surrogates."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                raise UnreadableFile("NUL characters are not allowed")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise UnreadableFile("not valid Unicode: a lone surrogate") from None
 
 
 def normalise_camunda(root: etree._Element) -> None:

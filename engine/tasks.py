@@ -130,6 +130,8 @@ def claim(runtime: Runtime, task_id: int, actor: str) -> TaskRow:
 def unclaim(runtime: Runtime, task_id: int, actor: str) -> TaskRow:
     with _on_task(runtime, task_id, actor, "unclaim") as (work, task, _):
         user = identity(work.session, actor)  # the admin flag decides
+        if not user.is_admin:  # outside the task's roles: refused, and told nothing of it
+            _require_role(user, task)
         if task.assignee is None:
             raise TaskNotOpen(f"task {task_id} is not claimed", task=task_id)
         if task.assignee != user.name and not user.is_admin:
@@ -149,10 +151,10 @@ def delegate(runtime: Runtime, task_id: int, actor: str, to: str) -> TaskRow:
     with _on_task(runtime, task_id, actor, "delegate") as (work, task, _):
         user = identity(work.session, actor)  # the admin flag decides
         target = identity(work.session, to)
+        if not user.is_admin:  # outside the task's roles: refused, and told nothing of it
+            _require_role(user, task)
         if task.assignee not in (None, user.name) and not user.is_admin:
             raise TaskAlreadyClaimed(f"task {task_id} is claimed by {task.assignee}", task=task_id)
-        if task.assignee is None:
-            _require_role(user, task)
         _require_role(target, task)
         _check_separation(work, target, task)
         previous, task.assignee, task.claimed_at = task.assignee, target.name, work.now

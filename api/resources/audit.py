@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import flow, reads_everything, require
+from api.openapi import Blueprint
 from api.schemas import AuditArgs, AuditPage
 from engine import audit
 
@@ -21,6 +21,7 @@ class Audit(MethodView):
     @require(reads_everything, "auditors and admins")
     @blp.arguments(AuditArgs, location="query")
     @blp.response(200, AuditPage)
+    @blp.problems(403)
     def get(self, args: dict[str, Any]) -> Any:
         """Events by time range, actor, kind and process key, oldest first."""
         with flow().db.reading() as session:

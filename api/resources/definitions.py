@@ -6,12 +6,20 @@ from typing import Any
 
 from flask import Response, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from api.auth import actor, flow, owner_or_admin, require
-from api.schemas import DefinitionOut, DeploymentOut, UploadIn, VersionArgs
+from api.openapi import Blueprint
+from api.schemas import (
+    UNSTORABLE,
+    DefinitionOut,
+    DeploymentOut,
+    UploadIn,
+    VersionArgs,
+    storable,
+)
 from engine import definitions
+from engine.errors import Invalid
 
 blp = Blueprint(
     "definitions",
@@ -35,6 +43,7 @@ class Definitions(MethodView):
     @blp.response(201, DeploymentOut, description="something new was deployed")
     @blp.alt_response(200, schema=DeploymentOut, description="all of it was deployed already")
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")  # every lint problem, in `errors`
+    @blp.problems(403)
     def post(self, _files: dict[str, Any]) -> Any:
         """Deploy .bpmn, .dmn and .form files together (multipart; any field names)."""
         if (request.content_length or 0) > MAX_UPLOAD:
@@ -42,9 +51,10 @@ class Definitions(MethodView):
         files = [f for name in request.files for f in request.files.getlist(name)]
         if not files:
             raise BadRequest("upload one or more .bpmn, .dmn or .form files (multipart)")
-        result = flow().deploy(
-            [(f.filename or "upload", f.read()) for f in files], actor=actor().name
-        )
+        named = [(f.filename or "upload", f) for f in files]
+        if not storable([name for name, _ in named]):
+            raise Invalid(f"a file name {UNSTORABLE}", errors={"files": [f"names {UNSTORABLE}"]})
+        result = flow().deploy([(name, f.read()) for name, f in named], actor=actor().name)
         names = {}
         with flow().db.reading() as session:
             for item in result.definitions:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import text
 
 from api.auth import flow
+from api.openapi import Blueprint
 
 blp = Blueprint("health", __name__, url_prefix="/api/v1/health", description="Liveness")
 

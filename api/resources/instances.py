@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import actor, flow, owner_or_admin, reads_everything, require, starts_instances
+from api.openapi import Blueprint
 from api.schemas import (
+    INT_MAX,
     AuditPage,
     CancelIn,
     InstanceArgs,
@@ -76,6 +77,7 @@ class Instances(MethodView):
     @require(starts_instances, "employees, integrations, process owners and admins")
     @blp.arguments(StartIn)
     @blp.response(201, InstanceDetailOut)
+    @blp.problems(403, 404)  # 404: no such definition (or version)
     def post(self, body: dict[str, Any]) -> Any:
         """Start an instance of a definition (the latest version unless given)."""
         instance_id = flow().start(
@@ -88,28 +90,31 @@ class Instances(MethodView):
         return _detail(flow().instance(instance_id))
 
 
-@blp.route("/<int:instance_id>")
+@blp.route(f"/<int(max={INT_MAX}):instance_id>")
 class InstanceItem(MethodView):
     @blp.response(200, InstanceDetailOut)
+    @blp.problems(403)
     def get(self, instance_id: int) -> Any:
         """One instance with its variables and open tasks."""
         return _detail(check_can_read(instance_id))
 
 
-@blp.route("/<int:instance_id>/cancel")
+@blp.route(f"/<int(max={INT_MAX}):instance_id>/cancel")
 class InstanceCancel(MethodView):
     @require(owner_or_admin, "process owners and admins")
     @blp.arguments(CancelIn, required=False)
     @blp.response(200, InstanceOut)
+    @blp.problems(403, 409)
     def post(self, body: dict[str, Any] | None, instance_id: int) -> Any:
         """Cancel a running instance and its open tasks."""
         flow().cancel(instance_id, actor=actor().name, reason=(body or {}).get("reason"))
         return flow().instance(instance_id)
 
 
-@blp.route("/<int:instance_id>/audit")
+@blp.route(f"/<int(max={INT_MAX}):instance_id>/audit")
 class InstanceAudit(MethodView):
     @blp.response(200, AuditPage)
+    @blp.problems(403)
     def get(self, instance_id: int) -> Any:
         """The instance's audit trail, in order."""
         check_can_read(instance_id)
@@ -117,9 +122,10 @@ class InstanceAudit(MethodView):
         return {"items": events, "total": len(events)}
 
 
-@blp.route("/<int:instance_id>/audit/verify")
+@blp.route(f"/<int(max={INT_MAX}):instance_id>/audit/verify")
 class InstanceAuditVerify(MethodView):
     @blp.response(200, VerifyOut)
+    @blp.problems(403)
     def get(self, instance_id: int) -> Any:
         """Recompute the instance's hash chain; name the first event that breaks it."""
         check_can_read(instance_id)

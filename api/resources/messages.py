@@ -6,9 +6,9 @@ from datetime import timedelta
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import actor, flow, require, sends_messages
+from api.openapi import Blueprint
 from api.schemas import MessageIn, MessageOut
 
 blp = Blueprint(
@@ -25,6 +25,7 @@ class Messages(MethodView):
     @blp.arguments(MessageIn)
     @blp.response(200, MessageOut, description="delivered")
     @blp.alt_response(202, schema=MessageOut, description="kept until an instance waits for it")
+    @blp.problems(403, 409)
     def post(self, body: dict[str, Any]) -> Any:
         """Correlate by name plus business key and/or variable values."""
         ttl = timedelta(seconds=body["ttl_seconds"]) if "ttl_seconds" in body else None

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import actor, flow, reads_everything
+from api.openapi import Blueprint
 from api.schemas import QueuesOut
 from engine import queues
 

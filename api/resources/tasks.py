@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from api.auth import actor, flow
+from api.auth import actor, flow, reads_everything
+from api.openapi import Blueprint
 from api.schemas import (
+    INT_MAX,
     CompletedOut,
     CompleteIn,
     DelegateIn,
@@ -39,8 +40,8 @@ def _task(task_id: int) -> HumanTask:
 
 def _visible(task: HumanTask) -> None:
     who = actor()
-    if who.is_admin or who.is_auditor or who.roles & set(task.role_ids):
-        return
+    if reads_everything(who) or who.is_process_owner or who.roles & set(task.role_ids):
+        return  # as for instances (views.check_can_read): owners read every one
     raise NotInRole(f"{who.name} holds none of the roles of task {task.id}", task=task.id)
 
 
@@ -48,6 +49,7 @@ def _visible(task: HumanTask) -> None:
 class Inbox(MethodView):
     @blp.arguments(InboxArgs, location="query")
     @blp.response(200, TaskPage)
+    @blp.problems(400)  # a cursor this API did not give out
     def get(self, args: dict[str, Any]) -> Any:
         """Open tasks of the caller's roles, unassigned or assigned to the caller."""
         claim = ClaimFilter.ANY
@@ -78,9 +80,10 @@ class Inbox(MethodView):
         return body
 
 
-@blp.route("/<int:task_id>")
+@blp.route(f"/<int(max={INT_MAX}):task_id>")
 class TaskItem(MethodView):
     @blp.response(200, TaskDetailOut)
+    @blp.problems(403)
     def get(self, task_id: int) -> Any:
         """A task with its form and the data it starts from."""
         task = _task(task_id)
@@ -100,26 +103,29 @@ class TaskItem(MethodView):
         return task
 
 
-@blp.route("/<int:task_id>/claim")
+@blp.route(f"/<int(max={INT_MAX}):task_id>/claim")
 class Claim(MethodView):
     @blp.response(200, TaskOut)
+    @blp.problems(403, 409)
     def post(self, task_id: int) -> Any:
         """Take the task: it leaves the others' inboxes."""
         return flow().claim(task_id, actor=actor().name)
 
 
-@blp.route("/<int:task_id>/unclaim")
+@blp.route(f"/<int(max={INT_MAX}):task_id>/unclaim")
 class Unclaim(MethodView):
     @blp.response(200, TaskOut)
+    @blp.problems(403, 409)
     def post(self, task_id: int) -> Any:
         """Give the task back to its queues."""
         return flow().unclaim(task_id, actor=actor().name)
 
 
-@blp.route("/<int:task_id>/delegate")
+@blp.route(f"/<int(max={INT_MAX}):task_id>/delegate")
 class Delegate(MethodView):
     @blp.arguments(DelegateIn)
     @blp.response(200, TaskOut)
+    @blp.problems(403, 409)
     def post(self, body: dict[str, Any], task_id: int) -> Any:
         """Hand the task to a user who holds one of its roles."""
         try:
@@ -131,10 +137,11 @@ class Delegate(MethodView):
             raise Invalid(exc.message, errors={"user": [exc.message]}) from exc
 
 
-@blp.route("/<int:task_id>/complete")
+@blp.route(f"/<int(max={INT_MAX}):task_id>/complete")
 class Complete(MethodView):
     @blp.arguments(CompleteIn)
     @blp.response(200, CompletedOut)
+    @blp.problems(403, 409)
     def post(self, body: dict[str, Any], task_id: int) -> Any:
         """Complete the task with the form's data (claims it first if unclaimed)."""
         return flow().complete(task_id, actor=actor().name, data=body["data"])
