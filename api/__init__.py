@@ -12,7 +12,7 @@ import swagger_ui_bundle
 from flask import Flask, request, send_from_directory
 from werkzeug.exceptions import NotFound
 
-from api import auth, errors, metrics
+from api import auth, errors, metrics, web
 from api.openapi import ProblemApi
 from api.resources import audit, definitions, health, instances, messages, queues, tasks
 from api.schemas import storable
@@ -58,6 +58,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         api.register_blueprint(module.blp)
     errors.init_app(app)
     metrics.init_app(app, flow)
+    web.init_app(app)
 
     @app.get(f"{SWAGGER_STATIC}<path:name>", endpoint="swagger_static")
     def swagger_static(name: str) -> Any:
@@ -71,8 +72,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.before_request
     def _authenticate() -> None:
-        if request.endpoint not in PUBLIC and request.endpoint is not None:
-            auth.authenticate()
+        endpoint = request.endpoint
+        if endpoint not in PUBLIC and endpoint is not None and not endpoint.startswith("web."):
+            auth.authenticate()  # the pages check their session themselves (api/web)
 
     @app.before_request
     def _storable_names() -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import current_app, g, request
+from flask import current_app, g, request, session
 from werkzeug.exceptions import Unauthorized
 
 from engine import users
@@ -26,8 +26,20 @@ def actor() -> Actor:
 
 
 def authenticate() -> None:
-    """Before every request but health: a known, unrevoked token, else 401."""
+    """Before every API request but health: a known, unrevoked token, else 401. The web
+    pages' scripts call the API with their session cookie instead, and then every request
+    that changes something must carry the session's CSRF token (X-CSRFToken)."""
     header = request.headers.get("Authorization", "")
+    if not header and session.get("user"):
+        from api.web import csrf, signed_in  # the pages are optional to the API
+
+        person = signed_in()
+        if person is None:
+            raise Unauthorized("the session has ended: sign in again")
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            csrf.protect()
+        g.actor = person
+        return
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send Authorization: Bearer <token>")

@@ -70,6 +70,26 @@ def users_add(
     click.echo(token)
 
 
+@users_group.command("passwd")
+@click.argument("name")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="For scripts; without it the command asks (twice) and shows nothing.",
+)
+def users_passwd(name: str, password: str) -> None:
+    """Set the password NAME signs in to the web pages with (stored as an argon2 hash)."""
+    flow = _flow()
+    try:
+        with flow.db.transaction() as session:
+            users.set_password(session, name, password)
+    except TradeflowError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"password of {name} set")
+
+
 @users_group.command("revoke")
 @click.argument("name")
 def users_revoke(name: str) -> None:
@@ -153,7 +173,10 @@ def demo_command(if_new: bool) -> None:
             content.run_order(flow, order, click.echo)
     except TradeflowError as exc:
         raise click.ClickException(f"the demo could not be set up: {exc.message}") from exc
-    click.echo("Sign in with Authorization: Bearer <token>:")
+    click.echo(
+        f"Web pages: http://127.0.0.1:8000/ — sign in as any of them with the password"
+        f" '{content.PASSWORD}'. API: Authorization: Bearer <token>:"
+    )
     for name, token in tokens.items():
         click.echo(f"  {name:14s} {content.describe(name):34s} {token}")
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine import users
 from engine.models import TaskState
 from engine.tradeflow import Tradeflow
 from engine.users import Flags
@@ -201,11 +202,17 @@ def describe(name: str) -> str:
     return ", ".join(roles + powers)
 
 
+PASSWORD = "tradeflow-demo"  # every demo person's, for the web pages (printed by the demo)
+
+
 def people(flow: Tradeflow) -> dict[str, str]:
-    """Create the demo users; name -> API token."""
+    """Create the demo users, who sign in to the pages in Chinese; name -> API token."""
     tokens = {}
     for name, (roles, flags) in PEOPLE.items():
         _, tokens[name] = flow.add_user(name, roles, flags)
+        if not flags.integration:
+            with flow.db.transaction() as session:
+                users.set_password(session, name, PASSWORD, locale="zh")
     return tokens
 
 

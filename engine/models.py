@@ -99,6 +99,8 @@ class User(Base):
     is_auditor: Mapped[bool] = mapped_column(Boolean, default=False)
     is_integration: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # argon2; None: no sign-in
+    locale: Mapped[str | None] = mapped_column(String(8))  # the pages' language: zh, en
     roles: Mapped[list[Role]] = relationship(secondary="user_role", lazy="selectin")
 
     @property

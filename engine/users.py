@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.orm import Session
 
@@ -67,6 +70,43 @@ def add_user(
     return user, token
 
 
+_HASHER = PasswordHasher()  # argon2id, the library's recommended parameters
+MIN_PASSWORD = 8
+
+
+def set_password(session: Session, name: str, password: str, locale: str | None = None) -> None:
+    """Store an argon2 hash of a person's password (the web pages' sign-in), and the
+    language their pages open in, if given."""
+    if len(password) < MIN_PASSWORD:
+        raise Invalid(f"a password needs at least {MIN_PASSWORD} characters")
+    user = by_name(session, name)
+    assert user is not None
+    user.password_hash = _HASHER.hash(password)
+    if locale is not None:
+        user.locale = locale
+
+
+def locale_of(session: Session, name: str) -> str | None:
+    user = by_name(session, name, required=False)
+    return user.locale if user is not None else None
+
+
+def check_password(session: Session, name: str, password: str) -> Actor | None:
+    """The person, if the password is theirs; None otherwise (also for unknown names,
+    after the same work, so a caller can't tell which was wrong)."""
+    user = by_name(session, name, required=False)
+    stored = user.password_hash if user is not None else None
+    try:
+        _HASHER.verify(stored or _dummy_hash(), password)
+    except (VerifyMismatchError, InvalidHashError):
+        return None
+    if user is None or not user.password_hash:
+        return None
+    if _HASHER.check_needs_rehash(user.password_hash):
+        user.password_hash = _HASHER.hash(password)
+    return identity(session, user.name)
+
+
 def by_name(session: Session, name: str, *, required: bool = True) -> User | None:
     user = session.scalars(select(User).where(User.name == name)).first()
     if user is None and required:
@@ -94,6 +134,12 @@ _IDENTITY = (
     .select_from(User.__table__.outerjoin(UserRole.__table__, _UR.user_id == _U.id))
     .where(_U.name == bindparam("name"))
 )
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against for unknown names, so they cost what a wrong password costs."""
+    return _HASHER.hash("an unknown user's password is never this")
 
 
 def identity(session: Session, name: str) -> Actor:

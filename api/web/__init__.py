@@ -1,0 +1,292 @@
+"""The web pages: sign-in, the inbox, a task's form, an instance's diagram and trail.
+
+Server-rendered (Jinja), in Chinese and English (Flask-Babel). People sign in with a
+password (argon2, ``tradeflow users passwd``) and a session cookie; every form and every
+script's POST carries a CSRF token. The pages' scripts call the same HTTP API as other
+clients do, authenticated by the session (api/auth.py), so a page can do nothing the API
+would refuse. Front-end libraries (form-js, bpmn-js) come from npm, bundled into
+``static/dist`` by ``make install``: nothing loads from a CDN.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import Babel, gettext
+from flask_wtf.csrf import CSRFProtect
+from SpiffWorkflow.util.task import TaskState as SpiffState
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from api.auth import flow
+from engine import definitions, queues, users
+from engine import tasks as engine_tasks
+from engine.clock import as_utc
+from engine.errors import TradeflowError
+from engine.models import Form, HumanTask, TaskState
+from engine.queues import ClaimFilter, InboxQuery
+from engine.users import Actor
+
+LANGUAGES = {"zh": "中文", "en": "English"}
+SESSION_USER = "user"
+
+blp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
+                static_url_path="/static")  # fmt: skip
+csrf = CSRFProtect()
+babel = Babel()
+
+
+def secret_key() -> str:
+    """TRADEFLOW_SECRET_KEY, else a random key kept in var/secret_key (made once, 0600):
+    every worker process and every restart signs sessions alike."""
+    if os.environ.get("TRADEFLOW_SECRET_KEY"):
+        return os.environ["TRADEFLOW_SECRET_KEY"]
+    path = Path(os.environ.get("TRADEFLOW_SECRET_FILE", "var/secret_key"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def init_app(app: Flask) -> None:
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = secret_key()
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked where sessions act
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the session
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", "web/translations")
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=_locale)
+    app.register_blueprint(blp)
+    app.jinja_env.filters["when"] = _when
+    app.jinja_env.filters["tojson_safe"] = lambda value: json.dumps(value, default=str)
+
+
+def _locale() -> str:
+    chosen = session.get("lang")
+    if chosen in LANGUAGES:
+        return str(chosen)
+    return request.accept_languages.best_match(list(LANGUAGES)) or "zh"
+
+
+def _when(value: datetime | None) -> str:
+    return as_utc(value).strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+def signed_in() -> Actor | None:
+    """The person of this session, read afresh (roles change, accounts go)."""
+    name = session.get(SESSION_USER)
+    if not name:
+        return None
+    with flow().db.reading() as db:
+        if users.by_name(db, name, required=False) is None:
+            session.clear()
+            return None
+        return users.identity(db, name)
+
+
+@blp.before_request
+def _who() -> Response | None:
+    g.person = signed_in()
+    if g.person is None and request.endpoint not in ("web.login", "web.language", "web.static"):
+        return redirect(url_for("web.login", next=request.full_path))
+    if request.method == "POST" and request.endpoint != "web.static":
+        csrf.protect()
+    return None
+
+
+@blp.app_context_processor
+def _context() -> dict[str, Any]:
+    return {"person": g.get("person"), "languages": LANGUAGES, "lang": _locale()}
+
+
+@blp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    if request.method == "POST":
+        name = request.form.get("username", "").strip()
+        password = request.form.get("password", "")
+        with flow().db.transaction() as db:
+            person = users.check_password(db, name, password) if name and password else None
+            preferred = users.locale_of(db, name) if person is not None else None
+        if person is not None:
+            chosen = session.get("lang")
+            session.clear()  # a new session: no fixation
+            session[SESSION_USER] = person.name
+            session["lang"] = preferred or chosen or _locale()
+            return redirect(_safe_next(request.args.get("next")))
+        flash(gettext("Wrong name or password."), "error")
+        return render_template("login.html", username=name), 401
+    return render_template("login.html", username="")
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site (no open redirect)."""
+    if target and urlsplit(target).netloc == "" and target.startswith("/"):
+        return target if not target.startswith("//") else "/"
+    return url_for("web.inbox")
+
+
+@blp.post("/logout")
+def logout() -> Response:
+    session.clear()
+    return redirect(url_for("web.login"))
+
+
+@blp.get("/lang/<code>")
+def language(code: str) -> Response:
+    if code in LANGUAGES:
+        session["lang"] = code
+    return redirect(_safe_next(request.referrer and urlsplit(request.referrer).path))
+
+
+@blp.get("/")
+def inbox() -> str:
+    person: Actor = g.person
+    role = request.args.get("role")
+    if role and role not in person.roles:
+        role = None
+    now = flow().clock.now()
+    with flow().db.reading() as db:
+        counts = {c.role: c for c in queues.counts(db, set(person.roles), now)}
+        page = queues.inbox(
+            db,
+            person,
+            InboxQuery(role=role, claim=ClaimFilter.ANY, sort="due", limit=200, count=False),
+            now,
+        )
+    tasks = sorted(page.tasks, key=lambda t: (not _overdue(t, now),))  # overdue first
+    return render_template(
+        "inbox.html", tasks=tasks, counts=counts, role=role, now=now, overdue=_overdue
+    )
+
+
+def _overdue(task: HumanTask, now: datetime) -> bool:
+    return task.state == TaskState.OPEN and task.due_at is not None and as_utc(task.due_at) <= now
+
+
+@blp.post("/tasks/<int:task_id>/claim")
+def claim(task_id: int) -> Response:
+    return _act(lambda: flow().claim(task_id, actor=g.person.name), gettext("Claimed."))
+
+
+@blp.post("/tasks/<int:task_id>/unclaim")
+def unclaim(task_id: int) -> Response:
+    return _act(lambda: flow().unclaim(task_id, actor=g.person.name), gettext("Given back."))
+
+
+def _act(step: Any, done: str) -> Response:
+    try:
+        step()
+        flash(done, "ok")
+    except TradeflowError as exc:
+        flash(exc.message, "error")
+    return redirect(_safe_next(request.referrer and urlsplit(request.referrer).path))
+
+
+@blp.get("/tasks/<int:task_id>")
+def task_page(task_id: int) -> str:
+    with flow().db.reading() as db:
+        task = db.get(HumanTask, task_id)
+        if task is None:
+            abort(404)
+        if not (g.person.roles & set(task.role_ids) or g.person.is_admin or g.person.is_auditor):
+            abort(403)
+        form = None
+        if task.form_key:
+            form = db.scalar(
+                select(Form.schema)
+                .where(Form.key == task.form_key)
+                .order_by(Form.version.desc())
+                .limit(1)
+            )
+
+    data = (
+        engine_tasks.starting_data(flow().runtime, task_id) if task.state == TaskState.OPEN else {}
+    )
+    return render_template(
+        "task.html",
+        task=task,
+        form=form,
+        data=_form_data(form, data),
+        overdue=_overdue(task, flow().clock.now()),
+    )
+
+
+def _form_data(form: dict[str, Any] | None, data: dict[str, Any]) -> dict[str, Any]:
+    """The values the form's fields start from (the instance's variables of those names)."""
+    if not form:
+        return {}
+    keys: set[str] = set()
+    stack = list(form.get("components", []))
+    while stack:
+        component = stack.pop()
+        if isinstance(component, dict):
+            if component.get("key"):
+                keys.add(component["key"])
+            stack.extend(component.get("components") or [])
+    return {k: v for k, v in data.items() if k in keys}
+
+
+@blp.get("/instances/<int:instance_id>")
+def instance_page(instance_id: int) -> str:
+    from api.views import check_can_read
+
+    g.actor = g.person  # check_can_read reads the API's actor
+    instance = check_can_read(instance_id)
+    runtime = flow().runtime
+    now = flow().clock.now()
+    with flow().db.reading() as db:
+        xml = definitions.source(db, instance.definition.key, instance.definition.version)
+        workflow = runtime.load(db, instance)
+        rows = list(
+            db.scalars(
+                select(HumanTask).where(HumanTask.instance_id == instance_id).order_by(HumanTask.id)
+            )
+        )
+    done, active = set(), set()
+    for spiff in workflow.get_tasks():
+        element = getattr(spiff.task_spec, "bpmn_id", None)
+        if not element:
+            continue
+        if spiff.state == SpiffState.COMPLETED:
+            done.add(element)
+        elif spiff.state in (SpiffState.READY, SpiffState.WAITING, SpiffState.STARTED):
+            active.add(element)
+    overdue = {t.element_id for t in rows if _overdue(t, now)}
+    history = flow().history(instance_id)
+    return render_template(
+        "instance.html",
+        instance=instance,
+        xml=xml,
+        markers={
+            "done": sorted(done - active),
+            "active": sorted(active - overdue),
+            "overdue": sorted(overdue),
+        },
+        variables=flow().variables(instance_id),
+        open_tasks=[t for t in rows if t.state == TaskState.OPEN],
+        history=history,
+    )

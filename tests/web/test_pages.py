@@ -1,0 +1,173 @@
+"""The web pages through the Flask test client: sign-in, sessions and CSRF, the inbox,
+a task's page, an instance's page, the language. (Browsers: tests/web/test_browser.py.)"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+from api import create_app
+from engine import users
+from engine.db import Database
+from engine.models import TaskState
+from engine.tradeflow import Tradeflow
+from tests.conftest import FakeClock
+from tests.engine.conftest import fixture_files
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def flow(db: Database, clock: FakeClock) -> Tradeflow:
+    tf = Tradeflow(db, clock)
+    tf.deploy(fixture_files(), actor="owner")
+    for name, roles in (("clerk", ["documents_logistics"]), ("checker", ["risk_compliance"]),
+                        ("cashier", ["finance"])):  # fmt: skip
+        tf.add_user(name, roles)
+        with tf.db.transaction() as session:
+            users.set_password(session, name, PASSWORD, locale="en")
+    return tf
+
+
+@pytest.fixture
+def browser(flow: Tradeflow, tmp_path: Path) -> Iterator[FlaskClient]:
+    app = create_app({"TRADEFLOW": flow, "SECRET_KEY": "test", "TESTING": True})
+    yield app.test_client()
+
+
+def csrf(client: FlaskClient, path: str = "/login") -> str:
+    page = client.get(path).get_data(as_text=True)
+    found = re.search(r'name="csrf[-_]token" (?:value|content)="([^"]+)"', page)
+    assert found, page[:500]
+    return found.group(1)
+
+
+def sign_in(client: FlaskClient, name: str, password: str = PASSWORD) -> int:
+    token = csrf(client)
+    response = client.post("/login", data={"username": name, "password": password,
+                                            "csrf_token": token})  # fmt: skip
+    return response.status_code
+
+
+def test_pages_want_a_signed_in_person(browser: FlaskClient) -> None:
+    for path in ("/", "/tasks/1", "/instances/1"):
+        response = browser.get(path)
+        assert response.status_code == 302
+        assert response.headers["Location"].startswith("/login?next=")
+
+
+def test_a_wrong_password_or_name_is_refused_alike(browser: FlaskClient) -> None:
+    for name, password in (("clerk", "wrong password"), ("nobody", PASSWORD), ("clerk", "")):
+        assert sign_in(browser, name, password) == 401
+    assert browser.get("/").status_code == 302
+    assert sign_in(browser, "clerk") == 302
+    assert browser.get("/").status_code == 200
+
+
+def test_signing_in_needs_the_csrf_token(browser: FlaskClient) -> None:
+    response = browser.post("/login", data={"username": "clerk", "password": PASSWORD})
+    assert response.status_code == 400
+    assert browser.get("/").status_code == 302
+
+
+def test_no_open_redirect_after_sign_in(browser: FlaskClient) -> None:
+    token = csrf(browser)
+    response = browser.post("/login?next=//evil.example/x", data={
+        "username": "clerk", "password": PASSWORD, "csrf_token": token})  # fmt: skip
+    assert response.headers["Location"] == "/"
+
+
+def test_the_inbox_shows_the_roles_tasks_overdue_first(
+    browser: FlaskClient, flow: Tradeflow, clock: FakeClock
+) -> None:
+    early = flow.start("document_review", actor="clerk", business_key="SO-1")
+    clock.advance(days=3)  # SO-1's preparation (P1D) is now overdue
+    later = flow.start("document_review", actor="clerk", business_key="SO-2")
+    flow.start("payment_collection", actor="cashier", business_key="SO-3")  # not clerk's
+    sign_in(browser, "clerk")
+    page = browser.get("/").get_data(as_text=True)
+    rows = re.findall(r'<tr class="([^"]*)" data-task="(\d+)"', page)
+    tasks = {t.instance_id: t.id for t in flow.inbox("clerk").tasks}
+    assert [int(task) for _, task in rows] == [tasks[early], tasks[later]]
+    assert [cls for cls, _ in rows] == ["overdue", ""]
+    assert "SO-3" not in page
+    assert 'data-role="documents_logistics"' in page
+
+
+def test_claim_and_give_back_from_the_inbox(browser: FlaskClient, flow: Tradeflow) -> None:
+    iid = flow.start("document_review", actor="clerk")
+    [task] = flow.tasks_of(iid)
+    sign_in(browser, "clerk")
+    token = csrf(browser, "/")
+    assert browser.post(f"/tasks/{task.id}/claim").status_code == 400  # no token
+    assert flow.tasks_of(iid)[0].assignee is None
+    browser.post(f"/tasks/{task.id}/claim", data={"csrf_token": token})
+    assert flow.tasks_of(iid)[0].assignee == "clerk"
+    browser.post(f"/tasks/{task.id}/unclaim", data={"csrf_token": token})
+    assert flow.tasks_of(iid)[0].assignee is None
+
+
+def test_a_task_page_carries_its_form_and_an_outsider_gets_403(
+    browser: FlaskClient, flow: Tradeflow
+) -> None:
+    iid = flow.start("document_review", actor="clerk", variables={"invoice_number": "INV-7"})
+    [task] = flow.tasks_of(iid)
+    sign_in(browser, "cashier")
+    assert browser.get(f"/tasks/{task.id}").status_code == 403
+    assert browser.get(f"/instances/{iid}").status_code == 403
+    browser.post("/logout", data={"csrf_token": csrf(browser, "/")})
+    sign_in(browser, "clerk")
+    page = browser.get(f"/tasks/{task.id}").get_data(as_text=True)
+    assert "TradeflowForm.render" in page
+    assert '"key": "invoice_number"' in page  # the form's schema
+    assert '{"invoice_number": "INV-7"}' in page  # the data it starts from
+
+
+def test_the_page_scripts_use_the_api_with_the_session_and_its_csrf_token(
+    browser: FlaskClient, flow: Tradeflow
+) -> None:
+    iid = flow.start("document_review", actor="clerk")
+    [task] = flow.tasks_of(iid)
+    sign_in(browser, "clerk")
+    token = csrf(browser, f"/tasks/{task.id}")
+    url = f"/api/v1/tasks/{task.id}/complete"
+    assert browser.post(url, json={"data": {"invoice_number": "I-1"}}).status_code == 400
+    refused = browser.post(url, json={"data": {}}, headers={"X-CSRFToken": token})
+    assert refused.status_code == 422  # the form's errors, as the page shows them inline
+    assert [e["field"] for e in refused.get_json()["errors"]] == ["invoice_number"]
+    done = browser.post(url, json={"data": {"invoice_number": "I-1"}},
+                        headers={"X-CSRFToken": token})  # fmt: skip
+    assert done.status_code == 200
+    assert flow.tasks_of(iid)[0].state == TaskState.COMPLETED
+    assert flow.history(iid)[-2].actor == "clerk"
+
+
+def test_an_instance_page_marks_the_diagram_and_shows_the_trail(
+    browser: FlaskClient, flow: Tradeflow, clock: FakeClock
+) -> None:
+    iid = flow.start("document_review", actor="clerk")
+    [task] = flow.tasks_of(iid)
+    flow.complete(task.id, actor="clerk", data={"invoice_number": "INV-9"})
+    clock.advance(days=4)  # the review (PT8H in working time) is overdue
+    sign_in(browser, "checker")
+    page = browser.get(f"/instances/{iid}").get_data(as_text=True)
+    markers = re.search(r"TradeflowViewer.show\([^,]+, (.+), (\{.+\})\);", page)
+    assert markers, page[-800:]
+    assert '"done": ["documents_requested", "prepare_documents"]' in markers.group(2)
+    assert '"overdue": ["review_documents"]' in markers.group(2)
+    assert "bpmn:definitions" in markers.group(1)  # the diagram the instance runs
+    assert "<code>invoice_number</code>: — → INV-9" in page  # the trail says what changed
+
+
+def test_the_language_switch(browser: FlaskClient, flow: Tradeflow) -> None:
+    with flow.db.transaction() as session:
+        users.set_password(session, "clerk", PASSWORD, locale="zh")
+    sign_in(browser, "clerk")
+    assert "我的待办" in browser.get("/").get_data(as_text=True)  # the person's language
+    browser.get("/lang/en", headers={"Referer": "http://localhost/"})
+    assert "My inbox" in browser.get("/").get_data(as_text=True)
+    assert "单证与物流组" in browser.get("/lang/zh", follow_redirects=True).get_data(True)
