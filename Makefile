@@ -3,6 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.built
+MO := api/web/translations/zh/LC_MESSAGES/messages.mo
 
 .PHONY: install run test lint typecheck bench soak clean
 
@@ -12,9 +14,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(MO): api/web/translations/zh/LC_MESSAGES/messages.po $(STAMP)
+	$(BIN)/pybabel compile -d api/web/translations
 
-run: $(STAMP)
+# Front-end assets (package.json, web/): npm ci from the lock file, then esbuild into
+# api/web/static/dist/.
+$(NODE_STAMP): package.json package-lock.json web/build.mjs $(wildcard web/src/*)
+	npm ci --no-audit --no-fund --ignore-scripts
+	node web/build.mjs
+	touch $(NODE_STAMP)
+
+install: $(STAMP) $(MO) $(NODE_STAMP)
+
+run: $(STAMP) $(MO) $(NODE_STAMP)
 	$(BIN)/tradeflow db upgrade
 	$(BIN)/tradeflow demo --if-new
 	$(BIN)/tradeflow deploy bpmn/*.bpmn bpmn/*.dmn forms/*.form
@@ -22,7 +34,7 @@ run: $(STAMP)
 	@echo "  Authorization: Bearer $$($(BIN)/tradeflow users add admin --admin --process-owner --auditor | tail -n 1)"
 	$(BIN)/tradeflow serve
 
-test: $(STAMP)
+test: $(STAMP) $(MO) $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy engine api forms cli tools
 	$(BIN)/pytest -n 2
