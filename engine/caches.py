@@ -98,7 +98,7 @@ class DefinitionInfo:
 def escalation_roles(properties: dict[str, Any]) -> tuple[str, ...]:
     """The ``escalateTo`` property: comma-separated role ids."""
     raw = str(properties.get("escalateTo") or "")
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
 
 
 class DefinitionCache:

@@ -173,12 +173,32 @@ def _check_user_tasks(bundle: Bundle, name: str, root: etree._Element, form_keys
 
 def _check_business_timers(bundle: Bundle, name: str, root: etree._Element) -> None:
     """``calendar`` = ``business`` counts a duration in working time: durations only."""
+    gateways = {n.get("id") for n in root.iter(f"{{{BPMN_NS}}}eventBasedGateway")}
+    sources = {
+        f.get("targetRef"): f.get("sourceRef") for f in root.iter(f"{{{BPMN_NS}}}sequenceFlow")
+    }
     for node in root.iter(f"{{{BPMN_NS}}}boundaryEvent", f"{{{BPMN_NS}}}intermediateCatchEvent"):
         if diagrams.properties_of(node).get("calendar") != "business":
             continue
-        if not node.xpath(".//bpmn:timeDuration", namespaces=NS):
+        element = node.get("id", "")
+        durations = node.xpath(".//bpmn:timeDuration", namespaces=NS)
+        if not durations:
             problem = "calendar 'business' applies to timeDuration timers only"
-            bundle.problem(name, node.get("id", ""), problem)
+            bundle.problem(name, element, problem)
+        elif sources.get(element) in gateways:
+            problem = "calendar 'business' is not supported behind an event-based gateway"
+            bundle.problem(name, element, problem)
+        else:
+            text = (durations[0].text or "").strip()
+            try:
+                literal = ast.literal_eval(text) if text[:1] in "\"'" else text
+            except (ValueError, SyntaxError):
+                continue  # an expression over the data: checked when it is evaluated
+            if isinstance(literal, str) and literal.upper().startswith("P"):
+                try:  # a fixed value: check it now, not when it falls due
+                    BusinessCalendar().working_duration(literal)
+                except ValueError as exc:
+                    bundle.problem(name, element, f"business duration '{literal}' refused: {exc}")
 
 
 def _bpmn_expressions(root: etree._Element) -> Iterator[tuple[str, str, str]]:

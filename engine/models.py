@@ -206,6 +206,7 @@ class StartTimer(Base):
     next_at: Mapped[datetime]
     cycles_left: Mapped[int] = mapped_column(Integer)  # -1: for ever
     every_seconds: Mapped[float | None] = mapped_column(Float)  # a cycle's period
+    every_months: Mapped[int | None] = mapped_column(Integer)  # ... in calendar months
 
 
 class Instance(Base):

@@ -242,6 +242,7 @@ class Work:
         queues.breach_overdue(self, frontier.ready_manual)
         if self.definition.business_timers:
             self._business_time(frontier)
+        _office_dates(self, frontier)
         self.instance.next_wakeup_at = next_wakeup(frontier)
         if self.workflow.completed and self.instance.status == InstanceStatus.RUNNING:
             self.instance.status = InstanceStatus.COMPLETED
@@ -266,8 +267,28 @@ def _business_due(work: Work, task: Task) -> None:
     if not isinstance(definition, DurationTimerEventDefinition):
         return
     duration = work.workflow.script_engine.evaluate(task, definition.expression)
-    task.internal_data["event_value"] = work.runtime.calendar.add(work.now, duration).isoformat()
+    try:
+        due = work.runtime.calendar.add(work.now, str(duration))
+    except ValueError as exc:  # P1M in business time, say: the diagram cannot go on
+        raise ProcessFailed(f"element '{task.task_spec.bpmn_id}': {exc}") from exc
+    task.internal_data["event_value"] = due.isoformat()
     task.internal_data[BUSINESS_TIME] = True
+
+
+def _office_dates(work: Work, frontier: Frontier) -> None:
+    """A timer date without an offset is in the office's time zone (the calendar's), not
+    the server's: written back with its offset, so Spiff and the wake-up agree."""
+    for task in frontier.waiting:
+        value = task.internal_data.get("event_value")
+        if not isinstance(value, str) or not waits_for_timer(task.task_spec):
+            continue
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            continue
+        if (moment.tzinfo is None and "T" in value) or (moment.tzinfo is None and len(value) == 10):
+            aware = moment.replace(tzinfo=work.runtime.calendar.timezone)
+            task.internal_data["event_value"] = aware.isoformat()
 
 
 def next_wakeup(frontier: Frontier) -> datetime | None:

@@ -80,17 +80,19 @@ class Timers:
                 or 0
             ) + int(session.scalar(select(func.count()).select_from(StartTimer)) or 0)
 
-    def fire_due(self, limit: int = 10_000) -> list[Fired]:
+    def fire_due(
+        self, limit: int = 10_000, stopping: Callable[[], bool] = lambda: False
+    ) -> list[Fired]:
         """Start the timer-started processes that are due, then fire every instance due
-        now (up to ``limit`` each); what was fired."""
+        now (up to ``limit`` each, and only until ``stopping()``); what was fired."""
         done: list[Fired] = []
         count = 0
-        while count < limit and (fired := self.fire_start_one()) is not None:
+        while count < limit and not stopping() and (fired := self.fire_start_one()):
             done.append(fired)
             count += 1
         if not self._anything_due(self.runtime.clock.now()):  # a read: no writer lock idle
             return done
-        while len(done) < limit and (batch := self.fire_batch()):
+        while len(done) < limit and not stopping() and (batch := self.fire_batch()):
             done += batch
         return done
 
@@ -108,13 +110,19 @@ class Timers:
             rows = store.claim_due_many(conn, now, runtime.db.is_postgres, size)
             for row in rows:
                 due = as_utc(row.next_wakeup_at or now)
-                savepoint = conn.begin_nested()
+                savepoint = session.begin_nested()  # the ORM's too (kept messages)
                 try:
                     with runtime.command_in(session, _claimed(row), ACTOR) as work:
                         elements = instances.fire_timers(work)
+                    _not_due_again(work, now)
                 except ProcessFailed as exc:
                     savepoint.rollback()
                     failed.append((row.id, exc.message, due))
+                    continue
+                except Exception as exc:
+                    savepoint.rollback()
+                    log.exception("instance %s could not fire its timers", row.id)
+                    failed.append((row.id, f"{type(exc).__name__}: {exc}", due))
                     continue
                 savepoint.commit()
                 done.append((work, Fired(row.id, due, work.now, elements)))
@@ -160,22 +168,25 @@ class Timers:
             if session.scalar(select(StartTimer.id).where(StartTimer.next_at <= now)) is None:
                 return None
         began = time.perf_counter()
+        claimed: list[tuple[int, datetime, str]] = []
         try:
             with runtime.db.transaction() as session:
                 row = start_timers.claim_due(session, now, runtime.db.is_postgres)
                 if row is None:
                     return None
                 due, element = as_utc(row.next_at), row.element_id
+                claimed.append((row.id, due, element))
                 work = instances.start_in(
                     runtime, session, row.definition_id, ACTOR, None, {}, timer=element
                 )
-                start_timers.advance(session, row)
-        except ProcessFailed as exc:  # this round cannot run: skip it, keep the schedule
-            log.warning("timer start of %s failed: %s", element, exc.message)
+                start_timers.advance(session, row, now)
+        except Exception as exc:
+            if not claimed:
+                raise
+            row_id, due, element = claimed[0]
+            log.warning("timer start of %s failed: %s", element, exc)
             with runtime.db.transaction() as session:
-                row = start_timers.claim_due(session, now, runtime.db.is_postgres)
-                if row is not None:
-                    start_timers.advance(session, row)
+                start_timers.skip_round(session, row_id, due, now, runtime.db.is_postgres)
             return Fired(0, due, now, [])
         runtime.committed(work, "timer", began)
         fired = Fired(work.instance.id, due, runtime.clock.now(), [element])
@@ -197,6 +208,16 @@ class Timers:
             )
 
 
+def _not_due_again(work: Work, now: datetime) -> None:
+    """An instance must not come out of firing still due (a date Spiff reads its own way):
+    it would be claimed again at once, for ever. Look again a sweep later."""
+    due = work.instance.next_wakeup_at
+    if due is not None and as_utc(due) <= now:
+        log.warning("instance %s is still due after firing; retried in a second", work.instance.id)
+        work.instance.next_wakeup_at = now + timedelta(seconds=SWEEP_SECONDS)
+        store.save_instance(work.conn, work.instance)
+
+
 def _claimed(row: store.InstanceRow) -> Callable[[object], store.InstanceRow]:
     """The unit of work's target: a row this transaction already holds."""
     return lambda _session: row
@@ -212,6 +233,7 @@ class Scheduler:
         self._busy = threading.Lock()
         self._wake_at: datetime | None = None
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self._last_expiry = 0.0
 
     def start(self) -> None:
@@ -229,12 +251,20 @@ class Scheduler:
         log.info("scheduler started (sweep every %.1f s)", self.sweep_seconds)
 
     def shutdown(self) -> None:
+        """Stop: no new jobs, the running sweep ends after its current unit of work."""
+        self._stopping.set()
         if self.timers.runtime.on_wakeup == self.notify:
             self.timers.runtime.on_wakeup = None
-        self._aps.shutdown(wait=True)
+        # not wait=True: APScheduler would hold its job-store lock while a sweep that
+        # schedules its next wake-up waits for that same lock
+        self._aps.shutdown(wait=False)
+        with self._busy:
+            pass
 
     def notify(self, at: datetime) -> None:
         """A command set a wake-up: make sure one is scheduled by then."""
+        if self._stopping.is_set():
+            return
         at = as_utc(at)
         with self._lock:
             if self._wake_at is not None and self._wake_at <= at:
@@ -256,11 +286,11 @@ class Scheduler:
         try:
             with self._lock:
                 self._wake_at = None
-            self._guarded(self.timers.fire_due)
+            self._guarded(lambda: self.timers.fire_due(stopping=self._stopping.is_set))
             if time.monotonic() - self._last_expiry >= EXPIRE_EVERY:
                 self._last_expiry = time.monotonic()
                 self._guarded(lambda: messages.expire(self.timers.runtime))
-            upcoming = self._guarded(self.timers.next_due)
+            upcoming = None if self._stopping.is_set() else self._guarded(self.timers.next_due)
             if isinstance(upcoming, datetime):
                 self.notify(upcoming)
                 self._guarded(self.timers.preload)

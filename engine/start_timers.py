@@ -10,7 +10,10 @@ each round starts exactly once.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.defaults import StartEvent
@@ -23,6 +26,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from engine.calendar import load_calendar
 from engine.clock import as_utc
 from engine.errors import DiagramInvalid, Problem
 from engine.expressions import evaluate_expression
@@ -38,25 +42,51 @@ def timer_start(spec: Any) -> tuple[str, TimerEventDefinition] | None:
     return None
 
 
-def first_round(
-    definition: TimerEventDefinition, now: datetime
-) -> tuple[datetime, int, float | None]:
-    """(when it first starts, how many rounds (-1: for ever), seconds between rounds)."""
+@dataclass(frozen=True)
+class Schedule:
+    first: datetime
+    cycles: int  # -1: for ever
+    every_seconds: float | None = None
+    every_months: int | None = None  # P1M, P1Y: calendar months, not a fixed span
+
+
+def first_round(definition: TimerEventDefinition, now: datetime, zone: tzinfo) -> Schedule:
+    """When a timer start first goes off, how often, how many times. A date without an
+    offset is in ``zone`` (the office's, from the calendar configuration)."""
     value = evaluate_expression(definition.expression, {})
     if not isinstance(value, str):
         raise ValueError("a timer start event needs a fixed ISO 8601 value, not data")
     if isinstance(definition, TimeDateEventDefinition):
-        return as_utc(TimerEventDefinition.get_datetime(value)), 1, None
+        return Schedule(_aware(value, zone), 1)
     if isinstance(definition, DurationTimerEventDefinition):
         parsed = TimerEventDefinition.parse_iso_duration(value)
-        return now + TimerEventDefinition.get_timedelta_from_start(parsed, now), 1, None
+        return Schedule(now + TimerEventDefinition.get_timedelta_from_start(parsed, now), 1)
     if isinstance(definition, CycleTimerEventDefinition):
         cycles, start, every = TimerEventDefinition.parse_iso_recurring_interval(value)
         parts = value.strip().upper().split("/")
-        if len(parts) == 2 and parts[1].startswith("P"):  # "R/P1M": a period from now
-            start = now + every  # by the engine's clock (Spiff reads the system's)
-        return as_utc(start), cycles, every.total_seconds()
+        period = next((p for p in parts[1:] if p.startswith("P")), "")
+        months = _months(period)
+        if len(parts) == 2 and period:  # "R/P1M": a period from now
+            first = add_months(now, months) if months else now + every
+        else:
+            dates = [p for p in parts[1:] if not p.startswith("P")]
+            first = _aware(dates[0], zone) if dates else as_utc(start)
+        return Schedule(first, cycles, None if months else every.total_seconds(), months)
     raise ValueError(f"unsupported timer {type(definition).__name__}")
+
+
+def _aware(text: str, zone: tzinfo) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return as_utc(moment if moment.tzinfo else moment.replace(tzinfo=zone))
+
+
+def _months(period: str) -> int | None:
+    """P3M -> 3, P1Y -> 12; None for any period with days, weeks or a time part."""
+    found = re.fullmatch(r"P(?:(\d+)Y)?(?:(\d+)M)?", period)
+    if not found or not any(found.groups()):
+        return None
+    years, months = (int(g) if g else 0 for g in found.groups())
+    return years * 12 + months or None
 
 
 def schedule(
@@ -69,21 +99,22 @@ def schedule(
         return
     element_id, definition = found
     try:
-        next_at, cycles, every = first_round(definition, now)
+        plan = first_round(definition, now, load_calendar().timezone)
     except Exception as exc:  # Spiff's parsers raise bare Exception on bad ISO text
         raise DiagramInvalid(
             [Problem(f"timer start event refused: {exc}", file, element_id)]
         ) from exc
-    if cycles == 0:
+    if plan.cycles == 0:
         return
     session.add(
         StartTimer(
             definition_key=key,
             definition_id=definition_id,
             element_id=element_id,
-            next_at=next_at,
-            cycles_left=cycles,
-            every_seconds=every,
+            next_at=plan.first,
+            cycles_left=plan.cycles,
+            every_seconds=plan.every_seconds,
+            every_months=plan.every_months,
         )
     )
 
@@ -95,11 +126,34 @@ def claim_due(session: Session, now: datetime, postgres: bool) -> StartTimer | N
     return session.scalars(query.limit(1)).first()
 
 
-def advance(session: Session, row: StartTimer) -> None:
-    """After a round: the next one, or the schedule ends."""
+def advance(session: Session, row: StartTimer, now: datetime) -> None:
+    """After a round: the next one still ahead (rounds missed while the service was down
+    start once, not once each), or the schedule ends."""
     if row.cycles_left > 0:
         row.cycles_left -= 1
-    if row.cycles_left == 0 or not row.every_seconds:
+    if row.cycles_left == 0 or not (row.every_seconds or row.every_months):
         session.delete(row)
         return
-    row.next_at = as_utc(row.next_at) + timedelta(seconds=row.every_seconds)
+    next_at = as_utc(row.next_at)
+    while next_at <= now:
+        if row.every_months:
+            next_at = add_months(next_at, row.every_months)
+        else:
+            next_at += timedelta(seconds=row.every_seconds or 0)
+    row.next_at = next_at
+
+
+def skip_round(session: Session, row_id: int, due: datetime, now: datetime, postgres: bool) -> None:
+    """A round that could not start: move that same schedule on (if nobody else has)."""
+    query = select(StartTimer).where(StartTimer.id == row_id)
+    row = session.scalars(query.with_for_update() if postgres else query).first()
+    if row is not None and as_utc(row.next_at) == due:
+        advance(session, row, now)
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same day and time ``months`` later (the month's last day where it is shorter)."""
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)

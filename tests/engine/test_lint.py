@@ -534,3 +534,22 @@ def test_a_diagram_that_is_not_utf8_is_refused_or_stored(flow: Tradeflow) -> Non
         flow.deploy([("document_review.bpmn", utf16)], actor="owner")
     except DiagramInvalid as exc:
         assert [p.file for p in exc.problems] == ["document_review.bpmn"]
+
+
+def test_business_time_literals_and_gateways(flow: Tradeflow) -> None:
+    def business(kind_value: str, before: str = "") -> bytes:
+        event = (
+            '<bpmn:intermediateCatchEvent id="wait"><bpmn:extensionElements>'
+            '<camunda:properties><camunda:property name="calendar" value="business" />'
+            "</camunda:properties></bpmn:extensionElements><bpmn:timerEventDefinition>"
+            f'<bpmn:timeDuration xsi:type="bpmn:tFormalExpression">{kind_value}'
+            "</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>"
+        )
+        return bpmn(*([before] if before else []), event)
+
+    [problem] = refuse(flow, [("probe.bpmn", business("P1M"))])
+    assert (problem.element, "months" in problem.message) == ("wait", True)
+    gateway = '<bpmn:eventBasedGateway id="g" />'
+    [problem] = refuse(flow, [("probe.bpmn", business("PT4H", before=gateway))])
+    assert "event-based gateway" in problem.message
+    flow.deploy([("probe.bpmn", business('"P" + str(days) + "D"'))], actor="owner")  # data

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from engine.caches import LiveWorkflows
 from engine.db import Database
+from engine.errors import ProcessFailed
 from engine.models import Definition, HumanTask, Instance, InstanceStatus, TaskState
 from engine.queues import InboxQuery
 from engine.scheduler import Scheduler, Timers
@@ -367,3 +368,96 @@ def test_starting_a_timer_started_process_by_hand_runs_it_now(flow: Tradeflow) -
     assert [t.element_id for t in flow.tasks_of(iid)] == ["follow_up"]
     flow.complete(open_task(flow, iid, "follow_up").id, actor="cashier")
     assert flow.instance(iid).status == InstanceStatus.COMPLETED
+
+
+# --- what the review found --------------------------------------------------------------
+
+
+def test_an_instance_that_cannot_fire_does_not_hold_up_the_others(
+    flow: Tradeflow, clocks: Clocks
+) -> None:
+    """In one batch: the broken instance is rolled back to its savepoint and failed, the
+    others fire, and every chain holds."""
+    broken = flow.start("broken", actor="cashier")
+    good = [flow.start("wait", actor="cashier") for _ in range(3)]
+    clocks.advance(minutes=11)
+    fired = Timers(flow.runtime).fire_due()
+    assert sorted(f.instance_id for f in fired if f.elements) == sorted(good)
+    assert flow.instance(broken).status == InstanceStatus.FAILED
+    for iid in (broken, *good):
+        assert flow.verify(f"instance:{iid}").ok
+
+
+def test_a_business_limit_that_cannot_be_counted_is_refused(flow: Tradeflow) -> None:
+    """A month of working time is no such thing: refused when the timer would start,
+    with a clear error, and nothing is left behind."""
+    months = diagram(
+        "months",
+        '<bpmn:startEvent id="s" /><bpmn:userTask id="work" camunda:candidateGroups="finance" />'
+        f'<bpmn:boundaryEvent id="limit" attachedToRef="work">{props(calendar="business")}'
+        f"{timer('timeDuration', 'span')}</bpmn:boundaryEvent>"
+        '<bpmn:endEvent id="e1" /><bpmn:endEvent id="e2" />'
+        '<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="work" />'
+        '<bpmn:sequenceFlow id="f2" sourceRef="work" targetRef="e1" />'
+        '<bpmn:sequenceFlow id="f3" sourceRef="limit" targetRef="e2" />',
+    )
+    flow.deploy([months], actor="owner")
+    with pytest.raises(ProcessFailed, match=r"limit.*months"):
+        flow.start("months", actor="cashier", variables={"span": "P1M"})
+    assert started(flow, "months") == []
+
+
+def test_a_date_without_an_offset_is_in_the_offices_time_zone(
+    flow: Tradeflow, clocks: Clocks
+) -> None:
+    at = diagram(
+        "at_six",
+        '<bpmn:startEvent id="s" /><bpmn:intermediateCatchEvent id="six">'
+        f"{timer('timeDate', '2026-11-27T18:00:00')}</bpmn:intermediateCatchEvent>"
+        '<bpmn:userTask id="after" camunda:candidateGroups="finance" /><bpmn:endEvent id="e" />'
+        '<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="six" />'
+        '<bpmn:sequenceFlow id="f2" sourceRef="six" targetRef="after" />'
+        '<bpmn:sequenceFlow id="f3" sourceRef="after" targetRef="e" />',
+    )
+    flow.deploy([at], actor="owner")
+    iid = flow.start("at_six", actor="cashier")
+    # 18:00 in Shanghai is 10:00 UTC, an hour after the tests' first moment
+    wake = flow.instance(iid).next_wakeup_at
+    assert wake is not None and wake.replace(tzinfo=UTC) == datetime(2026, 11, 27, 10, tzinfo=UTC)
+    timers = Timers(flow.runtime)
+    clocks.advance(minutes=59)
+    assert timers.fire_due() == []
+    clocks.advance(minutes=2)
+    assert [f.elements for f in timers.fire_due()] == [["six"]]
+
+
+def test_a_monthly_start_follows_the_calendar_and_skips_missed_rounds(
+    flow: Tradeflow, clocks: Clocks
+) -> None:
+    flow.deploy([starting_on("month_end", "timeCycle", "R/P1M")], actor="owner")
+    timers = Timers(flow.runtime)
+    with flow.db.reading() as session:
+        from engine.models import StartTimer
+
+        first = session.scalars(select(StartTimer.next_at)).one()
+    assert first.replace(tzinfo=UTC) == datetime(2026, 12, 27, 9, tzinfo=UTC)  # a month on
+    clocks.advance(days=100)  # down for three months: one round now, the next ahead
+    assert len(timers.fire_due()) == 1
+    with flow.db.reading() as session:
+        following = session.scalars(select(StartTimer.next_at)).one()
+    assert following.replace(tzinfo=UTC) == datetime(2027, 3, 27, 9, tzinfo=UTC)
+
+
+def test_stopping_the_scheduler_mid_sweep_returns_promptly(flow: Tradeflow) -> None:
+    """`tradeflow worker` on SIGTERM: it used to wait for ever (a lock held both ways)."""
+    for _ in range(60):
+        flow.start("wait", actor="cashier")
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=11), tick=True):
+        real = Tradeflow(flow.db)
+        real.runtime.calendar = flow.runtime.calendar
+        scheduler = Scheduler(Timers(real.runtime), sweep_seconds=0.05)
+        scheduler.start()
+        time.sleep(0.3)  # mid-sweep
+        began = time.monotonic()
+        scheduler.shutdown()
+        assert time.monotonic() - began < 5

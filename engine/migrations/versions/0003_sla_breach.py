@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("next_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("cycles_left", sa.Integer(), nullable=False),
         sa.Column("every_seconds", sa.Float(), nullable=True),
+        sa.Column("every_months", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(["definition_id"], ["definition.id"]),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("definition_key"),
