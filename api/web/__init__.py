@@ -46,6 +46,32 @@ from engine.queues import ClaimFilter, InboxQuery
 from engine.users import Actor
 
 LANGUAGES = {"zh": "中文", "en": "English"}
+# what the pages call roles and audit events (English; zh in translations/)
+ROLE_NAMES = {
+    "market_development": "Market development",
+    "order_execution": "Order execution",
+    "documents_logistics": "Documents and logistics",
+    "risk_compliance": "Risk and compliance",
+    "finance": "Finance",
+    "production": "Production",
+    "quality": "Quality",
+    "manager": "Manager",
+}
+EVENT_NAMES = {
+    "instance_started": "started the process",
+    "task_created": "task ready",
+    "task_claimed": "claimed the task",
+    "task_unclaimed": "gave back",
+    "task_delegated": "handed over",
+    "task_completed": "completed the task",
+    "task_cancelled": "task cancelled",
+    "message_received": "message received",
+    "timer_fired": "time limit reached",
+    "sla_breached": "past its time limit",
+    "instance_completed": "process finished",
+    "instance_cancelled": "process cancelled",
+    "instance_failed": "process failed",
+}
 SESSION_USER = "user"
 
 blp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
@@ -82,6 +108,8 @@ def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=_locale)
     app.register_blueprint(blp)
     app.jinja_env.filters["when"] = _when
+    app.jinja_env.filters["role"] = lambda role: gettext(ROLE_NAMES.get(role, role))
+    app.jinja_env.filters["event"] = lambda kind: gettext(EVENT_NAMES.get(kind, kind))
     app.jinja_env.filters["tojson_safe"] = lambda value: json.dumps(value, default=str)
 
 

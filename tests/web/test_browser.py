@@ -1,0 +1,152 @@
+"""In a real browser: Debian's Chromium driven by Playwright, against a real `tradeflow
+serve` with the demo set up. Each test saves a screenshot in the test's directory (and
+under var/screenshots/ for people to look at)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cli.demo import PASSWORD
+from tests.conftest import ROOT
+from tests.test_e2e import TRADEFLOW, _free_port
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+SHOTS = ROOT / "var" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`tradeflow demo`, then `tradeflow serve`, on a SQLite file of its own."""
+    tmp = tmp_path_factory.mktemp("site")
+    env = {
+        **os.environ,
+        "TRADEFLOW_DATABASE_URL": f"sqlite:///{tmp}/site.db",
+        "TRADEFLOW_SECRET_FILE": str(tmp / "secret"),
+    }
+    subprocess.run([TRADEFLOW, "demo"], env=env, cwd=ROOT, check=True, capture_output=True)
+    port = _free_port()
+    server = subprocess.Popen(
+        [TRADEFLOW, "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(url + "/api/v1/health", timeout=2).close()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+@pytest.fixture
+def page(site: str, tmp_path: Path) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.set_default_timeout(15_000)
+        yield page
+        browser.close()
+        assert errors == [], f"errors in the page's scripts: {errors}"
+
+
+def shot(page: object, tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    assert path.stat().st_size > 10_000  # something was drawn
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, SHOTS / path.name)
+
+
+def sign_in(page: object, site: str, name: str) -> None:
+    page.goto(site + "/")  # type: ignore[attr-defined]
+    page.fill("input[name=username]", name)  # type: ignore[attr-defined]
+    page.fill("input[name=password]", PASSWORD)  # type: ignore[attr-defined]
+    page.click("button[type=submit]")  # type: ignore[attr-defined]
+    page.wait_for_url(site + "/")  # type: ignore[attr-defined]
+
+
+def test_an_employee_completes_a_task_through_its_form(
+    page: object, site: str, tmp_path: Path
+) -> None:
+    p = page
+    sign_in(p, site, "wang.fang")  # market development; the demo's people read Chinese
+    assert "我的待办" in p.content()  # type: ignore[attr-defined]
+    p.click("text=English")  # type: ignore[attr-defined]
+    assert p.is_visible("h1:has-text('My inbox')")  # type: ignore[attr-defined]
+    shot(p, tmp_path, "employee-inbox")
+    p.click("a:has-text('Prepare quotation')")  # type: ignore[attr-defined]
+    p.wait_for_selector("#form input")  # type: ignore[attr-defined]
+
+    def field(key: str, suffix: str = "") -> object:
+        return p.locator(f"[id$='-{key}_field{suffix}']")  # type: ignore[attr-defined]
+
+    # the quotation, but with a margin the form refuses (over 100 %)
+    for key, value in {
+        "customer_name": "Lyon Outillage SA",
+        "product": "Cordless drill CD-18",
+        "quantity": "500",
+        "unit_price": "24.5",
+        "margin_percent": "140",
+        "validity_days": "30",
+    }.items():
+        field(key).fill(value)  # type: ignore[attr-defined]
+    for key, option in {
+        "customer_grade": "B",
+        "currency": "USD",
+        "incoterms": "FOB",
+        "payment_terms": "T/T in advance",
+    }.items():
+        field(key, "-display").click()  # type: ignore[attr-defined]
+        p.locator(".fjs-dropdownlist-item", has_text=option).first.click()  # type: ignore[attr-defined]
+    date = field("ship_date", "-date")
+    date.fill("01/15/2027")  # type: ignore[attr-defined]
+    date.press("Enter")  # type: ignore[attr-defined]
+    p.click("button:has-text('Submit')")  # type: ignore[attr-defined]
+    error = p.locator(".fjs-form-field-error")  # type: ignore[attr-defined]
+    error.first.wait_for()
+    shot(p, tmp_path, "employee-field-error")
+    assert "100" in error.first.inner_text()  # the limit, shown at the field
+    assert p.url.endswith("/tasks/" + p.url.rsplit("/", 1)[-1])  # type: ignore[attr-defined]
+    field("margin_percent").fill("14")  # type: ignore[attr-defined]
+    p.click("button:has-text('Submit')")  # type: ignore[attr-defined]
+    p.wait_for_url("**/?done=*")  # type: ignore[attr-defined]
+    shot(p, tmp_path, "employee-after")
+    assert "Send quotation" in p.content()  # type: ignore[attr-defined]  # the next step
+
+
+def test_an_instance_page_shows_the_diagram_with_its_marks(
+    page: object, site: str, tmp_path: Path
+) -> None:
+    p = page
+    sign_in(p, site, "zhou.min")  # risk and compliance: a contract waits for review
+    p.click("text=English")  # type: ignore[attr-defined]
+    p.click("a:has-text('SO-2026-0117')")  # type: ignore[attr-defined]
+    p.wait_for_selector(".djs-element.done")  # type: ignore[attr-defined]
+    assert p.locator(".djs-element.active").count() >= 1  # type: ignore[attr-defined]
+    assert "History" in p.content()  # type: ignore[attr-defined]
+    shot(p, tmp_path, "instance")
