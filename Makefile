@@ -30,7 +30,8 @@ run: $(STAMP) $(MO) $(NODE_STAMP)
 	$(BIN)/tradeflow db upgrade
 	$(BIN)/tradeflow demo --if-new
 	$(BIN)/tradeflow deploy bpmn/*.bpmn bpmn/*.dmn forms/*.form
-	@echo "Sign in as admin (a new token each run; users: .venv/bin/tradeflow users add --help):"
+	@echo "Open http://127.0.0.1:8000/ and sign in as wang.fang (or any demo person) with the password tradeflow-demo."
+	@echo "API: sign in as admin (a new token each run; users: .venv/bin/tradeflow users add --help):"
 	@echo "  Authorization: Bearer $$($(BIN)/tradeflow users add admin --admin --process-owner --auditor | tail -n 1)"
 	$(BIN)/tradeflow serve
 
