@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -240,6 +241,9 @@ class InstanceQuery:
     status: InstanceStatus | None = None
     definition: str | None = None
     business_key: str | None = None
+    business_key_prefix: str | None = None  # SO-2026- finds every 2026 order
+    started_from: datetime | None = None
+    started_before: datetime | None = None
     limit: int = 50
     offset: int = 0
 
@@ -270,6 +274,14 @@ def search(
         )
     if query.business_key is not None:
         stmt = stmt.where(Instance.business_key == query.business_key)
+    if query.business_key_prefix:
+        prefix = query.business_key_prefix.replace("\\", "\\\\").replace("%", "\\%")
+        prefix = prefix.replace("_", "\\_")
+        stmt = stmt.where(Instance.business_key.like(prefix + "%", escape="\\"))
+    if query.started_from is not None:
+        stmt = stmt.where(Instance.started_at >= query.started_from)
+    if query.started_before is not None:
+        stmt = stmt.where(Instance.started_at < query.started_before)
     if only_for is not None:
         stmt = stmt.where(_visible(only_for))
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0

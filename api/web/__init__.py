@@ -10,10 +10,12 @@ would refuse. Front-end libraries (form-js, bpmn-js) come from npm, bundled into
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,11 +39,12 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from api.auth import flow
-from engine import definitions, queues, users
+from engine import definitions, instances, queues, users
 from engine import tasks as engine_tasks
 from engine.clock import as_utc
 from engine.errors import TradeflowError
-from engine.models import Form, HumanTask, TaskState
+from engine.instances import InstanceQuery
+from engine.models import Form, HumanTask, InstanceStatus, TaskState
 from engine.queues import ClaimFilter, InboxQuery
 from engine.users import Actor
 
@@ -276,6 +279,68 @@ def _form_data(form: dict[str, Any] | None, data: dict[str, Any]) -> dict[str, A
                 keys.add(component["key"])
             stack.extend(component.get("components") or [])
     return {k: v for k, v in data.items() if k in keys}
+
+
+@blp.get("/audit")
+def audit_search() -> str:
+    """Auditors (and admins, process owners) find instances to read their trails."""
+    person: Actor = g.person
+    if not (person.is_auditor or person.is_admin or person.is_process_owner):
+        abort(403)
+    args = request.args
+    query = InstanceQuery(
+        status=_status(args.get("status")),
+        definition=args.get("definition") or None,
+        business_key_prefix=args.get("business_key", "").strip() or None,
+        started_from=_day(args.get("from")),
+        started_before=_day(args.get("to"), next_day=True),
+        limit=200,
+    )
+    with flow().db.reading() as db:
+        found, total = instances.search(db, query)
+        keys = [d.key for d in definitions.catalog(db)]
+    return render_template(
+        "audit.html", instances=found, total=total, keys=keys, args=args,
+        statuses=[s.value for s in InstanceStatus],
+    )  # fmt: skip
+
+
+def _status(text: str | None) -> InstanceStatus | None:
+    try:
+        return InstanceStatus(text) if text else None
+    except ValueError:
+        return None
+
+
+def _day(text: str | None, next_day: bool = False) -> datetime | None:
+    """A YYYY-MM-DD from the search form, as the start of that day (or of the next) in UTC."""
+    try:
+        day = datetime.fromisoformat(text).replace(tzinfo=UTC) if text else None
+    except ValueError:
+        return None
+    return day + timedelta(days=1) if day is not None and next_day else day
+
+
+@blp.get("/instances/<int:instance_id>/audit.csv")
+def audit_csv(instance_id: int) -> Response:
+    """The instance's trail as CSV, with the hashes (verifiable elsewhere)."""
+    from api.views import check_can_read
+
+    g.actor = g.person
+    check_can_read(instance_id)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["seq", "at", "actor", "kind", "element_id", "element_name", "role",
+                     "data", "prev_hash", "hash"])  # fmt: skip
+    for e in flow().history(instance_id):
+        writer.writerow([e.seq, as_utc(e.at).isoformat(), e.actor, e.kind, e.element_id or "",
+                         e.element_name or "", e.role or "", json.dumps(e.data, sort_keys=True),
+                         e.prev_hash, e.hash])  # fmt: skip
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f"attachment; filename=instance-{instance_id}-audit.csv"},
+    )
 
 
 @blp.get("/instances/<int:instance_id>")

@@ -150,3 +150,29 @@ def test_an_instance_page_shows_the_diagram_with_its_marks(
     assert p.locator(".djs-element.active").count() >= 1  # type: ignore[attr-defined]
     assert "History" in p.content()  # type: ignore[attr-defined]
     shot(p, tmp_path, "instance")
+
+
+def test_an_auditor_finds_a_trail_verifies_it_and_downloads_it(
+    page: object, site: str, tmp_path: Path
+) -> None:
+    p = page
+    sign_in(p, site, "chen.jie")  # the manager is also the demo's auditor
+    p.click("text=English")  # type: ignore[attr-defined]
+    p.click("header a:has-text('Audit')")  # type: ignore[attr-defined]
+    p.fill("input[name=business_key]", "SO-2026-01")  # type: ignore[attr-defined]
+    p.click("button:has-text('Find')")  # type: ignore[attr-defined]
+    rows = p.locator("tr[data-instance]")  # type: ignore[attr-defined]
+    assert rows.count() == 2  # SO-2026-0117 and SO-2026-0109  # type: ignore[attr-defined]
+    shot(p, tmp_path, "auditor-search")
+    rows.first.locator("a").first.click()
+    p.click("button:has-text('Check the history is intact')")  # type: ignore[attr-defined]
+    verdict = p.locator("#verified")  # type: ignore[attr-defined]
+    verdict.wait_for()
+    assert "Intact" in verdict.inner_text()
+    assert "History" in p.content()  # type: ignore[attr-defined]
+    shot(p, tmp_path, "auditor-verified")
+    with p.expect_download() as download:  # type: ignore[attr-defined]
+        p.click("a:has-text('Download (CSV)')")  # type: ignore[attr-defined]
+    saved = tmp_path / "trail.csv"
+    download.value.save_as(saved)
+    assert saved.read_text().startswith("seq,at,actor,kind")

@@ -171,3 +171,34 @@ def test_the_language_switch(browser: FlaskClient, flow: Tradeflow) -> None:
     browser.get("/lang/en", headers={"Referer": "http://localhost/"})
     assert "My inbox" in browser.get("/").get_data(as_text=True)
     assert "单证与物流组" in browser.get("/lang/zh", follow_redirects=True).get_data(True)
+
+
+def test_the_audit_page_finds_instances_for_auditors_only(
+    browser: FlaskClient, flow: Tradeflow, clock: FakeClock
+) -> None:
+    flow.add_user("inspector", [], users.Flags(auditor=True))
+    with flow.db.transaction() as session:
+        users.set_password(session, "inspector", PASSWORD, locale="en")
+    first = flow.start("document_review", actor="clerk", business_key="SO-2026-1")
+    clock.advance(days=3)
+    second = flow.start("document_review", actor="clerk", business_key="SO-2026-2")
+    flow.start("payment_collection", actor="cashier", business_key="PC-9")
+    sign_in(browser, "clerk")
+    assert browser.get("/audit").status_code == 403  # an employee is no auditor
+    browser.post("/logout", data={"csrf_token": csrf(browser, "/")})
+    sign_in(browser, "inspector")
+
+    def found(**query: str) -> list[int]:
+        page = browser.get("/audit", query_string=query).get_data(as_text=True)
+        return [int(i) for i in re.findall(r'data-instance="(\d+)"', page)]
+
+    assert found(business_key="SO-2026-") == [second, first]  # newest first
+    assert found(business_key="SO-2026-", to="2026-11-28") == [first]
+    assert found(business_key="SO-2026-", **{"from": "2026-11-29"}) == [second]
+    assert len(found(definition="payment_collection")) == 1
+    assert found(business_key="SO_2026") == []  # _ is a character, not a wildcard
+    csv_text = browser.get(f"/instances/{first}/audit.csv").get_data(as_text=True)
+    lines = csv_text.strip().splitlines()
+    assert lines[0].startswith("seq,at,actor,kind")
+    assert [line.split(",")[0] for line in lines[1:]] == ["1", "2"]  # started, task created
+    assert flow.history(first)[-1].hash in lines[-1]
