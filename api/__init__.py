@@ -28,7 +28,7 @@ PUBLIC = {
 SWAGGER_STATIC = "/api/v1/docs/static/"
 MAX_REQUEST = 25 * 1024 * 1024  # an upload of diagrams and forms (api/resources/definitions)
 MAX_JSON_REQUEST = 1024 * 1024  # every other body: task data, variables, messages
-UPLOADS = {"definitions.Definitions"}
+UPLOADS = {"definitions.Definitions", "definitions.DefinitionCheck"}
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

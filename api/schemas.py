@@ -63,6 +63,10 @@ class _In(_Body):
         unknown = EXCLUDE  # query strings carry extras (cache busters, tracing)
 
 
+class CheckOut(Schema):
+    errors = fields.List(fields.Dict(), metadata={"description": "always empty here"})
+
+
 class DefinitionOut(Schema):
     id = fields.Int()
     key = fields.Str()

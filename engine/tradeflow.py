@@ -11,9 +11,14 @@ from engine import audit, definitions, instances, messages, queues, schema, task
 from engine.calendar import BusinessCalendar
 from engine.clock import Clock
 from engine.db import Database
+from engine.errors import DiagramInvalid, Problem
 from engine.models import AuditEvent, HumanTask, Instance, User
 from engine.runtime import Runtime
 from engine.store import TaskRow
+
+
+class _DryRun(Exception):
+    """Rolls a checked deployment back."""
 
 
 class Tradeflow:
@@ -39,6 +44,19 @@ class Tradeflow:
             return definitions.deploy(
                 session, self.runtime.serializer, files, actor=actor, now=self.clock.now()
             )
+
+    def check(self, files: list[tuple[str, bytes]], *, actor: str) -> list[Problem]:
+        """Lint and parse as a deployment would, and store nothing: the modeler's check."""
+        try:
+            with self.db.transaction() as session:
+                definitions.deploy(
+                    session, self.runtime.serializer, files, actor=actor, now=self.clock.now()
+                )
+                raise _DryRun
+        except DiagramInvalid as exc:
+            return list(exc.problems)
+        except _DryRun:
+            return []
 
     # instances
     def start(

@@ -12,6 +12,7 @@ from api.auth import actor, flow, owner_or_admin, require
 from api.openapi import Blueprint
 from api.schemas import (
     UNSTORABLE,
+    CheckOut,
     DefinitionOut,
     DeploymentOut,
     UploadIn,
@@ -19,7 +20,7 @@ from api.schemas import (
     storable,
 )
 from engine import definitions
-from engine.errors import Invalid
+from engine.errors import DiagramInvalid, Invalid
 
 blp = Blueprint(
     "definitions",
@@ -46,14 +47,7 @@ class Definitions(MethodView):
     @blp.problems(403)
     def post(self, _files: dict[str, Any]) -> Any:
         """Deploy .bpmn, .dmn and .form files together (multipart; any field names)."""
-        if (request.content_length or 0) > MAX_UPLOAD:
-            raise RequestEntityTooLarge(f"an upload is at most {MAX_UPLOAD // (1024 * 1024)} MiB")
-        files = [f for name in request.files for f in request.files.getlist(name)]
-        if not files:
-            raise BadRequest("upload one or more .bpmn, .dmn or .form files (multipart)")
-        named = [(f.filename or "upload", f) for f in files]
-        if not storable([name for name, _ in named]):
-            raise Invalid(f"a file name {UNSTORABLE}", errors={"files": [f"names {UNSTORABLE}"]})
+        named = _uploaded()
         result = flow().deploy([(name, f.read()) for name, f in named], actor=actor().name)
         names = {}
         with flow().db.reading() as session:
@@ -65,6 +59,34 @@ class Definitions(MethodView):
             "forms": [vars(f) for f in result.forms],
         }
         return body, 201 if result.deployment_id is not None else 200
+
+
+@blp.route("/check")
+class DefinitionCheck(MethodView):
+    @require(owner_or_admin, "process owners and admins")
+    @blp.arguments(UploadIn, location="files")
+    @blp.response(200, CheckOut, description="it would deploy: no problems")
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")  # every lint problem, in `errors`
+    @blp.problems(403)
+    def post(self, _files: dict[str, Any]) -> Any:
+        """Lint files as a deployment would, storing nothing (the modeler's check)."""
+        named = _uploaded()
+        problems = flow().check([(name, f.read()) for name, f in named], actor=actor().name)
+        if problems:
+            raise DiagramInvalid(problems)
+        return {"errors": []}
+
+
+def _uploaded() -> list[tuple[str, Any]]:
+    if (request.content_length or 0) > MAX_UPLOAD:
+        raise RequestEntityTooLarge(f"an upload is at most {MAX_UPLOAD // (1024 * 1024)} MiB")
+    files = [f for name in request.files for f in request.files.getlist(name)]
+    if not files:
+        raise BadRequest("upload one or more .bpmn, .dmn or .form files (multipart)")
+    named = [(f.filename or "upload", f) for f in files]
+    if not storable([name for name, _ in named]):
+        raise Invalid(f"a file name {UNSTORABLE}", errors={"files": [f"names {UNSTORABLE}"]})
+    return named
 
 
 @blp.route("/<key>")

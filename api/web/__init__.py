@@ -281,6 +281,35 @@ def _form_data(form: dict[str, Any] | None, data: dict[str, Any]) -> dict[str, A
     return {k: v for k, v in data.items() if k in keys}
 
 
+def _owner() -> Actor:
+    person: Actor = g.person
+    if not (person.is_process_owner or person.is_admin):
+        abort(403)
+    return person
+
+
+@blp.get("/definitions")
+def definitions_page() -> str:
+    """Process owners: every process with its versions, each opening in the modeler."""
+    _owner()
+    with flow().db.reading() as db:
+        latest = definitions.catalog(db)
+        versions = {d.key: definitions.versions(db, d.key) for d in latest}
+    return render_template("definitions.html", latest=latest, versions=versions)
+
+
+@blp.get("/definitions/<key>/edit")
+def modeler_page(key: str) -> str:
+    """The modeler on the latest version; checked and deployed through the API."""
+    _owner()
+    with flow().db.reading() as db:
+        try:
+            xml = definitions.source(db, key)
+        except TradeflowError:
+            abort(404)
+    return render_template("modeler.html", key=key, xml=xml)
+
+
 @blp.get("/audit")
 def audit_search() -> str:
     """Auditors (and admins, process owners) find instances to read their trails."""

@@ -174,6 +174,11 @@ def deploy(api: ApiClient, persona: str, user: str | None) -> Call:
     )
 
 
+def check(api: ApiClient, persona: str, user: str | None) -> Call:
+    _, upload = _probe_bpmn()
+    return Call(f"{V1}/definitions/check", files=[upload], check=lambda b: b == {"errors": []})
+
+
 def versions(api: ApiClient, persona: str, user: str | None) -> Call:
     return Call(
         f"{V1}/definitions/document_review",
@@ -339,6 +344,9 @@ ROWS: list[Row] = [
     # deploying: process owners and admins
     Row("POST /api/v1/definitions", deploy, "clerk", "sales",
         (401, 403, 403, 201, 403, 201, 403)),
+    # checking without deploying: the same people as deploying (nothing is stored)
+    Row("POST /api/v1/definitions/check", check, "clerk", "sales",
+        (401, 403, 403, 200, 403, 200, 403)),
     Row("GET /api/v1/definitions/{key}", versions, "clerk", "sales",
         (401, 200, 200, 200, 200, 200, 200)),
     Row("GET /api/v1/definitions/{key}/xml", xml, "clerk", "sales",

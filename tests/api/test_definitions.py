@@ -174,3 +174,27 @@ def test_other_methods_are_405(client: ApiClient) -> None:
             response = client.request(method, V1 + url, "owner")
             problem(response, 405)
         assert "GET" in response.headers["Allow"]
+
+
+def test_check_lints_like_a_deployment_and_stores_nothing(client: ApiClient) -> None:
+    from tests.api.conftest import multipart
+
+    good = fixture_files()
+    name, content = read("document_review.bpmn")
+    bad = (name, content.replace(b'camunda:formRef="prepare_documents"', b'camunda:formRef="nope"'))
+    broken = [bad if n == name else (n, c) for n, c in good]
+    for files, status in ((good, 200), (broken, 422)):
+        with client.unchanged():
+            response = client.post(
+                f"{V1}/definitions/check",
+                "owner",
+                data=multipart(files),
+                content_type="multipart/form-data",
+            )
+        if status == 200:
+            assert ok(response) == {"errors": []}
+        else:
+            body = problem(response, 422, "diagram-invalid")
+            assert [(e["file"], e["element"]) for e in body["errors"]] == [
+                ("document_review.bpmn", "prepare_documents")
+            ]

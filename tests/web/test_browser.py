@@ -176,3 +176,35 @@ def test_an_auditor_finds_a_trail_verifies_it_and_downloads_it(
     saved = tmp_path / "trail.csv"
     download.value.save_as(saved)
     assert saved.read_text().startswith("seq,at,actor,kind")
+
+
+def test_a_process_owner_edits_a_diagram_checks_it_and_deploys_it(
+    page: object, site: str, tmp_path: Path
+) -> None:
+    p = page
+    sign_in(p, site, "process.owner")
+    p.click("text=English")  # type: ignore[attr-defined]
+    p.click("header a:has-text('Processes')")  # type: ignore[attr-defined]
+    p.click("tr[data-definition=document_review] a:has-text('Edit')")  # type: ignore[attr-defined]
+    p.click(".djs-element[data-element-id=prepare_documents]")  # type: ignore[attr-defined]
+    p.click("#properties >> text=Extension properties")  # type: ignore[attr-defined]
+    p.click("#properties .bio-properties-panel-collapsible-entry-header:has-text('sla')")  # type: ignore[attr-defined]
+    sla = p.locator("[id$='prepare_documents-extensionProperty-0-value']")  # type: ignore[attr-defined]
+    assert sla.input_value() == "P1D"
+    sla.fill("soon")  # not a duration: the server's check must say so, on that task
+    p.click("button#check")  # type: ignore[attr-defined]
+    p.locator("#problems li").first.wait_for()  # type: ignore[attr-defined]
+    assert "prepare_documents: sla 'soon' refused" in p.inner_text("#problems")  # type: ignore[attr-defined]
+    marked = ".djs-element.error[data-element-id=prepare_documents]"
+    assert p.locator(marked).count() == 1  # type: ignore[attr-defined]
+    shot(p, tmp_path, "owner-check-error")
+    sla.fill("P2D")  # the task is still selected, its properties still open
+    p.click("button#deploy")  # type: ignore[attr-defined]
+    outcome = p.locator("#outcome")  # type: ignore[attr-defined]
+    outcome.wait_for()
+    p.wait_for_function("document.getElementById('outcome').textContent.includes('version')")  # type: ignore[attr-defined]
+    assert "Deployed as version 2" in outcome.inner_text()
+    assert p.locator(".djs-element.error").count() == 0  # type: ignore[attr-defined]
+    shot(p, tmp_path, "owner-deployed")
+    p.click("header a:has-text('Processes')")  # type: ignore[attr-defined]
+    assert "v2, v1" in p.inner_text("tr[data-definition=document_review]")  # type: ignore[attr-defined]
