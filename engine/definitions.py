@@ -78,6 +78,35 @@ def _stored_process_xml(session: Session, key: str) -> bytes | None:
     return session.get_one(Resource, definition.resource_id).content.encode()
 
 
+def latest_forms(session: Session) -> list[Form]:
+    """The latest version of every form, by key."""
+    newest = (
+        select(Form.key, func.max(Form.version).label("version")).group_by(Form.key).subquery()
+    )
+    return list(
+        session.scalars(
+            select(Form)
+            .join(newest, (Form.key == newest.c.key) & (Form.version == newest.c.version))
+            .order_by(Form.key)
+        )
+    )
+
+
+def decision_files(session: Session) -> list[Resource]:
+    """The latest deployed copy of every .dmn file, by file name."""
+    newest = (
+        select(Resource.name, func.max(Resource.id).label("id"))
+        .where(Resource.kind == ResourceKind.DMN)
+        .group_by(Resource.name)
+        .subquery()
+    )
+    return list(
+        session.scalars(
+            select(Resource).join(newest, Resource.id == newest.c.id).order_by(Resource.name)
+        )
+    )
+
+
 def _stored_decision_xml(session: Session, decision_id: str) -> bytes | None:
     needle = f'id="{decision_id}"'
     for resource in session.scalars(

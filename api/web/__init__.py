@@ -295,7 +295,37 @@ def definitions_page() -> str:
     with flow().db.reading() as db:
         latest = definitions.catalog(db)
         versions = {d.key: definitions.versions(db, d.key) for d in latest}
-    return render_template("definitions.html", latest=latest, versions=versions)
+        forms = definitions.latest_forms(db)
+        decisions = definitions.decision_files(db)
+    return render_template(
+        "definitions.html", latest=latest, versions=versions, forms=forms, decisions=decisions
+    )
+
+
+@blp.get("/forms/<key>/edit")
+def form_editor_page(key: str) -> str:
+    """The form-js editor on the latest version of a form; deployed as ``<key>.form``."""
+    _owner()
+    with flow().db.reading() as db:
+        found = next((f for f in definitions.latest_forms(db) if f.key == key), None)
+    if found is None:
+        abort(404)
+    return render_template(
+        "editor.html", kind="form", name=f"{key}.form", content=found.schema, version=found.version
+    )
+
+
+@blp.get("/decisions/<name>/edit")
+def decision_editor_page(name: str) -> str:
+    """The dmn-js editor on the latest deployed copy of a .dmn file."""
+    _owner()
+    with flow().db.reading() as db:
+        found = next((r for r in definitions.decision_files(db) if r.name == name), None)
+    if found is None:
+        abort(404)
+    return render_template(
+        "editor.html", kind="dmn", name=name, content=found.content, version=None
+    )
 
 
 @blp.get("/definitions/<key>/edit")

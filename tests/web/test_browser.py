@@ -208,3 +208,29 @@ def test_a_process_owner_edits_a_diagram_checks_it_and_deploys_it(
     shot(p, tmp_path, "owner-deployed")
     p.click("header a:has-text('Processes')")  # type: ignore[attr-defined]
     assert "v2, v1" in p.inner_text("tr[data-definition=document_review]")  # type: ignore[attr-defined]
+
+
+def test_a_process_owner_edits_a_form_and_a_decision_table(
+    page: object, site: str, tmp_path: Path
+) -> None:
+    p = page
+    sign_in(p, site, "process.owner")
+    p.click("text=English")  # type: ignore[attr-defined]
+    p.click("header a:has-text('Processes')")  # type: ignore[attr-defined]
+    p.click("tr[data-form=write_off] a:has-text('Edit')")  # type: ignore[attr-defined]
+    p.click("#editor [data-id='fx_rate_field']", force=True)  # type: ignore[attr-defined]
+    p.click("#properties .bio-properties-panel-group-header-title:text-is('Validation')")  # type: ignore[attr-defined]
+    limit = p.locator("#properties #bio-properties-panel-max")  # type: ignore[attr-defined]
+    limit.fill("20")  # no currency trades above 20 CNY
+    p.click("button#deploy")  # type: ignore[attr-defined]
+    p.wait_for_function("document.getElementById('outcome').textContent.includes('version')")  # type: ignore[attr-defined]
+    assert "Deployed as version 2" in p.inner_text("#outcome")  # type: ignore[attr-defined]
+    shot(p, tmp_path, "owner-form")
+    p.click("header a:has-text('Processes')")  # type: ignore[attr-defined]
+    assert "v2" in p.inner_text("tr[data-form=write_off]")  # type: ignore[attr-defined]
+    p.click("tr[data-decision='payment_terms.dmn'] a:has-text('Edit')")  # type: ignore[attr-defined]
+    p.wait_for_selector("#editor .tjs-table")  # type: ignore[attr-defined]
+    p.click("button#check")  # type: ignore[attr-defined]
+    p.wait_for_function("!document.getElementById('outcome').hidden")  # type: ignore[attr-defined]
+    assert "No problems" in p.inner_text("#outcome")  # type: ignore[attr-defined]
+    shot(p, tmp_path, "owner-decision")
