@@ -80,9 +80,7 @@ def _stored_process_xml(session: Session, key: str) -> bytes | None:
 
 def latest_forms(session: Session) -> list[Form]:
     """The latest version of every form, by key."""
-    newest = (
-        select(Form.key, func.max(Form.version).label("version")).group_by(Form.key).subquery()
-    )
+    newest = select(Form.key, func.max(Form.version).label("version")).group_by(Form.key).subquery()
     return list(
         session.scalars(
             select(Form)

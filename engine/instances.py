@@ -242,6 +242,7 @@ class InstanceQuery:
     definition: str | None = None
     business_key: str | None = None
     business_key_prefix: str | None = None  # SO-2026- finds every 2026 order
+    data_contains: str | None = None  # a customer's name, say, anywhere in the order's data
     started_from: datetime | None = None
     started_before: datetime | None = None
     limit: int = 50
@@ -278,6 +279,8 @@ def search(
         prefix = query.business_key_prefix.replace("\\", "\\\\").replace("%", "\\%")
         prefix = prefix.replace("_", "\\_")
         stmt = stmt.where(Instance.business_key.like(prefix + "%", escape="\\"))
+    if query.data_contains:
+        stmt = stmt.where(Instance.state.contains(query.data_contains, autoescape=True))
     if query.started_from is not None:
         stmt = stmt.where(Instance.started_at >= query.started_from)
     if query.started_before is not None:

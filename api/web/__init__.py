@@ -351,6 +351,7 @@ def audit_search() -> str:
         status=_status(args.get("status")),
         definition=args.get("definition") or None,
         business_key_prefix=args.get("business_key", "").strip() or None,
+        data_contains=args.get("customer", "").strip() or None,
         started_from=_day(args.get("from")),
         started_before=_day(args.get("to"), next_day=True),
         limit=200,

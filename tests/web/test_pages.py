@@ -197,6 +197,9 @@ def test_the_audit_page_finds_instances_for_auditors_only(
     assert found(business_key="SO-2026-", **{"from": "2026-11-29"}) == [second]
     assert len(found(definition="payment_collection")) == 1
     assert found(business_key="SO_2026") == []  # _ is a character, not a wildcard
+    flow.start("document_review", actor="clerk", business_key="X-1",
+               variables={"customer_name": "Lyon Outillage SA"})  # fmt: skip
+    assert len(found(customer="Lyon Outillage")) == 1  # anywhere in the order's data
     csv_text = browser.get(f"/instances/{first}/audit.csv").get_data(as_text=True)
     lines = csv_text.strip().splitlines()
     assert lines[0].startswith("seq,at,actor,kind")
