@@ -252,8 +252,9 @@ def serve(host: str, port: int, workers: int, threads: int, scheduler: bool) -> 
     flow.upgrade()
     flow.db.dispose()  # each worker opens its own connections
     click.echo(
-        f"Tradeflow on http://{host}:{port}/api/v1/docs "
-        f"(send Authorization: Bearer <token from `tradeflow users add`>)"
+        f"Tradeflow on http://{host}:{port}/ (sign in; `tradeflow users passwd NAME` sets a"
+        f" password) and its API on http://{host}:{port}/api/v1/docs (Authorization: Bearer"
+        f" <token from `tradeflow users add`>)"
     )
     run(host, port, workers, threads, scheduler)
 
