@@ -14,7 +14,16 @@ from werkzeug.exceptions import NotFound
 
 from api import auth, errors, metrics, web
 from api.openapi import ProblemApi
-from api.resources import audit, definitions, health, instances, messages, queues, tasks
+from api.resources import (
+    analytics,
+    audit,
+    definitions,
+    health,
+    instances,
+    messages,
+    queues,
+    tasks,
+)
 from api.schemas import storable
 from engine.tradeflow import Tradeflow
 
@@ -54,7 +63,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["tradeflow"] = flow
 
     api = ProblemApi(app)
-    for module in (health, definitions, instances, tasks, queues, messages, audit):
+    for module in (health, definitions, instances, tasks, queues, messages, audit, analytics):
         api.register_blueprint(module.blp)
     errors.init_app(app)
     metrics.init_app(app, flow)

@@ -1,0 +1,62 @@
+"""Process analytics: where orders wait (process owners, auditors, admins)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from marshmallow import Schema, fields
+
+from api.auth import flow, require
+from api.openapi import Blueprint
+from api.schemas import _In
+from engine import analytics
+from engine.users import Actor
+
+blp = Blueprint(
+    "analytics",
+    __name__,
+    url_prefix="/api/v1/analytics",
+    description="Waiting and working time per step, rework and missed time limits",
+)
+
+
+def sees_analytics(a: Actor) -> bool:
+    return a.is_process_owner or a.is_auditor or a.is_admin
+
+
+class ElementArgs(_In):
+    definition = fields.Str(metadata={"description": "a process key"})
+    since = fields.AwareDateTime(default_timezone=None, metadata={"description": "created from"})
+    until = fields.AwareDateTime(default_timezone=None, metadata={"description": "...before"})
+    role = fields.Str(metadata={"description": "tasks of this role queue"})
+
+
+class ElementOut(Schema):
+    element_id = fields.Str()
+    name = fields.Str(allow_none=True)
+    count = fields.Int(metadata={"description": "tasks created at this step"})
+    completed = fields.Int()
+    wait_p50 = fields.Float(allow_none=True, metadata={"description": "seconds, created → claimed"})
+    wait_p90 = fields.Float(allow_none=True)
+    work_p50 = fields.Float(allow_none=True, metadata={"description": "seconds, claimed → done"})
+    work_p90 = fields.Float(allow_none=True)
+    reworked = fields.Int(metadata={"description": "repeats within one instance: rework loops"})
+    overdue = fields.Int(metadata={"description": "past their time limit"})
+
+
+class ElementPage(Schema):
+    items = fields.List(fields.Nested(ElementOut))
+
+
+@blp.route("/elements")
+class Elements(MethodView):
+    @require(sees_analytics, "process owners, auditors and admins")
+    @blp.arguments(ElementArgs, location="query")
+    @blp.response(200, ElementPage)
+    @blp.problems(403)
+    def get(self, args: dict[str, Any]) -> Any:
+        """Per step: how long tasks waited and were worked on (p50, p90), rework, overdue."""
+        with flow().db.reading() as session:
+            items = analytics.elements(session, analytics.ElementQuery(**args), flow().clock.now())
+        return {"items": items}

@@ -1,0 +1,73 @@
+"""/api/v1/analytics/elements on a history made here, whose figures are known in advance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.api.conftest import V1, ApiClient, ok, problem
+
+
+def history(client: ApiClient) -> list[int]:
+    """Three document reviews, times chosen so every figure is known:
+
+    prepare_documents waits 1, 2 and 3 h before it is claimed and takes 10, 20, 30 min;
+    the first review sends the documents back once (a rework of both steps); reviews are
+    claimed at once and take 1 h."""
+    started = []
+    for n, wait in enumerate((1, 2, 3), start=1):
+        iid = client.start("document_review", "clerk", business_key=f"SO-{n}")
+        started.append(iid)
+        rounds = 2 if n == 1 else 1
+        for r in range(rounds):
+            prepare = client.task(iid, "prepare_documents")
+            client.clock.advance(hours=wait if r == 0 else 0)
+            ok(client.post(f"{V1}/tasks/{prepare}/claim", "clerk"))
+            client.clock.advance(minutes=10 * n if r == 0 else 5)
+            client.complete(prepare, "clerk", invoice_number=f"INV-{n}-{r}")
+            review = client.task(iid, "review_documents")
+            ok(client.post(f"{V1}/tasks/{review}/claim", "checker"))
+            client.clock.advance(hours=1)
+            client.complete(review, "checker", documents_ok=r == rounds - 1)
+    return started
+
+
+def elements(client: ApiClient, user: str = "auditor", **query: Any) -> dict[str, Any]:
+    body = ok(client.get(f"{V1}/analytics/elements", user, query_string=query))
+    return {item["element_id"]: item for item in body["items"]}
+
+
+def test_waiting_working_and_rework_per_step(deployed: ApiClient) -> None:
+    history(deployed)
+    found = elements(deployed, definition="document_review")
+    prepare, review = found["prepare_documents"], found["review_documents"]
+    assert (prepare["count"], prepare["completed"], prepare["reworked"]) == (4, 4, 1)
+    # waits: 1 h, 0 (the rework, claimed at once), 2 h, 3 h -> p50 1 h, p90 3 h
+    assert (prepare["wait_p50"], prepare["wait_p90"]) == (3600.0, 10800.0)
+    # work: 10 min, 5 min (rework), 20 min, 30 min -> p50 10 min, p90 30 min
+    assert (prepare["work_p50"], prepare["work_p90"]) == (600.0, 1800.0)
+    assert (review["count"], review["reworked"], review["wait_p90"]) == (4, 1, 0.0)
+    assert review["work_p50"] == review["work_p90"] == 3600.0
+    assert list(found) == ["prepare_documents", "review_documents"]  # busiest first, then id
+
+
+def test_filters_and_time_limits(deployed: ApiClient) -> None:
+    history(deployed)
+    assert elements(deployed, definition="payment_collection") == {}
+    assert set(elements(deployed, role="risk_compliance")) == {"review_documents"}
+    late = deployed.clock.now().isoformat()
+    assert elements(deployed, since=late) == {}
+    # a review left open two working days past its 8 working hours counts as overdue
+    iid = deployed.start("document_review", "clerk", business_key="SO-9")
+    deployed.complete(deployed.task(iid, "prepare_documents"), "clerk", invoice_number="I")
+    deployed.clock.advance(days=5)
+    assert elements(deployed, since=late)["review_documents"]["overdue"] == 1
+
+
+def test_who_may_see_analytics(deployed: ApiClient) -> None:
+    for user in ("auditor", "owner", "admin"):
+        ok(deployed.get(f"{V1}/analytics/elements", user))
+    with deployed.unchanged():
+        problem(deployed.get(f"{V1}/analytics/elements", "clerk"), 403)
+        problem(deployed.get(f"{V1}/analytics/elements"), 401)
+        problem(deployed.get(f"{V1}/analytics/elements", "auditor",
+                             query_string={"since": "yesterday"}), 422)  # fmt: skip
