@@ -65,6 +65,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     api = ProblemApi(app)
     for module in (health, definitions, instances, tasks, queues, messages, audit, analytics):
         api.register_blueprint(module.blp)
+    api.register_blueprint(analytics.kpis_blp)
     errors.init_app(app)
     metrics.init_app(app, flow)
     web.init_app(app)

@@ -13,6 +13,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -123,3 +124,101 @@ def elements(session: Session, query: ElementQuery, now: datetime) -> list[Eleme
         for element in counts
     ]
     return sorted(stats, key=lambda s: (-s.count, s.element_id))
+
+
+@dataclass(frozen=True)
+class Kpis:
+    """The department's measures for a period (tasks created in it)."""
+
+    on_time_rate: float | None  # share of finished tasks with a time limit that met it
+    inquiry_response_p50: float | None  # seconds, inquiry received -> quotation prepared
+    inquiry_response_p90: float | None
+    document_first_pass_rate: float | None  # first reviews that accepted the documents
+    workload: dict[str, dict[str, int]]  # role -> open, completed, overdue
+
+
+def kpis(session: Session, query: ElementQuery, now: datetime) -> Kpis:
+    from engine.models import AuditEvent  # the trail knows what each review decided
+
+    rows = session.execute(_tasks(query).add_columns(HumanTaskRole.role_id)).all()
+    met = finished_with_limit = 0
+    workload: dict[str, dict[str, int]] = defaultdict(lambda: {"open": 0, "completed": 0,
+                                                               "overdue": 0})  # fmt: skip
+    counted: set[int] = set()
+    for row in rows:
+        due = as_utc(row.due_at) if row.due_at else None
+        ended = as_utc(row.ended_at) if row.ended_at else None
+        late = row.breached_at is not None or (due is not None and (ended or now) > due)
+        role = workload[row.role_id]
+        if row.state == TaskState.OPEN:
+            role["open"] += 1
+        elif row.state == TaskState.COMPLETED:
+            role["completed"] += 1
+        if late:
+            role["overdue"] += 1
+        if row.id in counted:
+            continue  # a task in two queues counts once below
+        counted.add(row.id)
+        if row.state == TaskState.COMPLETED and due is not None:
+            finished_with_limit += 1
+            met += 0 if late else 1
+    first_quotes: dict[int, float] = {}  # the first quotation of each inquiry: later ones
+    for row in session.execute(  # are revisions
+        select(HumanTask.instance_id, HumanTask.ended_at, Instance.started_at)
+        .join(Instance, Instance.id == HumanTask.instance_id)
+        .where(
+            HumanTask.element_id == "prepare_quotation",
+            HumanTask.state == TaskState.COMPLETED,
+            *_period(HumanTask.created_at, query),
+        )
+        .order_by(HumanTask.id)
+    ):
+        waited = (as_utc(row.ended_at) - as_utc(row.started_at)).total_seconds()
+        first_quotes.setdefault(row.instance_id, waited)
+    responses = list(first_quotes.values())
+    first_reviews: dict[int, bool] = {}
+    for event in session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.kind == "task_completed", AuditEvent.element_id == "review_documents")
+        .where(*_period(AuditEvent.at, query))
+        .order_by(AuditEvent.instance_id, AuditEvent.seq)
+    ):
+        submitted = (event.data or {}).get("submitted", {})
+        first_reviews.setdefault(int(event.instance_id or 0), bool(submitted.get("documents_ok")))
+    return Kpis(
+        on_time_rate=met / finished_with_limit if finished_with_limit else None,
+        inquiry_response_p50=percentile(responses, 0.5),
+        inquiry_response_p90=percentile(responses, 0.9),
+        document_first_pass_rate=(
+            sum(first_reviews.values()) / len(first_reviews) if first_reviews else None
+        ),
+        workload={role: dict(counts) for role, counts in sorted(workload.items())},
+    )
+
+
+def _period(column: Any, query: ElementQuery) -> list[Any]:
+    found = []
+    if query.since is not None:
+        found.append(column >= as_utc(query.since))
+    if query.until is not None:
+        found.append(column < as_utc(query.until))
+    return found
+
+
+def _tasks(query: ElementQuery) -> Any:
+    """Tasks with each of their roles, filtered as ``elements`` filters them."""
+    stmt = select(
+        HumanTask.id,
+        HumanTask.state,
+        HumanTask.ended_at,
+        HumanTask.due_at,
+        HumanTask.breached_at,
+    ).join(HumanTaskRole, HumanTaskRole.task_id == HumanTask.id)
+    if query.definition is not None:
+        stmt = stmt.join(Instance, Instance.id == HumanTask.instance_id).join(
+            Definition, Definition.id == Instance.definition_id
+        )
+        stmt = stmt.where(Definition.key == query.definition)
+    if query.role is not None:
+        stmt = stmt.where(HumanTaskRole.role_id == query.role)
+    return stmt.where(*_period(HumanTask.created_at, query))

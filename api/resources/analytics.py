@@ -49,6 +49,33 @@ class ElementPage(Schema):
     items = fields.List(fields.Nested(ElementOut))
 
 
+class KpiOut(Schema):
+    on_time_rate = fields.Float(allow_none=True, metadata={"description": "time limits met"})
+    inquiry_response_p50 = fields.Float(allow_none=True, metadata={"description": "seconds"})
+    inquiry_response_p90 = fields.Float(allow_none=True)
+    document_first_pass_rate = fields.Float(allow_none=True)
+    workload = fields.Dict(
+        keys=fields.Str(), values=fields.Dict(keys=fields.Str(), values=fields.Int())
+    )
+
+
+kpis_blp = Blueprint(
+    "kpis", __name__, url_prefix="/api/v1/kpis", description="The department's measures"
+)
+
+
+@kpis_blp.route("")
+class Kpis(MethodView):
+    @require(sees_analytics, "process owners, auditors and admins")
+    @kpis_blp.arguments(ElementArgs, location="query")
+    @kpis_blp.response(200, KpiOut)
+    @kpis_blp.problems(403)
+    def get(self, args: dict[str, Any]) -> Any:
+        """On-time rate, inquiry response time, first-pass rate of documents, workload."""
+        with flow().db.reading() as session:
+            return analytics.kpis(session, analytics.ElementQuery(**args), flow().clock.now())
+
+
 @blp.route("/elements")
 class Elements(MethodView):
     @require(sees_analytics, "process owners, auditors and admins")

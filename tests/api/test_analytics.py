@@ -71,3 +71,31 @@ def test_who_may_see_analytics(deployed: ApiClient) -> None:
         problem(deployed.get(f"{V1}/analytics/elements"), 401)
         problem(deployed.get(f"{V1}/analytics/elements", "auditor",
                              query_string={"since": "yesterday"}), 422)  # fmt: skip
+
+
+def test_kpis_from_the_same_history(deployed: ApiClient) -> None:
+    history(deployed)
+    body = ok(deployed.get(f"{V1}/kpis", "auditor", query_string={"definition": "document_review"}))
+    # of three first reviews, SO-1's sent the documents back: 2 of 3 passed first time
+    assert body["document_first_pass_rate"] == 2 / 3
+    # every step was done within its limit (prepare: a working day; review: 8 h)
+    assert body["on_time_rate"] == 1.0
+    assert body["workload"]["documents_logistics"] == {"open": 0, "completed": 4, "overdue": 0}
+    assert body["workload"]["risk_compliance"]["completed"] == 4
+    assert body["inquiry_response_p50"] is None  # no inquiries in this history
+
+
+def test_inquiry_response_counts_the_first_quotation(client: ApiClient) -> None:
+    from tests.content.conftest import QUOTE, shipped_files
+
+    client.deploy(shipped_files())
+    client.tokens["marketer"] = client.flow.add_user("marketer", ["market_development"])[1]
+    for hours in (2, 5, 30):
+        iid = client.start("inquiry_to_collection", "marketer")
+        client.clock.advance(hours=hours)
+        client.complete(client.task(iid, "prepare_quotation"), "marketer", **QUOTE)
+    query = {"definition": "inquiry_to_collection"}
+    body = ok(client.get(f"{V1}/kpis", "auditor", query_string=query))
+    assert (body["inquiry_response_p50"], body["inquiry_response_p90"]) == (5 * 3600, 30 * 3600)
+    # 30 h of wall clock over a weekend is within 24 working hours: all on time
+    assert body["on_time_rate"] == 1.0

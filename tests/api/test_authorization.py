@@ -323,6 +323,24 @@ def message(api: ApiClient, persona: str, user: str | None) -> Call:
     )
 
 
+def element_analytics(api: ApiClient, persona: str, user: str | None) -> Call:
+    _review(api)
+    return Call(
+        f"{V1}/analytics/elements",
+        query={"definition": "document_review"},
+        check=lambda b: "prepare_documents" in {e["element_id"] for e in b["items"]},
+    )
+
+
+def kpi_figures(api: ApiClient, persona: str, user: str | None) -> Call:
+    _review(api)
+    return Call(
+        f"{V1}/kpis",
+        query={"definition": "document_review"},
+        check=lambda b: b["workload"]["documents_logistics"]["open"] >= 1,
+    )
+
+
 def audit_search(api: ApiClient, persona: str, user: str | None) -> Call:
     iid, _ = _review(api)
     return Call(
@@ -400,6 +418,11 @@ ROWS: list[Row] = [
         (401, 403, 403, 403, 403, 200, 200)),
     Row("GET /api/v1/audit", audit_search, "clerk", "cashier",
         (401, 403, 403, 403, 200, 200, 403)),
+    # where work waits: process owners (their processes), auditors and admins
+    Row("GET /api/v1/analytics/elements", element_analytics, "clerk", "cashier",
+        (401, 403, 403, 200, 200, 200, 403)),
+    Row("GET /api/v1/kpis", kpi_figures, "clerk", "cashier",
+        (401, 403, 403, 200, 200, 200, 403)),
 ]
 # fmt: on
 
