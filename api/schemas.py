@@ -284,3 +284,14 @@ class VerifyOut(Schema):
     first_bad_seq = fields.Int(allow_none=True)
     reason = fields.Str(allow_none=True)
     events = fields.Int()
+
+
+class ExportArgs(_In):
+    format = fields.Str(
+        required=True,
+        validate=validate.OneOf(["csv", "xes"]),
+        metadata={"description": "csv: one row per event; xes: IEEE 1849, a trace per instance"},
+    )
+    definition = fields.Str(metadata={"description": "a process key: its instances only"})
+    since = fields.AwareDateTime(default_timezone=None)
+    until = fields.AwareDateTime(default_timezone=None)

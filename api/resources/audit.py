@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+from flask import Response
 from flask.views import MethodView
 
 from api.auth import flow, reads_everything, require
 from api.openapi import Blueprint
-from api.schemas import AuditArgs, AuditPage
-from engine import audit
+from api.schemas import AuditArgs, AuditPage, ExportArgs
+from engine import audit, export
 
 blp = Blueprint(
     "audit", __name__, url_prefix="/api/v1/audit", description="Every recorded event, filtered"
@@ -27,3 +29,46 @@ class Audit(MethodView):
         with flow().db.reading() as session:
             rows, total = audit.search(session, audit.AuditQuery(**args))
         return {"items": rows, "total": total}
+
+
+# format -> (media type, file extension, writer)
+FORMATS = {
+    "csv": ("text/csv", "csv", export.to_csv),
+    "xes": ("application/xml", "xes", export.to_xes),
+}
+_TEXT = {"schema": {"type": "string"}}
+
+
+@blp.route("/export")
+class AuditExport(MethodView):
+    @require(reads_everything, "auditors and admins")
+    @blp.arguments(ExportArgs, location="query")
+    @blp.response(200, content_type="text/csv")
+    @blp.doc(
+        responses={
+            200: {
+                "description": "The instances' events as a file download: CSV, a row per "
+                "event (instance, then seq), or XES, a trace per instance",
+                "content": {"text/csv": _TEXT, "application/xml": _TEXT},
+            }
+        }
+    )
+    @blp.problems(403)
+    def get(self, args: dict[str, Any]) -> Any:
+        """Every instance's events for other tools: CSV, or XES for process mining;
+        optionally one process key's instances, and events since/until."""
+        mimetype, extension, write = FORMATS[args["format"]]
+        db = flow().db
+
+        def body() -> Iterator[str]:  # runs as the response is sent
+            with db.reading() as session:
+                events = export.events_for_export(
+                    session, args.get("definition"), args.get("since"), args.get("until")
+                )
+                yield from export.chunks(write(events))
+
+        return Response(
+            body(),
+            mimetype=mimetype,
+            headers={"Content-Disposition": f"attachment; filename=tradeflow-audit.{extension}"},
+        )

@@ -350,6 +350,11 @@ def audit_search(api: ApiClient, persona: str, user: str | None) -> Call:
     )
 
 
+def audit_export(api: ApiClient, persona: str, user: str | None) -> Call:
+    _review(api)
+    return Call(f"{V1}/audit/export", query={"format": "csv"})  # a file, not JSON: no check
+
+
 # --- the matrix -------------------------------------------------------------------------
 
 
@@ -417,6 +422,8 @@ ROWS: list[Row] = [
     Row("POST /api/v1/messages", message, "cashier", "clerk",
         (401, 403, 403, 403, 403, 200, 200)),
     Row("GET /api/v1/audit", audit_search, "clerk", "cashier",
+        (401, 403, 403, 403, 200, 200, 403)),
+    Row("GET /api/v1/audit/export", audit_export, "clerk", "cashier",
         (401, 403, 403, 403, 200, 200, 403)),
     # where work waits: process owners (their processes), auditors and admins
     Row("GET /api/v1/analytics/elements", element_analytics, "clerk", "cashier",
