@@ -39,7 +39,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from api.auth import flow
-from engine import definitions, instances, queues, users
+from engine import analytics, definitions, instances, queues, users
 from engine import tasks as engine_tasks
 from engine.clock import as_utc
 from engine.errors import TradeflowError
@@ -338,6 +338,22 @@ def modeler_page(key: str) -> str:
         except TradeflowError:
             abort(404)
     return render_template("modeler.html", key=key, xml=xml)
+
+
+@blp.get("/dashboard")
+def dashboard() -> str:
+    """The department's measures and where work waits, for owners, auditors and admins."""
+    person: Actor = g.person
+    if not (person.is_auditor or person.is_admin or person.is_process_owner):
+        abort(403)
+    query = analytics.ElementQuery(definition=request.args.get("definition") or None)
+    with flow().db.reading() as db:
+        figures = analytics.kpis(db, query, flow().clock.now())
+        steps = analytics.elements(db, query, flow().clock.now())
+        keys = [d.key for d in definitions.catalog(db)]
+    return render_template(
+        "dashboard.html", kpis=figures, steps=steps, keys=keys, chosen=query.definition
+    )
 
 
 @blp.get("/audit")

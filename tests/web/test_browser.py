@@ -234,3 +234,15 @@ def test_a_process_owner_edits_a_form_and_a_decision_table(
     p.wait_for_function("!document.getElementById('outcome').hidden")  # type: ignore[attr-defined]
     assert "No problems" in p.inner_text("#outcome")  # type: ignore[attr-defined]
     shot(p, tmp_path, "owner-decision")
+
+
+def test_the_dashboard_draws_its_chart(page: object, site: str, tmp_path: Path) -> None:
+    p = page
+    sign_in(p, site, "chen.jie")
+    p.click("text=English")  # type: ignore[attr-defined]
+    p.click("header a:has-text('Dashboard')")  # type: ignore[attr-defined]
+    p.wait_for_selector("canvas#workload")  # type: ignore[attr-defined]
+    drawn = p.evaluate("Chart.getChart('workload').data.labels.length")  # type: ignore[attr-defined]
+    assert drawn >= 3  # the demo's roles with work
+    assert p.locator("#steps tr[data-element]").count() >= 5  # type: ignore[attr-defined]
+    shot(p, tmp_path, "dashboard")

@@ -3,6 +3,7 @@ a task's page, an instance's page, the language. (Browsers: tests/web/test_brows
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -205,3 +206,30 @@ def test_the_audit_page_finds_instances_for_auditors_only(
     assert lines[0].startswith("seq,at,actor,kind")
     assert [line.split(",")[0] for line in lines[1:]] == ["1", "2"]  # started, task created
     assert flow.history(first)[-1].hash in lines[-1]
+
+
+def test_the_dashboard_shows_the_measures_and_the_waiting(
+    browser: FlaskClient, flow: Tradeflow, clock: FakeClock
+) -> None:
+    flow.add_user("inspector", [], users.Flags(auditor=True))
+    with flow.db.transaction() as session:
+        users.set_password(session, "inspector", PASSWORD, locale="en")
+    iid = flow.start("document_review", actor="clerk", business_key="SO-1")
+    clock.advance(hours=2)
+    [task] = flow.tasks_of(iid)
+    flow.complete(task.id, actor="clerk", data={"invoice_number": "INV-1"})
+    review = next(t for t in flow.tasks_of(iid) if t.element_id == "review_documents")
+    flow.complete(review.id, actor="checker", data={"documents_ok": True})
+    sign_in(browser, "clerk")
+    assert browser.get("/dashboard").status_code == 403
+    browser.post("/logout", data={"csrf_token": csrf(browser, "/")})
+    sign_in(browser, "inspector")
+    page = browser.get("/dashboard", query_string={"definition": "document_review"}).get_data(True)
+    assert re.search(r'id="kpi-first-pass"><strong>100%</strong>', page)
+    waited = re.search(
+        r'data-element="prepare_documents"><td>[^<]+</td><td>1</td>\s*<td>([^<]+)<', page
+    )
+    assert waited and waited.group(1).startswith("2.0 h")  # created -> claimed at completion
+    workload = re.search(r"const workload = (\{.*\});", page)
+    assert workload and json.loads(workload.group(1))["documents_logistics"] == {
+        "open": 0, "completed": 1, "overdue": 0}  # fmt: skip
