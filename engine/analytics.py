@@ -135,6 +135,15 @@ class Kpis:
     inquiry_response_p90: float | None
     document_first_pass_rate: float | None  # first reviews that accepted the documents
     workload: dict[str, dict[str, int]]  # role -> open, completed, overdue
+    quotation_turnaround_p50: float | None = None  # seconds, inquiry -> quotation sent
+    quotation_turnaround_p90: float | None = None
+    contract_to_shipped_p50: float | None = None  # seconds, contract signed -> cleared
+    shipped_to_paid_p50: float | None = None  # seconds, cleared for shipment -> written off
+    overdue_collection_rate: float | None = None  # invoices whose due date passed unpaid
+    bad_debt_rate: float | None = None  # invoices that ended as bad debt
+    complaint_rate: float | None = None  # surveys with a complaint
+    satisfaction_mean: float | None = None  # 1-5, from the surveys
+    new_customers_by_grade: dict[str, int] | None = None  # customer records, by grade
 
 
 def kpis(session: Session, query: ElementQuery, now: datetime) -> Kpis:
@@ -185,7 +194,40 @@ def kpis(session: Session, query: ElementQuery, now: datetime) -> Kpis:
     ):
         submitted = (event.data or {}).get("submitted", {})
         first_reviews.setdefault(int(event.instance_id or 0), bool(submitted.get("documents_ok")))
+    done = _completions(session, query)
+    started = dict(
+        session.execute(select(Instance.id, Instance.started_at).where(Instance.id.in_(
+            {i for per in done.values() for i in per}
+        ))).all()
+    ) if done else {}  # fmt: skip
+    quotes = _spans(started, done.get("send_quotation", {}))
+    signed, cleared = done.get("sign_contract", {}), done.get("declare_customs", {})
+    settled = done.get("write_off", {})
+    invoices = done.get("issue_invoice", {})
+    overdue_fired = _fired(session, "payment_overdue", query)
+    chased = done.get("chase_payment", {})
+    surveys = done.get("satisfaction_survey", {})
+    grades: dict[str, int] = defaultdict(int)
+    recorded = done.get("create_customer_record", {})
+    for instance_id, (_, data) in done.get("screen_lead", {}).items():
+        grade = (data.get("changes") or {}).get("grade")  # set by the grading table
+        if grade and grade[1] and instance_id in recorded:  # a customer record was made
+            grades[str(grade[1])] += 1
     return Kpis(
+        quotation_turnaround_p50=percentile(quotes, 0.5),
+        quotation_turnaround_p90=percentile(quotes, 0.9),
+        contract_to_shipped_p50=percentile(_between(signed, cleared), 0.5),
+        shipped_to_paid_p50=percentile(_between(cleared, settled), 0.5),
+        overdue_collection_rate=_share(len(overdue_fired & set(invoices)), len(invoices)),
+        bad_debt_rate=_share(
+            sum(1 for _, d in chased.values() if _submitted(d).get("outcome") == "bad_debt"),
+            len(invoices),
+        ),
+        complaint_rate=_share(
+            sum(1 for _, d in surveys.values() if _submitted(d).get("complaint")), len(surveys)
+        ),
+        satisfaction_mean=_mean(_scores(surveys)),
+        new_customers_by_grade=dict(sorted(grades.items())),
         on_time_rate=met / finished_with_limit if finished_with_limit else None,
         inquiry_response_p50=percentile(responses, 0.5),
         inquiry_response_p90=percentile(responses, 0.9),
@@ -194,6 +236,78 @@ def kpis(session: Session, query: ElementQuery, now: datetime) -> Kpis:
         ),
         workload={role: dict(counts) for role, counts in sorted(workload.items())},
     )
+
+
+def _completions(
+    session: Session, query: ElementQuery
+) -> dict[str, dict[int, tuple[datetime, dict[str, Any]]]]:
+    """element -> instance -> (when, event data) of the instance's first completion of it."""
+    from engine.models import AuditEvent
+
+    stmt = select(AuditEvent.element_id, AuditEvent.instance_id, AuditEvent.at, AuditEvent.data)
+    stmt = stmt.where(AuditEvent.kind == "task_completed", *_period(AuditEvent.at, query))
+    if query.definition is not None:
+        stmt = stmt.where(
+            AuditEvent.instance_id.in_(
+                select(Instance.id)
+                .join(Definition, Definition.id == Instance.definition_id)
+                .where(Definition.key == query.definition)
+            )
+        )
+    found: dict[str, dict[int, tuple[datetime, dict[str, Any]]]] = defaultdict(dict)
+    for element, instance_id, at, data in session.execute(stmt.order_by(AuditEvent.id)):
+        if instance_id is not None and element:
+            found[element].setdefault(int(instance_id), (as_utc(at), data or {}))
+    return found
+
+
+def _fired(session: Session, element: str, query: ElementQuery) -> set[int]:
+    from engine.models import AuditEvent
+
+    return {
+        int(i)
+        for i in session.scalars(
+            select(AuditEvent.instance_id).where(
+                AuditEvent.kind == "timer_fired",
+                AuditEvent.element_id == element,
+                *_period(AuditEvent.at, query),
+            )
+        )
+        if i is not None
+    }
+
+
+def _submitted(data: dict[str, Any]) -> dict[str, Any]:
+    found = data.get("submitted")
+    return found if isinstance(found, dict) else {}
+
+
+def _spans(
+    started: dict[int, datetime], done: dict[int, tuple[datetime, dict[str, Any]]]
+) -> list[float]:
+    return [
+        (at - as_utc(started[i])).total_seconds() for i, (at, _) in done.items() if i in started
+    ]
+
+
+def _between(
+    first: dict[int, tuple[datetime, dict[str, Any]]],
+    then: dict[int, tuple[datetime, dict[str, Any]]],
+) -> list[float]:
+    return [(then[i][0] - at).total_seconds() for i, (at, _) in first.items() if i in then]
+
+
+def _scores(surveys: dict[int, tuple[datetime, dict[str, Any]]]) -> list[float]:
+    found = (str(_submitted(data).get("satisfaction", "")) for _, data in surveys.values())
+    return [float(score) for score in found if score.isdigit()]
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def _period(column: Any, query: ElementQuery) -> list[Any]:
