@@ -165,6 +165,7 @@ def test_an_auditor_finds_a_trail_verifies_it_and_downloads_it(
     assert rows.count() == 2  # SO-2026-0117 and SO-2026-0109  # type: ignore[attr-defined]
     shot(p, tmp_path, "auditor-search")
     rows.first.locator("a").first.click()
+    p.wait_for_selector(".djs-element")  # type: ignore[attr-defined]  # the page's scripts ran
     p.click("button:has-text('Check the history is intact')")  # type: ignore[attr-defined]
     verdict = p.locator("#verified")  # type: ignore[attr-defined]
     verdict.wait_for()
