@@ -49,23 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TRADEFLOW = Path(sys.executable).with_name("tradeflow")
 TARGET_P99 = 1.0
 LEAD = 6.0  # seconds between the last start and T: the workers are up by then
-DIAGRAM = b"""<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-    xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" id="d_at"
-    targetNamespace="http://bpmn.io/schema/bpmn">
-  <bpmn:process id="at_the_time" isExecutable="true">
-    <bpmn:startEvent id="s" />
-    <bpmn:intermediateCatchEvent id="moment">
-      <bpmn:timerEventDefinition>
-        <bpmn:timeDate xsi:type="bpmn:tFormalExpression">fire_at</bpmn:timeDate>
-      </bpmn:timerEventDefinition>
-    </bpmn:intermediateCatchEvent>
-    <bpmn:endEvent id="e" />
-    <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="moment" />
-    <bpmn:sequenceFlow id="f2" sourceRef="moment" targetRef="e" />
-  </bpmn:process>
-</bpmn:definitions>
-"""
+DIAGRAM = (ROOT / "tests" / "fixtures" / "at_the_time.bpmn").read_bytes()  # fire_at, then end
 
 
 @dataclass(frozen=True)
@@ -77,7 +61,11 @@ class Result:
     bare: list[float]
 
     def p(self, values: list[float], q: int) -> float:
-        return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
+        return (
+            statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+            if len(values) > 1
+            else values[0]
+        )
 
 
 def prepare(url: str, pending: int, due: int) -> tuple[Tradeflow, datetime, list[int]]:

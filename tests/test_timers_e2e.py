@@ -23,24 +23,7 @@ from tests.test_e2e import _free_port
 
 TRADEFLOW = str(Path(sys.executable).with_name("tradeflow"))
 
-# wait until the moment in the variable fire_at, then end
-AT = b"""<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-    xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" id="d_at"
-    targetNamespace="http://bpmn.io/schema/bpmn">
-  <bpmn:process id="at_the_time" isExecutable="true">
-    <bpmn:startEvent id="s" />
-    <bpmn:intermediateCatchEvent id="moment">
-      <bpmn:timerEventDefinition>
-        <bpmn:timeDate xsi:type="bpmn:tFormalExpression">fire_at</bpmn:timeDate>
-      </bpmn:timerEventDefinition>
-    </bpmn:intermediateCatchEvent>
-    <bpmn:endEvent id="e" />
-    <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="moment" />
-    <bpmn:sequenceFlow id="f2" sourceRef="moment" targetRef="e" />
-  </bpmn:process>
-</bpmn:definitions>
-"""
+AT = (ROOT / "tests" / "fixtures" / "at_the_time.bpmn").read_bytes()  # wait until fire_at
 
 
 def _process(args: list[str], url: str) -> subprocess.Popen[bytes]:
