@@ -3,6 +3,7 @@ it, and check that nothing acknowledged was lost and nothing was half-applied.""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -94,8 +95,8 @@ def _drive(api: Api, acked: list[int], stop: threading.Event, errors: list[str])
                     return
                 acked.append(task_id)
                 tasks = [(t["id"], t["element_id"]) for t in body["next_tasks"]]
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            return  # the server is gone
+        except (urllib.error.URLError, http.client.HTTPException, OSError):
+            return  # the server is gone (a reply cut short counts as not acknowledged)
 
 
 def _consistent(flow: Tradeflow) -> None:
