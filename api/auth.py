@@ -73,6 +73,11 @@ def reads_everything(a: Actor) -> bool:
     return a.is_auditor or a.is_admin
 
 
+def oversees(a: Actor) -> bool:
+    """Process owners, auditors and admins: analytics, the dashboard, the audit search."""
+    return a.is_process_owner or reads_everything(a)
+
+
 def sends_messages(a: Actor) -> bool:
     return a.is_integration or a.is_admin
 

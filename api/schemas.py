@@ -12,6 +12,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, vali
 from api.auth import flow
 from engine.clock import as_utc
 from engine.models import HumanTask, InstanceStatus, TaskState
+from engine.queues import is_overdue
 
 INT_MAX = 2**31 - 1
 """The largest id, version or offset the API takes: the database's integer (PostgreSQL's
@@ -135,9 +136,7 @@ class TaskOut(Schema):
     form_id = fields.Str(attribute="form_key", allow_none=True)
 
     def _overdue(self, task: HumanTask) -> bool:
-        if task.state != TaskState.OPEN or task.due_at is None:
-            return False
-        return as_utc(task.due_at) <= flow().clock.now()
+        return is_overdue(task, flow().clock.now())
 
     def _state(self, task: HumanTask) -> str:
         if task.state == TaskState.OPEN and task.assignee:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import select
 from werkzeug.exceptions import BadRequest
@@ -11,8 +12,8 @@ from werkzeug.exceptions import BadRequest
 from api.auth import actor, flow, reads_everything
 from api.schemas import INT_MAX
 from engine import instances
-from engine.errors import Forbidden
-from engine.models import HumanTask, Instance
+from engine.errors import Forbidden, NotInRole
+from engine.models import Form, HumanTask, Instance
 
 
 def with_business_keys(tasks: Iterable[HumanTask]) -> list[HumanTask]:
@@ -44,6 +45,26 @@ def check_can_read(instance_id: int) -> Instance:
         if not instances.readable_by(session, who, instance_id):
             raise Forbidden(f"{who.name} has no task in instance {instance_id}")
     return instance
+
+
+def check_can_see_task(task: HumanTask) -> None:
+    """A task is seen by those who read every instance, process owners (as for
+    instances) and holders of one of its roles."""
+    who = actor()
+    if reads_everything(who) or who.is_process_owner or who.roles & set(task.role_ids):
+        return
+    raise NotInRole(f"{who.name} holds none of the roles of task {task.id}", task=task.id)
+
+
+def latest_form(key: str | None) -> dict[str, Any] | None:
+    """The schema of the latest version of a form (what a task's page renders)."""
+    if not key:
+        return None
+    with flow().db.reading() as session:
+        found: dict[str, Any] | None = session.scalar(
+            select(Form.schema).where(Form.key == key).order_by(Form.version.desc()).limit(1)
+        )
+    return found
 
 
 def encode_cursor(offset: int) -> str:

@@ -44,6 +44,7 @@ from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.camunda.serializer import DEFAULT_CONFIG
 from SpiffWorkflow.util.task import TaskState as SpiffState
 
+from cli.demo import shipped_files
 from engine.caches import LiveWorkflows
 from engine.db import Database
 from engine.models import TaskState
@@ -82,12 +83,6 @@ def workload() -> Iterator[Step]:
                 instance, "review_documents", "checker", {"documents_ok": attempt == RETURNS}
             )
         instance += 1
-
-
-def shipped_files() -> list[tuple[str, bytes]]:
-    paths = sorted((ROOT / "bpmn").glob("*.bpmn")) + sorted((ROOT / "bpmn").glob("*.dmn"))
-    paths += sorted((ROOT / "forms").glob("*.form"))
-    return [(p.name, p.read_bytes()) for p in paths]
 
 
 class Bare:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from engine import store
 from engine.audit import EventKind
+from engine.clock import as_utc
 from engine.diagrams import role_id
 from engine.errors import Invalid
 from engine.events import messages_of
@@ -137,6 +138,11 @@ def next_due(ready: list[Task]) -> datetime | None:
         if DUE in t.internal_data and not t.internal_data.get(BREACHED)
     ]
     return min(found) if found else None
+
+
+def is_overdue(task: HumanTask | TaskRow, now: datetime) -> bool:
+    """Open and past its due time (what the inbox's overdue filter selects)."""
+    return task.state == TaskState.OPEN and task.due_at is not None and as_utc(task.due_at) <= now
 
 
 class ClaimFilter(enum.StrEnum):

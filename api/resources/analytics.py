@@ -7,11 +7,10 @@ from typing import Any
 from flask.views import MethodView
 from marshmallow import Schema, fields
 
-from api.auth import flow, require
+from api.auth import flow, oversees, require
 from api.openapi import Blueprint
 from api.schemas import _In
 from engine import analytics
-from engine.users import Actor
 
 blp = Blueprint(
     "analytics",
@@ -19,10 +18,6 @@ blp = Blueprint(
     url_prefix="/api/v1/analytics",
     description="Waiting and working time per step, rework and missed time limits",
 )
-
-
-def sees_analytics(a: Actor) -> bool:
-    return a.is_process_owner or a.is_auditor or a.is_admin
 
 
 class ElementArgs(_In):
@@ -75,7 +70,7 @@ kpis_blp = Blueprint(
 
 @kpis_blp.route("")
 class Kpis(MethodView):
-    @require(sees_analytics, "process owners, auditors and admins")
+    @require(oversees, "process owners, auditors and admins")
     @kpis_blp.arguments(ElementArgs, location="query")
     @kpis_blp.response(200, KpiOut)
     @kpis_blp.problems(403)
@@ -87,7 +82,7 @@ class Kpis(MethodView):
 
 @blp.route("/elements")
 class Elements(MethodView):
-    @require(sees_analytics, "process owners, auditors and admins")
+    @require(oversees, "process owners, auditors and admins")
     @blp.arguments(ElementArgs, location="query")
     @blp.response(200, ElementPage)
     @blp.problems(403)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from sqlalchemy import select
 
-from api.auth import actor, flow, reads_everything
+from api.auth import actor, flow
 from api.openapi import Blueprint
 from api.schemas import (
     INT_MAX,
@@ -19,10 +18,16 @@ from api.schemas import (
     TaskOut,
     TaskPage,
 )
-from api.views import decode_cursor, encode_cursor, with_business_keys
+from api.views import (
+    check_can_see_task,
+    decode_cursor,
+    encode_cursor,
+    latest_form,
+    with_business_keys,
+)
 from engine import queues, tasks
-from engine.errors import Invalid, NotInRole, TaskNotFound, UserNotFound
-from engine.models import Form, HumanTask
+from engine.errors import Invalid, TaskNotFound, UserNotFound
+from engine.models import HumanTask
 from engine.queues import ClaimFilter, InboxQuery
 
 blp = Blueprint(
@@ -36,13 +41,6 @@ def _task(task_id: int) -> HumanTask:
     if task is None:
         raise TaskNotFound(f"no task {task_id}", task=task_id)
     return task
-
-
-def _visible(task: HumanTask) -> None:
-    who = actor()
-    if reads_everything(who) or who.is_process_owner or who.roles & set(task.role_ids):
-        return  # as for instances (views.check_can_read): owners read every one
-    raise NotInRole(f"{who.name} holds none of the roles of task {task.id}", task=task.id)
 
 
 @blp.route("")
@@ -87,18 +85,9 @@ class TaskItem(MethodView):
     def get(self, task_id: int) -> Any:
         """A task with its form and the data it starts from."""
         task = _task(task_id)
-        _visible(task)
+        check_can_see_task(task)
         [task] = with_business_keys([task])
-        form = None
-        if task.form_key:
-            with flow().db.reading() as session:
-                form = session.scalar(
-                    select(Form.schema)
-                    .where(Form.key == task.form_key)
-                    .order_by(Form.version.desc())
-                    .limit(1)
-                )
-        task.form = form  # type: ignore[attr-defined]
+        task.form = latest_form(task.form_key)  # type: ignore[attr-defined]
         task.data = tasks.starting_data(flow().runtime, task_id)  # type: ignore[attr-defined]
         return task
 

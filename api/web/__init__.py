@@ -10,12 +10,10 @@ would refuse. Front-end libraries (form-js, bpmn-js) come from npm, bundled into
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,13 +37,13 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from api.auth import flow
-from engine import analytics, definitions, instances, queues, users
+from api.views import check_can_read, check_can_see_task, latest_form
+from engine import definitions, queues, users
 from engine import tasks as engine_tasks
 from engine.clock import as_utc
 from engine.errors import TradeflowError
-from engine.instances import InstanceQuery
-from engine.models import Form, HumanTask, InstanceStatus, TaskState
-from engine.queues import ClaimFilter, InboxQuery
+from engine.models import HumanTask, TaskState
+from engine.queues import ClaimFilter, InboxQuery, is_overdue
 from engine.users import Actor
 
 LANGUAGES = {"zh": "中文", "en": "English"}
@@ -141,7 +139,7 @@ def signed_in() -> Actor | None:
 
 @blp.before_request
 def _who() -> Response | None:
-    g.person = signed_in()
+    g.person = g.actor = signed_in()  # g.actor: the API's permission checks read it
     if g.person is None and request.endpoint not in ("web.login", "web.language", "web.static"):
         return redirect(url_for("web.login", next=request.full_path))
     if request.method == "POST" and request.endpoint != "web.static":
@@ -208,14 +206,10 @@ def inbox() -> str:
             InboxQuery(role=role, claim=ClaimFilter.ANY, sort="due", limit=200, count=False),
             now,
         )
-    tasks = sorted(page.tasks, key=lambda t: (not _overdue(t, now),))  # overdue first
+    tasks = sorted(page.tasks, key=lambda t: not is_overdue(t, now))  # overdue first
     return render_template(
-        "inbox.html", tasks=tasks, counts=counts, role=role, now=now, overdue=_overdue
+        "inbox.html", tasks=tasks, counts=counts, role=role, now=now, overdue=is_overdue
     )
-
-
-def _overdue(task: HumanTask, now: datetime) -> bool:
-    return task.state == TaskState.OPEN and task.due_at is not None and as_utc(task.due_at) <= now
 
 
 @blp.post("/tasks/<int:task_id>/claim")
@@ -241,28 +235,19 @@ def _act(step: Any, done: str) -> Response:
 def task_page(task_id: int) -> str:
     with flow().db.reading() as db:
         task = db.get(HumanTask, task_id)
-        if task is None:
-            abort(404)
-        if not (g.person.roles & set(task.role_ids) or g.person.is_admin or g.person.is_auditor):
-            abort(403)
-        form = None
-        if task.form_key:
-            form = db.scalar(
-                select(Form.schema)
-                .where(Form.key == task.form_key)
-                .order_by(Form.version.desc())
-                .limit(1)
-            )
-
-    data = (
-        engine_tasks.starting_data(flow().runtime, task_id) if task.state == TaskState.OPEN else {}
-    )
+    if task is None:
+        abort(404)
+    check_can_see_task(task)  # the API's rule
+    form = latest_form(task.form_key)
+    data = {}
+    if task.state == TaskState.OPEN:
+        data = engine_tasks.starting_data(flow().runtime, task_id)
     return render_template(
         "task.html",
         task=task,
         form=form,
         data=_form_data(form, data),
-        overdue=_overdue(task, flow().clock.now()),
+        overdue=is_overdue(task, flow().clock.now()),
     )
 
 
@@ -281,149 +266,8 @@ def _form_data(form: dict[str, Any] | None, data: dict[str, Any]) -> dict[str, A
     return {k: v for k, v in data.items() if k in keys}
 
 
-def _owner() -> Actor:
-    person: Actor = g.person
-    if not (person.is_process_owner or person.is_admin):
-        abort(403)
-    return person
-
-
-@blp.get("/definitions")
-def definitions_page() -> str:
-    """Process owners: every process with its versions, each opening in the modeler."""
-    _owner()
-    with flow().db.reading() as db:
-        latest = definitions.catalog(db)
-        versions = {d.key: definitions.versions(db, d.key) for d in latest}
-        forms = definitions.latest_forms(db)
-        decisions = definitions.decision_files(db)
-    return render_template(
-        "definitions.html", latest=latest, versions=versions, forms=forms, decisions=decisions
-    )
-
-
-@blp.get("/forms/<key>/edit")
-def form_editor_page(key: str) -> str:
-    """The form-js editor on the latest version of a form; deployed as ``<key>.form``."""
-    _owner()
-    with flow().db.reading() as db:
-        found = next((f for f in definitions.latest_forms(db) if f.key == key), None)
-    if found is None:
-        abort(404)
-    return render_template(
-        "editor.html", kind="form", name=f"{key}.form", content=found.schema, version=found.version
-    )
-
-
-@blp.get("/decisions/<name>/edit")
-def decision_editor_page(name: str) -> str:
-    """The dmn-js editor on the latest deployed copy of a .dmn file."""
-    _owner()
-    with flow().db.reading() as db:
-        found = next((r for r in definitions.decision_files(db) if r.name == name), None)
-    if found is None:
-        abort(404)
-    return render_template(
-        "editor.html", kind="dmn", name=name, content=found.content, version=None
-    )
-
-
-@blp.get("/definitions/<key>/edit")
-def modeler_page(key: str) -> str:
-    """The modeler on the latest version; checked and deployed through the API."""
-    _owner()
-    with flow().db.reading() as db:
-        try:
-            xml = definitions.source(db, key)
-        except TradeflowError:
-            abort(404)
-    return render_template("modeler.html", key=key, xml=xml)
-
-
-@blp.get("/dashboard")
-def dashboard() -> str:
-    """The department's measures and where work waits, for owners, auditors and admins."""
-    person: Actor = g.person
-    if not (person.is_auditor or person.is_admin or person.is_process_owner):
-        abort(403)
-    query = analytics.ElementQuery(definition=request.args.get("definition") or None)
-    with flow().db.reading() as db:
-        figures = analytics.kpis(db, query, flow().clock.now())
-        steps = analytics.elements(db, query, flow().clock.now())
-        keys = [d.key for d in definitions.catalog(db)]
-    return render_template(
-        "dashboard.html", kpis=figures, steps=steps, keys=keys, chosen=query.definition
-    )
-
-
-@blp.get("/audit")
-def audit_search() -> str:
-    """Auditors (and admins, process owners) find instances to read their trails."""
-    person: Actor = g.person
-    if not (person.is_auditor or person.is_admin or person.is_process_owner):
-        abort(403)
-    args = request.args
-    query = InstanceQuery(
-        status=_status(args.get("status")),
-        definition=args.get("definition") or None,
-        business_key_prefix=args.get("business_key", "").strip() or None,
-        data_contains=args.get("customer", "").strip() or None,
-        started_from=_day(args.get("from")),
-        started_before=_day(args.get("to"), next_day=True),
-        limit=200,
-    )
-    with flow().db.reading() as db:
-        found, total = instances.search(db, query)
-        keys = [d.key for d in definitions.catalog(db)]
-    return render_template(
-        "audit.html", instances=found, total=total, keys=keys, args=args,
-        statuses=[s.value for s in InstanceStatus],
-    )  # fmt: skip
-
-
-def _status(text: str | None) -> InstanceStatus | None:
-    try:
-        return InstanceStatus(text) if text else None
-    except ValueError:
-        return None
-
-
-def _day(text: str | None, next_day: bool = False) -> datetime | None:
-    """A YYYY-MM-DD from the search form, as the start of that day (or of the next) in UTC."""
-    try:
-        day = datetime.fromisoformat(text).replace(tzinfo=UTC) if text else None
-    except ValueError:
-        return None
-    return day + timedelta(days=1) if day is not None and next_day else day
-
-
-@blp.get("/instances/<int:instance_id>/audit.csv")
-def audit_csv(instance_id: int) -> Response:
-    """The instance's trail as CSV, with the hashes (verifiable elsewhere)."""
-    from api.views import check_can_read
-
-    g.actor = g.person
-    check_can_read(instance_id)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["seq", "at", "actor", "kind", "element_id", "element_name", "role",
-                     "data", "prev_hash", "hash"])  # fmt: skip
-    for e in flow().history(instance_id):
-        writer.writerow([e.seq, as_utc(e.at).isoformat(), e.actor, e.kind, e.element_id or "",
-                         e.element_name or "", e.role or "", json.dumps(e.data, sort_keys=True),
-                         e.prev_hash, e.hash])  # fmt: skip
-    return Response(
-        out.getvalue(),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f"attachment; filename=instance-{instance_id}-audit.csv"},
-    )
-
-
 @blp.get("/instances/<int:instance_id>")
 def instance_page(instance_id: int) -> str:
-    from api.views import check_can_read
-
-    g.actor = g.person  # check_can_read reads the API's actor
     instance = check_can_read(instance_id)
     runtime = flow().runtime
     now = flow().clock.now()
@@ -444,7 +288,7 @@ def instance_page(instance_id: int) -> str:
             done.add(element)
         elif spiff.state in (SpiffState.READY, SpiffState.WAITING, SpiffState.STARTED):
             active.add(element)
-    overdue = {t.element_id for t in rows if _overdue(t, now)}
+    overdue = {t.element_id for t in rows if is_overdue(t, now)}
     history = flow().history(instance_id)
     return render_template(
         "instance.html",
@@ -459,3 +303,6 @@ def instance_page(instance_id: int) -> str:
         open_tasks=[t for t in rows if t.state == TaskState.OPEN],
         history=history,
     )
+
+
+from api.web import oversight  # noqa: E402,F401 - its pages join the blueprint
