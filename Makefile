@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/http_completions.py
 	$(BIN)/python bench/inbox.py
 	$(BIN)/python bench/timers.py
+	$(BIN)/python bench/analytics.py
 
 soak: $(STAMP)
 	$(BIN)/python bench/soak.py

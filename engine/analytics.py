@@ -1,33 +1,43 @@
-"""Where orders wait: per process element, how long its tasks waited to be taken
-(created → claimed) and were worked on (claimed → completed), how often a step came back
-(rework loops) and how often it missed its time limit.
+"""The department's measures and where orders wait.
 
-Read off the task rows the unit of work keeps (each row is one occurrence of a step, with
-its times), not replayed from the audit trail: the rows are the trail's summary, written
-in the same transactions.
+Two sources, both summaries the unit of work keeps in the transactions that write the
+audit trail, so nothing here replays the trail:
+
+* task rows (one per occurrence of a step, with its times): per element, how long tasks
+  waited to be taken (created → claimed) and were worked on (claimed → completed), how
+  often a step came back (rework loops), how often it missed its time limit; the on-time
+  rate and each role's workload. Aggregated in SQL, percentiles too (window functions),
+  so a million-event history answers in well under the 2 s target (bench/analytics.py).
+* case facts (engine/facts.py, one row per instance with its milestones): the order
+  measures. Each is a sample per case (a span, a yes/no, a score) summarised as
+  percentiles, a share or a mean, and ``behind`` lists the same samples: the instances
+  behind each figure.
+
+Slices: a period, a definition, a customer grade and a user apply to both; a role to the
+task measures only (an order is not in one role's queue). The period takes tasks created
+in it, and for each order measure the cases whose milestone that closes the measure fell
+in it (the quotations sent this month, the payments collected...). Percentiles are
+nearest-rank: the smallest value with at least that share of values at or below it.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Float, case, func, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
+from engine import rollups
 from engine.clock import as_utc
-from engine.models import Definition, HumanTask, HumanTaskRole, Instance, TaskState
+from engine.models import CaseFacts
+from engine.rollups import Slice
 
-
-@dataclass(frozen=True)
-class ElementQuery:
-    definition: str | None = None
-    since: datetime | None = None  # tasks created in [since, until)
-    until: datetime | None = None
-    role: str | None = None
+ElementQuery = Slice  # a period, definition, role, user, customer grade
 
 
 @dataclass(frozen=True)
@@ -44,91 +54,9 @@ class ElementStats:
     overdue: int  # finished after their due time, or still open past it
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest rank: the smallest value with at least q of them at or below it."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(math.ceil(q * len(ordered)) - 1, 0)]
-
-
-def elements(session: Session, query: ElementQuery, now: datetime) -> list[ElementStats]:
-    """Per element of the matching tasks, busiest first."""
-    stmt = select(
-        HumanTask.instance_id,
-        HumanTask.element_id,
-        HumanTask.name,
-        HumanTask.state,
-        HumanTask.created_at,
-        HumanTask.claimed_at,
-        HumanTask.ended_at,
-        HumanTask.due_at,
-        HumanTask.breached_at,
-    ).order_by(HumanTask.id)
-    if query.definition is not None:
-        stmt = stmt.join(Instance, Instance.id == HumanTask.instance_id).join(
-            Definition, Definition.id == Instance.definition_id
-        )
-        stmt = stmt.where(Definition.key == query.definition)
-    if query.since is not None:
-        stmt = stmt.where(HumanTask.created_at >= as_utc(query.since))
-    if query.until is not None:
-        stmt = stmt.where(HumanTask.created_at < as_utc(query.until))
-    if query.role is not None:
-        stmt = stmt.where(
-            HumanTask.id.in_(
-                select(HumanTaskRole.task_id).where(HumanTaskRole.role_id == query.role)
-            )
-        )
-    waits: dict[str, list[float]] = defaultdict(list)
-    works: dict[str, list[float]] = defaultdict(list)
-    counts: dict[str, int] = defaultdict(int)
-    completed: dict[str, int] = defaultdict(int)
-    reworked: dict[str, int] = defaultdict(int)
-    overdue: dict[str, int] = defaultdict(int)
-    names: dict[str, str | None] = {}
-    seen: set[tuple[int, str]] = set()
-    for row in session.execute(stmt):
-        element = row.element_id
-        names.setdefault(element, row.name)
-        counts[element] += 1
-        if (row.instance_id, element) in seen:
-            reworked[element] += 1
-        seen.add((row.instance_id, element))
-        created = as_utc(row.created_at)
-        claimed = as_utc(row.claimed_at) if row.claimed_at else None
-        ended = as_utc(row.ended_at) if row.ended_at else None
-        if claimed is not None:
-            waits[element].append((claimed - created).total_seconds())
-        if row.state == TaskState.COMPLETED and ended is not None:
-            completed[element] += 1
-            if claimed is not None:
-                works[element].append((ended - claimed).total_seconds())
-        due = as_utc(row.due_at) if row.due_at else None
-        finished = ended if ended is not None else now
-        if row.breached_at is not None or (due is not None and finished > due):
-            overdue[element] += 1
-    stats = [
-        ElementStats(
-            element_id=element,
-            name=names[element],
-            count=counts[element],
-            completed=completed[element],
-            wait_p50=percentile(waits[element], 0.5),
-            wait_p90=percentile(waits[element], 0.9),
-            work_p50=percentile(works[element], 0.5),
-            work_p90=percentile(works[element], 0.9),
-            reworked=reworked[element],
-            overdue=overdue[element],
-        )
-        for element in counts
-    ]
-    return sorted(stats, key=lambda s: (-s.count, s.element_id))
-
-
 @dataclass(frozen=True)
 class Kpis:
-    """The department's measures for a period (tasks created in it)."""
+    """The department's measures for a period."""
 
     on_time_rate: float | None  # share of finished tasks with a time limit that met it
     inquiry_response_p50: float | None  # seconds, inquiry received -> quotation prepared
@@ -138,168 +66,251 @@ class Kpis:
     quotation_turnaround_p50: float | None = None  # seconds, inquiry -> quotation sent
     quotation_turnaround_p90: float | None = None
     contract_to_shipped_p50: float | None = None  # seconds, contract signed -> cleared
+    contract_to_shipped_p90: float | None = None
     shipped_to_paid_p50: float | None = None  # seconds, cleared for shipment -> written off
+    shipped_to_paid_p90: float | None = None
+    contract_to_paid_p50: float | None = None  # seconds, the whole order cycle
+    contract_to_paid_p90: float | None = None
+    fulfilment_rate: float | None = None  # shipments cleared by the promised delivery date
     overdue_collection_rate: float | None = None  # invoices whose due date passed unpaid
     bad_debt_rate: float | None = None  # invoices that ended as bad debt
     complaint_rate: float | None = None  # surveys with a complaint
     satisfaction_mean: float | None = None  # 1-5, from the surveys
-    new_customers_by_grade: dict[str, int] | None = None  # customer records, by grade
+    new_customers_by_grade: dict[str, int] = field(default_factory=dict)
 
 
-def kpis(session: Session, query: ElementQuery, now: datetime) -> Kpis:
-    from engine.models import AuditEvent  # the trail knows what each review decided
+@dataclass(frozen=True)
+class Sample:
+    """One case's part in a figure."""
 
-    rows = session.execute(_tasks(query).add_columns(HumanTaskRole.role_id)).all()
-    met = finished_with_limit = 0
-    workload: dict[str, dict[str, int]] = defaultdict(lambda: {"open": 0, "completed": 0,
-                                                               "overdue": 0})  # fmt: skip
-    counted: set[int] = set()
-    for row in rows:
-        due = as_utc(row.due_at) if row.due_at else None
-        ended = as_utc(row.ended_at) if row.ended_at else None
-        late = row.breached_at is not None or (due is not None and (ended or now) > due)
-        role = workload[row.role_id]
-        if row.state == TaskState.OPEN:
-            role["open"] += 1
-        elif row.state == TaskState.COMPLETED:
-            role["completed"] += 1
-        if late:
-            role["overdue"] += 1
-        if row.id in counted:
-            continue  # a task in two queues counts once below
-        counted.add(row.id)
-        if row.state == TaskState.COMPLETED and due is not None:
-            finished_with_limit += 1
-            met += 0 if late else 1
-    first_quotes: dict[int, float] = {}  # the first quotation of each inquiry: later ones
-    for row in session.execute(  # are revisions
-        select(HumanTask.instance_id, HumanTask.ended_at, Instance.started_at)
-        .join(Instance, Instance.id == HumanTask.instance_id)
-        .where(
-            HumanTask.element_id == "prepare_quotation",
-            HumanTask.state == TaskState.COMPLETED,
-            *_period(HumanTask.created_at, query),
-        )
-        .order_by(HumanTask.id)
-    ):
-        waited = (as_utc(row.ended_at) - as_utc(row.started_at)).total_seconds()
-        first_quotes.setdefault(row.instance_id, waited)
-    responses = list(first_quotes.values())
-    first_reviews: dict[int, bool] = {}
-    for event in session.scalars(
-        select(AuditEvent)
-        .where(AuditEvent.kind == "task_completed", AuditEvent.element_id == "review_documents")
-        .where(*_period(AuditEvent.at, query))
-        .order_by(AuditEvent.instance_id, AuditEvent.seq)
-    ):
-        submitted = (event.data or {}).get("submitted", {})
-        first_reviews.setdefault(int(event.instance_id or 0), bool(submitted.get("documents_ok")))
-    done = _completions(session, query)
-    started = dict(
-        session.execute(select(Instance.id, Instance.started_at).where(Instance.id.in_(
-            {i for per in done.values() for i in per}
-        ))).all()
-    ) if done else {}  # fmt: skip
-    quotes = _spans(started, done.get("send_quotation", {}))
-    signed, cleared = done.get("sign_contract", {}), done.get("declare_customs", {})
-    settled = done.get("write_off", {})
-    invoices = done.get("issue_invoice", {})
-    overdue_fired = _fired(session, "payment_overdue", query)
-    chased = done.get("chase_payment", {})
-    surveys = done.get("satisfaction_survey", {})
-    grades: dict[str, int] = defaultdict(int)
-    recorded = done.get("create_customer_record", {})
-    for instance_id, (_, data) in done.get("screen_lead", {}).items():
-        grade = (data.get("changes") or {}).get("grade")  # set by the grading table
-        if grade and grade[1] and instance_id in recorded:  # a customer record was made
-            grades[str(grade[1])] += 1
-    return Kpis(
-        quotation_turnaround_p50=percentile(quotes, 0.5),
-        quotation_turnaround_p90=percentile(quotes, 0.9),
-        contract_to_shipped_p50=percentile(_between(signed, cleared), 0.5),
-        shipped_to_paid_p50=percentile(_between(cleared, settled), 0.5),
-        overdue_collection_rate=_share(len(overdue_fired & set(invoices)), len(invoices)),
-        bad_debt_rate=_share(
-            sum(1 for _, d in chased.values() if _submitted(d).get("outcome") == "bad_debt"),
-            len(invoices),
-        ),
-        complaint_rate=_share(
-            sum(1 for _, d in surveys.values() if _submitted(d).get("complaint")), len(surveys)
-        ),
-        satisfaction_mean=_mean(_scores(surveys)),
-        new_customers_by_grade=dict(sorted(grades.items())),
-        on_time_rate=met / finished_with_limit if finished_with_limit else None,
-        inquiry_response_p50=percentile(responses, 0.5),
-        inquiry_response_p90=percentile(responses, 0.9),
-        document_first_pass_rate=(
-            sum(first_reviews.values()) / len(first_reviews) if first_reviews else None
-        ),
-        workload={role: dict(counts) for role, counts in sorted(workload.items())},
+    instance_id: int
+    business_key: str | None
+    value: float | bool | str
+
+
+# --- SQL helpers -------------------------------------------------------------------------
+
+
+class _Seconds(FunctionElement[float]):
+    """Seconds from the first timestamp to the second, in the database's own arithmetic."""
+
+    type = Float()
+    inherit_cache = True
+    name = "seconds_between"
+
+
+@compiles(_Seconds, "sqlite")
+def _seconds_sqlite(element: _Seconds, compiler: Any, **kw: Any) -> str:
+    start, end = list(element.clauses)
+    return (
+        f"((julianday({compiler.process(end, **kw)}) - "
+        f"julianday({compiler.process(start, **kw)})) * 86400.0)"
     )
 
 
-def _completions(
-    session: Session, query: ElementQuery
-) -> dict[str, dict[int, tuple[datetime, dict[str, Any]]]]:
-    """element -> instance -> (when, event data) of the instance's first completion of it."""
-    from engine.models import AuditEvent
+@compiles(_Seconds, "postgresql")
+def _seconds_postgresql(element: _Seconds, compiler: Any, **kw: Any) -> str:
+    start, end = list(element.clauses)
+    return f"EXTRACT(EPOCH FROM ({compiler.process(end, **kw)} - {compiler.process(start, **kw)}))"
 
-    stmt = select(AuditEvent.element_id, AuditEvent.instance_id, AuditEvent.at, AuditEvent.data)
-    stmt = stmt.where(AuditEvent.kind == "task_completed", *_period(AuditEvent.at, query))
-    if query.definition is not None:
-        stmt = stmt.where(
-            AuditEvent.instance_id.in_(
-                select(Instance.id)
-                .join(Definition, Definition.id == Instance.definition_id)
-                .where(Definition.key == query.definition)
-            )
+
+def _seconds(value: Any) -> float | None:
+    # julianday arithmetic is exact to a few microseconds: report milliseconds
+    return None if value is None else round(float(value), 3)
+
+
+def elements(session: Session, query: ElementQuery, now: datetime) -> list[ElementStats]:
+    """Per element of the matching tasks, busiest first."""
+    steps = rollups.gather(session.connection(), query, now).steps
+    stats = [
+        ElementStats(
+            element_id=element,
+            name=step.name,
+            count=step.ended + step.open,
+            completed=step.completed,
+            wait_p50=percentile(step.waits, 0.5),
+            wait_p90=percentile(step.waits, 0.9),
+            work_p50=percentile(step.works, 0.5),
+            work_p90=percentile(step.works, 0.9),
+            reworked=step.reworked,
+            overdue=step.late,
         )
-    found: dict[str, dict[int, tuple[datetime, dict[str, Any]]]] = defaultdict(dict)
-    for element, instance_id, at, data in session.execute(stmt.order_by(AuditEvent.id)):
-        if instance_id is not None and element:
-            found[element].setdefault(int(instance_id), (as_utc(at), data or {}))
+        for element, step in steps.items()
+    ]
+    return sorted(stats, key=lambda s: (-s.count, s.element_id))
+
+
+# --- order measures ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measure:
+    """An order measure: the milestone that puts a case in a period, and its sample as an
+    SQL expression over the case's facts (NULL: the case does not count)."""
+
+    closes: str  # the case_facts column
+    kind: str  # span (seconds: percentiles), rate (yes/no: a share), mean, by (counted)
+    sample: Any = None
+
+
+def _span(start: str, end: str) -> Measure:
+    begin = getattr(CaseFacts, start)
+    return Measure(end, "span", _Seconds(begin, getattr(CaseFacts, end)))
+
+
+def _yes(condition: Any) -> Any:
+    return case((condition, True), else_=False)
+
+
+MEASURES: dict[str, Measure] = {
+    "inquiry_response": _span("started_at", "quoted_at"),
+    "quotation_turnaround": _span("started_at", "quote_sent_at"),
+    "contract_to_shipped": _span("signed_at", "shipped_at"),
+    "shipped_to_paid": _span("shipped_at", "paid_at"),
+    "contract_to_paid": _span("signed_at", "paid_at"),
+    "fulfilment_rate": Measure("shipped_at", "rate"),  # dates in the office's zone: Python
+    "document_first_pass_rate": Measure("reviewed_at", "rate", CaseFacts.documents_first_pass),
+    "overdue_collection_rate": Measure(
+        "invoiced_at", "rate", _yes(CaseFacts.overdue_at.is_not(None))
+    ),
+    "bad_debt_rate": Measure(
+        "invoiced_at", "rate", _yes(func.coalesce(CaseFacts.collection_outcome, "") == "bad_debt")
+    ),
+    "complaint_rate": Measure("surveyed_at", "rate", CaseFacts.complaint),
+    "satisfaction_mean": Measure("surveyed_at", "mean", CaseFacts.satisfaction),
+    "new_customers_by_grade": Measure(
+        "customer_recorded_at", "by", func.coalesce(CaseFacts.grade, "?")
+    ),
+}
+
+
+def _cases(query: ElementQuery, measure: Measure) -> list[Any]:
+    """Filters: the slice, and the period on the milestone that closes the measure."""
+    closes = getattr(CaseFacts, measure.closes)
+    found = [closes.is_not(None)]
+    if query.since is not None:
+        found.append(closes >= as_utc(query.since))
+    if query.until is not None:
+        found.append(closes < as_utc(query.until))
+    if query.definition is not None:
+        found.append(CaseFacts.definition_key == query.definition)
+    if query.grade is not None:
+        found.append(CaseFacts.grade == query.grade)
+    if query.user is not None:
+        found.append(CaseFacts.owner == query.user)
     return found
 
 
-def _fired(session: Session, element: str, query: ElementQuery) -> set[int]:
-    from engine.models import AuditEvent
-
-    return {
-        int(i)
-        for i in session.scalars(
-            select(AuditEvent.instance_id).where(
-                AuditEvent.kind == "timer_fired",
-                AuditEvent.element_id == element,
-                *_period(AuditEvent.at, query),
-            )
-        )
-        if i is not None
-    }
+def _on_promise(shipped: datetime | None, promised: str | None, zone: tzinfo) -> bool | None:
+    if shipped is None or not promised:
+        return None
+    try:
+        day = date.fromisoformat(str(promised)[:10])
+    except ValueError:
+        return None
+    return as_utc(shipped).astimezone(zone).date() <= day
 
 
-def _submitted(data: dict[str, Any]) -> dict[str, Any]:
-    found = data.get("submitted")
-    return found if isinstance(found, dict) else {}
+def _samples(conn: Connection, query: ElementQuery, name: str, zone: tzinfo) -> list[Sample]:
+    measure = MEASURES[name]
+    where = _cases(query, measure)
+    keys = (CaseFacts.instance_id, CaseFacts.business_key)
+    found: list[Sample] = []
+    if name == "fulfilment_rate":
+        stmt = select(*keys, CaseFacts.shipped_at, CaseFacts.promised_date).where(*where)
+        for instance_id, key, shipped, promised in conn.execute(stmt.order_by(keys[0])):
+            kept = _on_promise(shipped, promised, zone)
+            if kept is not None:
+                found.append(Sample(instance_id, key, kept))
+        return found
+    each = select(*keys, measure.sample).where(*where, measure.sample.is_not(None))
+    for instance_id, key, value in conn.execute(each.order_by(keys[0])):
+        if measure.kind == "rate":
+            value = bool(value)
+        elif measure.kind == "span":
+            value = _seconds(value)
+        found.append(Sample(instance_id, key, value))
+    return found
 
 
-def _spans(
-    started: dict[int, datetime], done: dict[int, tuple[datetime, dict[str, Any]]]
-) -> list[float]:
+def _figure(conn: Connection, query: ElementQuery, name: str, zone: tzinfo) -> Any:
+    """A measure's figure, aggregated in SQL where it can be."""
+    measure = MEASURES[name]
+    if name == "fulfilment_rate":
+        return _rate([s.value for s in _samples(conn, query, name, zone)])
+    where = [*_cases(query, measure), measure.sample.is_not(None)]
+    if measure.kind == "span":
+        values = [round(float(v), 3) for v in conn.scalars(select(measure.sample).where(*where))]
+        return percentile(values, 0.5), percentile(values, 0.9)
+    if measure.kind == "rate":
+        total, yes = conn.execute(
+            select(func.count(), func.sum(case((measure.sample, 1), else_=0))).where(*where)
+        ).one()
+        return _share(int(yes or 0), int(total))
+    if measure.kind == "mean":
+        return conn.scalar(select(func.avg(measure.sample)).where(*where))
+    stmt = select(measure.sample, func.count()).where(*where).group_by(measure.sample)
+    return {str(k): int(n) for k, n in sorted(conn.execute(stmt).all())}
+
+
+def kpis(session: Session, query: ElementQuery, now: datetime, zone: tzinfo = UTC) -> Kpis:
+    """``zone``: where the promised delivery dates are dates (the office's calendar)."""
+    conn = session.connection()
+    gathered = rollups.gather(conn, query, now, times=False)
+    limited = sum(step.limited for step in gathered.steps.values())
+    met = sum(step.met for step in gathered.steps.values())
+    spans: dict[str, float | None] = {}
+    for name in ("inquiry_response", "quotation_turnaround", "contract_to_shipped",
+                 "shipped_to_paid", "contract_to_paid"):  # fmt: skip
+        spans[f"{name}_p50"], spans[f"{name}_p90"] = _figure(conn, query, name, zone)
+    mean = _figure(conn, query, "satisfaction_mean", zone)
+    return Kpis(
+        on_time_rate=_share(met, limited),
+        document_first_pass_rate=_figure(conn, query, "document_first_pass_rate", zone),
+        workload={role: dict(c) for role, c in sorted(gathered.roles.items())},
+        fulfilment_rate=_figure(conn, query, "fulfilment_rate", zone),
+        overdue_collection_rate=_figure(conn, query, "overdue_collection_rate", zone),
+        bad_debt_rate=_figure(conn, query, "bad_debt_rate", zone),
+        complaint_rate=_figure(conn, query, "complaint_rate", zone),
+        satisfaction_mean=None if mean is None else float(mean),
+        new_customers_by_grade=_figure(conn, query, "new_customers_by_grade", zone),
+        **spans,
+    )
+
+
+def behind(session: Session, measure: str, query: ElementQuery, zone: tzinfo = UTC) -> list[Sample]:
+    """The cases behind an order measure, each with its sample (seconds, yes/no, score)."""
+    if measure not in MEASURES:
+        raise KeyError(measure)
+    return _samples(session.connection(), query, measure, zone)
+
+
+def behind_element(
+    session: Session, element_id: str, query: ElementQuery, now: datetime
+) -> list[Sample]:
+    """The instances with tasks at an element in the slice, each with how many of them
+    ran late, latest first."""
     return [
-        (at - as_utc(started[i])).total_seconds() for i, (at, _) in done.items() if i in started
+        Sample(instance_id, key, late)
+        for instance_id, key, late in rollups.instances_at(
+            session.connection(), element_id, query, now
+        )
     ]
 
 
-def _between(
-    first: dict[int, tuple[datetime, dict[str, Any]]],
-    then: dict[int, tuple[datetime, dict[str, Any]]],
-) -> list[float]:
-    return [(then[i][0] - at).total_seconds() for i, (at, _) in first.items() if i in then]
+# --- summaries ---------------------------------------------------------------------------
 
 
-def _scores(surveys: dict[int, tuple[datetime, dict[str, Any]]]) -> list[float]:
-    found = (str(_submitted(data).get("satisfaction", "")) for _, data in surveys.values())
-    return [float(score) for score in found if score.isdigit()]
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest rank: the smallest value with at least q of them at or below it."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(math.ceil(q * len(ordered)) - 1, 0)]
+
+
+def _rate(values: list[Any]) -> float | None:
+    return _share(sum(1 for v in values if v), len(values))
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -308,31 +319,3 @@ def _share(part: int, whole: int) -> float | None:
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
-
-
-def _period(column: Any, query: ElementQuery) -> list[Any]:
-    found = []
-    if query.since is not None:
-        found.append(column >= as_utc(query.since))
-    if query.until is not None:
-        found.append(column < as_utc(query.until))
-    return found
-
-
-def _tasks(query: ElementQuery) -> Any:
-    """Tasks with each of their roles, filtered as ``elements`` filters them."""
-    stmt = select(
-        HumanTask.id,
-        HumanTask.state,
-        HumanTask.ended_at,
-        HumanTask.due_at,
-        HumanTask.breached_at,
-    ).join(HumanTaskRole, HumanTaskRole.task_id == HumanTask.id)
-    if query.definition is not None:
-        stmt = stmt.join(Instance, Instance.id == HumanTask.instance_id).join(
-            Definition, Definition.id == Instance.definition_id
-        )
-        stmt = stmt.where(Definition.key == query.definition)
-    if query.role is not None:
-        stmt = stmt.where(HumanTaskRole.role_id == query.role)
-    return stmt.where(*_period(HumanTask.created_at, query))

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
+from engine import facts
 from engine.clock import as_utc
 from engine.models import AuditEvent
 
@@ -180,7 +181,9 @@ class AuditTrail:
         """Insert what was appended, in one statement; call it before the commit."""
         if self._pending:
             rows, self._pending = self._pending, []
-            self.session.connection().execute(_INSERT, rows)
+            conn = self.session.connection()
+            conn.execute(_INSERT, rows)
+            facts.record(conn, rows)  # the measures' summary rows, in the same transaction
 
 
 _INSERT = insert(AuditEvent.__table__)  # type: ignore[arg-type]  # Core: 1/3 of the ORM path

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import enum
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     Enum,
     Float,
@@ -261,7 +262,7 @@ class HumanTask(Base):
     form_key: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime]
     claimed_at: Mapped[datetime | None]
-    ended_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None] = mapped_column(index=True)  # the measures' days
     completed_by: Mapped[str | None] = mapped_column(String(128))
     due_at: Mapped[datetime | None]
     breached_at: Mapped[datetime | None]  # when the SLA was found broken (once)
@@ -328,3 +329,67 @@ class AuditEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(CanonicalJson)  # stored as it was hashed
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class CaseFacts(Base):
+    """One row per instance: when it reached each milestone the department measures, and
+    the few answers the measures need (engine/facts.py). Kept by the unit of work from the
+    audit events it writes, in the same transaction; rebuilt from the trail at will."""
+
+    __tablename__ = "case_facts"
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id"), primary_key=True)
+    definition_key: Mapped[str] = mapped_column(String(255), index=True)
+    business_key: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[datetime]
+    owner: Mapped[str | None] = mapped_column(String(128))  # who took the inquiry or lead
+    grade: Mapped[str | None] = mapped_column(String(16))  # the customer's grade
+    quoted_at: Mapped[datetime | None]
+    quote_sent_at: Mapped[datetime | None]
+    signed_at: Mapped[datetime | None]
+    promised_date: Mapped[str | None] = mapped_column(String(32))  # delivery date, as agreed
+    shipped_at: Mapped[datetime | None]
+    reviewed_at: Mapped[datetime | None]  # the documents' first review
+    documents_first_pass: Mapped[bool | None] = mapped_column(Boolean)
+    invoiced_at: Mapped[datetime | None]
+    overdue_at: Mapped[datetime | None]  # payment due date passed unpaid
+    paid_at: Mapped[datetime | None]
+    collection_outcome: Mapped[str | None] = mapped_column(String(32))
+    surveyed_at: Mapped[datetime | None]
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
+    complaint: Mapped[bool | None] = mapped_column(Boolean)
+    customer_recorded_at: Mapped[datetime | None]
+
+
+class StepWeek(Base):
+    """The tasks that ended in one week (Monday to Monday, UTC), summed per step and slice:
+    what the step measures read instead of every task row (engine/rollups.py). A week is
+    summed once it is over, when no more of its tasks can end."""
+
+    __tablename__ = "step_week"
+    __table_args__ = (
+        UniqueConstraint("week", "definition_key", "element_id", "roles", "user_name", "grade"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    week: Mapped[date] = mapped_column(Date)  # its Monday
+    definition_key: Mapped[str] = mapped_column(String(255))
+    element_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    roles: Mapped[str] = mapped_column(String(512))  # the candidate roles, as on the task
+    user_name: Mapped[str] = mapped_column(String(128))  # who completed ('' if cancelled)
+    grade: Mapped[str] = mapped_column(String(16))  # the customer's ('' if none)
+    ended: Mapped[int] = mapped_column(Integer)
+    completed: Mapped[int] = mapped_column(Integer)
+    reworked: Mapped[int] = mapped_column(Integer)  # a step's second or later occurrence
+    limited: Mapped[int] = mapped_column(Integer)  # completed, with a time limit
+    met: Mapped[int] = mapped_column(Integer)  # ... and within it
+    late: Mapped[int] = mapped_column(Integer)  # ended past the limit
+    waits: Mapped[str] = mapped_column(Text)  # JSON: seconds created -> claimed, completed
+    works: Mapped[str] = mapped_column(Text)  # JSON: seconds claimed -> completed
+
+
+class SummaryMark(Base):
+    """How far a summary has been made: what ended before ``until`` is summed."""
+
+    __tablename__ = "summary_mark"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    until: Mapped[date] = mapped_column(Date)

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import func, select
 
-from engine import instances, messages, metrics, start_timers, store
+from engine import instances, messages, metrics, rollups, start_timers, store
 from engine.clock import as_utc
 from engine.errors import ProcessFailed, TradeflowError
 from engine.models import Instance, InstanceStatus, StartTimer
@@ -290,12 +290,19 @@ class Scheduler:
             if time.monotonic() - self._last_expiry >= EXPIRE_EVERY:
                 self._last_expiry = time.monotonic()
                 self._guarded(lambda: messages.expire(self.timers.runtime))
+                self._guarded(self._sum_days)
             upcoming = None if self._stopping.is_set() else self._guarded(self.timers.next_due)
             if isinstance(upcoming, datetime):
                 self.notify(upcoming)
                 self._guarded(self.timers.preload)
         finally:
             self._busy.release()
+
+    def _sum_days(self) -> None:
+        """The step measures' daily summaries, as days close (engine/rollups.py)."""
+        runtime = self.timers.runtime
+        with runtime.db.transaction() as session:
+            rollups.roll_up(session.connection(), runtime.clock.now(), runtime.db.is_postgres)
 
     @staticmethod
     def _guarded(step: Callable[[], object]) -> object:

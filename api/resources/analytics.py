@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from api.auth import flow, oversees, require
 from api.openapi import Blueprint
@@ -24,7 +24,11 @@ class ElementArgs(_In):
     definition = fields.Str(metadata={"description": "a process key"})
     since = fields.AwareDateTime(default_timezone=None, metadata={"description": "created from"})
     until = fields.AwareDateTime(default_timezone=None, metadata={"description": "...before"})
-    role = fields.Str(metadata={"description": "tasks of this role queue"})
+    role = fields.Str(metadata={"description": "tasks of this role queue (task measures)"})
+    user = fields.Str(
+        metadata={"description": "tasks assigned to or done by this user; orders they took"}
+    )
+    grade = fields.Str(metadata={"description": "the customer's grade (A-D)"})
 
 
 class ElementOut(Schema):
@@ -52,7 +56,14 @@ class KpiOut(Schema):
     quotation_turnaround_p50 = fields.Float(allow_none=True, metadata={"description": "seconds"})
     quotation_turnaround_p90 = fields.Float(allow_none=True)
     contract_to_shipped_p50 = fields.Float(allow_none=True, metadata={"description": "seconds"})
+    contract_to_shipped_p90 = fields.Float(allow_none=True)
     shipped_to_paid_p50 = fields.Float(allow_none=True, metadata={"description": "seconds"})
+    shipped_to_paid_p90 = fields.Float(allow_none=True)
+    contract_to_paid_p50 = fields.Float(allow_none=True, metadata={"description": "seconds"})
+    contract_to_paid_p90 = fields.Float(allow_none=True)
+    fulfilment_rate = fields.Float(
+        allow_none=True, metadata={"description": "shipped by the promised delivery date"}
+    )
     overdue_collection_rate = fields.Float(allow_none=True)
     bad_debt_rate = fields.Float(allow_none=True)
     complaint_rate = fields.Float(allow_none=True)
@@ -77,7 +88,45 @@ class Kpis(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """On-time rate, inquiry response time, first-pass rate of documents, workload."""
         with flow().db.reading() as session:
-            return analytics.kpis(session, analytics.ElementQuery(**args), flow().clock.now())
+            return analytics.kpis(
+                session, analytics.ElementQuery(**args), flow().clock.now(), _zone()
+            )
+
+
+class BehindArgs(ElementArgs):
+    measure = fields.Str(
+        required=True,
+        validate=validate.OneOf(sorted(analytics.MEASURES)),
+        metadata={"description": "an order measure (a KPI's name without _p50/_p90)"},
+    )
+
+
+class SampleOut(Schema):
+    instance_id = fields.Int()
+    business_key = fields.Str(allow_none=True)
+    value = fields.Raw(metadata={"description": "the case's part: seconds, yes/no, a score"})
+
+
+class SamplePage(Schema):
+    items = fields.List(fields.Nested(SampleOut))
+
+
+@kpis_blp.route("/instances")
+class Behind(MethodView):
+    @require(oversees, "process owners, auditors and admins")
+    @kpis_blp.arguments(BehindArgs, location="query")
+    @kpis_blp.response(200, SamplePage)
+    @kpis_blp.problems(403)
+    def get(self, args: dict[str, Any]) -> Any:
+        """The instances behind an order measure, each with its own value."""
+        measure = args.pop("measure")
+        with flow().db.reading() as session:
+            items = analytics.behind(session, measure, analytics.ElementQuery(**args), _zone())
+        return {"items": items}
+
+
+def _zone() -> Any:
+    return flow().runtime.calendar.timezone  # promised dates are the office's dates
 
 
 @blp.route("/elements")
@@ -90,4 +139,19 @@ class Elements(MethodView):
         """Per step: how long tasks waited and were worked on (p50, p90), rework, overdue."""
         with flow().db.reading() as session:
             items = analytics.elements(session, analytics.ElementQuery(**args), flow().clock.now())
+        return {"items": items}
+
+
+@blp.route("/elements/<element_id>/instances")
+class ElementBehind(MethodView):
+    @require(oversees, "process owners, auditors and admins")
+    @blp.arguments(ElementArgs, location="query")
+    @blp.response(200, SamplePage)
+    @blp.problems(403)
+    def get(self, args: dict[str, Any], element_id: str) -> Any:
+        """The instances with tasks at this step; value: how many of them ran late."""
+        with flow().db.reading() as session:
+            items = analytics.behind_element(
+                session, element_id, analytics.ElementQuery(**args), flow().clock.now()
+            )
         return {"items": items}

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 from api.auth import flow, oversees, owner_or_admin
 from api.views import check_can_read
 from api.web import blp
-from engine import analytics, definitions, export, instances
+from engine import analytics, definitions, export, instances, users
 from engine.errors import TradeflowError
 from engine.instances import InstanceQuery
 from engine.models import InstanceStatus
@@ -80,18 +80,75 @@ def modeler_page(key: str) -> str:
     return render_template("modeler.html", key=key, xml=xml)
 
 
+# the dashboard's figures: (measure, figure field, how to show it, label: translated on
+# the page, zh in translations/)
+CARDS = [
+    ("on_time_rate", "on_time_rate", "pct", "steps done within their time limit"),
+    ("inquiry_response", "inquiry_response_p50", "hours", "median inquiry response"),
+    ("quotation_turnaround", "quotation_turnaround_p50", "hours",
+     "median quotation turnaround"),
+    ("contract_to_shipped", "contract_to_shipped_p50", "days", "median contract to shipment"),
+    ("shipped_to_paid", "shipped_to_paid_p50", "days", "median shipment to payment"),
+    ("fulfilment_rate", "fulfilment_rate", "pct", "shipped by the promised date"),
+    ("document_first_pass_rate", "document_first_pass_rate", "pct",
+     "documents accepted at the first review"),
+    ("overdue_collection_rate", "overdue_collection_rate", "pct", "invoices paid late"),
+    ("bad_debt_rate", "bad_debt_rate", "pct", "invoices ending in bad debt"),
+    ("complaint_rate", "complaint_rate", "pct", "orders with a complaint"),
+    ("satisfaction_mean", "satisfaction_mean", "score", "mean satisfaction (1-5)"),
+]  # fmt: skip
+
+
+def _slice(args: Any) -> analytics.ElementQuery:
+    """The dashboard's filters: process, dates (UTC days, inclusive), role, user, grade."""
+    return analytics.ElementQuery(
+        definition=args.get("definition") or None,
+        since=_day(args.get("from")),
+        until=_day(args.get("to"), next_day=True),
+        role=args.get("role") or None,
+        user=args.get("user", "").strip() or None,
+        grade=args.get("grade") or None,
+    )
+
+
 @blp.get("/dashboard")
 def dashboard() -> str:
-    """The department's measures and where work waits, for owners, auditors and admins."""
+    """The department's measures and where work waits, for owners, auditors and admins;
+    each figure links to the instances behind it."""
     _allowed(oversees)
-    query = analytics.ElementQuery(definition=request.args.get("definition") or None)
+    query = _slice(request.args)
     with flow().db.reading() as db:
-        figures = analytics.kpis(db, query, flow().clock.now())
+        figures = analytics.kpis(db, query, flow().clock.now(), flow().runtime.calendar.timezone)
         steps = analytics.elements(db, query, flow().clock.now())
         keys = [d.key for d in definitions.catalog(db)]
+        roles = [role for role, _ in users.roles(db)]
+    filters = {k: v for k, v in request.args.items() if v}
     return render_template(
-        "dashboard.html", kpis=figures, steps=steps, keys=keys, chosen=query.definition
-    )
+        "dashboard.html", kpis=figures, steps=steps, keys=keys, args=request.args,
+        filters=filters, cards=CARDS, roles=roles, grades=("A", "B", "C", "D"),
+    )  # fmt: skip
+
+
+@blp.get("/dashboard/instances")
+def dashboard_instances() -> str:
+    """The instances behind one figure (``measure``) or one step (``element``)."""
+    _allowed(oversees)
+    query = _slice(request.args)
+    measure, element = request.args.get("measure"), request.args.get("element")
+    with flow().db.reading() as db:
+        if element:
+            found = analytics.behind_element(db, element, query, flow().clock.now())
+            title = element
+        elif measure in analytics.MEASURES:
+            found = analytics.behind(db, measure, query, flow().runtime.calendar.timezone)
+            title = measure
+        else:
+            abort(404)
+    kind = "late" if element else analytics.MEASURES[str(measure)].kind
+    return render_template(
+        "dashboard_instances.html", samples=found, title=title, kind=kind,
+        filters={k: v for k, v in request.args.items() if v and k not in ("measure", "element")},
+    )  # fmt: skip
 
 
 @blp.get("/audit")

@@ -54,7 +54,8 @@ def test_filters_and_time_limits(deployed: ApiClient) -> None:
     history(deployed)
     assert elements(deployed, definition="payment_collection") == {}
     assert set(elements(deployed, role="risk_compliance")) == {"review_documents"}
-    late = deployed.clock.now().isoformat()
+    # a period takes the tasks that ended in it, and the open ones created in it
+    late = deployed.clock.advance(seconds=1).isoformat()
     assert elements(deployed, since=late) == {}
     # a review left open two working days past its 8 working hours counts as overdue
     iid = deployed.start("document_review", "clerk", business_key="SO-9")
@@ -99,3 +100,33 @@ def test_inquiry_response_counts_the_first_quotation(client: ApiClient) -> None:
     assert (body["inquiry_response_p50"], body["inquiry_response_p90"]) == (5 * 3600, 30 * 3600)
     # 30 h of wall clock over a weekend is within 24 working hours: all on time
     assert body["on_time_rate"] == 1.0
+
+
+def test_the_instances_behind_the_figures(deployed: ApiClient) -> None:
+    first, second, third = history(deployed)
+    body = ok(deployed.get(f"{V1}/kpis/instances", "auditor",
+                           query_string={"measure": "document_first_pass_rate"}))  # fmt: skip
+    assert body["items"] == [
+        {"instance_id": first, "business_key": "SO-1", "value": False},
+        {"instance_id": second, "business_key": "SO-2", "value": True},
+        {"instance_id": third, "business_key": "SO-3", "value": True},
+    ]
+    # the same slices as the figures: SO-1's reviews were done by the checker, not the clerk
+    assert ok(deployed.get(f"{V1}/analytics/elements/prepare_documents/instances", "owner",
+                           query_string={"user": "clerk"}))["items"] == [
+        {"instance_id": i, "business_key": f"SO-{n}", "value": 0}
+        for n, i in enumerate((first, second, third), start=1)
+    ]  # fmt: skip
+    assert ok(deployed.get(f"{V1}/analytics/elements/review_documents/instances", "owner",
+                           query_string={"user": "clerk"}))["items"] == []  # fmt: skip
+    checker = ok(deployed.get(f"{V1}/analytics/elements", "auditor",
+                              query_string={"user": "checker"}))["items"]  # fmt: skip
+    assert [item["element_id"] for item in checker] == ["review_documents"]
+    with deployed.unchanged():
+        refused = problem(deployed.get(f"{V1}/kpis/instances", "auditor",
+                                       query_string={"measure": "bogus"}), 422)  # fmt: skip
+        assert "measure" in str(refused["errors"])
+        problem(deployed.get(f"{V1}/kpis/instances", "auditor"), 422)
+        problem(deployed.get(f"{V1}/kpis/instances", "clerk",
+                             query_string={"measure": "bad_debt_rate"}), 403)  # fmt: skip
+        problem(deployed.get(f"{V1}/analytics/elements/x/instances", "clerk"), 403)

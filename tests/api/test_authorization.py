@@ -341,6 +341,23 @@ def kpi_figures(api: ApiClient, persona: str, user: str | None) -> Call:
     )
 
 
+def behind_a_figure(api: ApiClient, persona: str, user: str | None) -> Call:
+    iid, _ = _review(api)
+    return Call(
+        f"{V1}/kpis/instances",
+        query={"measure": "inquiry_response", "definition": "document_review"},
+        check=lambda b: b["items"] == [],  # no inquiry in a document review
+    )
+
+
+def behind_a_step(api: ApiClient, persona: str, user: str | None) -> Call:
+    iid, _ = _review(api)
+    return Call(
+        f"{V1}/analytics/elements/prepare_documents/instances",
+        check=lambda b: iid in {s["instance_id"] for s in b["items"]},
+    )
+
+
 def audit_search(api: ApiClient, persona: str, user: str | None) -> Call:
     iid, _ = _review(api)
     return Call(
@@ -429,6 +446,10 @@ ROWS: list[Row] = [
     Row("GET /api/v1/analytics/elements", element_analytics, "clerk", "cashier",
         (401, 403, 403, 200, 200, 200, 403)),
     Row("GET /api/v1/kpis", kpi_figures, "clerk", "cashier",
+        (401, 403, 403, 200, 200, 200, 403)),
+    Row("GET /api/v1/kpis/instances", behind_a_figure, "clerk", "cashier",
+        (401, 403, 403, 200, 200, 200, 403)),
+    Row("GET /api/v1/analytics/elements/{id}/instances", behind_a_step, "clerk", "cashier",
         (401, 403, 403, 200, 200, 200, 403)),
 ]
 # fmt: on

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from engine.caches import LiveWorkflows
 from engine.db import Database
 from engine.errors import ProcessFailed
-from engine.models import Definition, HumanTask, Instance, InstanceStatus, TaskState
+from engine.models import Definition, HumanTask, Instance, InstanceStatus, StepWeek, TaskState
 from engine.queues import InboxQuery
 from engine.scheduler import Scheduler, Timers
 from engine.tradeflow import Tradeflow
@@ -461,3 +461,23 @@ def test_stopping_the_scheduler_mid_sweep_returns_promptly(flow: Tradeflow) -> N
         began = time.monotonic()
         scheduler.shutdown()
         assert time.monotonic() - began < 5
+
+
+def test_the_sweep_sums_the_weeks_that_are_over(flow: Tradeflow, clocks: Clocks) -> None:
+    """The step measures' weekly summaries (engine/rollups.py) are made by the sweep."""
+    from engine import rollups
+
+    iid = flow.start("checking", actor="cashier")
+    flow.complete(open_task(flow, iid, "check").id, actor="cashier")
+    scheduler = Scheduler(Timers(flow.runtime))
+    scheduler.sweep()  # the week the task ended in (Friday's) is not over yet
+    with flow.db.reading() as session:
+        assert rollups.summed_until(session.connection()) is None
+    clocks.advance(days=3, hours=2)  # Monday 11:00
+    scheduler._last_expiry = 0.0  # the summing rides with message expiry, once a minute
+    scheduler.sweep()
+    with flow.db.reading() as session:
+        until = rollups.summed_until(session.connection())
+        summed = session.execute(select(StepWeek.element_id, StepWeek.completed)).all()
+    assert until == flow.clock.now().date()  # summed to Monday 00:00
+    assert [tuple(row) for row in summed] == [("check", 1)]

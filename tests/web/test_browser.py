@@ -246,4 +246,9 @@ def test_the_dashboard_draws_its_chart(page: object, site: str, tmp_path: Path) 
     drawn = p.evaluate("Chart.getChart('workload').data.labels.length")  # type: ignore[attr-defined]
     assert drawn >= 3  # the demo's roles with work
     assert p.locator("#steps tr[data-element]").count() >= 5  # type: ignore[attr-defined]
+    waiting = p.evaluate("Chart.getChart('waiting').data.labels.length")  # type: ignore[attr-defined]
+    assert waiting == p.locator("#steps tr[data-element]").count()  # type: ignore[attr-defined]
     shot(p, tmp_path, "dashboard")
+    p.click("#steps tr[data-element] a >> nth=0")  # type: ignore[attr-defined]
+    p.wait_for_selector("#behind")  # type: ignore[attr-defined]
+    assert p.locator("#behind tr[data-instance]").count() >= 1  # type: ignore[attr-defined]

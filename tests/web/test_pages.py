@@ -3,6 +3,7 @@ a task's page, an instance's page, the language. (Browsers: tests/web/test_brows
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Iterator
@@ -225,11 +226,26 @@ def test_the_dashboard_shows_the_measures_and_the_waiting(
     browser.post("/logout", data={"csrf_token": csrf(browser, "/")})
     sign_in(browser, "inspector")
     page = browser.get("/dashboard", query_string={"definition": "document_review"}).get_data(True)
-    assert re.search(r'id="kpi-first-pass"><strong>100%</strong>', page)
+    assert re.search(r'id="kpi-document_first_pass_rate" href="[^"]+"><strong>100%</strong>', page)
     waited = re.search(
-        r'data-element="prepare_documents"><td>[^<]+</td><td>1</td>\s*<td>([^<]+)<', page
+        r'data-element="prepare_documents"><td><a href="[^"]+">[^<]+</a></td><td>1</td>\s*'
+        r"<td>([^<]+)<",
+        page,
     )
     assert waited and waited.group(1).startswith("2.0 h")  # created -> claimed at completion
     workload = re.search(r"const workload = (\{.*\});", page)
     assert workload and json.loads(workload.group(1))["documents_logistics"] == {
         "open": 0, "completed": 1, "overdue": 0}  # fmt: skip
+    # each figure opens the instances behind it, with the dashboard's slice
+    link = re.search(r'id="kpi-document_first_pass_rate" href="([^"]+)"', page)
+    assert link and "definition=document_review" in link.group(1)
+    behind = browser.get(html.unescape(link.group(1))).get_data(True)
+    assert re.search(rf'data-instance="{iid}"><td><a href="/instances/{iid}">#{iid}</a></td>'
+                     r"<td>SO-1</td>\s*<td>yes</td>", behind)  # fmt: skip
+    step = browser.get("/dashboard/instances", query_string={"element": "prepare_documents"})
+    assert f'data-instance="{iid}"' in step.get_data(True)
+    # sliced: nothing of this history was done by another user, or in an earlier month
+    for other in ({"user": "someone"}, {"from": "2026-01-01", "to": "2026-01-31"}):
+        sliced = browser.get("/dashboard", query_string=other).get_data(True)
+        assert 'data-element="prepare_documents"' not in sliced
+    assert browser.get("/dashboard/instances", query_string={"measure": "nope"}).status_code == 404

@@ -1,0 +1,347 @@
+"""Step measures at scale: the tasks that ended in a week, summed per step and slice.
+
+A million-event history holds some 300,000 task rows; reading them all for every
+dashboard costs seconds. Once a week (Monday to Monday, UTC) is over no more of its tasks
+can end, so its tasks are summed once into ``step_week`` rows (per definition, element,
+candidate roles, who completed, customer grade): counts, and each task's waiting and
+working time, kept exactly (a JSON list per row) so percentiles stay exact. The
+scheduler's sweep sums the weeks as they close (``roll_up``); the migration that added
+the table summed the past. (Days were tried first: sliced by user and grade, a day's
+rows held barely more than one task each, and read no faster than the tasks.)
+
+Readers (``gather``) combine three parts, and so answer exactly whatever has been summed:
+``step_week`` rows for the whole weeks of the period that are summed; the task rows that
+ended in the rest of the period (the current week, partial weeks at its edges); and the
+open tasks, as they stand. A test holds the answers equal with and without summaries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, exists, func, insert, or_, select, update
+from sqlalchemy.orm import aliased
+
+from engine.clock import as_utc
+from engine.models import CaseFacts, HumanTask, StepWeek, SummaryMark, TaskState
+
+MARK = "step_week"
+_WEEKS: Table = StepWeek.__table__  # type: ignore[assignment]
+_EPOCH = date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class Slice:
+    definition: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    role: str | None = None
+    user: str | None = None
+    grade: str | None = None
+
+
+@dataclass
+class Step:
+    """One element's tasks in a slice."""
+
+    name: str | None = None
+    ended: int = 0
+    completed: int = 0
+    reworked: int = 0
+    limited: int = 0
+    met: int = 0
+    late: int = 0  # ended past their limit, and open ones past it now
+    open: int = 0
+    waits: list[float] = field(default_factory=list)
+    works: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Gathered:
+    steps: dict[str, Step] = field(default_factory=lambda: defaultdict(Step))
+    # role -> open, completed, overdue
+    roles: dict[str, dict[str, int]] = field(
+        default_factory=lambda: defaultdict(lambda: {"open": 0, "completed": 0, "overdue": 0})
+    )
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+def monday(day: date) -> date:
+    """The first day of ``day``'s week."""
+    return day - timedelta(days=day.weekday())
+
+
+def _rework() -> Any:
+    earlier = aliased(HumanTask)
+    return exists().where(
+        earlier.instance_id == HumanTask.instance_id,
+        earlier.element_id == HumanTask.element_id,
+        earlier.id < HumanTask.id,
+    )
+
+
+def _task_rows(where: list[Any]) -> Any:
+    return (
+        select(
+            HumanTask.element_id,
+            HumanTask.name,
+            HumanTask.candidate_roles,
+            HumanTask.state,
+            HumanTask.assignee,
+            HumanTask.completed_by,
+            HumanTask.created_at,
+            HumanTask.claimed_at,
+            HumanTask.ended_at,
+            HumanTask.due_at,
+            HumanTask.breached_at,
+            _rework().label("reworked"),
+            CaseFacts.definition_key,
+            CaseFacts.grade,
+        )
+        .outerjoin(CaseFacts, CaseFacts.instance_id == HumanTask.instance_id)
+        .where(*where)
+    )
+
+
+def _late(row: Any, now: datetime) -> bool:
+    if row.breached_at is not None:
+        return True
+    if row.due_at is None:
+        return False
+    return as_utc(row.ended_at if row.ended_at is not None else now) > as_utc(row.due_at)
+
+
+def _seconds(start: datetime, end: datetime) -> float:
+    return round((as_utc(end) - as_utc(start)).total_seconds(), 3)
+
+
+def _add_ended(step: Step, row: Any, now: datetime) -> None:
+    step.name = step.name or row.name
+    step.ended += 1
+    step.reworked += 1 if row.reworked else 0
+    late = _late(row, now)
+    step.late += 1 if late else 0
+    if row.state == TaskState.COMPLETED:
+        step.completed += 1
+        if row.due_at is not None:
+            step.limited += 1
+            step.met += 0 if late else 1
+        if row.claimed_at is not None:
+            step.waits.append(_seconds(row.created_at, row.claimed_at))
+            step.works.append(_seconds(row.claimed_at, row.ended_at))
+
+
+def summed_until(conn: Connection) -> date | None:
+    return conn.scalar(select(SummaryMark.until).where(SummaryMark.name == MARK))
+
+
+# A week is summed this long after it ends: a command that took its time at 23:59:59 may
+# commit a little later, or on a server whose clock is a little behind.
+GRACE = timedelta(hours=1)
+
+
+def roll_up(conn: Connection, now: datetime, is_postgres: bool = False) -> int:
+    """Sum the weeks that are over and not summed yet; answers how many tasks."""
+    today = monday((as_utc(now) - GRACE).date())  # the week under way
+    lock = select(SummaryMark.until).where(SummaryMark.name == MARK)
+    start = conn.scalar(lock.with_for_update() if is_postgres else lock)
+    if start is None:  # the first time: from the first task that ended, if any has
+        first = conn.scalar(
+            select(func.min(HumanTask.ended_at)).where(HumanTask.ended_at.is_not(None))
+        )
+        if first is None or monday(as_utc(first).date()) >= today:
+            return 0
+        start = monday(as_utc(first).date())
+        conn.execute(insert(SummaryMark.__table__), {"name": MARK, "until": start})  # type: ignore[arg-type]
+    if start >= today:
+        return 0
+    rows = conn.execute(
+        _task_rows([HumanTask.ended_at >= _midnight(start), HumanTask.ended_at < _midnight(today)])
+    )
+    groups: dict[tuple[Any, ...], Step] = defaultdict(Step)
+    tasks = 0
+    for row in rows:
+        key = (
+            monday(as_utc(row.ended_at).date()),
+            row.definition_key or "",
+            row.element_id,
+            row.candidate_roles,
+            row.completed_by or "",
+            row.grade or "",
+        )
+        _add_ended(groups[key], row, now)
+        tasks += 1
+    batch = [
+        {
+            "week": week, "definition_key": key, "element_id": element, "roles": roles,
+            "user_name": user, "grade": grade, "name": s.name, "ended": s.ended,
+            "completed": s.completed, "reworked": s.reworked, "limited": s.limited,
+            "met": s.met, "late": s.late, "waits": json.dumps(s.waits),
+            "works": json.dumps(s.works),
+        }
+        for (week, key, element, roles, user, grade), s in groups.items()
+    ]  # fmt: skip
+    for i in range(0, len(batch), 5000):
+        conn.execute(insert(_WEEKS), batch[i : i + 5000])
+    conn.execute(update(SummaryMark.__table__).where(SummaryMark.name == MARK).values(until=today))  # type: ignore[arg-type]
+    return tasks
+
+
+def _week_filters(query: Slice) -> list[Any]:
+    found: list[Any] = []
+    if query.definition is not None:
+        found.append(_WEEKS.c.definition_key == query.definition)
+    if query.grade is not None:
+        found.append(_WEEKS.c.grade == query.grade)
+    if query.user is not None:
+        found.append(_WEEKS.c.user_name == query.user)
+    return found
+
+
+def _task_filters(query: Slice) -> list[Any]:
+    found: list[Any] = []
+    if query.definition is not None:
+        found.append(CaseFacts.definition_key == query.definition)
+    if query.grade is not None:
+        found.append(CaseFacts.grade == query.grade)
+    return found
+
+
+def _has_role(roles: str, role: str | None) -> bool:
+    return role is None or role in roles.split(",")
+
+
+def _roles(roles: str, wanted: str | None) -> list[str]:
+    return [r for r in roles.split(",") if r and (wanted is None or r == wanted)]
+
+
+def gather(conn: Connection, query: Slice, now: datetime, times: bool = True) -> Gathered:
+    """The slice's tasks per element and per role: ended ones (those in summed weeks from
+    the summaries, the rest from their rows) and open ones. ``times``: also each task's
+    waiting and working time (the KPIs need only the counts)."""
+    found = Gathered()
+    since = as_utc(query.since) if query.since is not None else None
+    until = as_utc(query.until) if query.until is not None else None
+    summed = summed_until(conn) or _EPOCH
+    # whole weeks inside the period that are summed: [first, last)
+    first = _EPOCH
+    if since is not None:
+        first = monday(since.date())
+        if since != _midnight(first):
+            first += timedelta(days=7)
+    last = summed if until is None else min(summed, monday(until.date()))
+    if first < last:
+        columns = [c for c in _WEEKS.c if times or c.name not in ("waits", "works")]
+        stmt = select(*columns).where(
+            _WEEKS.c.week >= first, _WEEKS.c.week < last, *_week_filters(query)
+        )
+        for week in conn.execute(stmt):
+            if not _has_role(week.roles, query.role):
+                continue
+            step = found.steps[week.element_id]
+            step.name = step.name or week.name
+            for name in ("ended", "completed", "reworked", "limited", "met", "late"):
+                setattr(step, name, getattr(step, name) + getattr(week, name))
+            if times:
+                step.waits.extend(json.loads(week.waits))
+                step.works.extend(json.loads(week.works))
+            for role in _roles(week.roles, query.role):
+                counts = found.roles[role]
+                counts["completed"] += week.completed
+                counts["overdue"] += week.late
+    # ended in the period outside the summed weeks, then the open tasks: statements of
+    # their own, each a range of an index (ended_at; state), where one with OR scans all
+    if first < last:
+        ranges = [(since, _midnight(first)), (_midnight(last), until)]
+    else:
+        ranges = [(since, until)]
+    parts = [_ended_between(lo, hi) for lo, hi in ranges if lo is None or hi is None or lo < hi]
+    parts.append(_open_created(query))
+    for part in parts:
+        _add_rows(found, conn.execute(_task_rows([*part, *_task_filters(query)])), query, now)
+    return found
+
+
+def _ended_between(lo: datetime | None, hi: datetime | None) -> list[Any]:
+    found: list[Any] = [HumanTask.ended_at.is_not(None)]
+    if lo is not None:
+        found.append(HumanTask.ended_at >= lo)
+    if hi is not None:
+        found.append(HumanTask.ended_at < hi)
+    return found
+
+
+def _open_created(query: Slice) -> list[Any]:
+    found: list[Any] = [HumanTask.state == TaskState.OPEN]
+    if query.since is not None:
+        found.append(HumanTask.created_at >= as_utc(query.since))
+    if query.until is not None:
+        found.append(HumanTask.created_at < as_utc(query.until))
+    return found
+
+
+def _add_rows(found: Gathered, rows: Any, query: Slice, now: datetime) -> None:
+    for row in rows:
+        if not _has_role(row.candidate_roles, query.role):
+            continue
+        is_open = row.state == TaskState.OPEN
+        who = row.assignee if is_open else row.completed_by
+        if query.user is not None and who != query.user:
+            continue
+        step = found.steps[row.element_id]
+        late = _late(row, now)
+        if is_open:
+            step.name = step.name or row.name
+            step.open += 1
+            step.late += 1 if late else 0
+            step.reworked += 1 if row.reworked else 0
+        else:
+            _add_ended(step, row, now)
+        for role in _roles(row.candidate_roles, query.role):
+            counts = found.roles[role]
+            counts["open" if is_open else "completed"] += (
+                1 if is_open or row.state == TaskState.COMPLETED else 0
+            )
+            counts["overdue"] += 1 if late else 0
+
+
+def _in_period(query: Slice) -> Any:
+    """Ended in the period, or open and created in it."""
+    return or_(
+        and_(*_ended_between(_utc(query.since), _utc(query.until))),
+        and_(*_open_created(query)),
+    )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else as_utc(moment)
+
+
+def instances_at(
+    conn: Connection, element_id: str, query: Slice, now: datetime
+) -> list[tuple[int, str | None, int]]:
+    """(instance, business key, tasks late) for the slice's tasks at one element, most
+    late first (read off the task rows: one element's are few)."""
+    from engine.models import Instance
+
+    stmt = (
+        _task_rows([HumanTask.element_id == element_id, _in_period(query), *_task_filters(query)])
+        .add_columns(HumanTask.instance_id, Instance.business_key)
+        .join(Instance, Instance.id == HumanTask.instance_id)
+    )
+    late: dict[int, int] = {}
+    keys: dict[int, str | None] = {}
+    for row in conn.execute(stmt):
+        who = row.assignee if row.state == TaskState.OPEN else row.completed_by
+        if not _has_role(row.candidate_roles, query.role) or query.user not in (None, who):
+            continue
+        keys[row.instance_id] = row.business_key
+        late[row.instance_id] = late.get(row.instance_id, 0) + (1 if _late(row, now) else 0)
+    return sorted(((i, keys[i], n) for i, n in late.items()), key=lambda t: (-t[2], t[0]))
