@@ -342,7 +342,7 @@ def kpi_figures(api: ApiClient, persona: str, user: str | None) -> Call:
 
 
 def behind_a_figure(api: ApiClient, persona: str, user: str | None) -> Call:
-    iid, _ = _review(api)
+    _review(api)
     return Call(
         f"{V1}/kpis/instances",
         query={"measure": "inquiry_response", "definition": "document_review"},
