@@ -22,20 +22,21 @@ nearest-rank: the smallest value with at least that share of values at or below 
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import Connection, Float, case, func, select
-from sqlalchemy.ext.compiler import compiles
+from sqlalchemy import Connection, case, func, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.functions import FunctionElement
 
 from engine import rollups
 from engine.clock import as_utc
 from engine.models import CaseFacts
 from engine.rollups import Slice
+from engine.timesql import epoch, seconds_between
 
 ElementQuery = Slice  # a period, definition, role, user, customer grade
 
@@ -91,29 +92,6 @@ class Sample:
 # --- SQL helpers -------------------------------------------------------------------------
 
 
-class _Seconds(FunctionElement[float]):
-    """Seconds from the first timestamp to the second, in the database's own arithmetic."""
-
-    type = Float()
-    inherit_cache = True
-    name = "seconds_between"
-
-
-@compiles(_Seconds, "sqlite")
-def _seconds_sqlite(element: _Seconds, compiler: Any, **kw: Any) -> str:
-    start, end = list(element.clauses)
-    return (
-        f"((julianday({compiler.process(end, **kw)}) - "
-        f"julianday({compiler.process(start, **kw)})) * 86400.0)"
-    )
-
-
-@compiles(_Seconds, "postgresql")
-def _seconds_postgresql(element: _Seconds, compiler: Any, **kw: Any) -> str:
-    start, end = list(element.clauses)
-    return f"EXTRACT(EPOCH FROM ({compiler.process(end, **kw)} - {compiler.process(start, **kw)}))"
-
-
 def _seconds(value: Any) -> float | None:
     # julianday arithmetic is exact to a few microseconds: report milliseconds
     return None if value is None else round(float(value), 3)
@@ -155,7 +133,7 @@ class Measure:
 
 def _span(start: str, end: str) -> Measure:
     begin = getattr(CaseFacts, start)
-    return Measure(end, "span", _Seconds(begin, getattr(CaseFacts, end)))
+    return Measure(end, "span", seconds_between(begin, getattr(CaseFacts, end)))
 
 
 def _yes(condition: Any) -> Any:
@@ -201,14 +179,19 @@ def _cases(query: ElementQuery, measure: Measure) -> list[Any]:
     return found
 
 
-def _on_promise(shipped: datetime | None, promised: str | None, zone: tzinfo) -> bool | None:
-    if shipped is None or not promised:
-        return None
-    try:
-        day = date.fromisoformat(str(promised)[:10])
-    except ValueError:
-        return None
-    return as_utc(shipped).astimezone(zone).date() <= day
+def _promise_ends(zone: tzinfo) -> Callable[[str], float | None]:
+    """A promised date -> the moment it ends in the office's zone (seconds since 1970);
+    worked out once per date (a year of orders promises a few hundred dates)."""
+
+    @functools.cache
+    def ends(promised: str) -> float | None:
+        try:
+            day = date.fromisoformat(promised[:10])
+        except ValueError:
+            return None
+        return datetime.combine(day + timedelta(days=1), time(), zone).timestamp()
+
+    return ends
 
 
 def _samples(conn: Connection, query: ElementQuery, name: str, zone: tzinfo) -> list[Sample]:
@@ -217,14 +200,15 @@ def _samples(conn: Connection, query: ElementQuery, name: str, zone: tzinfo) -> 
     keys = (CaseFacts.instance_id, CaseFacts.business_key)
     found: list[Sample] = []
     if name == "fulfilment_rate":
-        stmt = select(*keys, CaseFacts.shipped_at, CaseFacts.promised_date).where(*where)
-        for instance_id, key, shipped, promised in conn.execute(stmt.order_by(keys[0])):
-            kept = _on_promise(shipped, promised, zone)
-            if kept is not None:
-                found.append(Sample(instance_id, key, kept))
+        stmt = select(*keys, epoch(CaseFacts.shipped_at), CaseFacts.promised_date).where(*where)
+        ends = _promise_ends(zone)
+        for instance_id, key, shipped, promised in conn.execute(stmt.order_by(keys[0])).all():
+            end = ends(str(promised)) if promised else None
+            if end is not None:  # shipped before the promised day was over
+                found.append(Sample(instance_id, key, round(shipped, 3) < end))
         return found
     each = select(*keys, measure.sample).where(*where, measure.sample.is_not(None))
-    for instance_id, key, value in conn.execute(each.order_by(keys[0])):
+    for instance_id, key, value in conn.execute(each.order_by(keys[0])).all():
         if measure.kind == "rate":
             value = bool(value)
         elif measure.kind == "span":
@@ -240,7 +224,8 @@ def _figure(conn: Connection, query: ElementQuery, name: str, zone: tzinfo) -> A
         return _rate([s.value for s in _samples(conn, query, name, zone)])
     where = [*_cases(query, measure), measure.sample.is_not(None)]
     if measure.kind == "span":
-        values = [round(float(v), 3) for v in conn.scalars(select(measure.sample).where(*where))]
+        found = conn.execute(select(measure.sample).where(*where)).scalars().all()
+        values = [round(float(v), 3) for v in found]
         return percentile(values, 0.5), percentile(values, 0.9)
     if measure.kind == "rate":
         total, yes = conn.execute(

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -383,8 +384,10 @@ class StepWeek(Base):
     limited: Mapped[int] = mapped_column(Integer)  # completed, with a time limit
     met: Mapped[int] = mapped_column(Integer)  # ... and within it
     late: Mapped[int] = mapped_column(Integer)  # ended past the limit
-    waits: Mapped[str] = mapped_column(Text)  # JSON: seconds created -> claimed, completed
-    works: Mapped[str] = mapped_column(Text)  # JSON: seconds claimed -> completed
+    # seconds, created -> claimed and claimed -> completed, of the completed tasks: sorted
+    # little-endian doubles (engine/rollups.py: read back without parsing)
+    waits: Mapped[bytes] = mapped_column(LargeBinary)
+    works: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class SummaryMark(Base):

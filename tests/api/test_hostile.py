@@ -54,9 +54,11 @@ BIG_FILE = bpmn().replace(b"</bpmn:definitions>", b"<!--" + b"x" * (6 * 1024 * 1
 
 @contextmanager
 def quick() -> Iterator[None]:
-    began = time.perf_counter()
+    # CPU seconds of this process (the app runs in it): the work done to refuse, which
+    # other processes on a shared machine cannot inflate as they do wall time
+    began = time.process_time()
     yield
-    assert time.perf_counter() - began < QUICK
+    assert time.process_time() - began < QUICK
 
 
 def upload(client: ApiClient, name: str, content: bytes) -> dict[str, object]:

@@ -204,3 +204,25 @@ def test_daily_summaries_answer_as_the_task_rows_do(trade: Trade) -> None:
     assert answers() == from_rows
     with trade.flow.db.transaction() as session:  # again: nothing more to sum
         assert rollups.roll_up(session.connection(), end) == 0
+
+
+def test_the_upgrade_that_adds_the_summaries_replays_an_existing_history(trade: Trade) -> None:
+    """Migration 0005 on a database that already has a history: the case facts replayed
+    from its trail equal those kept step by step, and the figures do not change."""
+    from alembic import command
+
+    from engine.schema import alembic_config, upgrade
+
+    history(trade)
+    end, db = trade.clock.now(), trade.flow.db
+    with db.reading() as session:
+        kept = facts.as_dicts(session.connection())
+        before = analytics.kpis(session, ElementQuery(), end, SHANGHAI)
+    with db.engine.begin() as conn:
+        cfg = alembic_config(db)
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+    upgrade(db)
+    with db.reading() as session:
+        assert facts.as_dicts(session.connection()) == kept
+        assert analytics.kpis(session, ElementQuery(), end, SHANGHAI) == before

@@ -57,8 +57,8 @@ def upgrade() -> None:
         sa.Column("grade", sa.String(length=16), nullable=False),
         *(sa.Column(n, sa.Integer(), nullable=False)
           for n in ("ended", "completed", "reworked", "limited", "met", "late")),
-        sa.Column("waits", sa.Text(), nullable=False),
-        sa.Column("works", sa.Text(), nullable=False),
+        sa.Column("waits", sa.LargeBinary(), nullable=False),
+        sa.Column("works", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("week", "definition_key", "element_id", "roles", "user_name", "grade"),
     )  # fmt: skip
