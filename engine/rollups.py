@@ -230,6 +230,14 @@ def roll_up(conn: Connection, now: datetime, is_postgres: bool = False) -> int:
     return tasks
 
 
+def resum(conn: Connection, now: datetime, is_postgres: bool = False) -> int:
+    """Forget the summaries and sum every past week again (after a change to how they
+    are made); answers how many tasks."""
+    conn.execute(_WEEKS.delete())
+    conn.execute(SummaryMark.__table__.delete())  # type: ignore[attr-defined]
+    return roll_up(conn, now, is_postgres)
+
+
 def _week_filters(query: Slice) -> list[Any]:
     found: list[Any] = []
     if query.definition is not None:

@@ -174,3 +174,15 @@ def test_demo_sets_up_people_and_orders_once(run) -> None:  # type: ignore[no-un
     assert again.returncode == 1
     assert again.stderr.strip() == "Error: the demo is already set up in this database"
     assert run("demo", "--if-new").returncode == 0
+
+
+def test_db_measures_makes_the_summaries_again(run) -> None:  # type: ignore[no-untyped-def]
+    assert run("demo").returncode == 0
+    with sqlite3.connect(run.db_file) as conn:
+        kept = conn.execute("SELECT * FROM case_facts ORDER BY instance_id").fetchall()
+        conn.execute("UPDATE case_facts SET grade = 'Z'")  # a summary gone wrong
+    result = run("db", "measures")
+    assert result.returncode == 0, result.stderr
+    assert f"case facts of {len(kept)} instances replayed" in result.stdout
+    with sqlite3.connect(run.db_file) as conn:
+        assert conn.execute("SELECT * FROM case_facts ORDER BY instance_id").fetchall() == kept
