@@ -8,17 +8,22 @@ writes can deadlock against another writer, which busy_timeout cannot resolve.
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_URL = "sqlite:///var/tradeflow.db"
 _WRITE = "tradeflow_write"
+# With a background checkpointer a commit checkpoints only if the log passes this many
+# pages (a stalled checkpointer must not let it grow without end); SQLite's default: 1000
+_FALLBACK_AUTOCHECKPOINT = 10_000
 
 
 def database_url() -> str:
@@ -51,6 +56,8 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        if engine in _checkpointers:
+            cur.execute(f"PRAGMA wal_autocheckpoint={_FALLBACK_AUTOCHECKPOINT}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -58,6 +65,52 @@ def _configure_sqlite(engine: Engine) -> None:
         write = conn.get_execution_options().get(_WRITE, False)
         # straight to the driver: every command pays for this line
         conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class Checkpointer:
+    """Copies an SQLite file's write-ahead log into the database from a thread of its own.
+
+    By default the commit that fills the log past 1000 pages does this, with two fsyncs,
+    inside a request: a unit of work writes some 25 pages (the instance, its task rows
+    and their indexes, the audit rows), so every 40th command waited 10-30 ms for the
+    disk (bench/http_completions.py). Here a passive checkpoint runs every ``interval``
+    seconds instead, beside the requests (SQLite lets one writer go on meanwhile, and
+    the driver releases the interpreter lock while it waits). Durability is SQLite's
+    synchronous=NORMAL either way: a commit reaches the disk at the next checkpoint.
+    """
+
+    def __init__(self, path: str, interval: float) -> None:
+        self.path = path
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")  # as every connection: it then sees the log
+            conn.execute("PRAGMA synchronous=NORMAL")
+            while not self._stop.wait(self.interval):
+                self.checkpoint(conn)
+        finally:
+            conn.close()
+
+    @staticmethod
+    def checkpoint(conn: sqlite3.Connection) -> None:
+        # busy or gone: the next round, or a commit past the fallback, does it
+        with suppress(sqlite3.Error):
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+
+_checkpointers: WeakKeyDictionary[Engine, Checkpointer] = WeakKeyDictionary()
 
 
 class Database:
@@ -105,5 +158,20 @@ class Database:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
+    def checkpoint_in_background(self, interval: float = 0.05) -> None:
+        """For a long-running process on an SQLite file (the server, the timer worker):
+        checkpoint the log from a thread (Checkpointer) rather than in commits. Call it
+        before the first connection is made; nothing happens on PostgreSQL or in memory."""
+        path = self.engine.url.database
+        if self.engine.dialect.name != "sqlite" or not path or path == ":memory:":
+            return
+        if self.engine not in _checkpointers:
+            checkpointer = Checkpointer(path, interval)
+            _checkpointers[self.engine] = checkpointer
+            checkpointer.start()
+
     def dispose(self) -> None:
+        checkpointer = _checkpointers.pop(self.engine, None)
+        if checkpointer is not None:
+            checkpointer.stop()
         self.engine.dispose()
