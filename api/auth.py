@@ -43,8 +43,7 @@ def authenticate() -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send Authorization: Bearer <token>")
-    with flow().db.read_connection() as conn:
-        found = users.bearer(conn, token.strip())
+    found = users.bearer(flow().db, token.strip())
     if found is None:
         raise Unauthorized("the token is unknown or revoked")
     g.actor = found

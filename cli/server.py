@@ -27,8 +27,9 @@ class _Server(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         app = create_app()  # in each worker, after the fork
+        flow = app.extensions["tradeflow"]
+        flow.db.checkpoint_in_background()  # SQLite: the log's fsyncs leave the requests
         if self.scheduler:  # every worker fires timers; they share the due ones safely
-            flow = app.extensions["tradeflow"]
             Scheduler(Timers(flow.runtime)).start()
         # What start-up made (modules, the app, its caches) is never garbage: frozen, no
         # collection walks it again. A request makes thousands of short-lived objects

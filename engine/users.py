@@ -14,6 +14,7 @@ from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from engine.db import Database, DriverQuery
 from engine.errors import Invalid, UserNotFound
 from engine.models import ApiToken, Role, User, UserRole
 
@@ -174,21 +175,30 @@ _BEARER = (
     .select_from(User.__table__.join(ApiToken.__table__, _T.user_id == _U.id))
     .where(_T.token_sha256 == bindparam("digest"), _T.revoked_at.is_(None))
 )
+_BEARER_QUERY = DriverQuery(_BEARER)
 
 
-def bearer(db: Session | Connection, token: str) -> Actor | None:
-    """Who an unrevoked token belongs to, with roles and flags: one statement per request."""
-    conn = db.connection() if isinstance(db, Session) else db
-    row = conn.execute(_BEARER, {"digest": token_digest(token)}).first()
+def bearer(db: Database | Session | Connection, token: str) -> Actor | None:
+    """Who an unrevoked token belongs to, with roles and flags: one statement per request.
+    Given the Database (the API, on every request), straight through the driver, with no
+    transaction of its own (one SELECT reads one snapshot); else in the caller's."""
+    params = {"digest": token_digest(token)}
+    if isinstance(db, Database):
+        row = db.first(_BEARER_QUERY, params)
+    else:
+        conn = db.connection() if isinstance(db, Session) else db
+        found = conn.execute(_BEARER, params).first()
+        row = tuple(found) if found is not None else None
     if row is None:
         return None
+    name, admin, owner, auditor, integration, roles = row
     return Actor(
-        name=row.name,
-        roles=frozenset(row.roles.split(",")) if row.roles else frozenset(),
-        is_admin=row.is_admin,
-        is_process_owner=row.is_process_owner,
-        is_auditor=row.is_auditor,
-        is_integration=row.is_integration,
+        name=name,
+        roles=frozenset(roles.split(",")) if roles else frozenset(),
+        is_admin=bool(admin),
+        is_process_owner=bool(owner),
+        is_auditor=bool(auditor),
+        is_integration=bool(integration),
     )
 
 

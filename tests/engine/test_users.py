@@ -27,3 +27,24 @@ def test_bad_names_are_refused(flow: Tradeflow) -> None:
         flow.add_user("ok.name", ["Bad Role"])
     with flow.db.reading() as session, pytest.raises(UserNotFound):
         users.identity(session, "ghost")
+
+
+def test_the_api_lookup_through_the_driver_agrees_with_the_one_in_a_session(
+    flow: Tradeflow,
+) -> None:
+    """The API looks tokens up with users.bearer(db, ...): the same user, roles and flags
+    as inside a transaction, and a revoked token is refused at once."""
+    _, token = flow.add_user("wu.lei", ["finance", "risk_compliance"], users.Flags(admin=True))
+    _, bare = flow.add_user("he.jing", [])
+    with flow.db.reading() as session:
+        assert users.bearer(flow.db, token) == users.bearer(session, token)
+        assert users.bearer(flow.db, bare) == users.bearer(session, bare)
+    found = users.bearer(flow.db, token)
+    assert found is not None and found.roles == {"finance", "risk_compliance"}
+    assert found.is_admin is True and found.is_auditor is False
+    nobody = users.bearer(flow.db, bare)
+    assert nobody is not None and nobody.roles == frozenset()
+    assert users.bearer(flow.db, token + "x") is None
+    with flow.db.transaction() as session:
+        users.revoke(session, "wu.lei", flow.clock.now())
+    assert users.bearer(flow.db, token) is None
