@@ -36,7 +36,7 @@ from engine import rollups
 from engine.clock import as_utc
 from engine.models import CaseFacts
 from engine.rollups import Slice
-from engine.timesql import epoch, seconds_between
+from engine.timesql import epoch
 
 ElementQuery = Slice  # a period, definition, role, user, customer grade
 
@@ -89,12 +89,7 @@ class Sample:
     value: float | bool | str
 
 
-# --- SQL helpers -------------------------------------------------------------------------
-
-
-def _seconds(value: Any) -> float | None:
-    # julianday arithmetic is exact to a few microseconds: report milliseconds
-    return None if value is None else round(float(value), 3)
+# --- step measures -----------------------------------------------------------------------
 
 
 def elements(session: Session, query: ElementQuery, now: datetime) -> list[ElementStats]:
@@ -129,11 +124,11 @@ class Measure:
     closes: str  # the case_facts column
     kind: str  # span (seconds: percentiles), rate (yes/no: a share), mean, by (counted)
     sample: Any = None
+    starts: str = ""  # a span's first milestone (it ends at ``closes``)
 
 
 def _span(start: str, end: str) -> Measure:
-    begin = getattr(CaseFacts, start)
-    return Measure(end, "span", seconds_between(begin, getattr(CaseFacts, end)))
+    return Measure(end, "span", starts=start)
 
 
 def _yes(condition: Any) -> Any:
@@ -194,26 +189,58 @@ def _promise_ends(zone: tzinfo) -> Callable[[str], float | None]:
     return ends
 
 
-def _samples(conn: Connection, query: ElementQuery, name: str, zone: tzinfo) -> list[Sample]:
+SPANS = [name for name, m in MEASURES.items() if m.kind == "span"]
+_MILESTONES = sorted({c for n in SPANS for c in (MEASURES[n].starts, MEASURES[n].closes)})
+
+
+Part = tuple[int, str | None, Any]  # instance, business key, its value: a Sample to be
+
+
+def _spans(conn: Connection, query: ElementQuery, names: list[str]) -> dict[str, list[Part]]:
+    """The span measures' samples, all from one pass over the slice's cases: their
+    milestones read as seconds since 1970, each span kept if it closed in the period."""
+    where = _cases(query, Measure("started_at", "span"))
+    columns = [epoch(getattr(CaseFacts, c)) for c in _MILESTONES]
+    stmt = select(CaseFacts.instance_id, CaseFacts.business_key, *columns).where(*where)
+    lo = as_utc(query.since).timestamp() if query.since is not None else -math.inf
+    hi = as_utc(query.until).timestamp() if query.until is not None else math.inf
+    index = {c: i for i, c in enumerate(_MILESTONES)}
+    pairs = [(n, index[MEASURES[n].starts], index[MEASURES[n].closes]) for n in names]
+    rows: list[Any] = list(conn.execute(stmt.order_by(CaseFacts.instance_id)).all())
+    lo, hi = lo - _HALF_MS, hi - _HALF_MS  # as if the moments were rounded to milliseconds
+    found: dict[str, list[Part]] = {}
+    for name, start, end in pairs:
+        a, b = start + 2, end + 2  # after the instance and its key
+        found[name] = [
+            (row[0], row[1], row[b] - row[a])  # unrounded: callers round what they show
+            for row in rows
+            if row[a] is not None and row[b] is not None and lo <= row[b] < hi
+        ]
+    return found
+
+
+# SQLite's julianday() is exact to some tens of microseconds
+_HALF_MS = 0.0005
+
+
+def _samples(conn: Connection, query: ElementQuery, name: str, zone: tzinfo) -> list[Part]:
     measure = MEASURES[name]
+    if measure.kind == "span":
+        return [(i, key, round(v, 3)) for i, key, v in _spans(conn, query, [name])[name]]
     where = _cases(query, measure)
     keys = (CaseFacts.instance_id, CaseFacts.business_key)
-    found: list[Sample] = []
+    found: list[Part] = []
     if name == "fulfilment_rate":
         stmt = select(*keys, epoch(CaseFacts.shipped_at), CaseFacts.promised_date).where(*where)
         ends = _promise_ends(zone)
         for instance_id, key, shipped, promised in conn.execute(stmt.order_by(keys[0])).all():
             end = ends(str(promised)) if promised else None
             if end is not None:  # shipped before the promised day was over
-                found.append(Sample(instance_id, key, round(shipped, 3) < end))
+                found.append((instance_id, key, shipped < end - _HALF_MS))
         return found
     each = select(*keys, measure.sample).where(*where, measure.sample.is_not(None))
     for instance_id, key, value in conn.execute(each.order_by(keys[0])).all():
-        if measure.kind == "rate":
-            value = bool(value)
-        elif measure.kind == "span":
-            value = _seconds(value)
-        found.append(Sample(instance_id, key, value))
+        found.append((instance_id, key, bool(value) if measure.kind == "rate" else value))
     return found
 
 
@@ -221,12 +248,8 @@ def _figure(conn: Connection, query: ElementQuery, name: str, zone: tzinfo) -> A
     """A measure's figure, aggregated in SQL where it can be."""
     measure = MEASURES[name]
     if name == "fulfilment_rate":
-        return _rate([s.value for s in _samples(conn, query, name, zone)])
+        return _rate([value for _, _, value in _samples(conn, query, name, zone)])
     where = [*_cases(query, measure), measure.sample.is_not(None)]
-    if measure.kind == "span":
-        found = conn.execute(select(measure.sample).where(*where)).scalars().all()
-        values = [round(float(v), 3) for v in found]
-        return percentile(values, 0.5), percentile(values, 0.9)
     if measure.kind == "rate":
         total, yes = conn.execute(
             select(func.count(), func.sum(case((measure.sample, 1), else_=0))).where(*where)
@@ -245,9 +268,10 @@ def kpis(session: Session, query: ElementQuery, now: datetime, zone: tzinfo = UT
     limited = sum(step.limited for step in gathered.steps.values())
     met = sum(step.met for step in gathered.steps.values())
     spans: dict[str, float | None] = {}
-    for name in ("inquiry_response", "quotation_turnaround", "contract_to_shipped",
-                 "shipped_to_paid", "contract_to_paid"):  # fmt: skip
-        spans[f"{name}_p50"], spans[f"{name}_p90"] = _figure(conn, query, name, zone)
+    for name, samples in _spans(conn, query, SPANS).items():
+        values = [value for _, _, value in samples]
+        spans[f"{name}_p50"] = _ms(percentile(values, 0.5))
+        spans[f"{name}_p90"] = _ms(percentile(values, 0.9))
     mean = _figure(conn, query, "satisfaction_mean", zone)
     return Kpis(
         on_time_rate=_share(met, limited),
@@ -267,7 +291,7 @@ def behind(session: Session, measure: str, query: ElementQuery, zone: tzinfo = U
     """The cases behind an order measure, each with its sample (seconds, yes/no, score)."""
     if measure not in MEASURES:
         raise KeyError(measure)
-    return _samples(session.connection(), query, measure, zone)
+    return [Sample(*part) for part in _samples(session.connection(), query, measure, zone)]
 
 
 def behind_element(
@@ -292,6 +316,11 @@ def percentile(values: list[float], q: float) -> float | None:
         return None
     ordered = sorted(values)
     return ordered[max(math.ceil(q * len(ordered)) - 1, 0)]
+
+
+def _ms(seconds: float | None) -> float | None:
+    """Rounded to milliseconds (after ranking: rounding keeps the order)."""
+    return None if seconds is None else round(seconds, 3)
 
 
 def _rate(values: list[Any]) -> float | None:

@@ -18,14 +18,6 @@ class epoch(FunctionElement[float]):  # used like an SQL function
     name = "epoch"
 
 
-class seconds_between(FunctionElement[float]):
-    """Seconds from the first timestamp to the second."""
-
-    type = Float()
-    inherit_cache = True
-    name = "seconds_between"
-
-
 # SQLite keeps UTC timestamps as text; julianday() reads them (to some tens of
 # microseconds: callers round to milliseconds).
 @compiles(epoch, "sqlite")
@@ -38,15 +30,3 @@ def _epoch_sqlite(element: epoch, compiler: Any, **kw: Any) -> str:
 def _epoch_postgresql(element: epoch, compiler: Any, **kw: Any) -> str:
     (moment,) = list(element.clauses)
     return f"EXTRACT(EPOCH FROM {compiler.process(moment, **kw)})"
-
-
-@compiles(seconds_between, "sqlite")
-def _between_sqlite(element: seconds_between, compiler: Any, **kw: Any) -> str:
-    start, end = (compiler.process(c, **kw) for c in element.clauses)
-    return f"((julianday({end}) - julianday({start})) * 86400.0)"
-
-
-@compiles(seconds_between, "postgresql")
-def _between_postgresql(element: seconds_between, compiler: Any, **kw: Any) -> str:
-    start, end = (compiler.process(c, **kw) for c in element.clauses)
-    return f"EXTRACT(EPOCH FROM ({end} - {start}))"
