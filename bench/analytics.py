@@ -392,8 +392,8 @@ def measure(name: str, url: str, args: argparse.Namespace) -> Result:
         facts.rebuild(session.connection())
         rollups.roll_up(session.connection(), NOW, flow.db.is_postgres)
     rebuilt = time.perf_counter() - began
-    with flow.db.engine.connect() as conn:  # as autovacuum, or an operator, would have
-        conn.exec_driver_sql("ANALYZE")
+    with flow.db.engine.begin() as conn:  # as autovacuum, or an operator, would have
+        conn.exec_driver_sql("ANALYZE")  # (committed: statistics roll back with the rest)
     client = create_app({"TRADEFLOW": flow}).test_client()
     headers = {"Authorization": f"Bearer {token}"}
 

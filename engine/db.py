@@ -43,8 +43,13 @@ def make_engine(url: str | None = None) -> Engine:
         _configure_sqlite(engine)
         return engine
     # no pre-ping: it is a round trip per checkout; recycle instead, and a connection that
-    # died under a restart fails one request
-    return create_engine(url, pool_recycle=1800, pool_size=10, max_overflow=10)
+    # died under a restart fails one request. No JIT: its compiling (some 0.4 s) is for
+    # long analytic queries; ours are short, and the planner's cost estimate of a KPI
+    # query can reach its threshold and pay it on every run (bench/analytics.py)
+    return create_engine(
+        url, pool_recycle=1800, pool_size=10, max_overflow=10,
+        connect_args={"options": "-c jit=off"},
+    )  # fmt: skip
 
 
 def _configure_sqlite(engine: Engine) -> None:

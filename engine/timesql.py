@@ -29,4 +29,5 @@ def _epoch_sqlite(element: epoch, compiler: Any, **kw: Any) -> str:
 @compiles(epoch, "postgresql")
 def _epoch_postgresql(element: epoch, compiler: Any, **kw: Any) -> str:
     (moment,) = list(element.clauses)
-    return f"EXTRACT(EPOCH FROM {compiler.process(moment, **kw)})"
+    # date_part answers a double; EXTRACT a numeric, which arrives as a Decimal
+    return f"date_part('epoch', {compiler.process(moment, **kw)})"
