@@ -53,6 +53,7 @@ class ElementStats:
     work_p90: float | None
     reworked: int  # occurrences after the first in the same instance: the loops
     overdue: int  # finished after their due time, or still open past it
+    on_time_rate: float | None = None  # of its completed tasks with a time limit, met
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ def elements(session: Session, query: ElementQuery, now: datetime) -> list[Eleme
             work_p90=percentile(step.works, 0.9),
             reworked=step.reworked,
             overdue=step.late,
+            on_time_rate=_share(step.met, step.limited),
         )
         for element, step in steps.items()
     ]

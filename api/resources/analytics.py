@@ -42,6 +42,9 @@ class ElementOut(Schema):
     work_p90 = fields.Float(allow_none=True)
     reworked = fields.Int(metadata={"description": "repeats within one instance: rework loops"})
     overdue = fields.Int(metadata={"description": "past their time limit"})
+    on_time_rate = fields.Float(
+        allow_none=True, metadata={"description": "completed within their time limit"}
+    )
 
 
 class ElementPage(Schema):

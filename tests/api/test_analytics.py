@@ -47,6 +47,7 @@ def test_waiting_working_and_rework_per_step(deployed: ApiClient) -> None:
     assert (prepare["work_p50"], prepare["work_p90"]) == (600.0, 1800.0)
     assert (review["count"], review["reworked"], review["wait_p90"]) == (4, 1, 0.0)
     assert review["work_p50"] == review["work_p90"] == 3600.0
+    assert prepare["on_time_rate"] == review["on_time_rate"] == 1.0
     assert list(found) == ["prepare_documents", "review_documents"]  # busiest first, then id
 
 
@@ -62,6 +63,10 @@ def test_filters_and_time_limits(deployed: ApiClient) -> None:
     deployed.complete(deployed.task(iid, "prepare_documents"), "clerk", invoice_number="I")
     deployed.clock.advance(days=5)
     assert elements(deployed, since=late)["review_documents"]["overdue"] == 1
+    # done late: it counts against the step's on-time rate (it had none before)
+    deployed.complete(deployed.task(iid, "review_documents"), "checker", documents_ok=True)
+    review = elements(deployed, since=late)["review_documents"]
+    assert (review["overdue"], review["on_time_rate"]) == (1, 0.0)
 
 
 def test_who_may_see_analytics(deployed: ApiClient) -> None:
