@@ -437,7 +437,7 @@ def sqlite_url() -> Iterator[str]:
 def show(result: Result) -> None:
     print(f"\n{result.store}: {result.events:,} audit events, {result.orders:,} orders, "
           f"{result.tasks:,} tasks; written in {result.write_seconds:.1f} s; case facts "
-          f"replayed from the trail and past days summed in {result.rebuild_seconds:.1f} s; "
+          f"replayed from the trail and past weeks summed in {result.rebuild_seconds:.1f} s; "
           f"reading the whole trail once: {result.trail_seconds:.2f} s")  # fmt: skip
     print(f"  {'request':<24} {'median':>8} {'slowest':>8} {'/ trail':>8}  target ≤ 2 s")
     for label, (median, slowest) in result.timings.items():
