@@ -159,20 +159,26 @@ MEASURES: dict[str, Measure] = {
 }
 
 
-def _cases(query: ElementQuery, measure: Measure) -> list[Any]:
-    """Filters: the slice, and the period on the milestone that closes the measure."""
-    closes = getattr(CaseFacts, measure.closes)
-    found = [closes.is_not(None)]
-    if query.since is not None:
-        found.append(closes >= as_utc(query.since))
-    if query.until is not None:
-        found.append(closes < as_utc(query.until))
+def _sliced(query: ElementQuery) -> list[Any]:
+    """The slice's filters on cases: definition, grade, owner."""
+    found: list[Any] = []
     if query.definition is not None:
         found.append(CaseFacts.definition_key == query.definition)
     if query.grade is not None:
         found.append(CaseFacts.grade == query.grade)
     if query.user is not None:
         found.append(CaseFacts.owner == query.user)
+    return found
+
+
+def _cases(query: ElementQuery, measure: Measure) -> list[Any]:
+    """Filters: the slice, and the period on the milestone that closes the measure."""
+    closes = getattr(CaseFacts, measure.closes)
+    found = [closes.is_not(None), *_sliced(query)]
+    if query.since is not None:
+        found.append(closes >= as_utc(query.since))
+    if query.until is not None:
+        found.append(closes < as_utc(query.until))
     return found
 
 
@@ -200,8 +206,9 @@ Part = tuple[int, str | None, Any]  # instance, business key, its value: a Sampl
 
 def _spans(conn: Connection, query: ElementQuery, names: list[str]) -> dict[str, list[Part]]:
     """The span measures' samples, all from one pass over the slice's cases: their
-    milestones read as seconds since 1970, each span kept if it closed in the period."""
-    where = _cases(query, Measure("started_at", "span"))
+    milestones read as seconds since 1970, each span kept if it closed in the period (each
+    its own milestone: the period is applied here, not in SQL)."""
+    where = _sliced(query)
     columns = [epoch(getattr(CaseFacts, c)) for c in _MILESTONES]
     stmt = select(CaseFacts.instance_id, CaseFacts.business_key, *columns).where(*where)
     lo = as_utc(query.since).timestamp() if query.since is not None else -math.inf

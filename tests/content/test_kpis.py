@@ -135,6 +135,11 @@ def test_slices_by_grade_user_and_period(trade: Trade) -> None:
                                                              "overdue": 3}}  # fmt: skip
     assert set(kpis(definition="customer_development").workload) == {
         "manager", "market_development"}  # fmt: skip
+    # a period takes the spans that closed in it: SO-1 began at 09:00, its quotation was
+    # sent at 12:00; between 10:00 and 13:00 its 3 h count, though it began before
+    day = datetime(2026, 11, 27, tzinfo=UTC)
+    after_start = kpis(since=day + timedelta(hours=10), until=day + timedelta(hours=13))
+    assert after_start.quotation_turnaround_p50 == 3 * 3600
     # a period after everything: no measure closes in it
     later = kpis(since=end + timedelta(seconds=1))
     assert later.shipped_to_paid_p50 is None and later.workload == {}
