@@ -3,9 +3,9 @@
 Target (issue 8): ``GET /api/v1/kpis`` and ``GET /api/v1/analytics/elements`` answer in
 ≤ 2 s over 1,000,000 audit events.
 
-The history: the database is set up through the engine (schema with its migrations,
-shipped files), then a year of inquiry-to-collection orders is written in bulk, as the
-unit of work would have left them: per order an instance row, one task row per step (with
+The history (bench/history_fill.py): the database is set up through the engine (schema
+with its migrations, shipped files), then a year of inquiry-to-collection orders is
+written in bulk, as the unit of work would have left them: per order an instance row, one task row per step (with
 its roles, times, due date and who did it) and the audit events of each step (created,
 claimed, completed with the form's data, messages, timers), hash-chained per instance.
 Orders differ at random (seeded): customer grade, the sales person who took the inquiry,
@@ -36,292 +36,34 @@ from __future__ import annotations
 
 import argparse
 import gc
-import random
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from completions import shipped_files
+from history_fill import NOW, Expected, make_history
 from http_completions import pg_admin, pg_database
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from api import create_app
 from engine import facts, rollups
-from engine.audit import GENESIS, canonical_data, event_hash, instance_stream
 from engine.db import Database
 from engine.models import (
     AuditEvent,
-    Definition,
-    HumanTask,
-    HumanTaskRole,
-    Instance,
-    InstanceStatus,
-    TaskState,
 )
 from engine.tradeflow import Tradeflow
 from engine.users import Flags
 
 TARGET_SECONDS = 2.0
-NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
-SALES = ("wang.fang", "li.na", "zhang.wei", "chen.hao")
-GRADES = (("A", 0.15), ("B", 0.45), ("C", 0.3), ("D", 0.1))
-
-# the steps of an order: element, role, limit (hours; None: no limit)
-QUOTE = [
-    ("prepare_quotation", "market_development", 24),
-    ("send_quotation", "market_development", 8),
-]
-CONTRACT = [
-    ("draft_contract", "order_execution", 16),
-    ("review_contract", "risk_compliance", 16),
-    ("sign_contract", "order_execution", 24),
-]
-MAKE = [("coordinate_production", "order_execution", 24), ("produce_order", "production", None)]
-INSPECT = [("inspect_goods", "quality", 16)]
-REWORK = [("rework_goods", "production", None)]
-SHIP = [("book_shipment", "documents_logistics", 16)]
-DOCS = [("prepare_documents", "documents_logistics", 8), ("review_documents", "risk_compliance", 8)]
-CUSTOMS = [("declare_customs", "documents_logistics", 16)]
-SURVEY = [("satisfaction_survey", "order_execution", 40)]
-INVOICE = [("issue_invoice", "finance", 8)]
-PAID = [("write_off", "finance", 8)]
-LATE = [("send_payment_reminder", "finance", 8), ("chase_payment", "risk_compliance", 40)]
-
-
-@dataclass
-class Expected:
-    """What the figures must be, counted while the history is made."""
-
-    shipped: int = 0
-    shipped_on_promise: int = 0
-    reviewed: int = 0
-    first_pass: int = 0
-    invoiced: int = 0
-    overdue: int = 0
-    bad_debt: int = 0
-    surveyed: int = 0
-    complaints: int = 0
-
-
-@dataclass
-class History:
-    rng: random.Random
-    definition_id: int
-    instances: list[dict[str, Any]] = field(default_factory=list)
-    tasks: list[dict[str, Any]] = field(default_factory=list)
-    roles: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    expected: Expected = field(default_factory=Expected)
-    next_task: int = 1
-
-    def order(self, instance_id: int, started: datetime) -> None:
-        rng, e = self.rng, self.expected
-        grade = rng.choices([g for g, _ in GRADES], [w for _, w in GRADES])[0]
-        owner = rng.choice(SALES)
-        key = f"SO-{instance_id:07d}"
-        stream = instance_stream(instance_id)
-        chain = Chain(self.events, stream, instance_id)
-        chain.add("instance_started", started, owner, "inquiry_to_collection",
-                  {"definition": "inquiry_to_collection", "version": 1, "business_key": key,
-                   "variables": {}})  # fmt: skip
-        at = started
-        done = True
-
-        def steps(
-            plan: list[tuple[str, str, int | None]], data: Callable[[str], dict[str, Any]]
-        ) -> bool:
-            nonlocal at
-            for element, role, limit in plan:
-                if at > NOW:
-                    return False
-                at = self.task(chain, element, role, limit, at, owner, data(element))
-            return at <= NOW
-
-        plain: Callable[[str], dict[str, Any]] = lambda element: {}  # noqa: E731
-        quote = {"customer_grade": grade, "quantity": rng.randrange(500, 20000)}
-        if not steps(QUOTE, lambda el: quote if el == "prepare_quotation" else {}):
-            done = False
-        if done:
-            at += timedelta(days=rng.uniform(0.5, 5))
-            chain.add(
-                "message_received", at, "erp", "quotation_accepted", {"name": "quotation_accepted"}
-            )
-            promised = (at + timedelta(days=rng.uniform(20, 45))).date()
-            contract = {"delivery_date": promised.isoformat()}
-            done = steps(CONTRACT, lambda el: contract if el == "draft_contract" else {})
-        if done:
-            done = steps(MAKE, plain)
-            failed = rng.random() < 0.15
-            while done:
-                result = {"inspection_result": "fail" if failed else "pass"}
-                done = steps(INSPECT, lambda el, result=result: result)
-                if not failed or not done:
-                    break
-                done = steps(REWORK, plain)
-                failed = False
-        if done:
-            done = steps(SHIP, plain)
-            rejected = rng.random() < 0.2
-            first = True
-            while done:
-                ok = not rejected
-                review = {"documents_ok": ok}
-                done = steps(DOCS, lambda el, r=review: r if el == "review_documents" else {})
-                if done and first:
-                    e.reviewed += 1
-                    e.first_pass += 1 if ok else 0
-                    first = False
-                if ok or not done:
-                    break
-                rejected = False
-        if done:
-            done = steps(CUSTOMS, plain)
-            if done:
-                e.shipped += 1
-                e.shipped_on_promise += 1 if (at + timedelta(hours=8)).date() <= promised else 0
-        if done:
-            complaint = rng.random() < 0.08
-            score = str(rng.choice((2, 3, 4, 4, 5, 5)) if not complaint else rng.choice((1, 2)))
-            survey = {"satisfaction": score, "complaint": complaint}
-            done = steps(SURVEY, lambda el: survey)
-            if done:
-                e.surveyed += 1
-                e.complaints += 1 if complaint else 0
-                done = steps(INVOICE, plain)
-                e.invoiced += 1 if done else 0
-        if done:
-            late = rng.random() < 0.12
-            if not late:
-                at += timedelta(days=rng.uniform(3, 29))
-                done = at <= NOW
-                if done:
-                    chain.add("message_received", at, "bank", "payment_received",
-                              {"name": "payment_received"})  # fmt: skip
-                    done = steps(PAID, plain)
-            else:
-                at += timedelta(days=30)
-                if at <= NOW:
-                    e.overdue += 1
-                    chain.add("timer_fired", at, "system", "payment_overdue", {})
-                    bad = rng.random() < 0.3
-                    outcome = {"outcome": "bad_debt" if bad else "recovered"}
-                    done = steps(LATE, lambda el: outcome if el == "chase_payment" else {})
-                    e.bad_debt += 1 if done and bad else 0
-                else:
-                    done = False
-        if done:
-            chain.add("instance_completed", at, "system", None, {"variables": {}})
-        self.instances.append({
-            "id": instance_id, "definition_id": self.definition_id, "business_key": key,
-            "status": InstanceStatus.COMPLETED if done else InstanceStatus.RUNNING,
-            "state": "{}", "started_at": started, "started_by": owner, "updated_at": min(at, NOW),
-            "ended_at": at if done else None, "next_wakeup_at": None, "error": None,
-            "revision": chain.seq, "audit_seq": chain.seq, "audit_hash": chain.head,
-        })  # fmt: skip
-
-    def task(
-        self,
-        chain: Chain,
-        element: str,
-        role: str,
-        limit: int | None,
-        at: datetime,
-        owner: str,
-        data: dict[str, Any],
-    ) -> datetime:
-        """One occurrence of a step, from ``at``: waits, is claimed, is worked on (unless
-        the history ends first); answers when it was done."""
-        rng = self.rng
-        created = at
-        claimed = created + timedelta(hours=rng.expovariate(1 / 6))
-        ended = claimed + timedelta(hours=rng.expovariate(1 / 2))
-        user = owner if role == "market_development" else f"{role}.{rng.randrange(3)}"
-        task_id = self.next_task
-        self.next_task += 1
-        due = created + timedelta(hours=limit) if limit else None
-        is_claimed, is_done = claimed <= NOW, ended <= NOW
-        self.tasks.append({
-            "id": task_id, "instance_id": chain.instance_id, "spiff_task_id": f"t-{task_id}",
-            "element_id": element, "name": element.replace("_", " ").capitalize(),
-            "state": TaskState.COMPLETED if is_done else TaskState.OPEN,
-            "assignee": user if is_claimed else None, "priority": 50, "form_key": element,
-            "created_at": created, "claimed_at": claimed if is_claimed else None,
-            "ended_at": ended if is_done else None, "completed_by": user if is_done else None,
-            "due_at": due, "breached_at": None, "candidate_roles": role,
-        })  # fmt: skip
-        self.roles.append({"task_id": task_id, "role_id": role})
-        chain.add("task_created", created, "system", element, {"task_id": task_id}, role)
-        if is_claimed:
-            chain.add("task_claimed", claimed, user, element, {"task_id": task_id}, role)
-        if is_done:
-            chain.add("task_completed", ended, user, element,
-                      {"task_id": task_id, "submitted": data, "changes": {}}, role)  # fmt: skip
-        return ended
-
-
-@dataclass
-class Chain:
-    """One instance's stream of events, linked as the audit trail links them."""
-
-    events: list[dict[str, Any]]
-    stream: str
-    instance_id: int
-    seq: int = 0
-    head: str = GENESIS
-
-    def add(
-        self,
-        kind: str,
-        at: datetime,
-        actor: str,
-        element: str | None,
-        data: dict[str, Any],
-        role: str | None = None,
-    ) -> None:
-        self.seq += 1
-        text = canonical_data(data)
-        row = {
-            "stream": self.stream, "seq": self.seq, "instance_id": self.instance_id, "at": at,
-            "actor": actor, "kind": kind, "element_id": element, "element_name": element,
-            "role": role, "data": text, "prev_hash": self.head,
-        }  # fmt: skip
-        row["hash"] = self.head = event_hash(row, text)
-        self.events.append(row)
-
-
-def make_history(flow: Tradeflow, events: int, seed: int = 7) -> tuple[History, float]:
-    """Orders over the year before NOW until ``events`` audit events; seconds to write."""
-    with flow.db.reading() as session:
-        definition_id = session.scalar(
-            select(Definition.id).where(Definition.key == "inquiry_to_collection")
-        )
-    history = History(random.Random(seed), int(definition_id or 0))
-    instance_id = 1_000_000
-    while len(history.events) < events:
-        started = NOW - timedelta(days=365) + timedelta(days=history.rng.uniform(0, 365))
-        history.order(instance_id, started)
-        instance_id += 1
-    began = time.perf_counter()
-    with flow.db.transaction() as session:
-        conn = session.connection()
-        for table, rows in (
-            (Instance, history.instances),
-            (HumanTask, history.tasks),
-            (HumanTaskRole, history.roles),
-            (AuditEvent, history.events),
-        ):
-            for i in range(0, len(rows), 10_000):
-                conn.execute(insert(table.__table__), rows[i : i + 10_000])  # type: ignore[arg-type]
-    return history, time.perf_counter() - began
 
 
 class Stopped:

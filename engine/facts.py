@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, insert, select, update
@@ -112,6 +111,8 @@ STARTED = "instance_started"
 
 
 def _data(event: Event) -> dict[str, Any]:
+    # the canonical text as stored and hashed, also for the unit of work's own events:
+    # what ``record`` reads is then exactly what ``rebuild`` will read from the trail
     data = event["data"]
     found = json.loads(data) if isinstance(data, str) else data
     return found if isinstance(found, dict) else {}
@@ -197,13 +198,3 @@ def rebuild(conn: Connection) -> int:
     for i in range(0, len(batch), 5000):
         conn.execute(insert(_TABLE), batch[i : i + 5000])
     return len(batch)
-
-
-def as_dicts(conn: Connection) -> dict[int, dict[str, Any]]:
-    """Every row as a dict (times in UTC), for comparing two ways of keeping them."""
-    found: dict[int, dict[str, Any]] = {}
-    for row in conn.execute(select(_TABLE)).mappings():
-        found[row["instance_id"]] = {
-            k: as_utc(v) if isinstance(v, datetime) else v for k, v in row.items()
-        }
-    return found

@@ -125,12 +125,15 @@ def _task_rows(where: list[Any]) -> Any:
 
 
 def _late(row: Any, now: float) -> bool:
-    """Past the limit: a recorded breach, or ended (or still open ``now``) after it."""
+    """Past the limit: a recorded breach, ended after it, or open at or after it (the
+    inbox's rule, queues.is_overdue; here on seconds since 1970)."""
     if row.breached:
         return True
     if row.due is None:
         return False
-    return bool(round((row.ended if row.ended is not None else now) - row.due, 3) > 0)
+    if row.ended is None:
+        return bool(round(now - row.due, 3) >= 0)
+    return bool(round(row.ended - row.due, 3) > 0)
 
 
 def _seconds(start: float, end: float) -> float:

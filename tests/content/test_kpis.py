@@ -4,10 +4,15 @@ whose values are known in advance."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, select
 
 from engine import analytics, facts, rollups
 from engine.analytics import ElementQuery, Sample
+from engine.clock import as_utc
+from engine.models import CaseFacts
 from tests.content.conftest import (
     BOOKED,
     CLEARED,
@@ -167,9 +172,9 @@ def test_the_instances_behind_each_figure(trade: Trade) -> None:
 def test_the_facts_kept_step_by_step_equal_a_replay_of_the_trail(trade: Trade) -> None:
     history(trade)
     with trade.flow.db.transaction() as session:
-        kept = facts.as_dicts(session.connection())
+        kept = case_facts(session.connection())
         assert facts.rebuild(session.connection()) == len(kept) == 4
-        assert facts.as_dicts(session.connection()) == kept
+        assert case_facts(session.connection()) == kept
         assert {row["business_key"]: row["grade"] for row in kept.values()} == {
             "SO-1": "B", "SO-2": "B", "SO-3": "B", "L-1": "A"}  # fmt: skip
 
@@ -221,7 +226,7 @@ def test_the_upgrade_that_adds_the_summaries_replays_an_existing_history(trade: 
     history(trade)
     end, db = trade.clock.now(), trade.flow.db
     with db.reading() as session:
-        kept = facts.as_dicts(session.connection())
+        kept = case_facts(session.connection())
         before = analytics.kpis(session, ElementQuery(), end, SHANGHAI)
     with db.engine.begin() as conn:
         cfg = alembic_config(db)
@@ -229,5 +234,15 @@ def test_the_upgrade_that_adds_the_summaries_replays_an_existing_history(trade: 
         command.downgrade(cfg, "0004")
     upgrade(db)
     with db.reading() as session:
-        assert facts.as_dicts(session.connection()) == kept
+        assert case_facts(session.connection()) == kept
         assert analytics.kpis(session, ElementQuery(), end, SHANGHAI) == before
+
+
+def case_facts(conn: Connection) -> dict[int, dict[str, Any]]:
+    """Every case_facts row as a dict (times in UTC), to compare two ways of keeping them."""
+    found: dict[int, dict[str, Any]] = {}
+    for row in conn.execute(select(CaseFacts)).mappings():
+        found[row["instance_id"]] = {
+            k: as_utc(v) if isinstance(v, datetime) else v for k, v in row.items()
+        }
+    return found
