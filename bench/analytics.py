@@ -5,9 +5,10 @@ Target (issue 8): ``GET /api/v1/kpis`` and ``GET /api/v1/analytics/elements`` an
 
 The history (bench/history_fill.py): the database is set up through the engine (schema
 with its migrations, shipped files), then a year of inquiry-to-collection orders is
-written in bulk, as the unit of work would have left them: per order an instance row, one task row per step (with
-its roles, times, due date and who did it) and the audit events of each step (created,
-claimed, completed with the form's data, messages, timers), hash-chained per instance.
+written in bulk, as the unit of work would have left them: per order an instance row,
+one task row per step (with its roles, times, due date and who did it) and the audit
+events of each step (created, claimed, completed with the form's data, messages,
+timers), hash-chained per instance.
 Orders differ at random (seeded): customer grade, the sales person who took the inquiry,
 how long each step waits and takes, inspections failed and reworked, documents sent
 back, late payments chased to recovery or bad debt, surveys with complaints, shipments
