@@ -254,7 +254,15 @@ def verify(stream: str | None) -> None:
     show_default=True,
     help="Fire timers in the server's processes (else run `tradeflow worker` beside it).",
 )
-def serve(host: str, port: int, workers: int, threads: int, scheduler: bool) -> None:
+@click.option(
+    "--access-log/--no-access-log",
+    default=False,
+    show_default=True,
+    help="A line per request on standard output (a proxy in front usually keeps these).",
+)
+def serve(
+    host: str, port: int, workers: int, threads: int, scheduler: bool, access_log: bool
+) -> None:
     """Run the HTTP service under gunicorn, after bringing the schema up to date; its
     worker processes also fire timers, unless --no-scheduler."""
     _metrics_directory()  # before prometheus_client is imported (by the app)
@@ -268,7 +276,7 @@ def serve(host: str, port: int, workers: int, threads: int, scheduler: bool) -> 
         f" password) and its API on http://{host}:{port}/api/v1/docs (Authorization: Bearer"
         f" <token from `tradeflow users add`>)"
     )
-    run(host, port, workers, threads, scheduler)
+    run(host, port, workers, threads, scheduler, access_log)
 
 
 def _metrics_directory() -> None:

@@ -16,11 +16,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Table, bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from engine import facts
 from engine.clock import as_utc
+from engine.db import Prepared
 from engine.models import AuditEvent
 
 GENESIS = "0" * 64
@@ -182,11 +183,18 @@ class AuditTrail:
         if self._pending:
             rows, self._pending = self._pending, []
             conn = self.session.connection()
-            conn.execute(_INSERT, rows)
+            if len(rows) == 1:
+                _INSERT.run(conn, rows[0])
+            else:
+                _INSERT.run_many(conn, rows)
             facts.record(conn, rows)  # the measures' summary rows, in the same transaction
 
 
-_INSERT = insert(AuditEvent.__table__)  # type: ignore[arg-type]  # Core: 1/3 of the ORM path
+_TABLE: Table = AuditEvent.__table__  # type: ignore[assignment]
+# through the driver (engine/db.py Prepared): a tenth of the ORM's path, a third of Core's
+_INSERT = Prepared(
+    insert(_TABLE).values({c.name: bindparam(c.name) for c in _TABLE.columns if c.name != "id"})
+)
 
 
 @dataclass(frozen=True)

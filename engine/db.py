@@ -10,14 +10,17 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Dialect, Engine, Select, create_engine, event
+from sqlalchemy import Connection, Dialect, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
 
 DEFAULT_URL = "sqlite:///var/tradeflow.db"
 _WRITE = "tradeflow_write"
@@ -115,30 +118,137 @@ class Checkpointer:
             self._thread.join(timeout=5)
 
 
-class DriverQuery:
-    """A Core SELECT compiled once per dialect, for ``Database.first``: a statement every
-    request runs (the bearer lookup) at a tenth of SQLAlchemy's execute. Its parameters
-    must need no conversion (strings, integers), and its rows come back as the driver
-    gives them (SQLite's booleans are 0 and 1)."""
+Processor = Callable[[Any], Any]
 
-    def __init__(self, statement: Select[Any]) -> None:
+
+@dataclass(frozen=True)
+class _Plan:
+    """A statement as one dialect's driver takes it."""
+
+    sql: str
+    # bind name -> the caller's key and SQLAlchemy's conversion for it; a value of the
+    # statement's own (a LIMIT, a separator) is converted once, here
+    binds: tuple[tuple[str, str | None, Processor | None, Any], ...]
+    positional: bool
+    columns: tuple[str, ...]  # result keys
+    results: tuple[Processor | None, ...] | None  # None: every value as the driver gives it
+
+
+class Prepared:
+    """A Core statement compiled once per dialect and run straight through the driver.
+
+    SQLAlchemy's execute costs some 40 µs of Python per statement (cache key, parameter
+    processing, result set-up), several times the SQL itself on the hot path, where every
+    command runs the same few statements (bench/completions.py, bench/http_completions.py).
+    Here the statement is compiled once, with the same type conversions on the way in and
+    out as SQLAlchemy applies (its own processors), so what is stored and read back is the
+    same, byte for byte (tests/engine/test_db.py). No expanding (IN) parameters.
+    """
+
+    def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
-        self._compiled: dict[str, tuple[str, list[str] | None]] = {}
+        self._plans: dict[str, _Plan] = {}
 
-    def compiled(self, dialect: Dialect) -> tuple[str, list[str] | None]:
-        """The SQL text, and the parameter names in order if the driver's are positional."""
-        found = self._compiled.get(dialect.name)
+    def plan(self, dialect: Dialect) -> _Plan:
+        found = self._plans.get(dialect.name)
         if found is None:
-            # the statement's own parameters (a separator) rendered in as SQLAlchemy would
-            # at execution; the caller's stay placeholders (the values here are stand-ins)
-            binds = self.statement.compile(dialect=dialect).binds
-            callers = {k: None for k, b in binds.items() if b.required}
-            compiled = self.statement.params(callers).compile(
-                dialect=dialect, compile_kwargs={"render_postcompile": True}
-            )
-            names = list(compiled.positiontup or ()) if compiled.positional else None
-            found = self._compiled[dialect.name] = (compiled.string, names)
+            found = self._plans[dialect.name] = self._compile(dialect)
         return found
+
+    def _compile(self, dialect: Dialect) -> _Plan:
+        compiled = cast(SQLCompiler, self.statement.compile(dialect=dialect))
+        callers = {bind.key for bind in compiled.binds.values() if bind.required}
+        if compiled.literal_execute_params or compiled.post_compile_params:
+            # a value rendered at execution (PostgreSQL's string_agg separator) is rendered
+            # in now; the caller's parameters stay placeholders (the values are stand-ins)
+            statement = self.statement.params(dict.fromkeys(callers))
+            compiled = cast(
+                SQLCompiler,
+                statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True}),
+            )
+        processors = compiled._bind_processors
+        by_name = {name: bind for bind, name in compiled.bind_names.items()}
+        if any(bind.expanding for bind in by_name.values()):
+            raise ValueError("Prepared takes no expanding (IN) parameters")
+        if compiled.positional:
+            names = list(compiled.positiontup or ())
+        else:  # those the text uses: a value rendered in is no parameter any more
+            names = [n for n in sorted(by_name) if f"%({n})s" in compiled.string]
+        binds: list[tuple[str, str | None, Processor | None, Any]] = []
+        for name in names:
+            bind = by_name[name]
+            convert = processors.get(name)
+            if convert is not None and not callable(convert):
+                raise ValueError("Prepared takes no tuple parameters")
+            if bind.key in callers:
+                binds.append((name, bind.key, convert, None))
+            else:
+                value = convert(bind.value) if convert is not None else bind.value
+                binds.append((name, None, None, value))
+        entries = compiled._result_columns
+        results = tuple(e.type._cached_result_processor(dialect, None) for e in entries)
+        return _Plan(
+            sql=compiled.string,
+            binds=tuple(binds),
+            positional=compiled.positional,
+            columns=tuple(e.keyname for e in entries),
+            results=results if any(results) else None,
+        )
+
+    @staticmethod
+    def _params(plan: _Plan, params: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
+        values = [
+            (value if key is None else convert(params[key]) if convert else params[key])
+            for _, key, convert, value in plan.binds
+        ]
+        if plan.positional:
+            return values
+        return {name: value for (name, *_), value in zip(plan.binds, values, strict=True)}
+
+    @staticmethod
+    def _row(plan: _Plan, row: Sequence[Any]) -> tuple[Any, ...]:
+        if plan.results is None:
+            return tuple(row)
+        return tuple(p(v) if p else v for p, v in zip(plan.results, row, strict=True))
+
+    def run(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Execute on the transaction's connection; the rows, converted (none for a
+        statement that returns none)."""
+        return self.run_on(_driver(conn), conn.dialect, params)
+
+    def run_on(
+        self, driver: Any, dialect: Dialect, params: Mapping[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        plan = self.plan(dialect)
+        cursor = driver.cursor()
+        try:
+            cursor.execute(plan.sql, self._params(plan, params))
+            if cursor.description is None:
+                return []
+            return [self._row(plan, row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def first(self, conn: Connection, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The first row as {column: value}, or None."""
+        rows = self.run(conn, params)
+        return dict(zip(self.plan(conn.dialect).columns, rows[0], strict=True)) if rows else None
+
+    def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Execute once per parameter set, as the driver's executemany."""
+        plan = self.plan(conn.dialect)
+        cursor = _driver(conn).cursor()
+        try:
+            cursor.executemany(plan.sql, [self._params(plan, row) for row in rows])
+        finally:
+            cursor.close()
+
+
+def _driver(conn: Connection) -> Any:
+    """The driver's own connection under a Connection (sqlite3's, psycopg's)."""
+    driver = conn.connection.driver_connection
+    assert driver is not None  # a live connection in a transaction
+    return driver
 
 
 _checkpointers: WeakKeyDictionary[Engine, Checkpointer] = WeakKeyDictionary()
@@ -183,18 +293,15 @@ class Database:
         with self._read() as session, session.begin():
             yield session
 
-    def first(self, query: DriverQuery, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The first row of ``query``, on a pooled connection, straight through the driver."""
-        sql, names = query.compiled(self.engine.dialect)
+    def first(self, query: Prepared, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row of ``query``, on a pooled connection outside any transaction of
+        ours (one SELECT reads one snapshot), straight through the driver."""
         raw = self.engine.raw_connection()
         try:
-            cursor = raw.cursor()
-            cursor.execute(sql, [params[n] for n in names] if names is not None else params)
-            row = cursor.fetchone()
-            cursor.close()
+            rows = query.run_on(raw.driver_connection, self.engine.dialect, params)
         finally:
             raw.close()  # back to the pool, which rolls back what the driver began
-        return tuple(row) if row is not None else None
+        return rows[0] if rows else None
 
     @contextmanager
     def read_connection(self) -> Iterator[Connection]:

@@ -1,6 +1,8 @@
 """The unit of work's SQL: pre-built Core statements and plain rows for the hot path.
 
-They run on the transaction's connection directly (the ORM's execute path adds a third).
+They run on the transaction's connection, straight through the driver (``Prepared``:
+compiled once, SQLAlchemy's own type conversions); the ORM's execute path adds a third
+to SQLAlchemy's, and SQLAlchemy's several times the driver's.
 
 Every command reads and writes the same few rows (the instance, its open tasks, the
 acting user). The ORM's identity map and flush machinery cost several times the SQL
@@ -26,6 +28,7 @@ from sqlalchemy import (
     update,
 )
 
+from engine.db import Prepared
 from engine.models import (
     Form,
     HumanTask,
@@ -65,13 +68,14 @@ class InstanceRow:
 
 _INSTANCE_COLUMNS = [f.name for f in fields(InstanceRow)]
 _SELECT_INSTANCE = select(*(_I.c[n] for n in _INSTANCE_COLUMNS)).where(_I.c.id == bindparam("id"))
-_LOCK_INSTANCE = _SELECT_INSTANCE.with_for_update()
+_LOCK_INSTANCE = Prepared(_SELECT_INSTANCE.with_for_update())
+_READ_INSTANCE = Prepared(_SELECT_INSTANCE)
 _MUTABLE_INSTANCE = [
     n
     for n in _INSTANCE_COLUMNS
     if n not in ("id", "definition_id", "started_at", "started_by", "business_key")
 ]
-_SAVE_INSTANCE = (
+_SAVE_INSTANCE = Prepared(
     update(_I)
     .where(_I.c.id == bindparam("b_id"))
     .values({n: bindparam(f"b_{n}") for n in _MUTABLE_INSTANCE})
@@ -80,11 +84,8 @@ _SAVE_INSTANCE = (
 
 def lock_instance(conn: Connection, instance_id: int, postgres: bool) -> InstanceRow | None:
     """The instance row, locked (FOR UPDATE on PostgreSQL; SQLite's writer lock is held)."""
-    statement = _LOCK_INSTANCE if postgres else _SELECT_INSTANCE
-    found = conn.execute(statement, {"id": instance_id}).first()
-    if found is None:
-        return None
-    return InstanceRow(**found._asdict())
+    found = (_LOCK_INSTANCE if postgres else _READ_INSTANCE).first(conn, {"id": instance_id})
+    return InstanceRow(**found) if found is not None else None
 
 
 _SELECT_DUE_MANY = (
@@ -113,7 +114,7 @@ def insert_instance(conn: Connection, row: InstanceRow) -> int:
 def save_instance(conn: Connection, row: InstanceRow) -> None:
     params = {f"b_{n}": getattr(row, n) for n in _MUTABLE_INSTANCE}
     params["b_id"] = row.id
-    conn.execute(_SAVE_INSTANCE, params)
+    _SAVE_INSTANCE.run(conn, params)
 
 
 @dataclass
@@ -167,13 +168,18 @@ _MUTABLE_TASK = [
     "breached_at",
     "candidate_roles",
 ]
-_SAVE_TASK = (
+_SAVE_TASK = Prepared(
     update(_T)
     .where(_T.c.id == bindparam("b_id"))
     .values({n: bindparam(f"b_{n}") for n in _MUTABLE_TASK})
 )
-_INSERT_TASK = insert(_T)
+_INSERT_TASK = Prepared(
+    insert(_T).values({n: bindparam(n) for n in _TASK_COLUMNS if n != "id"}).returning(_T.c.id)
+)
 _INSERT_ROLE = insert(_R)
+_INSERT_ONE_ROLE = Prepared(
+    insert(_R).values(task_id=bindparam("task_id"), role_id=bindparam("role_id"))
+)
 _DONE_BY = (
     select(_T.c.element_id)
     .where(
@@ -224,17 +230,17 @@ _TASK_FACTS = (
     .select_from(_T.join(_I, _I.c.id == _T.c.instance_id))
     .where(_T.c.id == bindparam("id"))
 )
-_LOCK_TASK_FACTS = _TASK_FACTS.with_for_update(of=_I)
+_LOCK_TASK_FACTS = Prepared(_TASK_FACTS.with_for_update(of=_I))
+_READ_TASK_FACTS = Prepared(_TASK_FACTS)
 
 
 def task_facts(conn: Connection, task_id: int, actor: str, postgres: bool) -> TaskFacts | None:
     """A task, its instance (locked, as lock_instance) and the actor's roles and past work
     in that instance: one statement where three would do."""
-    statement = _LOCK_TASK_FACTS if postgres else _TASK_FACTS
-    found = conn.execute(statement, {"id": task_id, "actor": actor}).first()
-    if found is None:
+    statement = _LOCK_TASK_FACTS if postgres else _READ_TASK_FACTS
+    values = statement.first(conn, {"id": task_id, "actor": actor})
+    if values is None:
         return None
-    values = found._asdict()
     instance = InstanceRow(**{n: values.pop(f"i_{n}") for n in _INSTANCE_COLUMNS})
     actor_id = values.pop("actor_id")
     roles, done = values.pop("actor_roles"), values.pop("actor_done")
@@ -247,9 +253,12 @@ def task_facts(conn: Connection, task_id: int, actor: str, postgres: bool) -> Ta
     )
 
 
+_READ_TASK = Prepared(_SELECT_TASK)
+
+
 def task(conn: Connection, task_id: int) -> TaskRow | None:
-    found = conn.execute(_SELECT_TASK, {"id": task_id}).first()
-    return _task(found) if found is not None else None
+    found = _READ_TASK.first(conn, {"id": task_id})
+    return TaskRow(**found) if found is not None else None
 
 
 _SELECT_TASKS = select(*(_T.c[n] for n in _TASK_COLUMNS)).where(
@@ -261,7 +270,7 @@ def tasks(conn: Connection, task_ids: list[int]) -> list[TaskRow]:
     return [_task(found) for found in conn.execute(_SELECT_TASKS, {"ids": task_ids})]
 
 
-_CANCEL_TASK = (
+_CANCEL_TASK = Prepared(
     update(_T)
     .where(_T.c.id == bindparam("b_id"), _T.c.state == TaskState.OPEN)
     .values(state=TaskState.CANCELLED, ended_at=bindparam("b_ended_at"))
@@ -269,24 +278,24 @@ _CANCEL_TASK = (
 
 
 def cancel_task(conn: Connection, task_id: int, now: datetime) -> None:
-    conn.execute(_CANCEL_TASK, {"b_id": task_id, "b_ended_at": now})
+    _CANCEL_TASK.run(conn, {"b_id": task_id, "b_ended_at": now})
 
 
 def save_task(conn: Connection, row: TaskRow) -> None:
     params = {f"b_{n}": getattr(row, n) for n in _MUTABLE_TASK}
     params["b_id"] = row.id
-    conn.execute(_SAVE_TASK, params)
+    _SAVE_TASK.run(conn, params)
 
 
 def insert_task(conn: Connection, row: TaskRow) -> int:
     values = {n: getattr(row, n) for n in _TASK_COLUMNS if n != "id"}
-    # the driver's lastrowid on SQLite, RETURNING on PostgreSQL
-    key = conn.execute(_INSERT_TASK, values).inserted_primary_key
-    assert key is not None
-    row.id = int(key[0])
+    [(new_id,)] = _INSERT_TASK.run(conn, values)
+    row.id = int(new_id)
     roles = [{"task_id": row.id, "role_id": r} for r in row.role_ids]
-    if roles:  # one role (the usual case) as a plain execute, not the executemany path
-        conn.execute(_INSERT_ROLE, roles[0] if len(roles) == 1 else roles)
+    if len(roles) == 1:  # the usual case
+        _INSERT_ONE_ROLE.run(conn, roles[0])
+    elif roles:
+        conn.execute(_INSERT_ROLE, roles)
     return row.id
 
 
@@ -303,7 +312,7 @@ def completed_one_of(
     return found
 
 
-_SUBSCRIPTIONS = select(_S.c.name).where(_S.c.instance_id == bindparam("instance_id"))
+_SUBSCRIPTIONS = Prepared(select(_S.c.name).where(_S.c.instance_id == bindparam("instance_id")))
 _DROP_SUBSCRIPTIONS = delete(_S).where(_S.c.instance_id == bindparam("instance_id"))
 
 
@@ -311,7 +320,7 @@ def replace_subscriptions(
     conn: Connection, instance_id: int, business_key: str | None, names: list[str]
 ) -> None:
     """Keep the instance's message subscriptions equal to ``names``."""
-    stored = sorted(conn.execute(_SUBSCRIPTIONS, {"instance_id": instance_id}).scalars())
+    stored = sorted(name for (name,) in _SUBSCRIPTIONS.run(conn, {"instance_id": instance_id}))
     if stored == names:
         return
     conn.execute(_DROP_SUBSCRIPTIONS, {"instance_id": instance_id})

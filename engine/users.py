@@ -14,7 +14,7 @@ from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from engine.db import Database, DriverQuery
+from engine.db import Database, Prepared
 from engine.errors import Invalid, UserNotFound
 from engine.models import ApiToken, Role, User, UserRole
 
@@ -175,7 +175,7 @@ _BEARER = (
     .select_from(User.__table__.join(ApiToken.__table__, _T.user_id == _U.id))
     .where(_T.token_sha256 == bindparam("digest"), _T.revoked_at.is_(None))
 )
-_BEARER_QUERY = DriverQuery(_BEARER)
+_BEARER_QUERY = Prepared(_BEARER)
 
 
 def bearer(db: Database | Session | Connection, token: str) -> Actor | None:

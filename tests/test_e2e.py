@@ -167,3 +167,33 @@ def test_a_document_review_over_http(service: Service) -> None:
     assert instance["variables"]["invoice_number"] == "INV-9"
     _, _, verified = service.call("GET", f"/api/v1/instances/{iid}/audit/verify", auditor)
     assert verified == {"valid": True, "first_bad_seq": None, "reason": None, "events": 8}
+
+
+@pytest.mark.parametrize("flag", ["--access-log", None])
+def test_the_access_log_is_written_when_asked_for(flag: str | None, tmp_path: Path) -> None:
+    env = {**os.environ, "TRADEFLOW_DATABASE_URL": f"sqlite:///{tmp_path}/log.db"}
+    port = _free_port()
+    command = [TRADEFLOW, "serve", "--port", str(port), "--workers", "1", "--no-scheduler"]
+    server = subprocess.Popen(
+        [*command, *([flag] if flag else [])],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    service = Service(f"http://127.0.0.1:{port}", env)
+    try:
+        for _ in range(100):
+            try:
+                if service.call("GET", "/api/v1/health?probe=1")[0] == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+        else:
+            raise AssertionError("tradeflow serve did not come up")
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=30)
+    logged = [line for line in output.splitlines() if "GET /api/v1/health?probe=1" in line]
+    assert (len(logged) == 1) if flag else (logged == []), output

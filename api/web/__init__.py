@@ -30,6 +30,8 @@ from flask import (
     session,
     url_for,
 )
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask.wrappers import Request as FlaskRequest
 from flask_babel import Babel, gettext
 from flask_wtf.csrf import CSRFProtect
 from SpiffWorkflow.util.task import TaskState as SpiffState
@@ -97,9 +99,21 @@ def secret_key() -> str:
     return path.read_text().strip()
 
 
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, but a request without the cookie (every API call
+    with a bearer token) gets its empty session without Flask first building the cookie's
+    signer: some 2% of a task completion's time in process, for nothing."""
+
+    def open_session(self, app: Flask, request: FlaskRequest) -> SecureCookieSession | None:
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask) -> None:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = secret_key()
+    app.session_interface = CookieSessions()
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked where sessions act
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the session
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)

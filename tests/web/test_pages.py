@@ -249,3 +249,27 @@ def test_the_dashboard_shows_the_measures_and_the_waiting(
         sliced = browser.get("/dashboard", query_string=other).get_data(True)
         assert 'data-element="prepare_documents"' not in sliced
     assert browser.get("/dashboard/instances", query_string={"measure": "nope"}).status_code == 404
+
+
+def test_an_api_call_without_the_session_cookie_builds_no_cookie_signer(
+    browser: FlaskClient, flow: Tradeflow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, token = flow.add_user("auditor", [], users.Flags(auditor=True))
+    sign_in(browser, "clerk")
+    signers: list[str] = []
+    interface = browser.application.session_interface
+    build = type(interface).get_signing_serializer
+
+    def counted(self: object, app: object) -> object:
+        signers.append("built")
+        return build(interface, app)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(interface), "get_signing_serializer", counted)
+    bearer = browser.application.test_client()  # no cookie jar shared with the pages
+    assert (
+        bearer.get("/api/v1/queues", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 200
+    )
+    assert signers == []
+    assert browser.get("/api/v1/queues").status_code == 200  # the session still signs in
+    assert signers
