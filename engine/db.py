@@ -214,7 +214,7 @@ class Prepared:
     def run(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Execute on the transaction's connection; the rows, converted (none for a
         statement that returns none)."""
-        return self.run_on(_driver(conn), conn.dialect, params)
+        return self.run_on(driver_of(conn), conn.dialect, params)
 
     def run_on(
         self, driver: Any, dialect: Dialect, params: Mapping[str, Any]
@@ -237,14 +237,14 @@ class Prepared:
     def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Execute once per parameter set, as the driver's executemany."""
         plan = self.plan(conn.dialect)
-        cursor = _driver(conn).cursor()
+        cursor = driver_of(conn).cursor()
         try:
             cursor.executemany(plan.sql, [self._params(plan, row) for row in rows])
         finally:
             cursor.close()
 
 
-def _driver(conn: Connection) -> Any:
+def driver_of(conn: Connection) -> Any:
     """The driver's own connection under a Connection (sqlite3's, psycopg's)."""
     driver = conn.connection.driver_connection
     assert driver is not None  # a live connection in a transaction
@@ -268,6 +268,10 @@ class Database:
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write_engine = self.engine.execution_options(**{_WRITE: True})
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
+        # per thread, a connection kept for ``first`` (the bearer lookup of every request)
+        self._lookups = threading.local()
+        self._lookups_lock = threading.Lock()
+        self._lookups_kept: list[Any] = []
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -294,14 +298,45 @@ class Database:
             yield session
 
     def first(self, query: Prepared, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The first row of ``query``, on a pooled connection outside any transaction of
-        ours (one SELECT reads one snapshot), straight through the driver."""
-        raw = self.engine.raw_connection()
-        try:
-            rows = query.run_on(raw.driver_connection, self.engine.dialect, params)
-        finally:
-            raw.close()  # back to the pool, which rolls back what the driver began
-        return rows[0] if rows else None
+        """The first row of ``query``, straight through the driver, on a connection this
+        thread keeps for such lookups, in autocommit (one SELECT reads one snapshot).
+
+        Every API request runs one (the bearer token). A connection from the pool cost
+        a checkout and a check-in, and on PostgreSQL a BEGIN and a ROLLBACK: two round
+        trips of the three. A connection that broke (a database restart) is replaced once.
+        """
+        for attempt in (1, 2):
+            driver = self._lookup_connection()
+            try:
+                rows = query.run_on(driver, self.engine.dialect, params)
+            except self.engine.dialect.loaded_dbapi.Error:
+                self._drop_lookup_connection()
+                if attempt == 2:
+                    raise
+                continue
+            return rows[0] if rows else None
+        raise AssertionError("unreachable")
+
+    def _lookup_connection(self) -> Any:
+        raw = getattr(self._lookups, "raw", None)
+        if raw is None:
+            raw = self.engine.raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            if self.is_postgres:  # SQLite's are in autocommit already (the BEGINs are ours)
+                driver.autocommit = True
+            self._lookups.raw = raw
+            with self._lookups_lock:
+                self._lookups_kept.append(raw)
+        return raw.driver_connection
+
+    def _drop_lookup_connection(self) -> None:
+        raw = getattr(self._lookups, "raw", None)
+        if raw is not None:
+            self._lookups.raw = None
+            with self._lookups_lock:
+                self._lookups_kept.remove(raw)
+            raw.invalidate()  # closed, not returned: the pool's connections are not autocommit
 
     @contextmanager
     def read_connection(self) -> Iterator[Connection]:
@@ -325,4 +360,9 @@ class Database:
         checkpointer = _checkpointers.pop(self.engine, None)
         if checkpointer is not None:
             checkpointer.stop()
+        with self._lookups_lock:
+            kept, self._lookups_kept = self._lookups_kept, []
+        for raw in kept:
+            raw.invalidate()
+        self._lookups = threading.local()
         self.engine.dispose()

@@ -252,10 +252,11 @@ class Work:
         self.instance.updated_at = self.now
         self.instance.revision += 1
         self.instance.audit_seq, self.instance.audit_hash = self.trail.head(self.stream)
-        for row in self.tasks.values():
-            store.save_task(self.conn, row)
-        store.save_instance(self.conn, self.instance)
-        self.trail.write()
+        with store.batch(self.conn):  # the writes that answer nothing, in one round trip
+            for row in self.tasks.values():
+                store.save_task(self.conn, row)
+            store.save_instance(self.conn, self.instance)
+            self.trail.write()
         if self.report_open:
             self.open_after = self.open_tasks()
 

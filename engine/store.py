@@ -12,6 +12,7 @@ Reads outside a command (inboxes, history, admin) use the ORM models as usual.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, fields
 from datetime import datetime
 
@@ -28,7 +29,7 @@ from sqlalchemy import (
     update,
 )
 
-from engine.db import Prepared
+from engine.db import Prepared, driver_of
 from engine.models import (
     Form,
     HumanTask,
@@ -80,6 +81,13 @@ _SAVE_INSTANCE = Prepared(
     .where(_I.c.id == bindparam("b_id"))
     .values({n: bindparam(f"b_{n}") for n in _MUTABLE_INSTANCE})
 )
+
+
+def batch(conn: Connection) -> AbstractContextManager[object]:
+    """Statements that return nothing, sent together: on PostgreSQL in one round trip
+    (psycopg's pipeline: an error still raises, at the block's end at the latest); on
+    SQLite, in process anyway, one by one."""
+    return driver_of(conn).pipeline() if conn.dialect.name == "postgresql" else nullcontext()
 
 
 def lock_instance(conn: Connection, instance_id: int, postgres: bool) -> InstanceRow | None:

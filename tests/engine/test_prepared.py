@@ -153,3 +153,37 @@ def test_values_of_the_statement_itself_and_refusals(db: Database) -> None:
     expanding = Prepared(select(_T.c.id).where(_T.c.id.in_(bindparam("ids", expanding=True))))
     with pytest.raises(ValueError, match="expanding"), db.unit() as session:
         expanding.run(session.connection(), {"ids": [1]})
+
+
+def test_a_write_refused_among_the_units_last_writes_undoes_the_whole_unit(
+    flow: Tradeflow,
+) -> None:
+    # the last writes go together (PostgreSQL: one round trip); one of them refused (an
+    # audit event whose place in the chain is taken) must still undo everything
+    instance_id = _instance(flow)
+    [task] = flow.tasks_of(instance_id)
+    with flow.db.reading() as session:
+        head = session.execute(
+            text("SELECT audit_seq, revision FROM instance WHERE id = :id"), {"id": instance_id}
+        ).one()
+    with flow.db.unit() as session:
+        taken = dict(
+            stream=audit.instance_stream(instance_id), seq=head.audit_seq + 1,
+            instance_id=instance_id, at=datetime(2026, 3, 1, tzinfo=UTC), actor="intruder",
+            kind="note", element_id=None, element_name=None, role=None, data="{}",
+            prev_hash="0" * 64, hash="1" * 64,
+        )  # fmt: skip
+        audit._INSERT.run(session.connection(), taken)
+    with pytest.raises(Exception, match=r"(?i)unique"):
+        flow.complete(task.id, actor="clerk", data={"invoice_number": "INV-1"})
+    [still] = flow.tasks_of(instance_id)
+    assert still.state == TaskState.OPEN
+    with flow.db.reading() as session:
+        after = session.execute(
+            text("SELECT audit_seq, revision FROM instance WHERE id = :id"), {"id": instance_id}
+        ).one()
+        kinds = session.execute(
+            text("SELECT kind FROM audit_event WHERE instance_id = :id AND seq > :seq"),
+            {"id": instance_id, "seq": head.audit_seq},
+        ).all()
+    assert tuple(after) == tuple(head) and kinds == [("note",)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from engine import users
@@ -48,3 +50,27 @@ def test_the_api_lookup_through_the_driver_agrees_with_the_one_in_a_session(
     with flow.db.transaction() as session:
         users.revoke(session, "wu.lei", flow.clock.now())
     assert users.bearer(flow.db, token) is None
+
+
+def test_the_lookup_keeps_one_connection_per_thread_and_replaces_a_broken_one(
+    flow: Tradeflow,
+) -> None:
+    _, token = flow.add_user("wu.lei", ["finance"])
+    assert users.bearer(flow.db, token) is not None
+    [kept] = flow.db._lookups_kept
+    assert users.bearer(flow.db, token) is not None
+    assert flow.db._lookups_kept == [kept]  # the same one again, no pool round
+    if flow.db.is_postgres:  # no transaction is left open on it between requests
+        assert kept.driver_connection.info.transaction_status.name == "IDLE"
+
+    elsewhere: list[object] = []
+    thread = threading.Thread(target=lambda: elsewhere.append(users.bearer(flow.db, token)))
+    thread.start()
+    thread.join()
+    assert elsewhere[0] is not None and len(flow.db._lookups_kept) == 2
+
+    kept.driver_connection.close()  # as a database restart leaves it
+    assert users.bearer(flow.db, token) is not None  # on a new connection
+    assert kept not in flow.db._lookups_kept and len(flow.db._lookups_kept) == 2
+    flow.db.dispose()
+    assert flow.db._lookups_kept == []
