@@ -43,6 +43,7 @@ test: $(STAMP) $(MO) $(NODE_STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/completions.py
 	$(BIN)/python bench/http_completions.py
+	$(BIN)/python bench/http_floor.py
 	$(BIN)/python bench/inbox.py
 	$(BIN)/python bench/timers.py
 	$(BIN)/python bench/analytics.py

@@ -1,0 +1,127 @@
+"""The floor under bench/http_completions.py: the server with no work to do.
+
+gunicorn, set as ``tradeflow serve`` sets it (gthread, one worker process, one thread, no
+access log), serves a Flask app whose one route reads the JSON body of a task completion
+and answers a JSON body of the same shape as a real completion's. The same four keep-alive
+client threads post to it as fast as it answers, and bare SpiffWorkflow's
+load-complete-save cycle (``Bare`` of bench/completions.py) runs in this process for as
+many completions, half before and half after. The ratio says how many empty requests the
+server answers in the time bare completes one task. Against the target of 0.5 (HTTP /
+bare), 1 / ratio is the share of a completion's budget spent before any work is done.
+
+    .venv/bin/python bench/http_floor.py [--requests 1000] [--clients 4] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from completions import ROOT, Bare
+from served import free_port
+
+GUNICORN = Path(sys.executable).with_name("gunicorn")
+APP = """
+from flask import Flask, jsonify, request
+
+app = Flask(__name__)
+TASK = {"id": 2, "instance_id": 1, "business_key": "B-1", "element_id": "review_documents",
+        "name": "Review documents", "roles": ["risk_compliance"], "assignee": None,
+        "state": "open", "created_at": "2026-11-27T10:00:00+00:00",
+        "due_at": "2026-11-27T18:00:00+00:00", "priority": 50, "form_id": 3}
+
+
+@app.post("/api/v1/tasks/<int:task_id>/complete")
+def complete(task_id):
+    request.get_json()
+    return jsonify({**TASK, "id": task_id, "state": "completed", "next_tasks": [TASK]})
+"""
+
+
+def post(port: int, count: int) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Authorization": "Bearer x", "Content-Type": "application/json"}
+    body = json.dumps({"data": {"invoice_number": "INV-1"}})
+    for n in range(count):
+        conn.request("POST", f"/api/v1/tasks/{n + 1}/complete", body=body, headers=headers)
+        response = conn.getresponse()
+        if response.status != 200:
+            raise RuntimeError(f"{response.status} {response.read()[:200]!r}")
+        json.loads(response.read())
+    conn.close()
+
+
+def timed(port: int, clients: int, per_client: int) -> float:
+    threads = [threading.Thread(target=post, args=(port, per_client)) for _ in range(clients)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - began
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=1000, help="per client (1000)")
+    parser.add_argument("--clients", type=int, default=4, help="client threads (4)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (3)")
+    args = parser.parse_args(argv)
+    ratios = []
+    with tempfile.TemporaryDirectory(prefix="tradeflow-floor-") as tmp:
+        root = Path(tmp)
+        (root / "floor_app.py").write_text(APP)
+        port = free_port()
+        command = [str(GUNICORN), "--worker-class", "gthread", "--workers", "1"]
+        command += ["--threads", "1", "--bind", f"127.0.0.1:{port}", "floor_app:app"]
+        server = subprocess.Popen(command, cwd=root, stderr=subprocess.DEVNULL)
+        bare = Bare(root)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    post(port, 1)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            bare.run(50)
+            timed(port, args.clients, 50)  # warm-up
+            total = args.clients * args.requests
+            for number in range(1, args.rounds + 1):
+                bare_seconds = bare.run(total // 2)
+                wall = timed(port, args.clients, args.requests)
+                bare_seconds += bare.run(total - total // 2)
+                rate, bare_rate = total / wall, total / bare_seconds
+                ratios.append(rate / bare_rate)
+                print(
+                    f"  round {number}: empty requests {rate:7.1f}/s ({1000 / rate:.2f} ms each),"
+                    f" bare {bare_rate:6.1f}/s ({1000 / bare_rate:.2f} ms each),"
+                    f" ratio {ratios[-1]:.2f}",
+                    flush=True,
+                )
+        finally:
+            bare.close()
+            server.terminate()
+            server.wait(timeout=20)
+    ratio = statistics.median(ratios)
+    print(
+        f"the server with nothing to do (gunicorn gthread x1, Flask, JSON in and out),"
+        f" {args.clients} clients: {ratio:.2f} requests per bare completion (median);"
+        f" at the target HTTP/bare >= 0.5 it takes {0.5 / ratio:.0%} of a completion's budget"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())
