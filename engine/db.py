@@ -142,7 +142,7 @@ class Prepared:
     command runs the same few statements (bench/completions.py, bench/http_completions.py).
     Here the statement is compiled once, with the same type conversions on the way in and
     out as SQLAlchemy applies (its own processors), so what is stored and read back is the
-    same, byte for byte (tests/engine/test_db.py). No expanding (IN) parameters.
+    same, byte for byte (tests/engine/test_prepared.py). No expanding (IN) parameters.
     """
 
     def __init__(self, statement: ClauseElement) -> None:
