@@ -15,18 +15,18 @@ bare), 1 / ratio is the share of a completion's budget spent before any work is 
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-from completions import ROOT, Bare
+from completions import ROOT, Bare, workload
+from http_completions import Client, Worker, run_threads
 from served import free_port
+
+DATA = next(workload()).data  # a completion's form data, as the real bench sends it
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 APP = """
@@ -46,27 +46,19 @@ def complete(task_id):
 """
 
 
-def post(port: int, count: int) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = {"Authorization": "Bearer x", "Content-Type": "application/json"}
-    body = json.dumps({"data": {"invoice_number": "INV-1"}})
+TOKENS = {"anyone": "x"}  # the app reads no token; the header is sent as a real client does
+
+
+def post(client: Client, count: int) -> None:
     for n in range(count):
-        conn.request("POST", f"/api/v1/tasks/{n + 1}/complete", body=body, headers=headers)
-        response = conn.getresponse()
-        if response.status != 200:
-            raise RuntimeError(f"{response.status} {response.read()[:200]!r}")
-        json.loads(response.read())
-    conn.close()
+        client.call("POST", f"/api/v1/tasks/{n + 1}/complete", "anyone", {"data": DATA})
 
 
 def timed(port: int, clients: int, per_client: int) -> float:
-    threads = [threading.Thread(target=post, args=(port, per_client)) for _ in range(clients)]
-    began = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - began
+    """Wall seconds for ``clients`` threads (http_completions' clients, started together)
+    to post ``per_client`` completions each; a client's error is raised here."""
+    workers = [Worker(f"floor-{n}") for n in range(clients)]
+    return run_threads(port, TOKENS, workers, lambda _, client: post(client, per_client))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             deadline = time.monotonic() + 30
             while True:
                 try:
-                    post(port, 1)
+                    timed(port, 1, 1)
                     break
                 except OSError:
                     if time.monotonic() > deadline:

@@ -161,14 +161,7 @@ MEASURES: dict[str, Measure] = {
 
 def _sliced(query: ElementQuery) -> list[Any]:
     """The slice's filters on cases: definition, grade, owner."""
-    found: list[Any] = []
-    if query.definition is not None:
-        found.append(CaseFacts.definition_key == query.definition)
-    if query.grade is not None:
-        found.append(CaseFacts.grade == query.grade)
-    if query.user is not None:
-        found.append(CaseFacts.owner == query.user)
-    return found
+    return rollups.case_filters(query, by_owner=True)
 
 
 def _cases(query: ElementQuery, measure: Measure) -> list[Any]:

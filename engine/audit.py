@@ -183,10 +183,7 @@ class AuditTrail:
         if self._pending:
             rows, self._pending = self._pending, []
             conn = self.session.connection()
-            if len(rows) == 1:
-                _INSERT.run(conn, rows[0])
-            else:
-                _INSERT.run_many(conn, rows)
+            _INSERT.run_many(conn, rows)
             facts.record(conn, rows)  # the measures' summary rows, in the same transaction
 
 

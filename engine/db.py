@@ -235,7 +235,11 @@ class Prepared:
         return dict(zip(self.plan(conn.dialect).columns, rows[0], strict=True)) if rows else None
 
     def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Execute once per parameter set, as the driver's executemany."""
+        """Execute once per parameter set: the driver's executemany, or for one set (the
+        usual case) a plain execute, which costs less."""
+        if len(rows) == 1:
+            self.run(conn, rows[0])
+            return
         plan = self.plan(conn.dialect)
         cursor = driver_of(conn).cursor()
         try:
@@ -305,17 +309,13 @@ class Database:
         a checkout and a check-in, and on PostgreSQL a BEGIN and a ROLLBACK: two round
         trips of the three. A connection that broke (a database restart) is replaced once.
         """
-        for attempt in (1, 2):
-            driver = self._lookup_connection()
-            try:
-                rows = query.run_on(driver, self.engine.dialect, params)
-            except self.engine.dialect.loaded_dbapi.Error:
-                self._drop_lookup_connection()
-                if attempt == 2:
-                    raise
-                continue
-            return rows[0] if rows else None
-        raise AssertionError("unreachable")
+        dialect = self.engine.dialect
+        try:
+            rows = query.run_on(self._lookup_connection(), dialect, params)
+        except dialect.loaded_dbapi.Error:
+            self._drop_lookup_connection()  # once more, on a new connection
+            rows = query.run_on(self._lookup_connection(), dialect, params)
+        return rows[0] if rows else None
 
     def _lookup_connection(self) -> Any:
         raw = getattr(self._lookups, "raw", None)

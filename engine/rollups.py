@@ -252,12 +252,16 @@ def _week_filters(query: Slice) -> list[Any]:
     return found
 
 
-def _task_filters(query: Slice) -> list[Any]:
+def case_filters(query: Slice, *, by_owner: bool = False) -> list[Any]:
+    """The slice's filters on its cases (case_facts): definition, grade, and with
+    ``by_owner`` the case's owner as the user (task rows filter on who did them instead)."""
     found: list[Any] = []
     if query.definition is not None:
         found.append(CaseFacts.definition_key == query.definition)
     if query.grade is not None:
         found.append(CaseFacts.grade == query.grade)
+    if by_owner and query.user is not None:
+        found.append(CaseFacts.owner == query.user)
     return found
 
 
@@ -296,7 +300,7 @@ def gather(conn: Connection, query: Slice, now: datetime, times: bool = True) ->
     parts = [_ended_between(lo, hi) for lo, hi in ranges if lo is None or hi is None or lo < hi]
     parts.append(_open_created(query))
     for part in parts:
-        rows = conn.execute(_task_rows([*part, *_task_filters(query)])).all()
+        rows = conn.execute(_task_rows([*part, *case_filters(query)])).all()
         _add_rows(found, rows, query, as_utc(now).timestamp())
     return found
 
@@ -396,7 +400,7 @@ def instances_at(
     from engine.models import Instance
 
     stmt = (
-        _task_rows([HumanTask.element_id == element_id, _in_period(query), *_task_filters(query)])
+        _task_rows([HumanTask.element_id == element_id, _in_period(query), *case_filters(query)])
         .add_columns(HumanTask.instance_id, Instance.business_key)
         .join(Instance, Instance.id == HumanTask.instance_id)
     )

@@ -184,8 +184,7 @@ _SAVE_TASK = Prepared(
 _INSERT_TASK = Prepared(
     insert(_T).values({n: bindparam(n) for n in _TASK_COLUMNS if n != "id"}).returning(_T.c.id)
 )
-_INSERT_ROLE = insert(_R)
-_INSERT_ONE_ROLE = Prepared(
+_INSERT_ROLE = Prepared(
     insert(_R).values(task_id=bindparam("task_id"), role_id=bindparam("role_id"))
 )
 _DONE_BY = (
@@ -299,16 +298,13 @@ def insert_task(conn: Connection, row: TaskRow) -> int:
     values = {n: getattr(row, n) for n in _TASK_COLUMNS if n != "id"}
     [(new_id,)] = _INSERT_TASK.run(conn, values)
     row.id = int(new_id)
-    roles = [{"task_id": row.id, "role_id": r} for r in row.role_ids]
-    if len(roles) == 1:  # the usual case
-        _INSERT_ONE_ROLE.run(conn, roles[0])
-    elif roles:
-        conn.execute(_INSERT_ROLE, roles)
+    if row.role_ids:
+        add_task_roles(conn, row.id, row.role_ids)
     return row.id
 
 
 def add_task_roles(conn: Connection, task_id: int, roles: list[str]) -> None:
-    conn.execute(_INSERT_ROLE, [{"task_id": task_id, "role_id": r} for r in roles])
+    _INSERT_ROLE.run_many(conn, [{"task_id": task_id, "role_id": r} for r in roles])
 
 
 def completed_one_of(

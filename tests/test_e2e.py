@@ -62,6 +62,17 @@ class Service:
             return error.code, error.headers["Content-Type"], json.load(error)
 
 
+def _wait_until_up(service: Service, path: str) -> None:
+    """Until ``GET path`` answers 200 (the server is accepting requests)."""
+    for _ in range(100):
+        try:
+            if service.call("GET", path)[0] == 200:
+                return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.1)
+    raise AssertionError("tradeflow serve did not come up")
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service]:
     if request.param == "sqlite":
@@ -89,14 +100,7 @@ def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service]
     )
     service = Service(f"http://127.0.0.1:{port}", env)
     try:
-        for _ in range(100):
-            try:
-                if service.call("GET", "/api/v1/health")[0] == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.1)
-        else:
-            raise AssertionError("tradeflow serve did not come up")
+        _wait_until_up(service, "/api/v1/health")
         yield service
     finally:
         server.terminate()
@@ -182,16 +186,8 @@ def test_the_access_log_is_written_when_asked_for(flag: str | None, tmp_path: Pa
         stderr=subprocess.STDOUT,
         text=True,
     )
-    service = Service(f"http://127.0.0.1:{port}", env)
     try:
-        for _ in range(100):
-            try:
-                if service.call("GET", "/api/v1/health?probe=1")[0] == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.1)
-        else:
-            raise AssertionError("tradeflow serve did not come up")
+        _wait_until_up(Service(f"http://127.0.0.1:{port}", env), "/api/v1/health?probe=1")
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=30)
