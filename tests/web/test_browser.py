@@ -242,7 +242,8 @@ def test_the_dashboard_draws_its_chart(page: object, site: str, tmp_path: Path) 
     sign_in(p, site, "chen.jie")
     p.click("text=English")  # type: ignore[attr-defined]
     p.click("header a:has-text('Dashboard')")  # type: ignore[attr-defined]
-    p.wait_for_selector("canvas#workload")  # type: ignore[attr-defined]
+    # the canvas is in the page before charts.js has loaded and drawn on it
+    p.wait_for_function("() => window.Chart && Chart.getChart('workload')")  # type: ignore[attr-defined]
     drawn = p.evaluate("Chart.getChart('workload').data.labels.length")  # type: ignore[attr-defined]
     assert drawn >= 3  # the demo's roles with work
     assert p.locator("#steps tr[data-element]").count() >= 5  # type: ignore[attr-defined]
