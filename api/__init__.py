@@ -13,6 +13,7 @@ from flask import Flask, request, send_from_directory
 from werkzeug.exceptions import NotFound
 
 from api import auth, errors, metrics, web
+from api.dumps import JsonProvider
 from api.openapi import ProblemApi
 from api.resources import (
     analytics,
@@ -44,6 +45,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app; nothing happens at import time. ``TRADEFLOW`` in ``config`` is the
     engine to use (tests pass one on their own database)."""
     app = Flask(__name__, static_folder=None)  # no /static route: the API serves no files
+    app.json = JsonProvider(app)
     app.config.update(
         API_TITLE="Tradeflow",
         API_VERSION="v1",

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import http
 from collections.abc import Callable
-from typing import Any, TypeVar
+from functools import wraps
+from typing import Any, TypeVar, cast
 
 import flask
 import flask_smorest
+import werkzeug
 from apispec import BasePlugin
 from flask_smorest import Api
-from flask_smorest.utils import prepare_response
+from flask_smorest.utils import prepare_response, resolve_schema_instance
 from marshmallow import Schema, fields
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import BadRequest
 
+from api.dumps import compile_dump
 from api.errors import PROBLEM
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -81,6 +84,31 @@ class _Parser(FlaskParser):
 
 class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
     ARGUMENTS_PARSER = _Parser()
+
+    def response(
+        self, status_code: int, schema: type[Schema] | Schema | None = None, **kwargs: Any
+    ) -> Callable[[F], F]:
+        """As flask-smorest's (the schema documents the response), but the body is dumped
+        by the schema compiled once (api/dumps.py), then JSON; a view's own Response or
+        (body, status, headers) tuple still goes through flask-smorest."""
+        decorate = super().response(status_code, schema, **kwargs)
+        if schema is None:
+            return cast(Callable[[F], F], decorate)
+        dump = compile_dump(resolve_schema_instance(schema))
+
+        def compiled(view: F) -> F:
+            @wraps(view)
+            def dumped(*args: Any, **kw: Any) -> Any:
+                result = view(*args, **kw)
+                if isinstance(result, tuple | werkzeug.Response):
+                    return result
+                response = flask.current_app.json.response(dump(result))
+                response.status_code = status_code
+                return response
+
+            return cast(F, decorate(dumped))
+
+        return compiled
 
     def arguments(self, schema: type[Schema] | Schema, *args: Any, **kwargs: Any) -> Any:
         """As flask-smorest's, but a schema class is made an instance once, here: webargs

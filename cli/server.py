@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
+import selectors
 import socket
+import time
+from collections import deque
+from concurrent import futures
+from functools import partial
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.http import wsgi
+from gunicorn.workers import gthread
 from prometheus_client import multiprocess
 
 from api import create_app
@@ -70,6 +77,56 @@ class OneSendResponse(wsgi.Response):  # type: ignore[misc]
         self.sock.flush()  # a response without a body (204, HEAD): its head alone
 
 
+class InlineWorker(gthread.ThreadWorker):  # type: ignore[misc]
+    """gthread's event loop and keep-alive, each request handled on the loop's thread.
+
+    With one thread per worker (``tradeflow serve``'s default), gthread hands every
+    request to a pool thread and its end back to the loop: two thread switches through
+    the interpreter lock, with some 20 futex calls a request (perf, bench/http_completions).
+    Here the loop runs the request itself. A new connection waits in the poller until
+    its first bytes arrive (gthread waits in a pool thread), so an idle client holds no
+    thread; a stuck request blocks the worker until gunicorn's ``timeout`` replaces it,
+    as with the sync worker. ``--threads`` above one keeps gthread."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ready: deque[Any] = deque()
+        self._serving = False
+
+    def accept(self, listener: Any) -> None:
+        try:
+            client_sock, client_addr = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = gthread.TConn(self.cfg, client_sock, client_addr, listener.getsockname())
+        # as long as gthread lets a new connection be silent: a pool thread's wait, then
+        # a kept-alive connection's
+        conn.timeout = time.monotonic() + gthread.DEFAULT_WORKER_DATA_TIMEOUT + self.cfg.keepalive
+        self.pending_conns.append(conn)
+        self.poller.register(
+            conn.sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn)
+        )
+
+    def enqueue_req(self, conn: Any) -> None:
+        """Serve the connection's request now. A request already read ahead (pipelined)
+        comes back here from finish_request: queued, not recursed into."""
+        self._ready.append(conn)
+        if self._serving:
+            return
+        self._serving = True
+        try:
+            while self._ready:
+                ready = self._ready.popleft()
+                done: futures.Future[Any] = futures.Future()
+                done.set_result(self.handle(ready))  # it answers every error itself
+                self.finish_request(ready, done)
+        finally:
+            self._serving = False
+
+
 class _Server(BaseApplication):  # type: ignore[misc]
     def __init__(self, options: dict[str, Any], scheduler: bool) -> None:
         self.options = options
@@ -115,7 +172,7 @@ def run(
             "bind": f"{host}:{port}",
             "workers": workers,
             "threads": threads,
-            "worker_class": "gthread",
+            "worker_class": f"{__name__}.InlineWorker" if threads == 1 else "gthread",
             # off unless asked, as gunicorn's default: a line per request costs 3% of a
             # task completion's time in the worker (bench/http_completions.py)
             "accesslog": "-" if access_log else None,

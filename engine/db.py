@@ -27,6 +27,7 @@ _WRITE = "tradeflow_write"
 # With a background checkpointer a commit checkpoints only if the log passes this many
 # pages (a stalled checkpointer must not let it grow without end); SQLite's default: 1000
 _FALLBACK_AUTOCHECKPOINT = 10_000
+_MMAP_BYTES = 256 * 1024 * 1024  # address space, not memory: the kernel's page cache backs it
 
 
 def database_url() -> str:
@@ -42,7 +43,16 @@ def make_engine(url: str | None = None) -> Engine:
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        # LIFO: a thread gets back the connection it used last. An SQLite connection drops
+        # its page cache when another connection has written since its last statement, so
+        # reads on the connection that last wrote cost a fourth (the bearer lookup after a
+        # unit of work: 45 -> 12 µs, tests/engine/test_db.py)
+        in_memory = not path or path == ":memory:"  # one connection per thread already
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            **({} if in_memory else {"pool_use_lifo": True}),
+        )
         _configure_sqlite(engine)
         return engine
     # no pre-ping: it is a round trip per checkout; recycle instead, and a connection that
@@ -64,6 +74,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        # pages read through a memory map, not a read() each: a unit of work's statements
+        # read some 20 pages (strace over bench/http_completions.py)
+        cur.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
         if engine in _checkpointers:
             cur.execute(f"PRAGMA wal_autocheckpoint={_FALLBACK_AUTOCHECKPOINT}")
         cur.close()
@@ -97,14 +110,21 @@ class Checkpointer:
         self._thread.start()
 
     def _run(self) -> None:
-        conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        # Opened once the file has a log: a connection opened before the file was in WAL
+        # checkpoints nothing, and setting WAL here as well raced the file's own connections
+        # doing it ("database is locked": tests/engine/test_db.py failed so, now and then)
+        conn: sqlite3.Connection | None = None
         try:
-            conn.execute("PRAGMA journal_mode=WAL")  # as every connection: it then sees the log
-            conn.execute("PRAGMA synchronous=NORMAL")
             while not self._stop.wait(self.interval):
+                if conn is None:
+                    if not os.path.exists(self.path + "-wal"):
+                        continue
+                    conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+                    conn.execute("PRAGMA synchronous=NORMAL")
                 self.checkpoint(conn)
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     @staticmethod
     def checkpoint(conn: sqlite3.Connection) -> None:
@@ -272,7 +292,7 @@ class Database:
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write_engine = self.engine.execution_options(**{_WRITE: True})
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
-        # per thread, a connection kept for ``first`` (the bearer lookup of every request)
+        # PostgreSQL, per thread: a connection kept for ``first`` (every request's bearer lookup)
         self._lookups = threading.local()
         self._lookups_lock = threading.Lock()
         self._lookups_kept: list[Any] = []
@@ -302,14 +322,22 @@ class Database:
             yield session
 
     def first(self, query: Prepared, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The first row of ``query``, straight through the driver, on a connection this
-        thread keeps for such lookups, in autocommit (one SELECT reads one snapshot).
+        """The first row of ``query``, straight through the driver, in autocommit (one
+        SELECT reads one snapshot). Every API request runs one (the bearer token).
 
-        Every API request runs one (the bearer token). A connection from the pool cost
-        a checkout and a check-in, and on PostgreSQL a BEGIN and a ROLLBACK: two round
-        trips of the three. A connection that broke (a database restart) is replaced once.
-        """
+        SQLite: on a connection from the pool, which (LIFO) is the one this thread's units
+        of work write on, whose page cache their commits leave valid. PostgreSQL: on a
+        connection this thread keeps for such lookups; one from the pool cost a checkout
+        and a check-in, and a BEGIN and a ROLLBACK: two round trips of the three. A
+        connection that broke (a database restart) is replaced once."""
         dialect = self.engine.dialect
+        if not self.is_postgres:
+            raw = self.engine.raw_connection()
+            try:
+                rows = query.run_on(raw.driver_connection, dialect, params)
+            finally:
+                raw.close()
+            return rows[0] if rows else None
         try:
             rows = query.run_on(self._lookup_connection(), dialect, params)
         except dialect.loaded_dbapi.Error:
@@ -323,8 +351,7 @@ class Database:
             raw = self.engine.raw_connection()
             driver = raw.driver_connection
             assert driver is not None
-            if self.is_postgres:  # SQLite's are in autocommit already (the BEGINs are ours)
-                driver.autocommit = True
+            driver.autocommit = True
             self._lookups.raw = raw
             with self._lookups_lock:
                 self._lookups_kept.append(raw)

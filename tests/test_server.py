@@ -1,15 +1,25 @@
-"""`tradeflow serve`'s gunicorn response: its head leaves in the same send as the body."""
+"""`tradeflow serve`'s gunicorn: a response's head leaves in the same send as its body,
+and a worker of one thread serves requests on its own loop."""
 
 from __future__ import annotations
 
+import http.client
 import io
+import json
+import os
+import re
 import socket
+import subprocess
+import time
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from gunicorn.config import Config
 from gunicorn.http.parser import RequestParser
 
 from cli.server import OneSendResponse
+from tests.conftest import ROOT
 
 
 class Wire:
@@ -80,3 +90,74 @@ def test_a_file_sent_by_the_kernel_follows_its_head() -> None:
     assert resp.sock.sendfile(io.BytesIO(b"hello"), 0, 5) == 5
     assert wire.sends[0].startswith(b"HTTP/1.1 200 OK\r\n") and wire.sends[0].endswith(b"\r\n\r\n")
     assert wire.sends[1:] == [b"<sendfile>hello"]
+
+
+# -- the worker that serves requests on its loop's thread (one thread per worker) --------
+
+
+@pytest.fixture(scope="module")
+def one_thread(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """`tradeflow serve` with one worker of one thread (the inline worker); its port."""
+    from tests.test_e2e import TRADEFLOW, Service, _free_port, _wait_until_up
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('inline')}/inline.db"
+    env = {**os.environ, "TRADEFLOW_DATABASE_URL": url}
+    port = _free_port()
+    command = [TRADEFLOW, "serve", "--port", str(port), "--workers", "1", "--threads", "1"]
+    server = subprocess.Popen(
+        [*command, "--no-scheduler"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL
+    )
+    try:
+        _wait_until_up(Service(f"http://127.0.0.1:{port}", env), "/api/v1/health")
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _health(port: int) -> float:
+    """Seconds a new connection waits for GET /api/v1/health to answer 200."""
+    began = time.monotonic()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/api/v1/health")
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+    return time.monotonic() - began
+
+
+def test_one_connection_carries_many_requests(one_thread: int) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", one_thread, timeout=10)
+    try:
+        conn.connect()
+        local = conn.sock.getsockname()
+        for _ in range(3):
+            conn.request("GET", "/api/v1/health")
+            response = conn.getresponse()
+            assert response.status == 200 and json.loads(response.read())["status"] == "ok"
+            assert conn.sock.getsockname() == local  # kept alive: no new connection
+    finally:
+        conn.close()
+
+
+def test_a_silent_client_holds_up_nobody(one_thread: int) -> None:
+    """A connection that sends nothing waits in the poller, not in the only thread (gthread
+    with one thread would hold the next client for up to 5 s). A request cut short still
+    holds the worker, as in gunicorn's sync worker: a buffering proxy is the remedy."""
+    with socket.create_connection(("127.0.0.1", one_thread)):
+        time.sleep(0.2)
+        assert _health(one_thread) < 1.0
+
+
+def test_pipelined_requests_are_answered_in_order(one_thread: int) -> None:
+    with socket.create_connection(("127.0.0.1", one_thread), timeout=10) as sock:
+        request = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
+        missing = b"GET /api/v1/nothing-here HTTP/1.1\r\nHost: x\r\n\r\n"
+        sock.sendall(request + missing + request)
+        received = b""
+        while received.count(b"HTTP/1.1 ") < 3 or not received.endswith(b"}\n"):
+            chunk = sock.recv(65536)
+            assert chunk, received
+            received += chunk
+    assert re.findall(rb"HTTP/1.1 (\d{3}) ", received) == [b"200", b"404", b"200"]

@@ -105,7 +105,10 @@ class CookieSessions(SecureCookieSessionInterface):
     signer: some 2% of a task completion's time in process, for nothing."""
 
     def open_session(self, app: Flask, request: FlaskRequest) -> SecureCookieSession | None:
-        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+        if app.secret_key and (
+            "HTTP_COOKIE" not in request.environ  # no cookies: not even parsed
+            or not request.cookies.get(self.get_cookie_name(app))
+        ):
             return self.session_class()
         return super().open_session(app, request)
 

@@ -55,13 +55,16 @@ def test_the_api_lookup_through_the_driver_agrees_with_the_one_in_a_session(
 def test_the_lookup_keeps_one_connection_per_thread_and_replaces_a_broken_one(
     flow: Tradeflow,
 ) -> None:
+    """PostgreSQL (SQLite reads on the units' own connection: tests/engine/test_db.py)."""
+    if not flow.db.is_postgres:
+        pytest.skip("SQLite's lookups keep no connection of their own")
     _, token = flow.add_user("wu.lei", ["finance"])
     assert users.bearer(flow.db, token) is not None
     [kept] = flow.db._lookups_kept
     assert users.bearer(flow.db, token) is not None
     assert flow.db._lookups_kept == [kept]  # the same one again, no pool round
-    if flow.db.is_postgres:  # no transaction is left open on it between requests
-        assert kept.driver_connection.info.transaction_status.name == "IDLE"
+    # no transaction is left open on it between requests
+    assert kept.driver_connection.info.transaction_status.name == "IDLE"
 
     elsewhere: list[object] = []
     thread = threading.Thread(target=lambda: elsewhere.append(users.bearer(flow.db, token)))
