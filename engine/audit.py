@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from json.encoder import encode_basestring
 from typing import Any
 
 from sqlalchemy import Table, bindparam, func, insert, select, text
@@ -75,7 +76,11 @@ def canonical_data(data: Any) -> str:
 
 
 def canonical_at(at: datetime) -> str:
-    return as_utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = as_utc(at)
+    if moment.year < 1000:  # strftime's %Y does not pad the year; isoformat does
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # the same text as that strftime, in a third of the time
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 _COLUMNS = (
@@ -95,21 +100,43 @@ _COLUMNS = (
 _HASHED = tuple(c for c in _COLUMNS if c not in ("at", "prev_hash", "hash"))
 
 
-_DATA = "\x00data\x00"  # stands in for the data while the rest is encoded
+# the hashed fields in the order sort_keys puts them, "data" among them
+_BODY_KEYS = tuple(sorted((*_HASHED, "at")))
+_BODY_PREFIXES = tuple(("{" if n == 0 else ",") + f'"{k}":' for n, k in enumerate(_BODY_KEYS))
+
+
+def _scalar(value: Any) -> str:
+    """A field's canonical JSON: what json.dumps(..., ensure_ascii=False) writes."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is str:
+        return encode_basestring(value)
+    if kind is int:
+        return int.__repr__(value)
+    return _canonical(value)
 
 
 def event_hash(event: AuditEvent | dict[str, Any], data_text: str | None = None) -> str:
-    """SHA-256 over prev_hash and the canonical JSON of the event's content.
+    """SHA-256 over prev_hash and the canonical JSON of the event's content: the sorted
+    fields, no spaces, not ASCII-escaped (tests/engine/test_audit.py holds it equal to
+    json.dumps of the whole body, which it spells out field by field, a third faster).
 
-    ``data_text``, the data's canonical JSON when the caller has it, is spliced in
+    ``data_text``, the data's canonical JSON when the caller has it, is used as it is
     rather than encoded again: the result is the same text either way."""
     row = event if isinstance(event, dict) else {c: getattr(event, c) for c in _COLUMNS}
-    body = {name: row[name] for name in _HASHED}
-    body["at"] = canonical_at(row["at"])
-    body["data"] = _DATA
-    canonical = _canonical(body).replace(
-        _canonical(_DATA), data_text if data_text is not None else _canonical(row["data"]), 1
-    )
+    parts = []
+    for prefix, key in zip(_BODY_PREFIXES, _BODY_KEYS, strict=True):
+        if key == "data":
+            text = data_text if data_text is not None else _canonical(row["data"])
+        elif key == "at":
+            text = f'"{canonical_at(row["at"])}"'
+        else:
+            text = _scalar(row[key])
+        parts.append(prefix)
+        parts.append(text)
+    parts.append("}")
+    canonical = "".join(parts)
     return hashlib.sha256((row["prev_hash"] + canonical).encode()).hexdigest()
 
 

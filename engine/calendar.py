@@ -59,6 +59,7 @@ SEARCH_DAYS = 3 * 366
 # A longer duration (some 40 years) is a typo in a diagram, not an SLA: refuse it rather
 # than walk the calendar for minutes while creating a task.
 MAX_WORKING_DAYS = 10_000
+_DURATIONS_KEPT = 256
 
 _DURATION = re.compile(
     r"P(?:(?P<Y>\d+(?:[.,]\d+)?)Y)?(?:(?P<MO>\d+(?:[.,]\d+)?)M)?(?:(?P<W>\d+(?:[.,]\d+)?)W)?"
@@ -87,6 +88,11 @@ class BusinessCalendar:
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
     _day: timedelta = field(default=timedelta(), init=False, repr=False, compare=False)
+    # duration text -> working time: a diagram's few SLAs, parsed once (every new task
+    # asks); bounded, as timer expressions may compute any number of texts
+    _durations: dict[str, timedelta] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         # Messages name the config keys (see from_mapping), which the fields mirror.
@@ -129,6 +135,15 @@ class BusinessCalendar:
 
     def working_duration(self, duration: str) -> timedelta:
         """The working time an ISO 8601 duration stands for (P1D = day_length)."""
+        found = self._durations.get(duration)
+        if found is None:
+            found = self._working_duration(duration)
+            if len(self._durations) >= _DURATIONS_KEPT:
+                self._durations.clear()
+            self._durations[duration] = found
+        return found
+
+    def _working_duration(self, duration: str) -> timedelta:
         parts = _parse_duration(duration)
         days = parts.pop("W", Decimal(0)) * len(self.working_days) + parts.pop("D", Decimal(0))
         day_us = self.day_length // timedelta(microseconds=1)

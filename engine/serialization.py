@@ -9,19 +9,23 @@ definition id, and serialize only the task tree and data of an instance.
 from __future__ import annotations
 
 import json
+import math
 from datetime import date
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import orjson
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.workflow import (
+    BpmnSubWorkflowConverter,
     BpmnWorkflowConverter,
     TaskConverter,
     WorkflowConverter,
 )
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
 from SpiffWorkflow.camunda.serializer import DEFAULT_CONFIG as CAMUNDA_CONFIG
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
@@ -31,7 +35,29 @@ from engine.expressions import SafeScriptEngine
 SpecPair = tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]
 
 
-class _ReferencedWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
+class _FrozenTasks:
+    """A workflow converter whose task mapping takes a finished task's kept dict straight,
+    without the registry's dispatch or a new text of its id (a fifth of a save)."""
+
+    registry: Any
+
+    def mapping_to_dict(self, mapping: dict[Any, Any], **kwargs: Any) -> dict[str, Any]:
+        convert = self.registry.convert
+        out: dict[str, Any] = {}
+        for key, value in mapping.items():
+            frozen = getattr(value, _FROZEN, None)
+            if frozen is not None and not kwargs and frozen[0] == _frozen_key(value):
+                out[frozen[2]] = frozen[1]
+            else:
+                out[str(key)] = convert(value, **kwargs)
+        return out
+
+
+class _SubWorkflowConverter(_FrozenTasks, BpmnSubWorkflowConverter):  # type: ignore[misc]
+    """A called process's workflow, its finished tasks as the top workflow's."""
+
+
+class _ReferencedWorkflowConverter(_FrozenTasks, BpmnWorkflowConverter):  # type: ignore[misc]
     """Serializes a workflow without its spec; restores it onto a given spec."""
 
     def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
@@ -61,6 +87,38 @@ def _frozen_key(task: Task) -> tuple[int, float, int]:
 
 
 _SEPARATORS = (",", ":")
+# what orjson would write that the standard library refuses, it is made to refuse too
+_ORJSON = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def _dumps(value: Any) -> str:
+    """``json.dumps(value, separators=(",", ":"))`` as json.loads reads it back: orjson
+    writes it in a fourteenth of the time (0.5 µs a task, bench/completions.py). Where the
+    two would not give the same data, the standard library writes it: a key that is not a
+    string, an integer past 64 bits, a string with a lone surrogate (orjson refuses them),
+    and a NaN or infinity, which orjson writes as null (json keeps them)."""
+    try:
+        out = orjson.dumps(value, option=_ORJSON)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return json.dumps(value, separators=_SEPARATORS)
+    if b"null" in out and not _finite(value):
+        return json.dumps(value, separators=_SEPARATORS)
+    return out.decode()
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinity anywhere in ``value``."""
+    pending = [value]
+    while pending:  # no recursion: data may nest deep
+        item = pending.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return False
+        elif isinstance(item, dict):
+            pending += item.values()
+        elif isinstance(item, list | tuple):
+            pending += item
+    return True
 
 
 class _FrozenDict(dict[str, Any]):
@@ -74,7 +132,7 @@ class _FrozenDict(dict[str, Any]):
 
     def encode(self) -> str:
         if self.text is None:
-            self.text = json.dumps(self, separators=_SEPARATORS)
+            self.text = _dumps(self)
         return self.text
 
 
@@ -91,20 +149,23 @@ class _FrozenTaskConverter(TaskConverter):  # type: ignore[misc]
         dct: dict[str, Any] = super().to_dict(task)
         if task.state & _FINISHED:
             dct = _FrozenDict(dct)
-            setattr(task, _FROZEN, (_frozen_key(task), dct))
+            setattr(task, _FROZEN, (_frozen_key(task), dct, dct["id"]))
         return dct
 
     def from_dict(self, dct: dict[str, Any], workflow: Any) -> Task:
         task: Task = super().from_dict(dct, workflow)
         if task.state & _FINISHED:
-            setattr(task, _FROZEN, (_frozen_key(task), _FrozenDict(dct)))
+            frozen = _FrozenDict(dct)
+            # the registry took it off to restore the task; saving puts it back
+            frozen["typename"] = self.registry.typenames[self.target_class]
+            setattr(task, _FROZEN, (_frozen_key(task), frozen, dct["id"]))
         return task
 
 
 def _encode_task(dct: dict[str, Any]) -> str:
     if isinstance(dct, _FrozenDict):
         return dct.encode()
-    return json.dumps(dct, separators=_SEPARATORS)
+    return _dumps(dct)
 
 
 def _encode_workflow(dct: dict[str, Any]) -> str:
@@ -140,6 +201,7 @@ class StateSerializer:
         self._full = BpmnWorkflowSerializer(_registry())
         self._ref = BpmnWorkflowSerializer(_registry())
         _ReferencedWorkflowConverter(BpmnWorkflow, self._ref.registry)
+        _SubWorkflowConverter(BpmnSubWorkflow, self._ref.registry)
         _FrozenTaskConverter(Task, self._ref.registry)
 
     def spec_to_json(self, spec: BpmnProcessSpec, subprocess_specs: dict[str, Any]) -> str:

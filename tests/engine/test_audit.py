@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import delete, text, update
 from sqlalchemy.exc import DBAPIError
 
-from engine.audit import DEFINITIONS_STREAM, GENESIS, canonical_at
+from engine.audit import DEFINITIONS_STREAM, GENESIS, canonical_at, canonical_data, event_hash
 from engine.clock import as_utc
 from engine.models import AuditEvent
 from tests.engine.conftest import Scenario
@@ -157,3 +161,50 @@ def test_event_data_is_stored_exactly_as_hashed(scenario: Scenario) -> None:
         assert raw == json.dumps(
             event.data, sort_keys=True, separators=(",", ":"), ensure_ascii=False
         )
+
+
+_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=30)  # no lone surrogates
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    stream=_TEXT,
+    seq=st.integers(min_value=-(2**70), max_value=2**70),
+    instance_id=st.none() | st.integers(),
+    at=st.datetimes(min_value=datetime(1, 1, 2), timezones=st.none() | st.just(UTC)),
+    actor=_TEXT,
+    kind=_TEXT,
+    element_id=st.none() | _TEXT,
+    element_name=st.none() | _TEXT,
+    role=st.none() | _TEXT,
+    data=st.dictionaries(_TEXT, st.none() | st.integers() | _TEXT | st.booleans(), max_size=4),
+    prev=st.sampled_from([GENESIS, "ab" * 32]),
+)
+def test_the_hash_is_sha256_over_the_sorted_json_of_the_event(
+    stream: str,
+    seq: int,
+    instance_id: int | None,
+    at: datetime,
+    actor: str,
+    kind: str,
+    element_id: str | None,
+    element_name: str | None,
+    role: str | None,
+    data: dict[str, Any],
+    prev: str,
+) -> None:
+    """event_hash spells the canonical JSON out field by field: it must be, byte for byte,
+    json.dumps of the whole body with sorted keys, no spaces, no ASCII escapes, and the
+    time as strftime writes it, whatever the text, number or year."""
+    row = {
+        "stream": stream, "seq": seq, "instance_id": instance_id, "at": at, "actor": actor,
+        "kind": kind, "element_id": element_id, "element_name": element_name, "role": role,
+        "data": data, "prev_hash": prev,
+    }  # fmt: skip
+    body = {k: v for k, v in row.items() if k != "prev_hash"}
+    body["at"] = as_utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    expected = hashlib.sha256((prev + canonical).encode()).hexdigest()
+    assert event_hash(row) == expected
+    assert event_hash(row, canonical_data(data)) == expected
+    assert canonical_at(at) == body["at"]

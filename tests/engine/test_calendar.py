@@ -496,3 +496,17 @@ def test_calendars_are_values() -> None:
     assert hash(cal) == hash(BusinessCalendar())
     with pytest.raises(AttributeError):
         cal.timezone = BERLIN  # type: ignore[misc]
+
+
+def test_parsed_durations_are_kept_and_their_number_bounded() -> None:
+    """Each new task's SLA is parsed once per text; timer expressions may compute any
+    number of texts, which must not grow the cache without end."""
+    cal = BusinessCalendar(holiday_country=None)
+    assert cal.working_duration("PT8H") == timedelta(hours=8)
+    assert cal.working_duration("PT8H") is cal.working_duration("PT8H")  # kept
+    for minutes in range(1, 1000):
+        assert cal.working_duration(f"PT{minutes}M") == timedelta(minutes=minutes)
+    assert 0 < len(cal._durations) <= 256
+    with pytest.raises(ValueError):
+        cal.working_duration("P1M")  # refused every time, never kept
+    assert "P1M" not in cal._durations
