@@ -1,6 +1,6 @@
 """Task completions per second through HTTP, against bare SpiffWorkflow in the same run.
 
-A real ``tradeflow serve`` (gunicorn, gthread) runs as a subprocess on a free port of
+A real ``tradeflow serve`` (granian) runs as a subprocess on a free port of
 127.0.0.1, set up the way an operator would: ``tradeflow db upgrade``, ``tradeflow users
 add`` (a clerk in documents_logistics, a checker in risk_compliance), ``tradeflow deploy``
 of the shipped files. Client threads (4 by default, one keep-alive ``http.client``
@@ -379,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"task completions per second over HTTP, {PROCESS} ({PER_INSTANCE} per instance),"
         f" {args.clients} client threads x {args.completions} timed (+{args.warmup} warm-up),"
-        f" gunicorn gthread x {args.threads} threads, {os.cpu_count()} CPUs"
+        f" granian, {args.threads} Python thread(s) per worker, {os.cpu_count()} CPUs"
     )
     print(HEADER, flush=True)
     with tempfile.TemporaryDirectory(prefix="tradeflow-http-") as tmp:

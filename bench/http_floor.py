@@ -1,7 +1,7 @@
 """The floor under bench/http_completions.py: the server with no work to do.
 
-gunicorn, set as ``tradeflow serve`` sets it (gthread, one worker process, one thread, no
-access log), serves a Flask app whose one route reads the JSON body of a task completion
+granian, set as ``tradeflow serve`` sets it (WSGI, one worker process, one Python thread,
+HTTP/1, no access log), serves a Flask app whose one route reads the JSON body of a task completion
 and answers a JSON body of the same shape as a real completion's. The same four keep-alive
 client threads post to it as fast as it answers, and bare SpiffWorkflow's
 load-complete-save cycle (``Bare`` of bench/completions.py) runs in this process for as
@@ -28,7 +28,7 @@ from served import free_port
 
 DATA = next(workload()).data  # a completion's form data, as the real bench sends it
 
-GUNICORN = Path(sys.executable).with_name("gunicorn")
+GRANIAN = Path(sys.executable).with_name("granian")
 APP = """
 from flask import Flask, jsonify, request
 
@@ -72,9 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         (root / "floor_app.py").write_text(APP)
         port = free_port()
-        command = [str(GUNICORN), "--worker-class", "gthread", "--workers", "1"]
-        command += ["--threads", "1", "--bind", f"127.0.0.1:{port}", "floor_app:app"]
-        server = subprocess.Popen(command, cwd=root, stderr=subprocess.DEVNULL)
+        command = [str(GRANIAN), "--interface", "wsgi", "--workers", "1"]
+        command += ["--blocking-threads", "1", "--http", "1", "--no-ws"]
+        command += ["--host", "127.0.0.1", "--port", str(port), "floor_app:app"]
+        server = subprocess.Popen(
+            command, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         bare = Bare(root)
         try:
             deadline = time.monotonic() + 30
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             server.wait(timeout=20)
     ratio = statistics.median(ratios)
     print(
-        f"the server with nothing to do (gunicorn gthread x1, Flask, JSON in and out),"
+        f"the server with nothing to do (granian, one worker of one thread, Flask, JSON),"
         f" {args.clients} clients: {ratio:.2f} requests per bare completion (median);"
         f" at the target HTTP/bare >= 0.5 it takes {0.5 / ratio:.0%} of a completion's budget"
     )

@@ -263,7 +263,7 @@ def verify(stream: str | None) -> None:
 def serve(
     host: str, port: int, workers: int, threads: int, scheduler: bool, access_log: bool
 ) -> None:
-    """Run the HTTP service under gunicorn, after bringing the schema up to date; its
+    """Run the HTTP service under granian, after bringing the schema up to date; its
     worker processes also fire timers, unless --no-scheduler."""
     _metrics_directory()  # before prometheus_client is imported (by the app)
     from cli.server import run

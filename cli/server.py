@@ -1,162 +1,60 @@
-"""gunicorn, embedded: `tradeflow serve` is the production server, not Flask's."""
+"""granian, embedded: `tradeflow serve` is the production server, not Flask's.
+
+granian (a Rust HTTP server, hyper inside) reads and writes HTTP on threads of its own,
+without the interpreter lock, while the worker's Python thread runs the app. gunicorn
+parses HTTP in Python on that same thread: with the same settings a task completion
+took 1.2 to 1.3 times as long through it (bench/http_completions.py, the README's "API
+performance"). A connection that sends slowly, or nothing, holds no Python thread.
+
+Each worker process builds its own app (``app`` below, after the fork), starts its
+timers' scheduler and, on an SQLite file, the log's checkpointer, then serves with
+``--threads`` Python threads (one by default: more mostly contend for the interpreter).
+"""
 
 from __future__ import annotations
 
-import errno
 import gc
+import logging
 import os
-import selectors
-import socket
-import time
-from collections import deque
-from concurrent import futures
-from functools import partial
-from typing import Any
 
-from gunicorn.app.base import BaseApplication
-from gunicorn.http import wsgi
-from gunicorn.workers import gthread
-from prometheus_client import multiprocess
+from flask import Flask
+from granian.constants import HTTPModes, Interfaces
+from granian.server import Server
 
 from api import create_app
 from engine.scheduler import Scheduler, Timers
 
 GC_THRESHOLDS = (20_000, 20, 20)  # Python's defaults: (700, 10, 10)
+SCHEDULER = "TRADEFLOW_SERVE_SCHEDULER"  # "1": every worker fires timers (set by `run`)
+GRACE_SECONDS = 10  # a stopping worker's requests in flight, then it is killed
 
 
-class HeldHead:
-    """A socket whose head of a response, while ``holding``, waits to go out in the same
-    send as the body's first bytes.
+class RequestTarget(logging.Filter):
+    """An access line's path with its query string, as the request line had it."""
 
-    gunicorn sends a response's head and body apart: two system calls where one does, and
-    on loopback (a proxy in front) each send also runs the receiving side's network stack.
-    The head's own send was 5% of the worker's time per task completion (py-spy over
-    bench/http_completions.py)."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.holding = False
-        self.held = b""
-
-    def sendall(self, data: bytes) -> None:
-        if self.holding:
-            self.held += data
-            return
-        if self.held:
-            data, self.held = self.held + data, b""
-        self.sock.sendall(data)
-
-    def flush(self) -> None:
-        if self.held:
-            data, self.held = self.held, b""
-            self.sock.sendall(data)
-
-    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
-        self.flush()
-        return self.sock.sendfile(file, offset, count)
-
-    def __getattr__(self, name: str) -> Any:  # the rest as the socket does it
-        return getattr(self.sock, name)
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = record.args
+        if isinstance(fields, dict) and fields.get("query_string"):
+            record.args = {**fields, "path": f"{fields['path']}?{fields['query_string']}"}
+        return True
 
 
-class OneSendResponse(wsgi.Response):  # type: ignore[misc]
-    """gunicorn's HTTP/1 response, its head sent with the body's first bytes."""
-
-    def __init__(self, req: Any, sock: socket.socket, cfg: Any) -> None:
-        super().__init__(req, HeldHead(sock), cfg)
-
-    def send_headers(self) -> None:
-        self.sock.holding = True
-        try:
-            super().send_headers()
-        finally:
-            self.sock.holding = False
-
-    def close(self) -> None:
-        super().close()
-        self.sock.flush()  # a response without a body (204, HEAD): its head alone
-
-
-class InlineWorker(gthread.ThreadWorker):  # type: ignore[misc]
-    """gthread's event loop and keep-alive, each request handled on the loop's thread.
-
-    With one thread per worker (``tradeflow serve``'s default), gthread hands every
-    request to a pool thread and its end back to the loop: two thread switches through
-    the interpreter lock, with some 20 futex calls a request (perf, bench/http_completions).
-    Here the loop runs the request itself. A new connection waits in the poller until
-    its first bytes arrive (gthread waits in a pool thread), so an idle client holds no
-    thread; a stuck request blocks the worker until gunicorn's ``timeout`` replaces it,
-    as with the sync worker. ``--threads`` above one keeps gthread."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._ready: deque[Any] = deque()
-        self._serving = False
-
-    def accept(self, listener: Any) -> None:
-        try:
-            client_sock, client_addr = listener.accept()
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
-                raise
-            return
-        self.nr_conns += 1
-        conn = gthread.TConn(self.cfg, client_sock, client_addr, listener.getsockname())
-        # as long as gthread lets a new connection be silent: a pool thread's wait, then
-        # a kept-alive connection's
-        conn.timeout = time.monotonic() + gthread.DEFAULT_WORKER_DATA_TIMEOUT + self.cfg.keepalive
-        self.pending_conns.append(conn)
-        self.poller.register(
-            conn.sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn)
-        )
-
-    def enqueue_req(self, conn: Any) -> None:
-        """Serve the connection's request now. A request already read ahead (pipelined)
-        comes back here from finish_request: queued, not recursed into."""
-        self._ready.append(conn)
-        if self._serving:
-            return
-        self._serving = True
-        try:
-            while self._ready:
-                ready = self._ready.popleft()
-                done: futures.Future[Any] = futures.Future()
-                done.set_result(self.handle(ready))  # it answers every error itself
-                self.finish_request(ready, done)
-        finally:
-            self._serving = False
-
-
-class _Server(BaseApplication):  # type: ignore[misc]
-    def __init__(self, options: dict[str, Any], scheduler: bool) -> None:
-        self.options = options
-        self.scheduler = scheduler
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-
-    def load(self) -> Any:
-        wsgi.Response = OneSendResponse  # what gthread's worker builds each response with
-        app = create_app()  # in each worker, after the fork
-        flow = app.extensions["tradeflow"]
-        flow.db.checkpoint_in_background()  # SQLite: the log's fsyncs leave the requests
-        if self.scheduler:  # every worker fires timers; they share the due ones safely
-            Scheduler(Timers(flow.runtime)).start()
-        # What start-up made (modules, the app, its caches) is never garbage: frozen, no
-        # collection walks it again. A request makes thousands of short-lived objects
-        # (Spiff's task tree, rows, dicts), so collect the young generation less often.
-        # Measured: 7-10% more completions per second (bench/http_completions.py).
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
-        return app
-
-
-def _child_exit(_server: Any, worker: Any) -> None:
-    # a dead worker's samples stay counted; its live gauges go (prometheus_client)
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+def app() -> Flask:
+    """The app of one worker process: granian calls this in each, after the fork (and
+    after setting up its logging)."""
+    logging.getLogger("granian.access").addFilter(RequestTarget())
+    built = create_app()
+    flow = built.extensions["tradeflow"]
+    flow.db.checkpoint_in_background()  # SQLite: the log's fsyncs leave the requests
+    if os.environ.get(SCHEDULER) == "1":  # every worker fires timers; they share the due
+        Scheduler(Timers(flow.runtime)).start()
+    # What start-up made (modules, the app, its caches) is never garbage: frozen, no
+    # collection walks it again. A request makes thousands of short-lived objects
+    # (Spiff's task tree, rows, dicts), so collect the young generation less often.
+    # Measured: 7-10% more completions per second (bench/http_completions.py).
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    return built
 
 
 def run(
@@ -167,18 +65,20 @@ def run(
     scheduler: bool = True,
     access_log: bool = False,
 ) -> None:
-    _Server(
-        {
-            "bind": f"{host}:{port}",
-            "workers": workers,
-            "threads": threads,
-            "worker_class": f"{__name__}.InlineWorker" if threads == 1 else "gthread",
-            # off unless asked, as gunicorn's default: a line per request costs 3% of a
-            # task completion's time in the worker (bench/http_completions.py)
-            "accesslog": "-" if access_log else None,
-            "timeout": 60,
-            "graceful_timeout": 10,
-            "child_exit": _child_exit,
-        },
-        scheduler,
-    ).run()
+    os.environ[SCHEDULER] = "1" if scheduler else "0"
+    Server(
+        f"{__name__}:app",
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        factory=True,
+        workers=workers,
+        blocking_threads=threads,  # granian's default for WSGI is hundreds
+        http=HTTPModes.http1,
+        websockets=False,
+        # off unless asked, as gunicorn's default: a line per request cost 3% of a task
+        # completion's time in the worker (bench/http_completions.py)
+        log_access=access_log,
+        respawn_failed_workers=True,  # a worker that died is replaced
+        workers_kill_timeout=GRACE_SECONDS,
+    ).serve()

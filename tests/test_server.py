@@ -1,117 +1,51 @@
-"""`tradeflow serve`'s gunicorn: a response's head leaves in the same send as its body,
-and a worker of one thread serves requests on its own loop."""
+"""`tradeflow serve` (granian): one worker of one Python thread keeps connections alive,
+answers pipelined requests in order, and is held up by no client, idle or slow; a
+worker that dies is replaced; a body too large is refused before it is read."""
 
 from __future__ import annotations
 
 import http.client
-import io
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
 
 import pytest
-from gunicorn.config import Config
-from gunicorn.http.parser import RequestParser
 
-from cli.server import OneSendResponse
 from tests.conftest import ROOT
+from tests.test_e2e import TRADEFLOW, Service, _free_port, _wait_until_up
 
 
-class Wire:
-    """The connection's socket as the operating system sees it: what each call sent."""
-
-    def __init__(self) -> None:
-        self.sends: list[bytes] = []
-
-    def sendall(self, data: bytes) -> None:
-        self.sends.append(bytes(data))
-
-    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
-        file.seek(offset)
-        data = file.read(count)
-        self.sends.append(b"<sendfile>" + data)
-        return len(data)
-
-
-def _response(request: bytes) -> tuple[OneSendResponse, Wire]:
-    """A request parsed by gunicorn from a real socket, and its response on a Wire."""
-    ours, theirs = socket.socketpair()
-    with ours, theirs:
-        theirs.sendall(request)
-        cfg = Config()
-        req = next(iter(RequestParser(cfg, ours, ("127.0.0.1", 9))))
-    wire = Wire()
-    return OneSendResponse(req, wire, cfg), wire  # type: ignore[arg-type]
-
-
-def test_the_head_goes_out_with_the_first_bytes_of_the_body() -> None:
-    resp, wire = _response(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
-    resp.start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "11")])
-    resp.write(b'{"ok":true}')
-    resp.close()
-    [sent] = wire.sends
-    head, _, body = sent.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"Content-Length: 11" in head
-    assert body == b'{"ok":true}'
-
-
-def test_a_response_without_a_body_sends_its_head_at_the_close() -> None:
-    resp, wire = _response(b"HEAD /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
-    resp.start_response("204 No Content", [])
-    resp.write(b"")
-    assert wire.sends == []
-    resp.close()
-    [sent] = wire.sends
-    assert sent.startswith(b"HTTP/1.1 204 No Content\r\n") and sent.endswith(b"\r\n\r\n")
-
-
-def test_a_chunked_body_carries_the_head_in_its_first_chunk_and_ends_as_usual() -> None:
-    resp, wire = _response(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
-    resp.start_response("200 OK", [("Content-Type", "text/plain")])  # no length: chunked
-    resp.write(b"hello ")
-    resp.write(b"world")
-    resp.close()
-    assert len(wire.sends) == 3
-    assert wire.sends[0].startswith(b"HTTP/1.1 200 OK\r\n")
-    assert wire.sends[0].endswith(b"\r\n\r\n6\r\nhello \r\n")
-    assert wire.sends[1:] == [b"5\r\nworld\r\n", b"0\r\n\r\n"]
-
-
-def test_a_file_sent_by_the_kernel_follows_its_head() -> None:
-    resp, wire = _response(b"GET /static/x HTTP/1.1\r\nHost: x\r\n\r\n")
-    resp.start_response("200 OK", [("Content-Length", "5")])
-    resp.send_headers()  # as gunicorn's sendfile path does, then the kernel sends the file
-    assert wire.sends == []
-    assert resp.sock.sendfile(io.BytesIO(b"hello"), 0, 5) == 5
-    assert wire.sends[0].startswith(b"HTTP/1.1 200 OK\r\n") and wire.sends[0].endswith(b"\r\n\r\n")
-    assert wire.sends[1:] == [b"<sendfile>hello"]
-
-
-# -- the worker that serves requests on its loop's thread (one thread per worker) --------
+class Served:
+    def __init__(self, port: int, process: subprocess.Popen[bytes]) -> None:
+        self.port, self.process = port, process
 
 
 @pytest.fixture(scope="module")
-def one_thread(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """`tradeflow serve` with one worker of one thread (the inline worker); its port."""
-    from tests.test_e2e import TRADEFLOW, Service, _free_port, _wait_until_up
-
-    url = f"sqlite:///{tmp_path_factory.mktemp('inline')}/inline.db"
+def one_thread(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """`tradeflow serve` with one worker of one thread, on SQLite."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('served')}/served.db"
     env = {**os.environ, "TRADEFLOW_DATABASE_URL": url}
     port = _free_port()
     command = [TRADEFLOW, "serve", "--port", str(port), "--workers", "1", "--threads", "1"]
     server = subprocess.Popen(
-        [*command, "--no-scheduler"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL
+        [*command, "--no-scheduler"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         _wait_until_up(Service(f"http://127.0.0.1:{port}", env), "/api/v1/health")
-        yield port
+        yield Served(port, server)
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
 
 
@@ -127,10 +61,11 @@ def _health(port: int) -> float:
     return time.monotonic() - began
 
 
-def test_one_connection_carries_many_requests(one_thread: int) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", one_thread, timeout=10)
+def test_one_connection_carries_many_requests(one_thread: Served) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", one_thread.port, timeout=10)
     try:
         conn.connect()
+        assert conn.sock is not None
         local = conn.sock.getsockname()
         for _ in range(3):
             conn.request("GET", "/api/v1/health")
@@ -141,23 +76,85 @@ def test_one_connection_carries_many_requests(one_thread: int) -> None:
         conn.close()
 
 
-def test_a_silent_client_holds_up_nobody(one_thread: int) -> None:
-    """A connection that sends nothing waits in the poller, not in the only thread (gthread
-    with one thread would hold the next client for up to 5 s). A request cut short still
-    holds the worker, as in gunicorn's sync worker: a buffering proxy is the remedy."""
-    with socket.create_connection(("127.0.0.1", one_thread)):
-        time.sleep(0.2)
-        assert _health(one_thread) < 1.0
+def test_idle_and_slow_clients_hold_up_nobody(one_thread: Served) -> None:
+    """A connection that sends nothing, and one whose request stops halfway, wait on the
+    server's own threads, not in the only Python thread."""
+    with (
+        socket.create_connection(("127.0.0.1", one_thread.port)),
+        socket.create_connection(("127.0.0.1", one_thread.port)) as halfway,
+    ):
+        halfway.sendall(b"POST /api/v1/tasks/1/complete HTTP/1.1\r\nHost: x\r\nContent-Le")
+        time.sleep(0.3)
+        assert _health(one_thread.port) < 1.0
 
 
-def test_pipelined_requests_are_answered_in_order(one_thread: int) -> None:
-    with socket.create_connection(("127.0.0.1", one_thread), timeout=10) as sock:
+def test_pipelined_requests_are_answered_in_order(one_thread: Served) -> None:
+    with socket.create_connection(("127.0.0.1", one_thread.port), timeout=10) as sock:
         request = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
         missing = b"GET /api/v1/nothing-here HTTP/1.1\r\nHost: x\r\n\r\n"
         sock.sendall(request + missing + request)
         received = b""
-        while received.count(b"HTTP/1.1 ") < 3 or not received.endswith(b"}\n"):
+        while len(re.findall(rb"HTTP/1.1 \d{3} ", received)) < 3 or not received.endswith(b"\n"):
             chunk = sock.recv(65536)
             assert chunk, received
             received += chunk
     assert re.findall(rb"HTTP/1.1 (\d{3}) ", received) == [b"200", b"404", b"200"]
+
+
+def test_a_body_too_large_is_refused_before_it_is_read(one_thread: Served) -> None:
+    """The app reads the body from the connection as it comes (not buffered first by the
+    server): a declared length over the limit is answered at once, and a chunked body
+    that never ends is cut off at the limit, the worker's memory untouched."""
+    head = "POST /api/v1/tasks/1/complete HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    with socket.create_connection(("127.0.0.1", one_thread.port), timeout=10) as sock:
+        sock.sendall(f"{head}Content-Length: 500000000\r\n\r\n".encode())
+        assert re.match(rb"HTTP/1.1 (413|401) ", sock.recv(200))  # no token: either refusal
+    worker = _worker_of(one_thread.process.pid)
+    before = _rss_mib(worker)
+    with socket.create_connection(("127.0.0.1", one_thread.port), timeout=10) as sock:
+        sock.sendall(f"{head}Transfer-Encoding: chunked\r\n\r\n".encode())
+        chunk = b"x" * 65536
+        sent = 0
+        with pytest.raises(OSError):  # the server stops reading, then closes
+            while sent < 256 * 2**20:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+        assert sent < 64 * 2**20
+    assert _rss_mib(worker) < before + 32
+    assert _health(one_thread.port) < 1.0
+
+
+def test_a_worker_that_dies_is_replaced(one_thread: Served) -> None:
+    worker = _worker_of(one_thread.process.pid)
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            replaced = _worker_of(one_thread.process.pid)
+            if replaced != worker and _health(one_thread.port) < 5:
+                return
+        except (OSError, AssertionError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError("no new worker answered")
+
+
+def _worker_of(pid: int) -> int:
+    """The one worker process of the server ``pid``."""
+    found = [
+        int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat") if _parent(stat) == pid
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def _parent(stat: Path) -> int | None:
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _rss_mib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmRSS:")[1].split()[0]) // 1024
