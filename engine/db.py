@@ -243,7 +243,7 @@ class Prepared:
         cursor = driver.cursor()
         try:
             cursor.execute(plan.sql, self._params(plan, params))
-            if cursor.description is None:
+            if not plan.columns:  # known when compiled: psycopg builds a description anew
                 return []
             return [self._row(plan, row) for row in cursor.fetchall()]
         finally:
@@ -266,6 +266,33 @@ class Prepared:
             cursor.executemany(plan.sql, [self._params(plan, row) for row in rows])
         finally:
             cursor.close()
+
+
+def run_together(
+    conn: Connection, statements: Sequence[tuple[Prepared, Mapping[str, Any]]]
+) -> list[list[tuple[Any, ...]]]:
+    """Run the statements in order, each one's rows returned (converted as ``run``). On
+    PostgreSQL they go in one round trip (psycopg's pipeline), the server still running
+    each after the one before, so a statement sees what a lock taken just before it
+    guarded; elsewhere one after another."""
+    if conn.dialect.name != "postgresql":
+        return [prepared.run(conn, params) for prepared, params in statements]
+    driver = driver_of(conn)
+    cursors = []
+    with driver.pipeline():
+        for prepared, params in statements:
+            plan = prepared.plan(conn.dialect)
+            cursor = driver.cursor()
+            cursor.execute(plan.sql, Prepared._params(plan, params))
+            cursors.append((plan, cursor))
+    found = []
+    for plan, cursor in cursors:
+        try:
+            rows = cursor.fetchall() if plan.columns else []
+            found.append([Prepared._row(plan, row) for row in rows])
+        finally:
+            cursor.close()
+    return found
 
 
 def driver_of(conn: Connection) -> Any:

@@ -86,6 +86,7 @@ def _reconcile_tasks(work: Work, ready: list[Task]) -> None:
             candidate_roles=",".join(roles),
         )
         store.insert_task(work.conn, row)
+        work.new_roles += [(row.id, role) for role in roles]
         work.created[row.id] = row
         task.internal_data[ROW] = row.id
         if due is not None:
@@ -120,7 +121,7 @@ def breach_overdue(work: Work, ready: list[Task]) -> None:
         added = [r for r in (rule.escalate_to if rule else ()) if r not in row.role_ids]
         if added:
             row.candidate_roles = ",".join([*row.role_ids, *added])
-            store.add_task_roles(work.conn, row.id, added)
+            work.new_roles += [(row.id, role) for role in added]
         work.audit(
             EventKind.SLA_BREACHED,
             element_id=row.element_id,

@@ -164,6 +164,8 @@ class Work:
         self.trail.seed(self.stream, instance.audit_seq, instance.audit_hash)
         self.tasks: dict[int, TaskRow] = {}  # task rows this command read or changed
         self.created: dict[int, TaskRow] = {}  # task rows this command inserted
+        # (task id, role id) rows for the role queues, written with the unit's last writes
+        self.new_roles: list[tuple[int, str]] = []
         # set by a command that answers with the instance's open tasks once settled
         self.report_open = False
         self.open_after: list[TaskRow] = []
@@ -253,6 +255,7 @@ class Work:
         self.instance.revision += 1
         self.instance.audit_seq, self.instance.audit_hash = self.trail.head(self.stream)
         with store.batch(self.conn):  # the writes that answer nothing, in one round trip
+            store.add_task_roles(self.conn, self.new_roles)
             for row in self.tasks.values():
                 store.save_task(self.conn, row)
             store.save_instance(self.conn, self.instance)

@@ -29,7 +29,7 @@ from sqlalchemy import (
     update,
 )
 
-from engine.db import Prepared, driver_of
+from engine.db import Prepared, driver_of, run_together
 from engine.models import (
     Form,
     HumanTask,
@@ -237,17 +237,31 @@ _TASK_FACTS = (
     .select_from(_T.join(_I, _I.c.id == _T.c.instance_id))
     .where(_T.c.id == bindparam("id"))
 )
-_LOCK_TASK_FACTS = Prepared(_TASK_FACTS.with_for_update(of=_I))
 _READ_TASK_FACTS = Prepared(_TASK_FACTS)
+_LOCK_INSTANCE_OF_TASK = Prepared(
+    select(_I.c.id)
+    .where(_I.c.id == select(_T.c.instance_id).where(_T.c.id == bindparam("id")).scalar_subquery())
+    .with_for_update()
+)
 
 
 def task_facts(conn: Connection, task_id: int, actor: str, postgres: bool) -> TaskFacts | None:
     """A task, its instance (locked, as lock_instance) and the actor's roles and past work
-    in that instance: one statement where three would do."""
-    statement = _LOCK_TASK_FACTS if postgres else _READ_TASK_FACTS
-    values = statement.first(conn, {"id": task_id, "actor": actor})
-    if values is None:
+    in that instance: one statement where three would do.
+
+    PostgreSQL: the instance is locked first, then the facts read, both in one round trip.
+    Each statement of a READ COMMITTED transaction reads its own snapshot, so the facts
+    hold everything committed before the lock was granted: the task as the command that
+    held the lock left it, and the actor's work in the instance (maker-checker). Read with
+    the lock, in one statement, the task would be the row as it was before the wait."""
+    params = {"id": task_id, "actor": actor}
+    if postgres:
+        _, rows = run_together(conn, [(_LOCK_INSTANCE_OF_TASK, params), (_READ_TASK_FACTS, params)])
+    else:
+        rows = _READ_TASK_FACTS.run(conn, params)
+    if not rows:
         return None
+    values = dict(zip(_READ_TASK_FACTS.plan(conn.dialect).columns, rows[0], strict=True))
     instance = InstanceRow(**{n: values.pop(f"i_{n}") for n in _INSTANCE_COLUMNS})
     actor_id = values.pop("actor_id")
     roles, done = values.pop("actor_roles"), values.pop("actor_done")
@@ -295,16 +309,18 @@ def save_task(conn: Connection, row: TaskRow) -> None:
 
 
 def insert_task(conn: Connection, row: TaskRow) -> int:
+    """The task's row (its id set on ``row``); its roles' rows are the caller's to add
+    (add_task_roles), with the unit's other writes that answer nothing."""
     values = {n: getattr(row, n) for n in _TASK_COLUMNS if n != "id"}
     [(new_id,)] = _INSERT_TASK.run(conn, values)
     row.id = int(new_id)
-    if row.role_ids:
-        add_task_roles(conn, row.id, row.role_ids)
     return row.id
 
 
-def add_task_roles(conn: Connection, task_id: int, roles: list[str]) -> None:
-    _INSERT_ROLE.run_many(conn, [{"task_id": task_id, "role_id": r} for r in roles])
+def add_task_roles(conn: Connection, roles: list[tuple[int, str]]) -> None:
+    """Rows of human_task_role: (task id, role id) each."""
+    if roles:
+        _INSERT_ROLE.run_many(conn, [{"task_id": t, "role_id": r} for t, r in roles])
 
 
 def completed_one_of(

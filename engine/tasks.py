@@ -32,23 +32,13 @@ from engine.store import InstanceRow, TaskRow
 from engine.users import Actor, identity
 
 
-def _open(session: Session, task_id: int) -> TaskRow:
-    task = store.task(session.connection(), task_id)
-    if task is None:
-        raise TaskNotFound(f"no task {task_id}", task=task_id)
-    if task.state != TaskState.OPEN:
-        raise TaskNotOpen(f"task {task_id} is already {task.state.value}", task=task_id)
-    return task
-
-
 @contextmanager
 def _on_task(
     runtime: Runtime, task_id: int, actor: str, name: str
 ) -> Iterator[tuple[Work, TaskRow, Actor]]:
-    """The unit of work of the task's instance, the task re-read under the lock, and who
+    """The unit of work of the task's instance, the task as read under its lock, and who
     acts: their roles and what they did in this instance (flags are not read here)."""
     found: list[store.TaskFacts] = []
-    task: list[TaskRow] = []
 
     def locate(session: Session) -> InstanceRow:
         facts = store.task_facts(session.connection(), task_id, actor, runtime.db.is_postgres)
@@ -59,19 +49,12 @@ def _on_task(
         if not facts.actor_exists:
             raise UserNotFound(f"no user '{actor}'", user=actor)
         found.append(facts)
-        task.append(facts.task)
         return facts.instance
 
-    def still_open(session: Session) -> None:
-        # SQLite took the write lock before reading; PostgreSQL reads committed rows,
-        # so read the task again now that we hold the instance lock.
-        if runtime.db.is_postgres:
-            task[0] = _open(session, task_id)
-
-    with runtime.command(locate, actor, still_open, name=name) as work:
+    with runtime.command(locate, actor, name=name) as work:
         facts = found[0]
         user = Actor(actor, facts.actor_roles, done=facts.actor_done)
-        row = work.task(task[0])
+        row = work.task(facts.task)
         row.business_key = work.instance.business_key
         yield work, row, user
 

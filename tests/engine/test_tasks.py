@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
 import pytest
+from sqlalchemy import text, update
 
 from engine.errors import (
     NotInRole,
@@ -12,7 +18,7 @@ from engine.errors import (
     TaskNotOpen,
     UserNotFound,
 )
-from engine.models import TaskState
+from engine.models import HumanTask, TaskState
 from engine.queues import ClaimFilter, InboxQuery
 from tests.engine.conftest import Scenario
 
@@ -200,3 +206,73 @@ def test_an_unknown_user_can_do_nothing(scenario: Scenario) -> None:
         with pytest.raises(UserNotFound):
             action()
     assert scenario.open_task(iid, "review_documents").assignee is None
+
+
+def _behind_the_lock(
+    scenario: Scenario, instance_id: int, change: Any, command: Callable[[], object]
+) -> BaseException | None:
+    """Run ``command`` in a thread while another transaction holds the instance's lock and
+    makes ``change`` (as a command in progress would), then commit that; what the command
+    raised, if anything. It must have waited, and then seen the change."""
+    flow = scenario.flow
+    raised: list[BaseException | None] = []
+
+    def attempt() -> None:
+        try:
+            command()
+            raised.append(None)
+        except Exception as exc:  # the command's refusal is the test's to judge
+            raised.append(exc)
+
+    thread = threading.Thread(target=attempt)
+    with flow.db.unit() as session:  # SQLite: the writer's lock; PostgreSQL: the row's
+        conn = session.connection()
+        if flow.db.is_postgres:
+            conn.execute(
+                text("SELECT id FROM instance WHERE id = :id FOR UPDATE"), {"id": instance_id}
+            )
+        conn.execute(change)
+        thread.start()
+        time.sleep(0.5)
+        assert thread.is_alive(), "the command did not wait for the instance's lock"
+    thread.join(30)
+    assert raised, "the command did not finish"
+    return raised[0]
+
+
+def test_a_completion_that_waited_for_the_lock_sees_the_task_done(scenario: Scenario) -> None:
+    """Read before the wait, the task would still be open: it was completed meanwhile."""
+    iid = _prepared(scenario)
+    review = scenario.open_task(iid, "review_documents")
+    done = (
+        update(HumanTask)
+        .where(HumanTask.id == review.id)
+        .values(state=TaskState.COMPLETED, completed_by="checker")
+    )
+    refused = _behind_the_lock(
+        scenario,
+        iid,
+        done,
+        lambda: scenario.flow.complete(review.id, actor="allrounder", data={"documents_ok": 1}),
+    )
+    assert isinstance(refused, TaskNotOpen)
+
+
+def test_maker_checker_counts_work_done_while_the_command_waited(scenario: Scenario) -> None:
+    """The actor's past work in the instance is read under the lock too: here the holder
+    records the preparation as the allrounder's, so the allrounder may not review it."""
+    iid = _prepared(scenario)
+    review = scenario.open_task(iid, "review_documents")
+    prepared_by_allrounder = (
+        update(HumanTask)
+        .where(HumanTask.instance_id == iid, HumanTask.element_id == "prepare_documents")
+        .values(completed_by="allrounder")
+    )
+    refused = _behind_the_lock(
+        scenario,
+        iid,
+        prepared_by_allrounder,
+        lambda: scenario.flow.complete(review.id, actor="allrounder", data={"documents_ok": 1}),
+    )
+    assert isinstance(refused, SeparationOfDuty)
+    assert scenario.open_task(iid, "review_documents").id == review.id  # still open
