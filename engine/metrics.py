@@ -1,7 +1,7 @@
 """Prometheus measurements the engine takes: timer lateness and unit-of-work latency.
 
-prometheus_client is imported on first use, not at import time: under gunicorn the
-serve command sets PROMETHEUS_MULTIPROC_DIR first (so every worker's samples add up),
+prometheus_client is imported on first use, not at import time: the serve command sets
+PROMETHEUS_MULTIPROC_DIR first (so every worker's samples add up),
 and the client picks its storage when it is imported.
 """
 

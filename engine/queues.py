@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.task import Task
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from engine import store
@@ -152,10 +153,13 @@ class ClaimFilter(enum.StrEnum):
     UNCLAIMED = "unclaimed"
 
 
+_T = HumanTask.__table__.c
+_I = Instance.__table__.c
+_R = HumanTaskRole.__table__.c
 SORTS = {
-    "due": (HumanTask.due_at.is_(None), HumanTask.due_at),
-    "priority": (HumanTask.priority.desc(),),
-    "created": (HumanTask.created_at,),
+    "due": (_T.due_at.is_(None), _T.due_at),
+    "priority": (_T.priority.desc(),),
+    "created": (_T.created_at,),
 }
 
 
@@ -174,9 +178,58 @@ class InboxQuery:
 
 @dataclass(frozen=True)
 class InboxPage:
-    tasks: list[HumanTask]  # each with .business_key set
+    tasks: list[TaskRow]  # each with .business_key set
     total: int | None
     more: bool = False
+
+
+@dataclass(frozen=True)
+class _Inbox:
+    page: Select[Any]
+    count: Select[Any]
+
+
+@functools.cache
+def _inbox_statements(
+    claim: ClaimFilter, by_key: bool, by_instance: bool, overdue: bool | None, sort: str
+) -> _Inbox:
+    """The inbox's statements for one combination of filters, built once: the values go
+    in as parameters, so SQLAlchemy finds the statement compiled (building and keying a
+    new one cost half an inbox answer)."""
+    in_roles = (
+        select(_R.task_id)
+        .where(_R.task_id == _T.id, _R.role_id.in_(bindparam("roles", expanding=True)))
+        .exists()
+    )
+    stmt = (
+        select(*(_T[n] for n in store.TASK_COLUMNS), _I.business_key)
+        .join_from(HumanTask.__table__, Instance.__table__, _I.id == _T.instance_id)
+        .where(_T.state == TaskState.OPEN, in_roles)
+    )
+    mine = _T.assignee == bindparam("user")
+    if claim == ClaimFilter.CLAIMED:
+        stmt = stmt.where(mine)
+    elif claim == ClaimFilter.UNCLAIMED:
+        stmt = stmt.where(_T.assignee.is_(None))
+    else:
+        stmt = stmt.where(or_(_T.assignee.is_(None), mine))
+    if by_key:
+        stmt = stmt.where(_I.business_key == bindparam("business_key"))
+    if by_instance:
+        stmt = stmt.where(_T.instance_id == bindparam("instance_id"))
+    order: list[Any] = list(SORTS[sort])
+    if overdue is True:
+        # the order keeps the IS NULL term, matching the inbox index: no sort, a LIMIT stops it
+        stmt = stmt.where(_T.due_at < bindparam("now"))
+    elif overdue is False:
+        stmt = stmt.where(or_(_T.due_at.is_(None), _T.due_at >= bindparam("now")))
+    if sort != "priority":
+        order.append(_T.priority.desc())
+    order.append(_T.id)
+    return _Inbox(
+        page=stmt.order_by(*order).limit(bindparam("limit")).offset(bindparam("offset")),
+        count=select(func.count()).select_from(stmt.subquery()),
+    )
 
 
 def inbox(session: Session, user: Actor, query: InboxQuery, now: datetime) -> InboxPage:
@@ -192,43 +245,32 @@ def inbox(session: Session, user: Actor, query: InboxQuery, now: datetime) -> In
     roles = set(user.roles)
     if query.role is not None:
         roles &= {query.role}
-    in_roles = (
-        select(HumanTaskRole.task_id)
-        .where(HumanTaskRole.task_id == HumanTask.id, HumanTaskRole.role_id.in_(roles))
-        .exists()
+    statements = _inbox_statements(
+        ClaimFilter(query.claim),
+        query.business_key is not None,
+        query.instance_id is not None,
+        query.overdue,
+        query.sort,
     )
-    stmt = (
-        select(HumanTask, Instance.business_key)
-        .join(Instance, Instance.id == HumanTask.instance_id)
-        .where(HumanTask.state == TaskState.OPEN, in_roles)
-    )
-    mine = HumanTask.assignee == user.name
-    if query.claim == ClaimFilter.CLAIMED:
-        stmt = stmt.where(mine)
-    elif query.claim == ClaimFilter.UNCLAIMED:
-        stmt = stmt.where(HumanTask.assignee.is_(None))
-    else:
-        stmt = stmt.where(or_(HumanTask.assignee.is_(None), mine))
-    if query.business_key is not None:
-        stmt = stmt.where(Instance.business_key == query.business_key)
-    if query.instance_id is not None:
-        stmt = stmt.where(HumanTask.instance_id == query.instance_id)
-    order: list[Any] = list(SORTS[query.sort])
-    if query.overdue is True:
-        # the order keeps the IS NULL term, matching the inbox index: no sort, a LIMIT stops it
-        stmt = stmt.where(HumanTask.due_at < now)
-    elif query.overdue is False:
-        stmt = stmt.where(or_(HumanTask.due_at.is_(None), HumanTask.due_at >= now))
-    if query.sort != "priority":
-        order.append(HumanTask.priority.desc())
-    order.append(HumanTask.id)
+    params = {
+        "roles": sorted(roles),
+        "user": user.name,
+        "business_key": query.business_key,
+        "instance_id": query.instance_id,
+        "now": now,
+        "limit": query.limit + 1,
+        "offset": query.offset,
+    }
+    conn = session.connection()
     total = None
     if query.count:
-        total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = session.execute(stmt.order_by(*order).limit(query.limit + 1).offset(query.offset)).all()
+        total = conn.execute(statements.count, params).scalar() or 0
+    rows = conn.execute(statements.page, params).all()
     tasks = []
-    for task, business_key in rows[: query.limit]:
-        setattr(task, "business_key", business_key)  # noqa: B010 - not a column
+    for row in rows[: query.limit]:
+        *values, business_key = row
+        task = TaskRow(**dict(zip(store.TASK_COLUMNS, values, strict=True)))
+        task.business_key = business_key
         tasks.append(task)
     return InboxPage(tasks, total, more=len(rows) > query.limit)
 

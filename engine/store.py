@@ -155,6 +155,7 @@ class TaskRow:
 
 _NOT_COLUMNS = ("form_id", "business_key", "next_tasks")
 _TASK_COLUMNS = [f.name for f in fields(TaskRow) if f.name not in _NOT_COLUMNS]
+TASK_COLUMNS = tuple(_TASK_COLUMNS)  # human_task's columns, as TaskRow names them
 _LATEST_FORM_OF_TASK = (
     select(_F.c.id)
     .where(_F.c.key == _T.c.form_key)
