@@ -86,7 +86,11 @@ def _reconcile_tasks(work: Work, ready: list[Task]) -> None:
             due_at=due,
             candidate_roles=",".join(roles),
         )
-        store.insert_task(work.conn, row)
+        if work.spare_task_ids:  # its id taken ahead: the row goes with the last writes
+            row.id = work.spare_task_ids.pop()
+            work.new_tasks.append(row)
+        else:
+            store.insert_task(work.conn, row)
         work.new_roles += [(row.id, role) for role in roles]
         work.created[row.id] = row
         task.internal_data[ROW] = row.id

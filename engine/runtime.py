@@ -164,7 +164,10 @@ class Work:
         self.trail.seed(self.stream, instance.audit_seq, instance.audit_hash)
         self.tasks: dict[int, TaskRow] = {}  # task rows this command read or changed
         self.created: dict[int, TaskRow] = {}  # task rows this command inserted
-        # (task id, role id) rows for the role queues, written with the unit's last writes
+        # written with the unit's last writes: new tasks whose ids were taken ahead (on
+        # PostgreSQL, a round trip fewer), and (task id, role id) rows for the role queues
+        self.spare_task_ids: list[int] = []
+        self.new_tasks: list[TaskRow] = []
         self.new_roles: list[tuple[int, str]] = []
         # set by a command that answers with the instance's open tasks once settled
         self.report_open = False
@@ -255,6 +258,7 @@ class Work:
         self.instance.revision += 1
         self.instance.audit_seq, self.instance.audit_hash = self.trail.head(self.stream)
         with store.batch(self.conn):  # the writes that answer nothing, in one round trip
+            store.insert_tasks_with_ids(self.conn, self.new_tasks)
             store.add_task_roles(self.conn, self.new_roles)
             for row in self.tasks.values():
                 store.save_task(self.conn, row)

@@ -185,6 +185,9 @@ _SAVE_TASK = Prepared(
 _INSERT_TASK = Prepared(
     insert(_T).values({n: bindparam(n) for n in _TASK_COLUMNS if n != "id"}).returning(_T.c.id)
 )
+_INSERT_TASK_WITH_ID = Prepared(insert(_T).values({n: bindparam(n) for n in _TASK_COLUMNS}))
+# PostgreSQL: a task id taken ahead, so the new task's row can go with the last writes
+_NEXT_TASK_ID = Prepared(select(func.nextval(func.pg_get_serial_sequence("human_task", "id"))))
 _INSERT_ROLE = Prepared(
     insert(_R).values(task_id=bindparam("task_id"), role_id=bindparam("role_id"))
 )
@@ -212,6 +215,8 @@ class TaskFacts:
     actor_exists: bool
     actor_roles: frozenset[str]
     actor_done: frozenset[str]  # elements the actor completed in this instance
+    # PostgreSQL: an id for the task the command is likely to create (store.insert_task)
+    spare_task_id: int | None = None
 
 
 _U: Table = User.__table__  # type: ignore[assignment]
@@ -246,7 +251,9 @@ _LOCK_INSTANCE_OF_TASK = Prepared(
 )
 
 
-def task_facts(conn: Connection, task_id: int, actor: str, postgres: bool) -> TaskFacts | None:
+def task_facts(
+    conn: Connection, task_id: int, actor: str, postgres: bool, spare_id: bool = False
+) -> TaskFacts | None:
     """A task, its instance (locked, as lock_instance) and the actor's roles and past work
     in that instance: one statement where three would do.
 
@@ -254,10 +261,18 @@ def task_facts(conn: Connection, task_id: int, actor: str, postgres: bool) -> Ta
     Each statement of a READ COMMITTED transaction reads its own snapshot, so the facts
     hold everything committed before the lock was granted: the task as the command that
     held the lock left it, and the actor's work in the instance (maker-checker). Read with
-    the lock, in one statement, the task would be the row as it was before the wait."""
+    the lock, in one statement, the task would be the row as it was before the wait. With
+    ``spare_id``, a task id is taken ahead in the same round trip (a completion mostly
+    creates the next task)."""
     params = {"id": task_id, "actor": actor}
+    spare = None
     if postgres:
-        _, rows = run_together(conn, [(_LOCK_INSTANCE_OF_TASK, params), (_READ_TASK_FACTS, params)])
+        statements = [(_LOCK_INSTANCE_OF_TASK, params), (_READ_TASK_FACTS, params)]
+        if spare_id:
+            statements.append((_NEXT_TASK_ID, {}))
+        _, rows, *taken = run_together(conn, statements)
+        if taken:
+            [(spare,)] = taken[0]
     else:
         rows = _READ_TASK_FACTS.run(conn, params)
     if not rows:
@@ -272,6 +287,7 @@ def task_facts(conn: Connection, task_id: int, actor: str, postgres: bool) -> Ta
         actor_exists=actor_id is not None,
         actor_roles=frozenset(roles.split(",")) if roles else frozenset(),
         actor_done=frozenset(done.split(",")) if done else frozenset(),
+        spare_task_id=spare,
     )
 
 
@@ -316,6 +332,14 @@ def insert_task(conn: Connection, row: TaskRow) -> int:
     [(new_id,)] = _INSERT_TASK.run(conn, values)
     row.id = int(new_id)
     return row.id
+
+
+def insert_tasks_with_ids(conn: Connection, rows: list[TaskRow]) -> None:
+    """Task rows whose ids were taken ahead (TaskFacts.spare_task_id)."""
+    if rows:
+        _INSERT_TASK_WITH_ID.run_many(
+            conn, [{n: getattr(r, n) for n in _TASK_COLUMNS} for r in rows]
+        )
 
 
 def add_task_roles(conn: Connection, roles: list[tuple[int, str]]) -> None:

@@ -41,7 +41,13 @@ def _on_task(
     found: list[store.TaskFacts] = []
 
     def locate(session: Session) -> InstanceRow:
-        facts = store.task_facts(session.connection(), task_id, actor, runtime.db.is_postgres)
+        facts = store.task_facts(
+            session.connection(),
+            task_id,
+            actor,
+            runtime.db.is_postgres,
+            spare_id=name == "complete",  # what mostly creates the next task
+        )
         if facts is None:
             raise TaskNotFound(f"no task {task_id}", task=task_id)
         if facts.task.state != TaskState.OPEN:
@@ -54,6 +60,8 @@ def _on_task(
     with runtime.command(locate, actor, name=name) as work:
         facts = found[0]
         user = Actor(actor, facts.actor_roles, done=facts.actor_done)
+        if facts.spare_task_id is not None:
+            work.spare_task_ids.append(facts.spare_task_id)
         row = work.task(facts.task)
         row.business_key = work.instance.business_key
         yield work, row, user
