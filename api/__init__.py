@@ -6,11 +6,12 @@ every request but health carries a bearer token (api/auth.py).
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import swagger_ui_bundle
 from flask import Flask, request, send_from_directory
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 
 from api import auth, errors, metrics, web
 from api.dumps import JsonProvider
@@ -39,6 +40,19 @@ SWAGGER_STATIC = "/api/v1/docs/static/"
 MAX_REQUEST = 25 * 1024 * 1024  # an upload of diagrams and forms (api/resources/definitions)
 MAX_JSON_REQUEST = 1024 * 1024  # every other body: task data, variables, messages
 UPLOADS = {"definitions.Definitions", "definitions.DefinitionCheck"}
+
+
+def _read_chunked(limit: int) -> None:
+    """A body sent in chunks, without a length, read here up to ``limit``: more is a 413.
+    Werkzeug would hand the app its first ``limit`` bytes as if they were all of it."""
+    body = request.environ["wsgi.input"].read(limit + 1)
+    if len(body) > limit:
+        raise RequestEntityTooLarge()
+    request.environ["wsgi.input"] = io.BytesIO(body)  # whole: read it to its end
+    request.environ["wsgi.input_terminated"] = True
+    request.environ["CONTENT_LENGTH"] = str(len(body))
+    for read in ("content_length", "stream"):  # werkzeug keeps what it read of them
+        request.__dict__.pop(read, None)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -87,6 +101,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         endpoint = request.endpoint
         if endpoint not in PUBLIC and endpoint is not None and not endpoint.startswith("web."):
             auth.authenticate()  # the pages check their session themselves (api/web)
+
+    @app.before_request
+    def _chunked_body() -> None:
+        # after the token: nobody unknown makes the server read a body
+        if request.content_length is None and "chunked" in request.headers.get(
+            "Transfer-Encoding", ""
+        ):
+            limit = request.max_content_length
+            if limit is not None:
+                _read_chunked(limit)
 
     @app.before_request
     def _storable_names() -> None:

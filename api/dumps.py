@@ -27,25 +27,29 @@ _Step = tuple[str, Callable[[Any], Any], Callable[[Any, Any], Any]]
 
 
 def compile_dump(schema: Schema) -> Dumper:
-    """A function doing what ``schema.dump`` does, for its ``many`` setting."""
+    """A function doing what ``schema.dump`` does, for its ``many`` setting (the schema's
+    own dump where it cannot follow it)."""
     one = _compile_one(schema)
+    if one is None:
+        return schema.dump
     if not schema.many:
         return one
     return lambda objs: None if objs is None else [one(obj) for obj in objs]
 
 
-def _compile_one(schema: Schema) -> Dumper:
+def _compile_one(schema: Schema) -> Dumper | None:
+    """One object's dump, compiled; None where marshmallow's must do it."""
     if (
         schema._hooks[PRE_DUMP]
         or schema._hooks[POST_DUMP]
         or type(schema).get_attribute is not Schema.get_attribute
     ):
-        return schema.dump
+        return None
     steps: list[_Step] = []
     for name, field in schema.dump_fields.items():
         attribute = name if field.attribute is None else field.attribute
         if "." in attribute or type(field).get_value is not fields.Field.get_value:
-            return schema.dump
+            return None
         key = name if field.data_key is None else field.data_key
         steps.append((key, _reader(field, attribute), _formatter(field, name)))
     make = schema.dict_class
@@ -83,14 +87,21 @@ def _reader(field: fields.Field[Any], attribute: str) -> Callable[[Any], Any]:
 
 
 def _formatter(field: fields.Field[Any], name: str) -> Callable[[Any, Any], Any]:
-    """``field._serialize`` as Field.serialize calls it; nested schemas compiled too."""
+    """``field._serialize`` as Field.serialize calls it; nested schemas compiled too (one
+    that cannot be is left to the field, which dumps it as marshmallow does)."""
     # exact types: a subclass (Pluck, say) may serialize its own way
     if type(field) is fields.Nested and isinstance(field.schema, Schema):
         nested = _compile_one(field.schema)
-        if field.schema.many or field.many:
-            return lambda value, _obj: None if value is None else [nested(v) for v in value]
-        return lambda value, _obj: None if value is None else nested(value)
-    if type(field) is fields.List and type(field.inner) is fields.Nested:
+        if nested is not None:
+            one = nested
+            if field.schema.many or field.many:
+                return lambda value, _obj: None if value is None else [one(v) for v in value]
+            return lambda value, _obj: None if value is None else one(value)
+    if (
+        type(field) is fields.List
+        and type(field.inner) is fields.Nested
+        and _compile_one(field.inner.schema) is not None
+    ):
         inner = _formatter(field.inner, name)
         return lambda value, obj: None if value is None else [inner(v, obj) for v in value]
     serialize = field._serialize

@@ -57,6 +57,18 @@ def app() -> Flask:
     return built
 
 
+# what a request brings: granian starts every request's WSGI environ from a copy of the
+# process's environment (CGI's way), so a variable named like these would be in every
+# request that lacks it (HTTP_AUTHORIZATION would sign every anonymous request in)
+_REQUEST_KEYS = frozenset(
+    {
+        "AUTH_TYPE", "CONTENT_LENGTH", "CONTENT_TYPE", "HTTPS", "PATH_INFO", "QUERY_STRING",
+        "REMOTE_ADDR", "REMOTE_HOST", "REMOTE_USER", "REQUEST_METHOD", "SCRIPT_NAME",
+        "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL",
+    }
+)  # fmt: skip
+
+
 def run(
     host: str,
     port: int,
@@ -65,6 +77,8 @@ def run(
     scheduler: bool = True,
     access_log: bool = False,
 ) -> None:
+    for key in [k for k in os.environ if k.startswith("HTTP_") or k in _REQUEST_KEYS]:
+        del os.environ[key]  # the workers inherit the environment without them
     os.environ[SCHEDULER] = "1" if scheduler else "0"
     Server(
         f"{__name__}:app",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +16,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 )
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState as SpiffState
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from engine import definitions, queues, store
@@ -258,6 +259,15 @@ def _visible(actor: Actor) -> Any:
     )
 
 
+def _state_contains(text: str) -> Any:
+    """The text in an instance's saved state, however the state's JSON wrote it: as it is
+    (orjson writes UTF-8) or escaped (json.dumps wrote "\u4e0a\u6d77" for 上海, and a
+    quote or backslash in a value escaped in both)."""
+    escaped = json.dumps(text)[1:-1]
+    raw = json.dumps(text, ensure_ascii=False)[1:-1]
+    return or_(*(Instance.state.contains(form, autoescape=True) for form in {raw, escaped}))
+
+
 def search(
     session: Session, query: InstanceQuery, only_for: Actor | None = None
 ) -> tuple[list[Instance], int]:
@@ -280,7 +290,7 @@ def search(
         prefix = prefix.replace("_", "\\_")
         stmt = stmt.where(Instance.business_key.like(prefix + "%", escape="\\"))
     if query.data_contains:
-        stmt = stmt.where(Instance.state.contains(query.data_contains, autoescape=True))
+        stmt = stmt.where(_state_contains(query.data_contains))
     if query.started_from is not None:
         stmt = stmt.where(Instance.started_at >= query.started_from)
     if query.started_before is not None:

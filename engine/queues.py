@@ -47,11 +47,13 @@ def _reconcile_tasks(work: Work, ready: list[Task]) -> None:
         if spiff_id in ready_ids:
             continue
         del work.open_rows[spiff_id]
-        closed = work.tasks.get(row_id)
+        # a row this command read, or made (its insert may still wait for the last writes)
+        closed = work.tasks.get(row_id) or work.created.get(row_id)
         if closed is not None and closed.state != TaskState.OPEN:
             continue  # this command completed it
         # gone without being completed: an interrupting timer or a cancel took it away
         if closed is not None:
+            closed = work.task(closed)  # saved with the unit's last writes
             closed.state, closed.ended_at = TaskState.CANCELLED, work.now
         else:
             store.cancel_task(work.conn, row_id, work.now)

@@ -4,6 +4,7 @@ worker that dies is replaced; a body too large is refused before it is read."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -22,8 +23,8 @@ from tests.test_e2e import TRADEFLOW, Service, _free_port, _wait_until_up
 
 
 class Served:
-    def __init__(self, port: int, process: subprocess.Popen[bytes]) -> None:
-        self.port, self.process = port, process
+    def __init__(self, port: int, process: subprocess.Popen[bytes], token: str) -> None:
+        self.port, self.process, self.token = port, process, token
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +32,9 @@ def one_thread(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """`tradeflow serve` with one worker of one thread, on SQLite."""
     url = f"sqlite:///{tmp_path_factory.mktemp('served')}/served.db"
     env = {**os.environ, "TRADEFLOW_DATABASE_URL": url}
+    service = Service("", env)
+    service.cli("db", "upgrade")
+    token = service.token("clerk", "--role", "documents_logistics")
     port = _free_port()
     command = [TRADEFLOW, "serve", "--port", str(port), "--workers", "1", "--threads", "1"]
     server = subprocess.Popen(
@@ -43,7 +47,7 @@ def one_thread(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     )
     try:
         _wait_until_up(Service(f"http://127.0.0.1:{port}", env), "/api/v1/health")
-        yield Served(port, server)
+        yield Served(port, server, token)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -105,10 +109,13 @@ def test_a_body_too_large_is_refused_before_it_is_read(one_thread: Served) -> No
     """The app reads the body from the connection as it comes (not buffered first by the
     server): a declared length over the limit is answered at once, and a chunked body
     that never ends is cut off at the limit, the worker's memory untouched."""
-    head = "POST /api/v1/tasks/1/complete HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head = (
+        "POST /api/v1/tasks/1/complete HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+        f"\r\nAuthorization: Bearer {one_thread.token}\r\n"
+    )
     with socket.create_connection(("127.0.0.1", one_thread.port), timeout=10) as sock:
         sock.sendall(f"{head}Content-Length: 500000000\r\n\r\n".encode())
-        assert re.match(rb"HTTP/1.1 (413|401) ", sock.recv(200))  # no token: either refusal
+        assert sock.recv(200).startswith(b"HTTP/1.1 413 ")
     worker = _worker_of(one_thread.process.pid)
     before = _rss_mib(worker)
     with socket.create_connection(("127.0.0.1", one_thread.port), timeout=10) as sock:
@@ -120,6 +127,10 @@ def test_a_body_too_large_is_refused_before_it_is_read(one_thread: Served) -> No
                 sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 sent += len(chunk)
         assert sent < 64 * 2**20
+        answer = b""
+        with contextlib.suppress(OSError):  # what the server said before it closed
+            answer = sock.recv(200)
+        assert answer.startswith(b"HTTP/1.1 413 ") or answer == b"", answer
     assert _rss_mib(worker) < before + 32
     assert _health(one_thread.port) < 1.0
 
@@ -158,3 +169,37 @@ def _parent(stat: Path) -> int | None:
 def _rss_mib(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(status.split("VmRSS:")[1].split()[0]) // 1024
+
+
+def test_the_servers_environment_is_no_part_of_a_request(tmp_path: Path) -> None:
+    """Variables named like a request's (HTTP_AUTHORIZATION, CONTENT_LENGTH...) in the
+    server's environment reach no request: granian copies the environment into each."""
+    url = f"sqlite:///{tmp_path}/env.db"
+    service = Service("", {**os.environ, "TRADEFLOW_DATABASE_URL": url})
+    service.cli("db", "upgrade")
+    token = service.token("auditor", "--auditor")
+    env = {
+        **service.env,
+        "HTTP_AUTHORIZATION": f"Bearer {token}",
+        "HTTP_X_FORWARDED_FOR": "10.0.0.1",
+        "CONTENT_LENGTH": "5",
+        "REMOTE_USER": "admin",
+    }
+    port = _free_port()
+    server = subprocess.Popen(
+        [TRADEFLOW, "serve", "--port", str(port), "--workers", "1", "--no-scheduler"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        served = Service(f"http://127.0.0.1:{port}", env)
+        _wait_until_up(served, "/api/v1/health")
+        status, _, body = served.call("GET", "/api/v1/audit")  # no token of its own
+        assert status == 401, body
+        assert served.call("GET", "/api/v1/audit", token)[0] == 200
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

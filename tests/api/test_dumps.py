@@ -237,3 +237,30 @@ def test_json_answers_carry_what_flasks_own_json_did() -> None:
         assert ours.response(value).get_data(as_text=True) == flasks.response(value).get_data(
             as_text=True
         )
+
+
+class Counted(Schema):
+    """A dump hook that sees the whole collection: marshmallow calls it once for many."""
+
+    id = fields.Int()
+
+    @post_dump(pass_collection=True)
+    def _count(self, data: Any, many: bool, **_: Any) -> Any:
+        return {"count": len(data), "items": data} if many else data
+
+
+class Holder(Schema):
+    hooked = fields.Nested(Hooked)
+    hooked_many = fields.Nested(Hooked, many=True)
+    counted_many = fields.Nested(Counted, many=True)
+    listed = fields.List(fields.Nested(Hooked))
+
+
+def test_a_nested_schema_with_dump_hooks_is_dumped_by_marshmallow_as_a_whole() -> None:
+    rows = [{"id": 1}, {"id": 2}]
+    dumped = same(
+        Holder(),
+        {"hooked": {"id": 3}, "hooked_many": rows, "counted_many": rows, "listed": rows},
+    )
+    assert dumped["counted_many"] == {"count": 2, "items": [{"id": 1}, {"id": 2}]}
+    assert dumped["hooked_many"] == [{"id": 1, "stamped": True}, {"id": 2, "stamped": True}]

@@ -4,6 +4,7 @@ stored, and the service keeps answering."""
 from __future__ import annotations
 
 import gc
+import io
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -181,3 +182,29 @@ def test_a_json_body_over_a_mebibyte_is_413(client: ApiClient) -> None:
             f"{V1}/instances", "owner", data=body, content_type="application/json"
         )
         assert "262,144" in problem(response, 422)["detail"]
+
+
+@pytest.mark.parametrize("size", [1024 * 1024 + 1, 5 * 1024 * 1024])
+def test_a_chunked_json_body_over_a_mebibyte_is_413_not_cut_short(
+    client: ApiClient, size: int
+) -> None:
+    """A body without a length (Transfer-Encoding: chunked) is read up to the limit; more
+    is refused, where the app would otherwise see its first mebibyte as all of it (here,
+    valid JSON followed by spaces)."""
+    client.deploy([("probe.bpmn", bpmn())])
+    start = b'{"definition": "probe"}'
+    with client.unchanged():
+        response = client.post(
+            f"{V1}/instances",
+            "owner",
+            input_stream=io.BytesIO(start + b" " * (size - len(start))),
+            headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+        )
+        problem(response, 413)
+    response = client.post(
+        f"{V1}/instances",
+        "owner",
+        input_stream=io.BytesIO(start + b" " * 1000),
+        headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+    )
+    ok(response, 201)  # under the limit: read whole, as any body

@@ -162,3 +162,41 @@ def test_a_message_the_instance_cannot_digest_leaves_nothing(scenario: Scenario)
     with flow.db.reading() as session:
         assert session.scalars(select(Message)).all() == []
     assert "message_received" not in scenario.kinds(iid)
+
+
+# a task, then a second one that a "stop" message takes away (an interrupting boundary)
+STOPPABLE = (
+    "stoppable.bpmn",
+    b'<?xml version="1.0" encoding="UTF-8"?><bpmn:definitions '
+    b'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+    b'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d_stoppable" '
+    b'targetNamespace="http://bpmn.io/schema/bpmn">'
+    b'<bpmn:process id="stoppable" isExecutable="true"><bpmn:startEvent id="s" />'
+    b'<bpmn:userTask id="first" camunda:candidateGroups="finance" />'
+    b'<bpmn:userTask id="second" camunda:candidateGroups="finance" />'
+    b'<bpmn:boundaryEvent id="stopped" attachedToRef="second">'
+    b'<bpmn:messageEventDefinition messageRef="m_stop" /></bpmn:boundaryEvent>'
+    b'<bpmn:endEvent id="done" /><bpmn:endEvent id="halted" />'
+    b'<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="first" />'
+    b'<bpmn:sequenceFlow id="f2" sourceRef="first" targetRef="second" />'
+    b'<bpmn:sequenceFlow id="f3" sourceRef="second" targetRef="done" />'
+    b'<bpmn:sequenceFlow id="f4" sourceRef="stopped" targetRef="halted" />'
+    b'</bpmn:process><bpmn:message id="m_stop" name="stop" /></bpmn:definitions>',
+)
+
+
+def test_a_task_made_and_taken_away_in_one_command_is_cancelled(scenario: Scenario) -> None:
+    """Completing ``first`` makes ``second``, and the stop kept for it takes it away in
+    the same command: the new task's row is cancelled there too (on PostgreSQL it is
+    written with the command's last writes, after the cancel)."""
+    flow = scenario.flow
+    flow.deploy([STOPPABLE], actor="owner")
+    iid = flow.start("stoppable", actor="cashier", business_key="STOP-1")
+    kept = flow.correlate("stop", actor="bank", business_key="STOP-1")
+    assert kept.buffered
+    scenario.complete(iid, "first", by="cashier")
+    assert flow.instance(iid).status == "completed"
+    states = {t.element_id: t.state for t in flow.tasks_of(iid)}
+    assert states == {"first": "completed", "second": "cancelled"}
+    assert flow.inbox("cashier").total == 0
+    assert scenario.kinds(iid).count("task_cancelled") == 1

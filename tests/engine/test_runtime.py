@@ -8,12 +8,14 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
+from engine import instances
 from engine.errors import (
     Conflict,
     FormInvalid,
     InstanceNotRunning,
     ProcessFailed,
 )
+from engine.instances import InstanceQuery
 from engine.models import AuditEvent, HumanTask, Instance, TaskState
 from engine.serialization import SAFE_ENGINE
 from engine.tradeflow import Tradeflow
@@ -187,3 +189,33 @@ def test_a_failed_instance_is_recorded_and_stops(scenario: Scenario) -> None:
     assert flow.verify(f"instance:{iid}").ok
     with pytest.raises(InstanceNotRunning):
         flow.complete(task.id, actor="clerk", data={"invoice_number": "X"})
+
+
+def test_a_customer_is_found_in_the_saved_state_however_it_was_written(
+    scenario: Scenario,
+) -> None:
+    """The audit search's "customer": a name in the order's data, whether the state's
+    JSON holds it as it is (orjson writes UTF-8) or escaped (json.dumps wrote \\uXXXX)."""
+    flow = scenario.flow
+    names = {"上海贸易有限公司": "SO-CN", 'Müller & Söhne "GmbH"': "SO-DE", "Lyon SA": "SO-FR"}
+    started = {
+        key: flow.start(
+            "document_review", actor="clerk", business_key=key, variables={"customer_name": name}
+        )
+        for name, key in names.items()
+    }
+    iid = started["SO-CN"]
+    scenario.complete(iid, "prepare_documents", by="clerk", invoice_number="INV-1")
+    with flow.db.transaction() as session:  # one saved the older way: every non-ASCII escaped
+        instance = session.get_one(Instance, started["SO-DE"])
+        instance.state = json.dumps(json.loads(instance.state))
+
+    def found(text: str) -> list[str | None]:
+        with flow.db.reading() as session:
+            rows, _ = instances.search(session, InstanceQuery(data_contains=text))
+        return [row.business_key for row in rows]
+
+    assert found("上海贸易") == ["SO-CN"]
+    assert found('Söhne "GmbH') == ["SO-DE"]
+    assert found("Lyon") == ["SO-FR"]
+    assert found("Tokyo") == []
