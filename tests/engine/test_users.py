@@ -52,12 +52,14 @@ def test_the_api_lookup_through_the_driver_agrees_with_the_one_in_a_session(
     assert users.bearer(flow.db, token) is None
 
 
+@pytest.mark.parametrize(
+    "db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 def test_the_lookup_keeps_one_connection_per_thread_and_replaces_a_broken_one(
     flow: Tradeflow,
 ) -> None:
-    """PostgreSQL (SQLite reads on the units' own connection: tests/engine/test_db.py)."""
-    if not flow.db.is_postgres:
-        pytest.skip("SQLite's lookups keep no connection of their own")
+    """PostgreSQL only: SQLite's lookups read on the units' own connection, from the pool
+    (tests/engine/test_db.py)."""
     _, token = flow.add_user("wu.lei", ["finance"])
     assert users.bearer(flow.db, token) is not None
     [kept] = flow.db._lookups_kept
