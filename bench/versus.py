@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     median = statistics.median
     a, b = sides
     for side in sides:
-        ratios = [r / bare for r, bare in zip(side.rates, bare_rates, strict=True)]
+        ratios = [r / b for r, b in zip(side.rates, bare_rates, strict=True)]
         print(
             f"  {side.name}: ratio to bare {median(ratios):.2f} ({min(ratios):.2f}-"
             f"{max(ratios):.2f}), {median(side.rates):.0f} completions/s,"

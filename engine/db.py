@@ -252,7 +252,11 @@ class Prepared:
     def first(self, conn: Connection, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """The first row as {column: value}, or None."""
         rows = self.run(conn, params)
-        return dict(zip(self.plan(conn.dialect).columns, rows[0], strict=True)) if rows else None
+        return self.record(conn.dialect, rows[0]) if rows else None
+
+    def record(self, dialect: Dialect, row: tuple[Any, ...]) -> dict[str, Any]:
+        """A row this statement returned, as {column: value}."""
+        return dict(zip(self.plan(dialect).columns, row, strict=True))
 
     def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Execute once per parameter set: the driver's executemany, or for one set (the

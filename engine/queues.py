@@ -272,12 +272,7 @@ def inbox(session: Session, user: Actor, query: InboxQuery, now: datetime) -> In
     if query.count:
         total = conn.execute(statements.count, params).scalar() or 0
     rows = conn.execute(statements.page, params).all()
-    tasks = []
-    for row in rows[: query.limit]:
-        *values, business_key = row
-        task = TaskRow(**dict(zip(store.TASK_COLUMNS, values, strict=True)))
-        task.business_key = business_key
-        tasks.append(task)
+    tasks = [store.task_row(row) for row in rows[: query.limit]]
     return InboxPage(tasks, total, more=len(rows) > query.limit)
 
 

@@ -140,12 +140,10 @@ class _FrozenTaskConverter(TaskConverter):  # type: ignore[misc]
     """A completed or cancelled task never changes again: its dict and its JSON are
     made once and kept on the task (on load, from the JSON just read), keyed by state,
     last change and child count, so any change makes them anew. A long-running instance
-    then pays per save for its open tasks, not for its whole history."""
+    then pays per save for its open tasks, not for its whole history. A save takes the
+    kept dict itself (_FrozenTasks); this converter makes the others, and keeps them."""
 
     def to_dict(self, task: Task) -> dict[str, Any]:
-        frozen = getattr(task, _FROZEN, None)
-        if frozen is not None and frozen[0] == _frozen_key(task):
-            return frozen[1]  # type: ignore[no-any-return]
         dct: dict[str, Any] = super().to_dict(task)
         if task.state & _FINISHED:
             dct = _FrozenDict(dct)

@@ -154,8 +154,7 @@ class TaskRow:
 
 
 _NOT_COLUMNS = ("form_id", "business_key", "next_tasks")
-_TASK_COLUMNS = [f.name for f in fields(TaskRow) if f.name not in _NOT_COLUMNS]
-TASK_COLUMNS = tuple(_TASK_COLUMNS)  # human_task's columns, as TaskRow names them
+TASK_COLUMNS = tuple(f.name for f in fields(TaskRow) if f.name not in _NOT_COLUMNS)
 _LATEST_FORM_OF_TASK = (
     select(_F.c.id)
     .where(_F.c.key == _T.c.form_key)
@@ -165,7 +164,7 @@ _LATEST_FORM_OF_TASK = (
     .scalar_subquery()
 )
 _SELECT_TASK = select(
-    *(_T.c[n] for n in _TASK_COLUMNS), _LATEST_FORM_OF_TASK.label("form_id")
+    *(_T.c[n] for n in TASK_COLUMNS), _LATEST_FORM_OF_TASK.label("form_id")
 ).where(_T.c.id == bindparam("id"))
 _MUTABLE_TASK = [
     "state",
@@ -183,9 +182,9 @@ _SAVE_TASK = Prepared(
     .values({n: bindparam(f"b_{n}") for n in _MUTABLE_TASK})
 )
 _INSERT_TASK = Prepared(
-    insert(_T).values({n: bindparam(n) for n in _TASK_COLUMNS if n != "id"}).returning(_T.c.id)
+    insert(_T).values({n: bindparam(n) for n in TASK_COLUMNS if n != "id"}).returning(_T.c.id)
 )
-_INSERT_TASK_WITH_ID = Prepared(insert(_T).values({n: bindparam(n) for n in _TASK_COLUMNS}))
+_INSERT_TASK_WITH_ID = Prepared(insert(_T).values({n: bindparam(n) for n in TASK_COLUMNS}))
 # PostgreSQL: a task id taken ahead, so the new task's row can go with the last writes
 _NEXT_TASK_ID = Prepared(select(func.nextval(func.pg_get_serial_sequence("human_task", "id"))))
 _INSERT_ROLE = Prepared(
@@ -202,7 +201,8 @@ _DONE_BY = (
 )
 
 
-def _task(found: object) -> TaskRow:
+def task_row(found: object) -> TaskRow:
+    """A TaskRow from a result row of its columns (and, as some reads add, business_key)."""
     return TaskRow(**found._asdict())  # type: ignore[attr-defined]
 
 
@@ -225,7 +225,7 @@ _T2 = _T.alias("done")
 _ACTOR: BindParameter[str] = bindparam("actor", type_=String())
 _TASK_FACTS = (
     select(
-        *(_T.c[n] for n in _TASK_COLUMNS),
+        *(_T.c[n] for n in TASK_COLUMNS),
         _LATEST_FORM_OF_TASK.label("form_id"),
         *(_I.c[n].label(f"i_{n}") for n in _INSTANCE_COLUMNS),
         select(_U.c.id).where(_U.c.name == _ACTOR).scalar_subquery().label("actor_id"),
@@ -277,7 +277,7 @@ def task_facts(
         rows = _READ_TASK_FACTS.run(conn, params)
     if not rows:
         return None
-    values = dict(zip(_READ_TASK_FACTS.plan(conn.dialect).columns, rows[0], strict=True))
+    values = _READ_TASK_FACTS.record(conn.dialect, rows[0])
     instance = InstanceRow(**{n: values.pop(f"i_{n}") for n in _INSTANCE_COLUMNS})
     actor_id = values.pop("actor_id")
     roles, done = values.pop("actor_roles"), values.pop("actor_done")
@@ -299,13 +299,13 @@ def task(conn: Connection, task_id: int) -> TaskRow | None:
     return TaskRow(**found) if found is not None else None
 
 
-_SELECT_TASKS = select(*(_T.c[n] for n in _TASK_COLUMNS)).where(
+_SELECT_TASKS = select(*(_T.c[n] for n in TASK_COLUMNS)).where(
     _T.c.id.in_(bindparam("ids", expanding=True))
 )
 
 
 def tasks(conn: Connection, task_ids: list[int]) -> list[TaskRow]:
-    return [_task(found) for found in conn.execute(_SELECT_TASKS, {"ids": task_ids})]
+    return [task_row(found) for found in conn.execute(_SELECT_TASKS, {"ids": task_ids})]
 
 
 _CANCEL_TASK = Prepared(
@@ -328,7 +328,7 @@ def save_task(conn: Connection, row: TaskRow) -> None:
 def insert_task(conn: Connection, row: TaskRow) -> int:
     """The task's row (its id set on ``row``); its roles' rows are the caller's to add
     (add_task_roles), with the unit's other writes that answer nothing."""
-    values = {n: getattr(row, n) for n in _TASK_COLUMNS if n != "id"}
+    values = {n: getattr(row, n) for n in TASK_COLUMNS if n != "id"}
     [(new_id,)] = _INSERT_TASK.run(conn, values)
     row.id = int(new_id)
     return row.id
@@ -338,7 +338,7 @@ def insert_tasks_with_ids(conn: Connection, rows: list[TaskRow]) -> None:
     """Task rows whose ids were taken ahead (TaskFacts.spare_task_id)."""
     if rows:
         _INSERT_TASK_WITH_ID.run_many(
-            conn, [{n: getattr(r, n) for n in _TASK_COLUMNS} for r in rows]
+            conn, [{n: getattr(r, n) for n in TASK_COLUMNS} for r in rows]
         )
 
 

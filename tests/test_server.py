@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,17 @@ def one_thread(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     service = Service("", env)
     service.cli("db", "upgrade")
     token = service.token("clerk", "--role", "documents_logistics")
+    with _serving(env, "--threads", "1") as (served, server):
+        yield Served(int(served.url.rsplit(":", 1)[1]), server, token)
+
+
+@contextmanager
+def _serving(env: dict[str, str], *flags: str) -> Iterator[tuple[Service, subprocess.Popen[bytes]]]:
+    """`tradeflow serve` with one worker and no scheduler, until the block ends."""
     port = _free_port()
-    command = [TRADEFLOW, "serve", "--port", str(port), "--workers", "1", "--threads", "1"]
+    command = [TRADEFLOW, "serve", "--port", str(port), "--workers", "1", "--no-scheduler"]
     server = subprocess.Popen(
-        [*command, "--no-scheduler"],
+        [*command, *flags],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -46,8 +54,9 @@ def one_thread(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         start_new_session=True,
     )
     try:
-        _wait_until_up(Service(f"http://127.0.0.1:{port}", env), "/api/v1/health")
-        yield Served(port, server, token)
+        served = Service(f"http://127.0.0.1:{port}", env)
+        _wait_until_up(served, "/api/v1/health")
+        yield served, server
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -185,21 +194,7 @@ def test_the_servers_environment_is_no_part_of_a_request(tmp_path: Path) -> None
         "CONTENT_LENGTH": "5",
         "REMOTE_USER": "admin",
     }
-    port = _free_port()
-    server = subprocess.Popen(
-        [TRADEFLOW, "serve", "--port", str(port), "--workers", "1", "--no-scheduler"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        served = Service(f"http://127.0.0.1:{port}", env)
-        _wait_until_up(served, "/api/v1/health")
+    with _serving(env) as (served, _):
         status, _, body = served.call("GET", "/api/v1/audit")  # no token of its own
         assert status == 401, body
         assert served.call("GET", "/api/v1/audit", token)[0] == 200
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)

@@ -62,7 +62,7 @@ def test_a_task_inserted_and_updated_through_the_driver_is_stored_as_sqlalchemy_
         store.insert_task(conn, ours)  # Prepared
         store.add_task_roles(conn, [(ours.id, r) for r in ours.role_ids])
         theirs = _task_row(instance_id, "b" * 36)
-        values = {n: getattr(theirs, n) for n in store._TASK_COLUMNS if n != "id"}
+        values = {n: getattr(theirs, n) for n in store.TASK_COLUMNS if n != "id"}
         theirs.id = int(conn.execute(insert(_T).values(values).returning(_T.c.id)).scalar_one())
         conn.execute(insert(store._R), {"task_id": theirs.id, "role_id": "documents_logistics"})
         assert (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -208,18 +207,18 @@ def test_an_unknown_user_can_do_nothing(scenario: Scenario) -> None:
     assert scenario.open_task(iid, "review_documents").assignee is None
 
 
-def _behind_the_lock(
-    scenario: Scenario, instance_id: int, change: Any, command: Callable[[], object]
+def _review_behind_the_lock(
+    scenario: Scenario, instance_id: int, review_id: int, change: Any
 ) -> BaseException | None:
-    """Run ``command`` in a thread while another transaction holds the instance's lock and
-    makes ``change`` (as a command in progress would), then commit that; what the command
-    raised, if anything. It must have waited, and then seen the change."""
+    """The allrounder completes the review in a thread while another transaction holds
+    the instance's lock and makes ``change`` (as a command in progress would), then commits
+    it; what the completion raised, if anything. It must have waited, then seen the change."""
     flow = scenario.flow
     raised: list[BaseException | None] = []
 
     def attempt() -> None:
         try:
-            command()
+            flow.complete(review_id, actor="allrounder", data={"documents_ok": 1})
             raised.append(None)
         except Exception as exc:  # the command's refusal is the test's to judge
             raised.append(exc)
@@ -249,12 +248,7 @@ def test_a_completion_that_waited_for_the_lock_sees_the_task_done(scenario: Scen
         .where(HumanTask.id == review.id)
         .values(state=TaskState.COMPLETED, completed_by="checker")
     )
-    refused = _behind_the_lock(
-        scenario,
-        iid,
-        done,
-        lambda: scenario.flow.complete(review.id, actor="allrounder", data={"documents_ok": 1}),
-    )
+    refused = _review_behind_the_lock(scenario, iid, review.id, done)
     assert isinstance(refused, TaskNotOpen)
 
 
@@ -268,11 +262,6 @@ def test_maker_checker_counts_work_done_while_the_command_waited(scenario: Scena
         .where(HumanTask.instance_id == iid, HumanTask.element_id == "prepare_documents")
         .values(completed_by="allrounder")
     )
-    refused = _behind_the_lock(
-        scenario,
-        iid,
-        prepared_by_allrounder,
-        lambda: scenario.flow.complete(review.id, actor="allrounder", data={"documents_ok": 1}),
-    )
+    refused = _review_behind_the_lock(scenario, iid, review.id, prepared_by_allrounder)
     assert isinstance(refused, SeparationOfDuty)
     assert scenario.open_task(iid, "review_documents").id == review.id  # still open
