@@ -7,11 +7,13 @@ every request but health carries a bearer token (api/auth.py).
 from __future__ import annotations
 
 import io
+import os
 from typing import Any
 
 import swagger_ui_bundle
 from flask import Flask, request, send_from_directory
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api import auth, errors, metrics, web
 from api.dumps import JsonProvider
@@ -77,6 +79,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     flow: Tradeflow = app.config.get("TRADEFLOW") or Tradeflow()
     app.extensions["tradeflow"] = flow
+
+    proxies = int(app.config.get("TRADEFLOW_PROXIES", os.environ.get("TRADEFLOW_PROXIES", "0")))
+    if proxies > 0:
+        # behind that many reverse proxies: the client's address and scheme are the ones
+        # they forward (the sign-in throttle counts per address; cookies are Secure on HTTPS)
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
+        )
 
     api = ProblemApi(app)
     for module in (health, definitions, instances, tasks, queues, messages, audit, analytics):

@@ -30,7 +30,7 @@ def authenticate() -> None:
     pages' scripts call the API with their session cookie instead, and then every request
     that changes something must carry the session's CSRF token (X-CSRFToken)."""
     header = request.headers.get("Authorization", "")
-    if not header and session.get("user"):
+    if not header and session.get("sid"):
         from api.web import csrf, signed_in  # the pages are optional to the API
 
         person = signed_in()

@@ -22,6 +22,7 @@ _STATUS: list[tuple[type[domain.TradeflowError], int, str]] = [
     (domain.SeparationOfDuty, 403, "separation-of-duty"),
     (domain.NotInRole, 403, "not-in-role"),
     (domain.Forbidden, 403, "forbidden"),
+    (domain.TooManyAttempts, 429, "too-many-attempts"),
     (domain.TaskAlreadyClaimed, 409, "task-already-claimed"),
     (domain.TaskNotOpen, 409, "task-not-open"),
     (domain.InstanceNotRunning, 409, "instance-not-running"),

@@ -95,24 +95,54 @@ def users_passwd(name: str, password: str) -> None:
     """Set the password NAME signs in to the web pages with (stored as an argon2 hash)."""
     flow = _flow()
     try:
+        hashed = users.hash_password(password)  # before the transaction: argon2 takes a while
         with flow.db.transaction() as session:
-            users.set_password(session, name, password)
+            users.set_password(session, name, hashed, flow.clock.now())
     except TradeflowError as exc:
         raise click.ClickException(exc.message) from exc
-    click.echo(f"password of {name} set")
+    click.echo(f"password of {name} set; their open sessions ended")
 
 
 @users_group.command("revoke")
 @click.argument("name")
 def users_revoke(name: str) -> None:
-    """Revoke every token of a user at once (a new one comes from `users add`)."""
+    """Take NAME's credentials away at once: every token is revoked, every open web
+    session ends and the password is cleared (`users add` issues a new token, `users
+    passwd` sets a new password)."""
     flow = _flow()
     try:
         with flow.db.transaction() as session:
             count = users.revoke(session, name, flow.clock.now())
     except TradeflowError as exc:
         raise click.ClickException(exc.message) from exc
-    click.echo(f"{count} token(s) of {name} revoked")
+    click.echo(f"{count} token(s) of {name} revoked; sessions ended; password cleared")
+
+
+@users_group.command("disable")
+@click.argument("name")
+def users_disable(name: str) -> None:
+    """Stop NAME from doing anything until `users enable`: tokens, web sessions (ended
+    now) and password are refused on the next request. Their history stays."""
+    flow = _flow()
+    try:
+        with flow.db.transaction() as session:
+            users.disable(session, name, flow.clock.now())
+    except TradeflowError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"{name} disabled")
+
+
+@users_group.command("enable")
+@click.argument("name")
+def users_enable(name: str) -> None:
+    """Let a disabled user back in: their unrevoked tokens and password work again."""
+    flow = _flow()
+    try:
+        with flow.db.transaction() as session:
+            users.enable(session, name)
+    except TradeflowError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"{name} enabled")
 
 
 @users_group.command("list")
@@ -125,7 +155,7 @@ def users_list() -> None:
                 f
                 for f in ("admin", "process_owner", "auditor", "integration")
                 if getattr(user, f"is_{f}")
-            ]
+            ] + (["disabled"] if user.disabled_at is not None else [])
             click.echo(
                 f"{user.name}\t{','.join(sorted(user.role_ids)) or '-'}\t{','.join(flags) or '-'}"
             )

@@ -208,11 +208,12 @@ PASSWORD = "tradeflow-demo"  # every demo person's, for the web pages (printed b
 def people(flow: Tradeflow) -> dict[str, str]:
     """Create the demo users, who sign in to the pages in Chinese; name -> API token."""
     tokens = {}
+    hashed = users.hash_password(PASSWORD)  # the same password: hashed once
     for name, (roles, flags) in PEOPLE.items():
         _, tokens[name] = flow.add_user(name, roles, flags)
         if not flags.integration:
             with flow.db.transaction() as session:
-                users.set_password(session, name, PASSWORD, locale="zh")
+                users.set_password(session, name, hashed, flow.clock.now(), locale="zh")
     return tokens
 
 

@@ -28,6 +28,7 @@ from engine.models import AuditEvent
 GENESIS = "0" * 64
 DEFINITIONS_STREAM = "definitions"
 MESSAGES_STREAM = "messages"
+SIGN_IN_STREAM = "sign-in"  # lockouts of accounts and addresses (engine/sign_in.py)
 
 
 class EventKind(enum.StrEnum):
@@ -47,6 +48,7 @@ class EventKind(enum.StrEnum):
     INSTANCE_CANCELLED = "instance_cancelled"
     INSTANCE_FAILED = "instance_failed"
     DEFINITION_DEPLOYED = "definition_deployed"
+    SIGN_IN_LOCKED = "sign_in_locked"
 
 
 def instance_stream(instance_id: int) -> str:

@@ -13,6 +13,7 @@ They carry no HTTP status: ``api/errors.py`` maps them once to problem+json.
      ├── Forbidden                    (the caller may not do this)
      │    ├── NotInRole
      │    └── SeparationOfDuty        (maker-checker)
+     ├── TooManyAttempts              (sign-in throttled: wait, then try again)
      ├── Conflict                     (the state moved on; retrying won't help)
      │    ├── TaskAlreadyClaimed, TaskNotOpen, InstanceNotRunning
      │    └── MessageUndeliverable
@@ -101,6 +102,11 @@ class NotInRole(Forbidden):
 
 class SeparationOfDuty(Forbidden):
     pass
+
+
+class TooManyAttempts(TradeflowError):
+    """Too many failed sign-ins for an account or from an address; ``until`` says when
+    the next attempt is heard."""
 
 
 class Conflict(TradeflowError):

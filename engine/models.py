@@ -103,6 +103,7 @@ class User(Base):
     created_at: Mapped[datetime]
     password_hash: Mapped[str | None] = mapped_column(String(255))  # argon2; None: no sign-in
     locale: Mapped[str | None] = mapped_column(String(8))  # the pages' language: zh, en
+    disabled_at: Mapped[datetime | None]  # set: no token, session or password works
     roles: Mapped[list[Role]] = relationship(secondary="user_role", lazy="selectin")
 
     @property
@@ -123,6 +124,30 @@ class ApiToken(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
+class WebSession(Base):
+    """A signed-in browser. The cookie carries a random token; only its SHA-256 is kept,
+    so ending the row (logout, revoke, disable) ends the session wherever it was copied."""
+
+    __tablename__ = "web_session"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    address: Mapped[str | None] = mapped_column(String(64))  # where it signed in from
+
+
+class SignInFailure(Base):
+    """Failed sign-ins counted per key (``account:NAME`` or ``address:IP``) in a window."""
+
+    __tablename__ = "sign_in_failure"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    first_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
 
 
 class Deployment(Base):

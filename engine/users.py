@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 import secrets
@@ -10,13 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerifyMismatchError
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from engine.db import Database, Prepared
 from engine.errors import Invalid, UserNotFound
-from engine.models import ApiToken, Role, User, UserRole
+from engine.models import ApiToken, Role, User, UserRole, WebSession
 
 ROLE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
@@ -71,41 +69,29 @@ def add_user(
     return user, token
 
 
-_HASHER = PasswordHasher()  # argon2id, the library's recommended parameters
+PASSWORDS = PasswordHasher()  # argon2id, the library's recommended parameters
 MIN_PASSWORD = 8
 
 
-def set_password(session: Session, name: str, password: str, locale: str | None = None) -> None:
-    """Store an argon2 hash of a person's password (the web pages' sign-in), and the
-    language their pages open in, if given."""
+def hash_password(password: str) -> str:
+    """An argon2 hash of a new password (tens of milliseconds of CPU: call it before
+    opening a transaction, never inside one)."""
     if len(password) < MIN_PASSWORD:
         raise Invalid(f"a password needs at least {MIN_PASSWORD} characters")
+    return PASSWORDS.hash(password)
+
+
+def set_password(
+    session: Session, name: str, hashed: str, now: datetime, locale: str | None = None
+) -> None:
+    """Store a person's password hash (hash_password) for the web pages' sign-in, and
+    the language their pages open in, if given. Their open sessions end."""
     user = by_name(session, name)
     assert user is not None
-    user.password_hash = _HASHER.hash(password)
+    user.password_hash = hashed
     if locale is not None:
         user.locale = locale
-
-
-def locale_of(session: Session, name: str) -> str | None:
-    user = by_name(session, name, required=False)
-    return user.locale if user is not None else None
-
-
-def check_password(session: Session, name: str, password: str) -> Actor | None:
-    """The person, if the password is theirs; None otherwise (also for unknown names,
-    after the same work, so a caller can't tell which was wrong)."""
-    user = by_name(session, name, required=False)
-    stored = user.password_hash if user is not None else None
-    try:
-        _HASHER.verify(stored or _dummy_hash(), password)
-    except (VerifyMismatchError, InvalidHashError):
-        return None
-    if user is None or not user.password_hash:
-        return None
-    if _HASHER.check_needs_rehash(user.password_hash):
-        user.password_hash = _HASHER.hash(password)
-    return identity(session, user.name)
+    end_sessions(session, user.id, now)
 
 
 def by_name(session: Session, name: str, *, required: bool = True) -> User | None:
@@ -135,12 +121,6 @@ _IDENTITY = (
     .select_from(User.__table__.outerjoin(UserRole.__table__, _UR.user_id == _U.id))
     .where(_U.name == bindparam("name"))
 )
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    """Verified against for unknown names, so they cost what a wrong password costs."""
-    return _HASHER.hash("an unknown user's password is never this")
 
 
 def identity(session: Session, name: str) -> Actor:
@@ -173,7 +153,11 @@ _BEARER = (
         .label("roles"),
     )
     .select_from(User.__table__.join(ApiToken.__table__, _T.user_id == _U.id))
-    .where(_T.token_sha256 == bindparam("digest"), _T.revoked_at.is_(None))
+    .where(
+        _T.token_sha256 == bindparam("digest"),
+        _T.revoked_at.is_(None),
+        _U.disabled_at.is_(None),
+    )
 )
 _BEARER_QUERY = Prepared(_BEARER)
 
@@ -203,9 +187,13 @@ def bearer(db: Database | Session | Connection, token: str) -> Actor | None:
 
 
 def revoke(session: Session, name: str, now: datetime) -> int:
-    """Revoke every live token of a user; returns how many were live."""
+    """Take every credential of a user away at once: their live tokens are revoked, their
+    open web sessions end and their password is cleared (``users passwd`` sets a new
+    one); returns how many tokens were live."""
     user = by_name(session, name)
     assert user is not None
+    user.password_hash = None
+    end_sessions(session, user.id, now)
     live = list(
         session.scalars(
             select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
@@ -214,6 +202,33 @@ def revoke(session: Session, name: str, now: datetime) -> int:
     for token in live:
         token.revoked_at = now
     return len(live)
+
+
+def disable(session: Session, name: str, now: datetime) -> None:
+    """Nothing of the user's works until ``enable``: tokens, sessions (ended now) and
+    password are refused. Their work and history stay."""
+    user = by_name(session, name)
+    assert user is not None
+    if user.disabled_at is None:
+        user.disabled_at = now
+    end_sessions(session, user.id, now)
+
+
+def enable(session: Session, name: str) -> None:
+    """Undo ``disable``: the user's unrevoked tokens and their password work again."""
+    user = by_name(session, name)
+    assert user is not None
+    user.disabled_at = None
+
+
+def end_sessions(session: Session, user_id: int, now: datetime) -> int:
+    """End every open web session of a user (engine/sign_in.py); how many were open."""
+    result = session.execute(
+        update(WebSession)
+        .where(WebSession.user_id == user_id, WebSession.ended_at.is_(None))
+        .values(ended_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def everyone(session: Session) -> list[User]:

@@ -11,6 +11,7 @@ would refuse. Front-end libraries (form-js, bpmn-js) come from npm, bundled into
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 from datetime import datetime
@@ -40,10 +41,10 @@ from werkzeug.wrappers import Response
 
 from api.auth import flow
 from api.views import check_can_read, check_can_see_task, latest_form
-from engine import definitions, queues, users
+from engine import definitions, queues, sign_in
 from engine import tasks as engine_tasks
 from engine.clock import as_utc
-from engine.errors import TradeflowError
+from engine.errors import TooManyAttempts, TradeflowError
 from engine.models import HumanTask, TaskState
 from engine.queues import ClaimFilter, InboxQuery, is_overdue
 from engine.users import Actor
@@ -74,8 +75,9 @@ EVENT_NAMES = {
     "instance_completed": "process finished",
     "instance_cancelled": "process cancelled",
     "instance_failed": "process failed",
+    "sign_in_locked": "sign-in locked",
 }
-SESSION_USER = "user"
+SESSION_TOKEN = "sid"  # the session row's token (engine/sign_in.py)
 
 blp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                 static_url_path="/static")  # fmt: skip
@@ -112,6 +114,15 @@ class CookieSessions(SecureCookieSessionInterface):
             return self.session_class()
         return super().open_session(app, request)
 
+    def get_cookie_secure(self, app: Flask) -> bool:
+        """``Secure`` as TRADEFLOW_SECURE_COOKIES says: ``auto`` (the default) when this
+        request came over HTTPS (behind a proxy, as it tells: X-Forwarded-Proto is
+        believed only with TRADEFLOW_PROXIES set), ``always`` or ``never``."""
+        mode = str(app.config["TRADEFLOW_SECURE_COOKIES"])
+        if mode == "auto":
+            return request.is_secure
+        return mode == "always"
+
 
 def init_app(app: Flask) -> None:
     if not app.config.get("SECRET_KEY"):
@@ -119,8 +130,15 @@ def init_app(app: Flask) -> None:
     app.session_interface = CookieSessions()
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked where sessions act
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the session
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    # Flask's own defaults are in app.config already (SameSite None): set, not setdefault
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    secure = app.config.get(
+        "TRADEFLOW_SECURE_COOKIES", os.environ.get("TRADEFLOW_SECURE_COOKIES", "auto")
+    )
+    if secure not in ("auto", "always", "never"):
+        raise ValueError(f"TRADEFLOW_SECURE_COOKIES is auto, always or never, not {secure!r}")
+    app.config["TRADEFLOW_SECURE_COOKIES"] = secure
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", "web/translations")
     csrf.init_app(app)
     babel.init_app(app, locale_selector=_locale)
@@ -143,15 +161,15 @@ def _when(value: datetime | None) -> str:
 
 
 def signed_in() -> Actor | None:
-    """The person of this session, read afresh (roles change, accounts go)."""
-    name = session.get(SESSION_USER)
-    if not name:
+    """The person of this session, read afresh (roles change, accounts go): None once
+    the session ended on the server (logout, revoke, disable, a new password)."""
+    token = session.get(SESSION_TOKEN)
+    if not token or not isinstance(token, str):
         return None
-    with flow().db.reading() as db:
-        if users.by_name(db, name, required=False) is None:
-            session.clear()
-            return None
-        return users.identity(db, name)
+    person = sign_in.session_actor(flow().db, token, flow().clock.now())
+    if person is None:
+        session.clear()
+    return person
 
 
 @blp.before_request
@@ -174,14 +192,27 @@ def login() -> Any:
     if request.method == "POST":
         name = request.form.get("username", "").strip()
         password = request.form.get("password", "")
-        with flow().db.transaction() as db:
-            person = users.check_password(db, name, password) if name and password else None
-            preferred = users.locale_of(db, name) if person is not None else None
-        if person is not None:
+        try:
+            done = (
+                sign_in.sign_in(flow().db, name, password, request.remote_addr, flow().clock.now())
+                if name and password
+                else None
+            )
+        except TooManyAttempts as exc:
+            wait = (exc.details["until"] - flow().clock.now()).total_seconds()
+            minutes = max(1, math.ceil(wait / 60))
+            flash(
+                gettext(
+                    "Too many failed sign-ins. Try again in %(minutes)d minutes.", minutes=minutes
+                ),
+                "error",
+            )
+            return render_template("login.html", username=name), 429
+        if done is not None:
             chosen = session.get("lang")
             session.clear()  # a new session: no fixation
-            session[SESSION_USER] = person.name
-            session["lang"] = preferred or chosen or _locale()
+            session[SESSION_TOKEN] = done.token
+            session["lang"] = done.locale or chosen or _locale()
             return redirect(_safe_next(request.args.get("next")))
         flash(gettext("Wrong name or password."), "error")
         return render_template("login.html", username=name), 401
@@ -197,6 +228,9 @@ def _safe_next(target: str | None) -> str:
 
 @blp.post("/logout")
 def logout() -> Response:
+    token = session.get(SESSION_TOKEN)
+    if isinstance(token, str):
+        sign_in.sign_out(flow().db, token, flow().clock.now())  # every copy of the cookie
     session.clear()
     return redirect(url_for("web.login"))
 

@@ -582,7 +582,7 @@ def test_users_revoke_stops_a_token_at_once(tmp_path: Path, sqlite_template: Pat
         assert ok(get(token))["items"] == [
             {"role": "finance", "open": 0, "claimed": 0, "overdue": 0}
         ]
-        assert tradeflow("users", "revoke", "temp") == "1 token(s) of temp revoked"
+        assert tradeflow("users", "revoke", "temp").startswith("1 token(s) of temp revoked")
         assert "revoked" in problem(get(token), 401)["detail"]
         ok(get(other))  # another user's token is untouched
 

@@ -133,7 +133,10 @@ def test_revoking_a_user_stops_every_token(run) -> None:  # type: ignore[no-unty
     first = run("users", "add", "temp", "--role", "finance").stdout.strip().splitlines()[-1]
     second = run("users", "add", "temp").stdout.strip().splitlines()[-1]
     result = run("users", "revoke", "temp")
-    assert (result.returncode, result.stdout.strip()) == (0, "2 token(s) of temp revoked")
+    assert (result.returncode, result.stdout.strip()) == (
+        0,
+        "2 token(s) of temp revoked; sessions ended; password cleared",
+    )
     db = Database(f"sqlite:///{run.db_file}")
     with db.reading() as session:
         assert users.bearer(session, first) is None

@@ -3,6 +3,7 @@ a task's page, an instance's page, the language. (Browsers: tests/web/test_brows
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -23,6 +24,12 @@ from tests.engine.conftest import fixture_files
 PASSWORD = "correct horse battery"
 
 
+@functools.cache
+def hashed() -> str:
+    """PASSWORD's argon2 hash, made once (each takes tens of milliseconds)."""
+    return users.hash_password(PASSWORD)
+
+
 @pytest.fixture
 def flow(db: Database, clock: FakeClock) -> Tradeflow:
     tf = Tradeflow(db, clock)
@@ -31,7 +38,7 @@ def flow(db: Database, clock: FakeClock) -> Tradeflow:
                         ("cashier", ["finance"])):  # fmt: skip
         tf.add_user(name, roles)
         with tf.db.transaction() as session:
-            users.set_password(session, name, PASSWORD, locale="en")
+            users.set_password(session, name, hashed(), clock.now(), locale="en")
     return tf
 
 
@@ -167,7 +174,7 @@ def test_an_instance_page_marks_the_diagram_and_shows_the_trail(
 
 def test_the_language_switch(browser: FlaskClient, flow: Tradeflow) -> None:
     with flow.db.transaction() as session:
-        users.set_password(session, "clerk", PASSWORD, locale="zh")
+        users.set_password(session, "clerk", hashed(), flow.clock.now(), locale="zh")
     sign_in(browser, "clerk")
     assert "我的待办" in browser.get("/").get_data(as_text=True)  # the person's language
     browser.get("/lang/en", headers={"Referer": "http://localhost/"})
@@ -180,7 +187,7 @@ def test_the_audit_page_finds_instances_for_auditors_only(
 ) -> None:
     flow.add_user("inspector", [], users.Flags(auditor=True))
     with flow.db.transaction() as session:
-        users.set_password(session, "inspector", PASSWORD, locale="en")
+        users.set_password(session, "inspector", hashed(), flow.clock.now(), locale="en")
     first = flow.start("document_review", actor="clerk", business_key="SO-2026-1")
     clock.advance(days=3)
     second = flow.start("document_review", actor="clerk", business_key="SO-2026-2")
@@ -214,7 +221,7 @@ def test_the_dashboard_shows_the_measures_and_the_waiting(
 ) -> None:
     flow.add_user("inspector", [], users.Flags(auditor=True))
     with flow.db.transaction() as session:
-        users.set_password(session, "inspector", PASSWORD, locale="en")
+        users.set_password(session, "inspector", hashed(), flow.clock.now(), locale="en")
     iid = flow.start("document_review", actor="clerk", business_key="SO-1")
     clock.advance(hours=2)
     [task] = flow.tasks_of(iid)
