@@ -8,6 +8,7 @@ the unexpected 500): the ones every operation of a kind shares are added here on
 from __future__ import annotations
 
 import http
+import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -19,11 +20,13 @@ from apispec import BasePlugin
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response, resolve_schema_instance
 from marshmallow import Schema, fields
-from webargs.flaskparser import FlaskParser
+from webargs.core import missing
+from webargs.flaskparser import FlaskParser, abort, is_json_request
 from werkzeug.exceptions import BadRequest
 
 from api.dumps import compile_dump
 from api.errors import PROBLEM
+from engine.forms_check import INT_RANGE, nested_messages, number_problems
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,8 +55,8 @@ def _ref(status: int) -> str:
 
 class SharedProblems(BasePlugin):
     """The problems an operation answers with by its kind: 401 where it needs a token,
-    404 where its path names something, 400 (malformed) and 413 (too large) where it
-    takes a request body."""
+    404 where its path names something, 400 (malformed), 413 (too large) and 422 (a
+    number JSON can't carry, say) where it takes a request body."""
 
     def operation_helper(
         self, path: str | None = None, operations: dict[str, Any] | None = None, **_: Any
@@ -65,21 +68,34 @@ class SharedProblems(BasePlugin):
             if "{" in (path or ""):
                 shared.append(404)
             if "requestBody" in operation:
-                shared += [400, 413]
+                shared += [400, 413, 422]
             responses = operation.setdefault("responses", {})
             for status in shared:
                 responses.setdefault(str(status), _ref(status))
 
 
+def _int(text: str) -> int:
+    # a 5,000-digit integer would cost the decoder a quadratic conversion, then fail past
+    # Python's 4,300-digit limit (a 500); anything this long is out of range anyway
+    return int(text) if len(text) <= 40 else INT_RANGE[1] + 1
+
+
 class _Parser(FlaskParser):
     """webargs' parser, but JSON nested deeper than Python's decoder recurses is a 400
-    like any other malformed body, not a RecursionError (a 500)."""
+    like any other malformed body, not a RecursionError (a 500); and numbers JSON can't
+    carry back (NaN, Infinity, 1e999, integers past 64 bits) are a 422 naming each."""
 
     def _raw_load_json(self, req: flask.Request) -> Any:
-        try:
-            return super()._raw_load_json(req)
+        if not is_json_request(req):
+            return missing
+        try:  # undecodable bytes and malformed JSON: webargs answers 400 for both
+            body = json.loads(req.get_data(cache=True).decode(), parse_int=_int)
         except RecursionError:
             raise BadRequest("the JSON body is nested too deeply") from None
+        problems = number_problems(body)
+        if problems:
+            abort(422, messages={"json": nested_messages(problems)})
+        return body
 
 
 class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]

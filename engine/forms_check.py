@@ -23,6 +23,10 @@ _lock = threading.Lock()
 
 MAX_DATA_BYTES = 256 * 1024  # one submission's variables, as JSON
 MAX_DATA_DEPTH = 16  # nesting of lists and objects
+# integers a database column, a JSON parser and JavaScript's BigInt-free clients agree on
+INT_RANGE = (-(2**63), 2**63 - 1)
+NOT_A_NUMBER = "not a finite number: NaN, Infinity and numbers that overflow to it are refused"
+TOO_BIG = "an integer beyond 64 bits"
 
 
 def check_names(data: dict[Any, Any], error: type[Invalid] = FormInvalid) -> None:
@@ -33,6 +37,10 @@ def check_names(data: dict[Any, Any], error: type[Invalid] = FormInvalid) -> Non
         raise error(f"variable names must be identifiers: {bad!r}", names=bad)
     if _depth(data) > MAX_DATA_DEPTH:
         raise error(f"variables are nested deeper than {MAX_DATA_DEPTH} levels")
+    numbers = number_problems(data)
+    if numbers:
+        fields = ", ".join(path for path, _ in numbers)
+        raise error(f"numbers out of range: {fields}", errors=nested_messages(numbers))
     size = len(json.dumps(data, default=str))
     if size > MAX_DATA_BYTES:
         raise error(
@@ -40,6 +48,39 @@ def check_names(data: dict[Any, Any], error: type[Invalid] = FormInvalid) -> Non
             size=size,
             limit=MAX_DATA_BYTES,
         )
+
+
+def number_problems(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted path, why) for every number in ``value`` that JSON and the database can't
+    hold as it is: NaN and the infinities, and integers beyond 64 bits. Iterative: the
+    value may be as deep as a request's JSON was."""
+    found: list[tuple[str, str]] = []
+    stack: list[tuple[Any, str]] = [(value, prefix)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                found.append((path, NOT_A_NUMBER))
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if not INT_RANGE[0] <= item <= INT_RANGE[1]:
+                found.append((path, TOO_BIG))
+        elif isinstance(item, dict):
+            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in item.items())
+        elif isinstance(item, list | tuple):
+            stack.extend((v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(item))
+    return sorted(found)
+
+
+def nested_messages(problems: list[tuple[str, str]]) -> dict[str, Any]:
+    """[(a.b, why)] as marshmallow nests its messages: {a: {b: [why]}}."""
+    tree: dict[str, Any] = {}
+    for path, why in problems:
+        *parents, last = path.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node.setdefault(last, []).append(why)
+    return tree
 
 
 def _depth(value: Any) -> int:
