@@ -18,6 +18,7 @@ _STATUS: list[tuple[type[domain.TradeflowError], int, str]] = [
     (domain.FormInvalid, 422, "form-invalid"),
     (domain.ExpressionRefused, 422, "expression-refused"),
     (domain.MessageInvalid, 422, "message-invalid"),
+    (domain.DelegationRefused, 422, "delegation-refused"),
     (domain.Invalid, 422, "invalid"),
     (domain.SeparationOfDuty, 403, "separation-of-duty"),
     (domain.NotInRole, 403, "not-in-role"),

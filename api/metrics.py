@@ -1,4 +1,7 @@
-"""``GET /metrics``: Prometheus text format, for operators (no token, like health).
+"""``GET /metrics``: Prometheus text format, for operators' scrapers: with the bearer
+token of an admin or an integration user, or without one from an address listed in
+TRADEFLOW_METRICS_ALLOW (addresses or networks, comma-separated: the Prometheus next
+door). The figures say how much work waits where: not for anyone on the network.
 
 The engine's histograms (timer lateness, unit-of-work latency) come from every worker
 process when the server runs several (PROMETHEUS_MULTIPROC_DIR, set by ``tradeflow
@@ -10,14 +13,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from api import auth
 from engine import queues
+from engine.errors import Forbidden
 from engine.scheduler import Timers
 from engine.tradeflow import Tradeflow
 
@@ -47,11 +53,33 @@ class _DatabaseGauges(Collector):
         yield open_
 
 
+def allowed_networks(text: str) -> list[IPv4Network | IPv6Network]:
+    """TRADEFLOW_METRICS_ALLOW's value: addresses or networks, comma-separated."""
+    try:
+        return [ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ValueError(f"TRADEFLOW_METRICS_ALLOW: {exc}") from None
+
+
+def _from_allowed(networks: list[IPv4Network | IPv6Network]) -> bool:
+    try:
+        address = ip_address(request.remote_addr or "")
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
 def init_app(app: Flask, flow: Tradeflow) -> None:
     gauges = _DatabaseGauges(flow)
+    allow = os.environ.get("TRADEFLOW_METRICS_ALLOW", "")
+    networks = allowed_networks(str(app.config.get("TRADEFLOW_METRICS_ALLOW", allow)))
 
     @app.get("/metrics", endpoint="metrics")
     def metrics() -> Response:
+        if not _from_allowed(networks):
+            auth.authenticate()
+            if not (auth.actor().is_admin or auth.actor().is_integration):
+                raise Forbidden("only admins and integrations (a scraper) may read the metrics")
         registry = CollectorRegistry()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

@@ -9,7 +9,8 @@ They carry no HTTP status: ``api/errors.py`` maps them once to problem+json.
      │    ├── DiagramInvalid          (deploy lint: carries every problem)
      │    ├── ExpressionRefused       (the safe evaluator will not run it)
      │    ├── FormInvalid
-     │    └── MessageInvalid
+     │    ├── MessageInvalid
+     │    └── DelegationRefused       (nobody of that name holds the task's roles)
      ├── Forbidden                    (the caller may not do this)
      │    ├── NotInRole
      │    └── SeparationOfDuty        (maker-checker)
@@ -90,6 +91,11 @@ class FormInvalid(Invalid):
 
 class MessageInvalid(Invalid):
     pass
+
+
+class DelegationRefused(Invalid):
+    """The same answer whether the name is unknown or its user lacks the task's roles:
+    a delegation is no way to learn which user names exist."""
 
 
 class Forbidden(TradeflowError):

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from engine import store
 from engine.audit import EventKind
 from engine.errors import (
+    DelegationRefused,
     NotInRole,
     SeparationOfDuty,
     TaskAlreadyClaimed,
@@ -141,12 +142,11 @@ def delegate(runtime: Runtime, task_id: int, actor: str, to: str) -> TaskRow:
     """Hand a task to another user who holds one of its roles."""
     with _on_task(runtime, task_id, actor, "delegate") as (work, task, _):
         user = identity(work.session, actor)  # the admin flag decides
-        target = identity(work.session, to)
         if not user.is_admin:  # outside the task's roles: refused, and told nothing of it
             _require_role(user, task)
         if task.assignee not in (None, user.name) and not user.is_admin:
             raise TaskAlreadyClaimed(f"task {task_id} is claimed by {task.assignee}", task=task_id)
-        _require_role(target, task)
+        target = _delegate_target(work, task, to)
         _check_separation(work, target, task)
         previous, task.assignee, task.claimed_at = task.assignee, target.name, work.now
         work.audit(
@@ -157,6 +157,22 @@ def delegate(runtime: Runtime, task_id: int, actor: str, to: str) -> TaskRow:
             data={"task_id": task.id, "from": previous, "to": target.name},
         )
     return task
+
+
+def _delegate_target(work: Work, task: TaskRow, name: str) -> Actor:
+    """Who takes the task. An unknown name and a user outside the task's roles get one
+    answer, word for word: no caller learns from it which names exist."""
+    try:
+        target: Actor | None = identity(work.session, name)
+    except UserNotFound:
+        target = None
+    if target is None or not target.roles & set(task.role_ids):
+        message = (
+            f"'{name}' can't take task {task.id}: no user of that name holds one of its "
+            f"roles ({', '.join(task.role_ids)})"
+        )
+        raise DelegationRefused(message, task=task.id, errors={"user": [message]})
+    return target
 
 
 def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -> TaskRow:

@@ -26,7 +26,7 @@ from api.views import (
     with_business_keys,
 )
 from engine import queues, tasks
-from engine.errors import Invalid, TaskNotFound, UserNotFound
+from engine.errors import TaskNotFound
 from engine.models import HumanTask
 from engine.queues import ClaimFilter, InboxQuery
 
@@ -116,14 +116,9 @@ class Delegate(MethodView):
     @blp.response(200, TaskOut)
     @blp.problems(403, 409)
     def post(self, body: dict[str, Any], task_id: int) -> Any:
-        """Hand the task to a user who holds one of its roles."""
-        try:
-            return flow().delegate(task_id, actor=actor().name, to=body["user"])
-        except UserNotFound as exc:
-            if exc.details.get("user") != body["user"]:
-                raise
-            # a name in the body that names nobody is a bad request body, not a missing page
-            raise Invalid(exc.message, errors={"user": [exc.message]}) from exc
+        """Hand the task to a user who holds one of its roles (422 alike for a name that
+        names nobody and for a user outside the task's roles)."""
+        return flow().delegate(task_id, actor=actor().name, to=body["user"])
 
 
 @blp.route(f"/<int(max={INT_MAX}):task_id>/complete")

@@ -59,7 +59,6 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/openapi.json"): "/api/v1/openapi.json",
     ("GET", "/api/v1/docs"): "/api/v1/docs",
     ("GET", "/api/v1/docs/static/{name}"): "/api/v1/docs/static/swagger-ui.css",
-    ("GET", "/metrics"): "/metrics",
 }
 
 
@@ -372,6 +371,15 @@ def audit_export(api: ApiClient, persona: str, user: str | None) -> Call:
     return Call(f"{V1}/audit/export", query={"format": "csv"})  # a file, not JSON: no check
 
 
+def xes_export(api: ApiClient, persona: str, user: str | None) -> Call:
+    _review(api)
+    return Call(f"{V1}/audit/export", query={"format": "xes"})
+
+
+def scrape(api: ApiClient, persona: str, user: str | None) -> Call:
+    return Call("/metrics")  # Prometheus text: no check
+
+
 # --- the matrix -------------------------------------------------------------------------
 
 
@@ -442,6 +450,11 @@ ROWS: list[Row] = [
         (401, 403, 403, 403, 200, 200, 403)),
     Row("GET /api/v1/audit/export", audit_export, "clerk", "cashier",
         (401, 403, 403, 403, 200, 200, 403)),
+    Row("GET /api/v1/audit/export", xes_export, "clerk", "cashier",
+        (401, 403, 403, 403, 200, 200, 403), variant="xes"),
+    # what waits where, for a scraper: an integration's token, or an admin's
+    Row("GET /metrics", scrape, "clerk", "cashier",
+        (401, 403, 403, 403, 403, 200, 200)),
     # where work waits: process owners (their processes), auditors and admins
     Row("GET /api/v1/analytics/elements", element_analytics, "clerk", "cashier",
         (401, 403, 403, 200, 200, 200, 403)),

@@ -1,13 +1,15 @@
-"""/metrics: Prometheus text for operators, read without a token."""
+"""/metrics: Prometheus text for operators' scrapers, with an admin's or integration's
+token, or from an address on the allow-list."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
 
+from api import create_app
 from engine import metrics
 from engine.scheduler import Timers
-from tests.api.conftest import TRIAGE, ApiClient
+from tests.api.conftest import TRIAGE, ApiClient, problem
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -20,7 +22,7 @@ def sample(text: str, name: str, **labels: str) -> float:
 
 
 def scrape(client: ApiClient) -> str:
-    response = client.get("/metrics")
+    response = client.get("/metrics", "bank")  # a scraper is an integration
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
     return response.get_data(as_text=True)
@@ -54,3 +56,18 @@ def test_timer_lateness_and_unit_of_work_latency_are_measured(client: ApiClient)
     assert sample(text, units, command="timer") >= 1
     assert sample(text, "tradeflow_timer_lateness_seconds_bucket", le="+Inf") >= 1
     assert fired.at - fired.due == timedelta(hours=1)  # due at 18:00 Shanghai, seen at 19:00
+
+
+def test_the_metrics_want_a_scrapers_token_or_an_allowed_address(client: ApiClient) -> None:
+    problem(client.get("/metrics"), 401)  # what waits where is no one's business on the net
+    for employee in ("clerk", "owner", "auditor"):
+        problem(client.get("/metrics", employee), 403, "forbidden")
+    assert client.get("/metrics", "admin").status_code == 200
+    allowed = create_app(
+        {"TRADEFLOW": client.flow, "TRADEFLOW_METRICS_ALLOW": "10.1.0.0/16, 127.0.0.1"}
+    ).test_client()
+    assert allowed.get("/metrics").status_code == 200  # the test client comes from 127.0.0.1
+    outside = allowed.get("/metrics", environ_base={"REMOTE_ADDR": "10.2.0.5"})
+    assert outside.status_code == 401
+    inside = allowed.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.200.3"})
+    assert inside.status_code == 200

@@ -295,10 +295,11 @@ def test_delegate_hands_the_task_over(deployed: ApiClient) -> None:
     assert (event.kind, event.actor) == ("task_delegated", "clerk")
     assert (event.data["from"], event.data["to"]) == (None, "clerk2")
 
+    said = {}
     for user, payload, status, slug in [
         ("clerk", {"user": "allrounder"}, 409, "task-already-claimed"),  # clerk2 holds it
-        ("clerk2", {"user": "checker"}, 403, "not-in-role"),
-        ("clerk2", {"user": "nobody"}, 422, "invalid"),
+        ("clerk2", {"user": "checker"}, 422, "delegation-refused"),  # not in the role
+        ("clerk2", {"user": "nobody"}, 422, "delegation-refused"),  # and unknown: alike
         ("clerk2", {}, 422, None),
         ("clerk2", {"user": ""}, 422, None),
         (None, {"user": "clerk"}, 401, None),
@@ -309,6 +310,9 @@ def test_delegate_hands_the_task_over(deployed: ApiClient) -> None:
             )
         if status == 422:
             assert [e["field"] for e in found["errors"]] == ["user"]
+        if slug == "delegation-refused":
+            said[payload["user"]] = found["detail"].replace(f"'{payload['user']}'", "NAME")
+    assert said["checker"] == said["nobody"]  # which names exist is not told
 
     body = ok(deployed.post(f"{V1}/tasks/{task}/delegate", "admin", json={"user": "allrounder"}))
     assert body["assignee"] == "allrounder"

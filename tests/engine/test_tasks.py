@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text, update
 
 from engine.errors import (
+    DelegationRefused,
     NotInRole,
     SeparationOfDuty,
     TaskAlreadyClaimed,
@@ -91,10 +92,12 @@ def test_delegate_goes_only_to_a_holder_of_the_role(scenario: Scenario) -> None:
     iid = _prepared(scenario)
     task = scenario.open_task(iid, "review_documents")
     flow.claim(task.id, actor="checker")
-    with pytest.raises(NotInRole):
-        flow.delegate(task.id, actor="checker", to="cashier")
-    with pytest.raises(UserNotFound):
-        flow.delegate(task.id, actor="checker", to="nobody")
+    refusals = []
+    for name in ("cashier", "nobody"):  # outside the role, and unknown: told alike
+        with pytest.raises(DelegationRefused) as refused:
+            flow.delegate(task.id, actor="checker", to=name)
+        refusals.append(refused.value.message.replace(f"'{name}'", "NAME"))
+    assert refusals[0] == refusals[1]
     with pytest.raises(TaskAlreadyClaimed):
         flow.delegate(task.id, actor="checker2", to="checker2")
     flow.delegate(task.id, actor="checker", to="checker2")
