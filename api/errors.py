@@ -28,6 +28,7 @@ _STATUS: list[tuple[type[domain.TradeflowError], int, str]] = [
     (domain.TaskNotOpen, 409, "task-not-open"),
     (domain.InstanceNotRunning, 409, "instance-not-running"),
     (domain.MessageUndeliverable, 409, "message-undeliverable"),
+    (domain.BusinessKeyTaken, 409, "business-key-taken"),
     (domain.Conflict, 409, "conflict"),
     (domain.NotFound, 404, "not-found"),
     (domain.ProcessFailed, 422, "process-failed"),

@@ -20,6 +20,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.events import message_variables
 from engine.models import Definition, DefinitionTask, InstanceStatus
 from engine.serialization import SpecPair, StateSerializer
 from engine.store import InstanceRow
@@ -85,6 +86,8 @@ class DefinitionInfo:
     specs: SpecPair
     rules: dict[tuple[str, str], TaskRule] = field(default_factory=dict)
     business_timers: frozenset[str] = frozenset()
+    # per message name, the variables its catch events declare they take (events.py)
+    message_variables: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def rule(self, process_id: str, element_id: str) -> TaskRule | None:
         """By process and element; embedded subprocesses run under their own spec name,
@@ -131,6 +134,7 @@ class DefinitionCache:
             )
             for t in tasks
         }
+        specs = self._serializer.spec_from_json(row.spec_json)
         return DefinitionInfo(
             id=row.id,
             key=row.key,
@@ -138,8 +142,9 @@ class DefinitionCache:
             name=row.name,
             messages=frozenset(row.messages),
             business_timers=frozenset(row.business_timers),
-            specs=self._serializer.spec_from_json(row.spec_json),
+            specs=specs,
             rules=rules,
+            message_variables=message_variables((specs[0], *specs[1].values())),
         )
 
 

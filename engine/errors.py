@@ -17,6 +17,7 @@ They carry no HTTP status: ``api/errors.py`` maps them once to problem+json.
      ├── TooManyAttempts              (sign-in throttled: wait, then try again)
      ├── Conflict                     (the state moved on; retrying won't help)
      │    ├── TaskAlreadyClaimed, TaskNotOpen, InstanceNotRunning
+     │    ├── BusinessKeyTaken        (a running instance of the process has it)
      │    └── MessageUndeliverable
      └── ProcessFailed                (the diagram failed while running: rolled back)
 """
@@ -133,6 +134,11 @@ class InstanceNotRunning(Conflict):
 
 class MessageUndeliverable(Conflict):
     pass
+
+
+class BusinessKeyTaken(Conflict):
+    """Messages find an instance by its business key: two running instances of one
+    process with the same key would leave every message for it undeliverable."""
 
 
 class ProcessFailed(TradeflowError):

@@ -16,12 +16,12 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 )
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState as SpiffState
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session, joinedload
 
 from engine import definitions, queues, store
 from engine.audit import GENESIS, AuditTrail, EventKind, instance_stream
-from engine.errors import FormInvalid, InstanceNotFound
+from engine.errors import BusinessKeyTaken, FormInvalid, InstanceNotFound
 from engine.events import definitions_of, waits_for_timer
 from engine.forms_check import check_names
 from engine.frontier import variables
@@ -52,9 +52,38 @@ def start(
     began = time.perf_counter()
     with runtime.db.transaction() as session:
         found = definitions.find(session, key, version)
+        if business_key is not None and found.messages:
+            _claim_business_key(runtime, session, found.key, business_key)
         work = start_in(runtime, session, found.id, actor, business_key, variables)
     runtime.committed(work, "start", began)
     return work.instance.id
+
+
+def _claim_business_key(runtime: Runtime, session: Session, key: str, business_key: str) -> None:
+    """Refuse a second running instance of a process that catches messages with this
+    business key (any version): messages correlate by it. Starts of the same key and
+    business key queue here on PostgreSQL; SQLite has one writer at a time anyway."""
+    if runtime.db.is_postgres:
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+            {"k": f"business-key:{key}:{business_key}"},
+        )
+    running = session.scalar(
+        select(Instance.id)
+        .join(Definition, Definition.id == Instance.definition_id)
+        .where(
+            Definition.key == key,
+            Instance.business_key == business_key,
+            Instance.status == InstanceStatus.RUNNING,
+        )
+        .limit(1)
+    )
+    if running is not None:
+        raise BusinessKeyTaken(
+            f"a running '{key}' already has business key '{business_key}': messages find an "
+            "instance by it, so it must be unique while the instance runs",
+            business_key=business_key,
+        )
 
 
 def start_in(

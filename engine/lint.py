@@ -17,14 +17,15 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
-from SpiffWorkflow.camunda.parser import CamundaParser
 
 from engine import diagrams
 from engine.caches import escalation_roles
 from engine.calendar import BusinessCalendar
 from engine.diagrams import BPMN_NS, NS, UnreadableFile
 from engine.errors import ExpressionRefused, Problem
+from engine.events import MESSAGE_VARIABLES
 from engine.expressions import check_expression, check_script
+from engine.parser import Parser
 from engine.users import ROLE_ID
 
 _VALIDATOR: BpmnValidator | None = None
@@ -50,7 +51,7 @@ class Bundle:
     forms: dict[str, dict[str, Any]] = field(default_factory=dict)
     raw: dict[str, bytes] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
-    parser: CamundaParser | None = None
+    parser: Parser | None = None
 
     def problem(self, file: str | None, element: str | None, message: str) -> None:
         self.problems.append(Problem(message=message, file=file, element=element))
@@ -105,6 +106,7 @@ def lint(
     extra_xml: list[bytes] = []
     for name, root in bundle.bpmn.items():
         _check_user_tasks(bundle, name, root, form_keys)
+        _check_message_catches(bundle, name, root)
         for node in root.iter(*(f"{{{BPMN_NS}}}{tag}" for tag in UNSUPPORTED)):
             tag = etree.QName(node).localname
             bundle.problem(name, node.get("id"), f"{tag} is not supported: {UNSUPPORTED[tag]}")
@@ -169,6 +171,33 @@ def _check_user_tasks(bundle: Bundle, name: str, root: etree._Element, form_keys
                     f"escalateTo '{role}' is not a role id (lower_snake_case)",
                 )
     _check_business_timers(bundle, name, root)
+
+
+_CATCHES = ("intermediateCatchEvent", "boundaryEvent", "startEvent", "receiveTask")
+
+
+def _check_message_catches(bundle: Bundle, name: str, root: etree._Element) -> None:
+    """A message catch lists the variables a message may set (``messageVariables``):
+    identifiers, which nothing else may stand in for (engine/messages.py)."""
+    for node in root.iter(*(f"{{{BPMN_NS}}}{tag}" for tag in _CATCHES)):
+        if not node.xpath("./bpmn:messageEventDefinition", namespaces=NS) and not (
+            etree.QName(node).localname == "receiveTask" and node.get("messageRef")
+        ):
+            continue
+        element = node.get("id", "")
+        if node.xpath("./bpmn:extensionElements/camunda:inputOutput", namespaces=NS):
+            bundle.problem(
+                name,
+                element,
+                "camunda:inputOutput on a message catch is not supported: list the variables "
+                "the message may set in the messageVariables property",
+            )
+        raw = diagrams.properties_of(node).get(MESSAGE_VARIABLES, "")
+        for part in (p.strip() for p in raw.split(",")):
+            if part and (not part.isidentifier() or part.startswith("__")):
+                bundle.problem(
+                    name, element, f"messageVariables names '{part}', which is no variable name"
+                )
 
 
 def _check_business_timers(bundle: Bundle, name: str, root: etree._Element) -> None:
@@ -312,7 +341,7 @@ def _short(text: str) -> str:
 
 def _parse(bundle: Bundle, extra_xml: list[bytes], process_ids: list[str]) -> None:
     """Let SpiffWorkflow's Camunda parser build every process; its errors are problems."""
-    parser = CamundaParser()
+    parser = Parser()
     try:
         for xml in extra_xml:
             root = diagrams.parse_xml(xml)

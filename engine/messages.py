@@ -5,6 +5,11 @@ one running instance waits for it, it is delivered in that instance's unit of wo
 If none waits yet but a deployed process can catch it, it is kept until its expiry and
 delivered when an instance reaches the catch event. A name no process catches, or a
 message that matches several instances, is refused at once.
+
+A message may only say what it is for: each catch event declares the variables it takes
+(its ``messageVariables`` property); a message carrying others is refused, naming them,
+and null is never a correlation value (it would match every instance without that
+variable). The trail records the sender as the one who delivered it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from engine.errors import MessageInvalid, MessageUndeliverable
 from engine.events import messages_of
 from engine.forms_check import check_names
 from engine.frontier import Frontier, variables
+from engine.instances import MAX_BUSINESS_KEY
 from engine.models import (
     Definition,
     Instance,
@@ -50,7 +56,7 @@ class Correlation:
 def _matches(message: Message, instance: Instance | InstanceRow, data: dict[str, Any]) -> bool:
     if message.business_key is not None and instance.business_key != message.business_key:
         return False
-    return all(data.get(k) == v for k, v in message.correlation.items())
+    return all(k in data and v is not None and data[k] == v for k, v in message.correlation.items())
 
 
 def correlate(
@@ -70,6 +76,15 @@ def correlate(
         raise MessageInvalid("a message needs a name")
     if business_key is None and not correlation:
         raise MessageInvalid("correlate by business key or by correlation values (or both)")
+    if business_key is not None and not 0 < len(business_key) <= MAX_BUSINESS_KEY:
+        raise MessageInvalid(f"a business key has 1 to {MAX_BUSINESS_KEY} characters")
+    nulls = sorted(k for k, v in correlation.items() if v is None)
+    if nulls:
+        why = "null never correlates: it would match every instance without the variable"
+        raise MessageInvalid(
+            f"correlation values may not be null: {', '.join(nulls)}",
+            errors={"correlation": {k: [why] for k in nulls}},
+        )
     if not timedelta(0) < ttl <= MAX_TTL:
         raise MessageInvalid(f"ttl must be positive and at most {MAX_TTL.days} days")
     check_names(payload, MessageInvalid)
@@ -77,9 +92,10 @@ def correlate(
     began = time.perf_counter()
     # One transaction: a message that cannot be delivered leaves nothing behind.
     with runtime.db.transaction() as session:
-        catchers = session.scalars(select(Definition.messages)).all()
-        if not any(name in names for names in catchers):
+        catchers = [i for i, names in session.execute(_CATCHERS) if name in names]
+        if not catchers:
             raise MessageUndeliverable(f"no deployed process catches message '{name}'", name=name)
+        _check_declared(runtime, session, name, catchers, payload)
         message = Message(
             name=name,
             business_key=business_key,
@@ -118,6 +134,28 @@ def correlate(
     return result
 
 
+_CATCHERS = select(Definition.id, Definition.messages)
+
+
+def _check_declared(
+    runtime: Runtime, session: Session, name: str, catchers: list[int], payload: dict[str, Any]
+) -> None:
+    """Refuse variables no catch event of ``name`` takes, in any deployed version: a
+    payment message may not rewrite the invoice's amount."""
+    accepted: set[str] = set()
+    for definition_id in catchers:
+        declared = runtime.definitions.get(session, definition_id).message_variables
+        accepted |= declared.get(name, frozenset())
+    undeclared = sorted(set(payload) - accepted)
+    if undeclared:
+        takes = ", ".join(sorted(accepted)) or "no variables"
+        why = f"no catch event of '{name}' takes it (their messageVariables: {takes})"
+        raise MessageInvalid(
+            f"message '{name}' may not set {', '.join(undeclared)}: its catch events take {takes}",
+            errors={"variables": {k: [why] for k in undeclared}},
+        )
+
+
 def _find_waiting(runtime: Runtime, session: Session, message: Message) -> int | None:
     query = (
         select(Instance)
@@ -150,13 +188,18 @@ def _deliver(work: Work, message: Message) -> bool:
     if not waiting:
         return False
     definition = next(d for d in messages_of(waiting[0].task_spec) if d.name == message.name)
-    event = BpmnEvent(definition, {"payload": message.payload, "result_var": message.name})
+    # only what this process's catch events take: a message kept since an older or newer
+    # version declared more may still carry more (noted in the trail, not taken)
+    takes = work.definition.message_variables.get(message.name, frozenset())
+    payload = {k: v for k, v in message.payload.items() if k in takes}
+    dropped = sorted(set(message.payload) - takes)
+    event = BpmnEvent(definition, {"payload": payload, "result_var": message.name})
 
     def step() -> None:
         work.workflow.send_event(event)
         for task in waiting:
             if not task.has_state(SpiffState.WAITING):
-                task.data.update(message.payload)
+                task.data.update(payload)
 
     work.run_engine(step)
     message.status = MessageStatus.DELIVERED
@@ -164,13 +207,15 @@ def _deliver(work: Work, message: Message) -> bool:
     message.delivered_at = work.now
     work.audit(
         EventKind.MESSAGE_RECEIVED,
+        actor=message.sender,  # who said it, not whose command happened to hand it over
         element_id=waiting[0].task_spec.bpmn_id,
         element_name=message.name,
         data={
             "message_id": message.id,
             "name": message.name,
             "sender": message.sender,
-            "variables": message.payload,
+            "variables": payload,
+            **({"dropped": dropped} if dropped else {}),
         },
     )
     return True

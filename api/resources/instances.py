@@ -77,7 +77,7 @@ class Instances(MethodView):
     @require(starts_instances, "employees, integrations, process owners and admins")
     @blp.arguments(StartIn)
     @blp.response(201, InstanceDetailOut)
-    @blp.problems(403, 404)  # 404: no such definition (or version)
+    @blp.problems(403, 404, 409)  # 404: no such definition; 409: business key taken
     def post(self, body: dict[str, Any]) -> Any:
         """Start an instance of a definition (the latest version unless given)."""
         instance_id = flow().start(

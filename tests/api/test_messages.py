@@ -132,3 +132,41 @@ def test_messages_are_post_only(deployed: ApiClient) -> None:
         response = deployed.request(method, f"{V1}/messages", "bank")
         problem(response, 405)
         assert "POST" in response.headers["Allow"]
+
+
+def test_a_message_that_says_more_than_it_is_for_is_422_naming_it(deployed: ApiClient) -> None:
+    iid = invoiced(deployed, "SO-40", amount=49_000.0)
+    with deployed.unchanged():
+        body = problem(
+            send(
+                deployed,
+                "bank",
+                name="payment_received",
+                business_key="SO-40",
+                variables={"amount_received": 1000.0, "invoice_amount": 1000.0},
+            ),
+            422,
+            "message-invalid",
+        )
+        assert [e["field"] for e in body["errors"]] == ["variables.invoice_amount"]
+        body = problem(
+            send(deployed, "bank", name="payment_received", correlation={"order_ref": None}),
+            422,
+            "message-invalid",
+        )
+        assert [e["field"] for e in body["errors"]] == ["correlation.order_ref"]
+    assert deployed.open_elements(iid) == []
+
+
+def test_a_second_running_instance_with_the_same_key_is_409(deployed: ApiClient) -> None:
+    invoiced(deployed, "SO-41")
+    with deployed.unchanged():
+        problem(
+            deployed.post(
+                f"{V1}/instances",
+                "cashier",
+                json={"definition": "payment_collection", "business_key": "SO-41"},
+            ),
+            409,
+            "business-key-taken",
+        )

@@ -553,3 +553,36 @@ def test_business_time_literals_and_gateways(flow: Tradeflow) -> None:
     [problem] = refuse(flow, [("probe.bpmn", business("PT4H", before=gateway))])
     assert "event-based gateway" in problem.message
     flow.deploy([("probe.bpmn", business('"P" + str(days) + "D"'))], actor="owner")  # data
+
+
+@pytest.mark.parametrize(
+    ("declared", "why"),
+    [
+        ("amount_received, bank-ref", "'bank-ref', which is no variable name"),
+        ("amount_received, __class__", "'__class__', which is no variable name"),
+    ],
+)
+def test_message_variables_are_variable_names(flow: Tradeflow, declared: str, why: str) -> None:
+    bad = variant(
+        "payment_collection.bpmn",
+        (b'value="amount_received, bank_ref"', f'value="{declared}"'.encode()),
+    )
+    [problem] = refuse(flow, [bad])
+    assert (problem.file, problem.element) == ("payment_collection.bpmn", "payment_received")
+    assert why in problem.message
+
+
+def test_an_output_mapping_on_a_message_catch_is_refused_not_ignored(flow: Tradeflow) -> None:
+    mapping = (
+        b"<camunda:inputOutput><camunda:outputParameter name=\"paid\">${amount_received}"
+        b"</camunda:outputParameter></camunda:inputOutput>"
+    )
+    bad = variant(
+        "payment_collection.bpmn",
+        (b"</camunda:properties></bpmn:extensionElements>",
+         b"</camunda:properties>" + mapping + b"</bpmn:extensionElements>"),
+    )  # fmt: skip
+    [problem] = refuse(flow, [bad])
+    assert problem.element == "payment_received"
+    assert "camunda:inputOutput on a message catch is not supported" in problem.message
+    assert "messageVariables property" in problem.message  # what to use instead

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from engine import messages
 from engine.audit import MESSAGES_STREAM
-from engine.errors import MessageInvalid, MessageUndeliverable, ProcessFailed
+from engine.errors import BusinessKeyTaken, MessageInvalid, MessageUndeliverable, ProcessFailed
 from engine.models import AuditEvent, Message, MessageStatus
-from tests.engine.conftest import Scenario
+from tests.engine.conftest import Scenario, read
 
 
 def _invoiced(scenario: Scenario, key: str, amount: float = 1000.0) -> int:
@@ -200,3 +200,134 @@ def test_a_task_made_and_taken_away_in_one_command_is_cancelled(scenario: Scenar
     assert states == {"first": "completed", "second": "cancelled"}
     assert flow.inbox("cashier").total == 0
     assert scenario.kinds(iid).count("task_cancelled") == 1
+
+
+# --- a message may only say what it is for ------------------------------------------------
+
+
+def test_a_payment_may_not_rewrite_the_invoice(scenario: Scenario) -> None:
+    """payment_received declares amount_received and bank_ref: an invoice_amount of 1,000
+    rode in on it and overwrote finance's 49,000, and the order went paid in full."""
+    flow = scenario.flow
+    iid = _invoiced(scenario, "SO-30", amount=49_000.0)
+    state = flow.instance(iid).state
+    with pytest.raises(MessageInvalid, match="may not set invoice_amount") as refused:
+        flow.correlate(
+            "payment_received",
+            actor="bank",
+            business_key="SO-30",
+            variables={"amount_received": 1000.0, "invoice_amount": 1000.0},
+        )
+    assert refused.value.details["errors"] == {
+        "variables": {
+            "invoice_amount": [
+                "no catch event of 'payment_received' takes it "
+                "(their messageVariables: amount_received, bank_ref)"
+            ]
+        }
+    }
+    assert flow.instance(iid).state == state  # nothing delivered, nothing kept
+    with flow.db.reading() as session:
+        assert session.scalars(select(Message)).all() == []
+    # kept for later is held to the same rule
+    with pytest.raises(MessageInvalid, match="invoice_amount"):
+        flow.correlate(
+            "payment_received", actor="bank", business_key="SO-31", variables={"invoice_amount": 1}
+        )
+    assert flow.variables(iid)["invoice_amount"] == 49_000.0
+
+
+def test_null_never_correlates(scenario: Scenario) -> None:
+    flow = scenario.flow
+    iid = _invoiced(scenario, "SO-32")  # has no variable "order_ref"
+    with pytest.raises(MessageInvalid, match="may not be null: order_ref"):
+        flow.correlate(
+            "payment_received",
+            actor="bank",
+            correlation={"order_ref": None},
+            variables={"amount_received": 1.0},
+        )
+    with pytest.raises(MessageInvalid, match="1 to 255 characters"):
+        flow.correlate("payment_received", actor="bank", business_key="")
+    assert scenario.open_elements(iid) == []  # still waiting for its own payment
+
+
+def test_a_null_kept_before_the_rule_matches_no_instance(scenario: Scenario) -> None:
+    """A message kept with a null correlation value (as the service took them before
+    null was refused) once went to the next instance lacking that variable: an
+    unrelated order. It now waits for an instance that has the value, which none has."""
+    flow = scenario.flow
+    now = flow.clock.now()
+    with flow.db.transaction() as session:
+        kept = Message(
+            name="payment_received",
+            business_key=None,
+            correlation={"order_ref": None},
+            payload={"amount_received": 1000.0},
+            status=MessageStatus.BUFFERED,
+            sender="bank",
+            received_at=now,
+            expires_at=now + timedelta(days=7),
+        )
+        session.add(kept)
+        session.flush()
+        kept_id = kept.id
+    iid = _invoiced(scenario, "SO-33")  # it has no order_ref
+    assert scenario.open_elements(iid) == []  # still waiting for its own payment
+    with flow.db.reading() as session:
+        assert session.get_one(Message, kept_id).status == MessageStatus.BUFFERED
+
+
+def test_the_trail_names_the_sender_of_a_kept_message(scenario: Scenario) -> None:
+    """Kept, then handed over inside the cashier's completion: still the bank's message."""
+    flow = scenario.flow
+    iid = flow.start("payment_collection", actor="cashier", business_key="SO-34")
+    flow.correlate(
+        "payment_received",
+        actor="bank",
+        business_key="SO-34",
+        variables={"amount_received": 1000.0},
+    )
+    scenario.complete(iid, "issue_invoice", by="cashier", invoice_amount=1000.0, currency="USD")
+    [received] = [e for e in flow.history(iid) if e.kind == "message_received"]
+    assert (received.actor, received.data["sender"]) == ("bank", "bank")
+
+
+def test_a_version_that_takes_less_drops_the_rest_and_says_so(scenario: Scenario) -> None:
+    """A message kept under a version whose catch takes bank_ref, delivered to a newer
+    version that no longer takes it: bank_ref is left out, and the trail says so."""
+    flow = scenario.flow
+    flow.correlate(
+        "payment_received",
+        actor="bank",
+        business_key="SO-35",
+        variables={"amount_received": 1000.0, "bank_ref": "TT-35"},
+    )
+    name, xml = read("payment_collection.bpmn")
+    xml = xml.replace(b'value="amount_received, bank_ref"', b'value="amount_received"')
+    flow.deploy([(name, xml)], actor="owner")
+    iid = _invoiced(scenario, "SO-35")
+    assert "bank_ref" not in flow.variables(iid)
+    [received] = [e for e in flow.history(iid) if e.kind == "message_received"]
+    assert received.data["variables"] == {"amount_received": 1000.0}
+    assert received.data["dropped"] == ["bank_ref"]
+
+
+def test_two_running_instances_of_a_process_may_not_share_a_business_key(
+    scenario: Scenario,
+) -> None:
+    """Messages find an instance by its key: a second running payment_collection of
+    SO-36 would leave the real one's payment undeliverable (409 for ever)."""
+    flow = scenario.flow
+    first = _invoiced(scenario, "SO-36")
+    with pytest.raises(BusinessKeyTaken, match="business key 'SO-36'"):
+        flow.start("payment_collection", actor="cashier", business_key="SO-36")
+    assert flow.correlate(
+        "payment_received", actor="bank", business_key="SO-36", variables={"amount_received": 1e3}
+    ).instance_id == first
+    scenario.complete(first, "write_off", by="cashier", fx_rate=7.1, settled_amount_cny=7100)
+    again = flow.start("payment_collection", actor="cashier", business_key="SO-36")
+    assert again != first  # once it has ended, the key is free again
+    # a process that catches no message may repeat a key: nothing correlates by it
+    reviews = [flow.start("document_review", actor="clerk", business_key="SO-36") for _ in "ab"]
+    assert len(set(reviews)) == 2

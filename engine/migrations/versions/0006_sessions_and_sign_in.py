@@ -17,8 +17,9 @@ _WHEN = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("app_user") as batch_op:
-        batch_op.add_column(sa.Column("disabled_at", _WHEN, nullable=True))
+    # a plain ADD COLUMN: a batch would copy the table, and SQLite refuses to drop the old
+    # one while tokens and tasks refer to its users
+    op.add_column("app_user", sa.Column("disabled_at", _WHEN, nullable=True))
     op.create_table(
         "web_session",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -47,5 +48,4 @@ def downgrade() -> None:
     op.drop_table("sign_in_failure")
     op.drop_index("ix_web_session_user_id", table_name="web_session")
     op.drop_table("web_session")
-    with op.batch_alter_table("app_user") as batch_op:
-        batch_op.drop_column("disabled_at")
+    op.execute("ALTER TABLE app_user DROP COLUMN disabled_at")  # SQLite 3.35+: no copy
