@@ -74,6 +74,8 @@ class TaskRule:
     priority: int
     sla: str | None
     escalate_to: tuple[str, ...] = ()  # roles whose queues an overdue task joins
+    # the variables its form starts from (formInputs); every other field starts empty
+    form_inputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,10 +100,18 @@ class DefinitionInfo:
         return next((r for r in self.rules.values() if r.element_id == element_id), None)
 
 
+FORM_INPUTS = "formInputs"  # a user task's property: the variables its form starts from
+
+
+def names_listed(raw: object) -> tuple[str, ...]:
+    """A comma-separated property's names, each once, in order."""
+    text = str(raw or "")
+    return tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+
+
 def escalation_roles(properties: dict[str, Any]) -> tuple[str, ...]:
     """The ``escalateTo`` property: comma-separated role ids."""
-    raw = str(properties.get("escalateTo") or "")
-    return tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    return names_listed(properties.get("escalateTo"))
 
 
 class DefinitionCache:
@@ -131,6 +141,7 @@ class DefinitionCache:
                 t.priority,
                 t.sla,
                 escalation_roles(t.properties),
+                names_listed(t.properties.get(FORM_INPUTS)),
             )
             for t in tasks
         }

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from marshmallow import Schema
-from sqlalchemy import Engine
+from sqlalchemy import Engine, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from engine.errors import FormInvalid, Invalid
@@ -119,10 +120,29 @@ def check_submission(
         return dict(data)
     if form_id is None:
         raise FormInvalid(f"form '{form_key}' is not deployed", form=form_key)
+    schema = _schema(session, form_id)
     try:
-        result: dict[str, Any] = _schema(session, form_id).load(data)
+        loaded: dict[str, Any] = schema.load(data)
     except ValidationError as exc:
         raise FormInvalid(
             f"the submission does not fit form '{form_key}'", form=form_key, errors=exc.messages
         ) from exc
-    return result
+    # The step decides every field of its form: one left out is empty now, not whatever
+    # an earlier round, a start variable or a message left under that name.
+    return {**dict.fromkeys(schema.fields), **loaded}
+
+
+_LATEST_FORMS = (  # a form's versions are stored in order: its latest has the highest id
+    select(Form.key, func.max(Form.id))
+    .where(Form.key.in_(bindparam("keys", expanding=True)))
+    .group_by(Form.key)
+)
+
+
+def form_fields(session: Session, form_keys: Iterable[str]) -> dict[str, frozenset[str]]:
+    """The value fields of the latest version of each form, by form key."""
+    keys = sorted(set(form_keys))
+    if not keys:
+        return {}
+    rows = session.execute(_LATEST_FORMS, {"keys": keys}).all()
+    return {key: frozenset(_schema(session, form_id).fields) for key, form_id in rows}

@@ -23,7 +23,7 @@ from engine import definitions, queues, store
 from engine.audit import GENESIS, AuditTrail, EventKind, instance_stream
 from engine.errors import BusinessKeyTaken, FormInvalid, InstanceNotFound
 from engine.events import definitions_of, waits_for_timer
-from engine.forms_check import check_names
+from engine.forms_check import check_names, form_fields
 from engine.frontier import variables
 from engine.models import Definition, HumanTask, HumanTaskRole, Instance, InstanceStatus
 from engine.runtime import Runtime, Work, lock_instance
@@ -54,9 +54,38 @@ def start(
         found = definitions.find(session, key, version)
         if business_key is not None and found.messages:
             _claim_business_key(runtime, session, found.key, business_key)
+        if variables:
+            _check_not_decided_later(runtime, session, found.id, variables)
         work = start_in(runtime, session, found.id, actor, business_key, variables)
     runtime.committed(work, "start", began)
     return work.instance.id
+
+
+def _check_not_decided_later(
+    runtime: Runtime, session: Session, definition_id: int, variables: dict[str, Any]
+) -> None:
+    """A start may not set a variable that a user task of the process decides: a field of
+    its form that the task does not list in ``formInputs``. Else an inquiry could start
+    with the compliance review's ``sanctions_clear`` already true."""
+    rules = runtime.definitions.get(session, definition_id).rules.values()
+    fields = form_fields(session, (r.form_key for r in rules if r.form_key))
+    decided = {
+        name: rule.element_id
+        for rule in rules
+        if rule.form_key
+        for name in fields.get(rule.form_key, frozenset()) - set(rule.form_inputs)
+    }
+    taken = sorted(name for name in variables if name in decided)
+    if taken:
+        raise FormInvalid(
+            f"a start may not set {', '.join(taken)}: decided at a later step",
+            errors={
+                "variables": {
+                    name: [f"decided at step '{decided[name]}' (a field of its form)"]
+                    for name in taken
+                }
+            },
+        )
 
 
 def _claim_business_key(runtime: Runtime, session: Session, key: str, business_key: str) -> None:

@@ -19,7 +19,7 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
 from engine import diagrams
-from engine.caches import escalation_roles
+from engine.caches import FORM_INPUTS, escalation_roles, names_listed
 from engine.calendar import BusinessCalendar
 from engine.diagrams import BPMN_NS, NS, UnreadableFile
 from engine.errors import ExpressionRefused, Problem
@@ -163,6 +163,13 @@ def _check_user_tasks(bundle: Bundle, name: str, root: etree._Element, form_keys
                 BusinessCalendar().working_duration(task.sla)
             except ValueError as exc:
                 bundle.problem(name, task.element_id, f"sla '{task.sla}' refused: {exc}")
+        for variable in names_listed(task.properties.get(FORM_INPUTS)):
+            if not variable.isidentifier() or variable.startswith("__"):
+                bundle.problem(
+                    name,
+                    task.element_id,
+                    f"formInputs names '{variable}', which is no variable name",
+                )
         for role in escalation_roles(task.properties):
             if not ROLE_ID.match(role):
                 bundle.problem(

@@ -201,6 +201,9 @@ def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -
         task.state = TaskState.COMPLETED
         task.completed_by = user.name
         task.ended_at = work.now
+        # what the form opened with (its formInputs), so the trail shows which values
+        # this person confirmed rather than typed; earlier events say who set them
+        started = {k: before[k] for k in _form_inputs(work, task) if before.get(k) is not None}
         work.audit(
             EventKind.TASK_COMPLETED,
             element_id=task.element_id,
@@ -210,19 +213,33 @@ def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -
                 "task_id": task.id,
                 "submitted": data,
                 "changes": changes(before, variables(work.workflow)),
+                **({"started_from": started} if started else {}),
             },
         )
     task.next_tasks = work.open_after
     return task
 
 
+def _form_inputs(work: Work, task: TaskRow) -> tuple[str, ...]:
+    rule = work.definition.rule_for_element(task.element_id)
+    return rule.form_inputs if rule is not None else ()
+
+
 def starting_data(runtime: Runtime, task_id: int) -> dict[str, Any]:
-    """The data a task starts from (what its form is filled in with)."""
+    """The values a task's form starts from: only the variables its diagram lists in the
+    task's ``formInputs``. Every other field starts empty, so no start variable, message
+    or earlier round can tick a reviewer's box or put words in their comment."""
     with runtime.db.reading() as session:
         row = store.task(session.connection(), task_id)
         if row is None:
             raise TaskNotFound(f"no task {task_id}", task=task_id)
         instance = session.get_one(Instance, row.instance_id)
+        rule = runtime.definitions.get(session, instance.definition_id).rule_for_element(
+            row.element_id
+        )
+        if rule is None or not rule.form_inputs:
+            return {}
         workflow = runtime.load(session, instance)
     spiff_task = workflow.get_task_from_id(UUID(row.spiff_task_id))
-    return dict(spiff_task.data) if spiff_task is not None else {}
+    data = spiff_task.data if spiff_task is not None else {}
+    return {k: data[k] for k in rule.form_inputs if data.get(k) is not None}

@@ -193,7 +193,9 @@ def test_a_completion_answers_with_the_tasks_left_open(client: ApiClient) -> Non
 
 
 def test_a_task_with_its_form_and_data(deployed: ApiClient) -> None:
-    iid = deployed.start("document_review", "clerk", variables={"customer": "ACME"})
+    iid = deployed.start(
+        "document_review", "clerk", variables={"customer": "ACME", "invoice_number": "INV-1"}
+    )
     prepare = deployed.task(iid, "prepare_documents")
     detail = task_of(deployed, prepare, "clerk")
     assert detail.keys() >= TASK_FIELDS | {"form", "data"}
@@ -205,16 +207,13 @@ def test_a_task_with_its_form_and_data(deployed: ApiClient) -> None:
     assert detail["form"]["id"] == "prepare_documents"
     keys = [c["key"] for c in detail["form"]["components"]]
     assert keys == ["invoice_number", "packing_list_ready", "bill_of_lading_number"]
-    assert detail["data"] == {"customer": "ACME"}
+    # only what the task's formInputs list: not every variable of the instance
+    assert detail["data"] == {"invoice_number": "INV-1"}
 
     deployed.complete(prepare, "clerk", invoice_number="INV-7", packing_list_ready=True)
     review = task_of(deployed, deployed.task(iid, "review_documents"), "checker")
     assert review["form"]["id"] == "review_documents"
-    assert review["data"] == {
-        "customer": "ACME",
-        "invoice_number": "INV-7",
-        "packing_list_ready": True,
-    }
+    assert review["data"] == {}  # a review's form starts empty
     assert task_of(deployed, prepare, "auditor")["state"] == "completed"  # auditors read all
 
     problem(deployed.get(f"{V1}/tasks/{prepare}", "sales"), 403, "not-in-role")
@@ -480,3 +479,52 @@ def test_document_review_from_deployment_to_a_verified_trail(client: ApiClient) 
     verified = ok(client.get(f"{V1}/instances/{iid}/audit/verify", "auditor"))
     assert (verified["valid"], verified["first_bad_seq"]) == (True, None)
     assert verified["events"] == len(trail)
+
+
+# --- a form never starts pre-decided ------------------------------------------------------
+
+
+def test_a_start_may_not_decide_a_later_step(deployed: ApiClient) -> None:
+    with deployed.unchanged():
+        body = problem(
+            deployed.post(
+                f"{V1}/instances",
+                "clerk",
+                json={
+                    "definition": "document_review",
+                    "variables": {"documents_ok": True, "review_comment": "fine", "x": 1},
+                },
+            ),
+            422,
+            "form-invalid",
+        )
+    assert sorted(e["field"] for e in body["errors"]) == [
+        "variables.documents_ok",
+        "variables.review_comment",
+    ]
+    assert "decided at step 'review_documents'" in body["errors"][0]["message"]
+
+
+def test_a_rejected_reviews_comment_does_not_come_back_with_the_next_round(
+    deployed: ApiClient,
+) -> None:
+    iid = deployed.start("document_review", "clerk")
+    deployed.complete(deployed.task(iid, "prepare_documents"), "clerk", invoice_number="INV-1")
+    deployed.complete(
+        deployed.task(iid, "review_documents"),
+        "checker",
+        documents_ok=False,
+        review_comment="HS code wrong",
+    )
+    again = deployed.task(iid, "prepare_documents")
+    assert task_of(deployed, again, "clerk")["data"] == {"invoice_number": "INV-1"}  # own work
+    deployed.complete(again, "clerk", invoice_number="INV-2")
+    second = deployed.task(iid, "review_documents")
+    assert task_of(deployed, second, "checker")["data"] == {}  # no box ticked, no comment
+    deployed.complete(second, "checker", documents_ok=True)  # approves, says nothing
+    variables = ok(deployed.get(f"{V1}/instances/{iid}", "checker"))["variables"]
+    assert (variables["documents_ok"], variables["review_comment"]) == (True, None)
+    approved = [e for e in deployed.flow.history(iid) if e.kind == "task_completed"][-1]
+    assert approved.data["changes"]["review_comment"] == ["HS code wrong", None]
+    reworked = [e for e in deployed.flow.history(iid) if e.kind == "task_completed"][-2]
+    assert (reworked.actor, reworked.data["started_from"]) == ("clerk", {"invoice_number": "INV-1"})

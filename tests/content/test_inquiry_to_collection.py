@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from engine.errors import FormInvalid
 from engine.models import InstanceStatus
+from engine.tasks import starting_data
 from tests.content.conftest import (
     BOOKED,
     CLEARED,
@@ -184,3 +186,21 @@ def test_from_inquiry_to_the_money_in_the_bank(trade: Trade) -> None:
     completed = [e.element_id for e in trade.flow.history(iid) if e.kind == "task_completed"]
     assert completed[:3] == ["prepare_quotation", "send_quotation", "draft_contract"]
     assert completed[-1] == "write_off"
+
+
+def test_an_inquiry_cannot_start_with_the_compliance_review_decided(trade: Trade) -> None:
+    """The maker who starts the inquiry with the reviewer's boxes ticked is refused; the
+    reviewer's form, when it comes, starts empty."""
+    decided = {"sanctions_clear": True, "contract_approved": True, "review_comment": "ok"}
+    with pytest.raises(FormInvalid, match="a start may not set") as refused:
+        trade.start("inquiry_to_collection", "INQ-90", **decided)
+    assert set(refused.value.details["errors"]["variables"]) == set(decided)
+    iid = accepted(trade, "SO-90")
+    [review] = [t for t in trade.flow.tasks_of(iid) if t.element_id == "review_contract"]
+    assert starting_data(trade.flow.runtime, review.id) == {}
+
+
+def test_a_quotation_sent_back_opens_with_what_the_maker_wrote(trade: Trade) -> None:
+    iid = trade.start("inquiry_to_collection", "INQ-91", customer_name="Lyon Outillage SA")
+    [prepare] = [t for t in trade.flow.tasks_of(iid) if t.element_id == "prepare_quotation"]
+    assert starting_data(trade.flow.runtime, prepare.id) == {"customer_name": "Lyon Outillage SA"}

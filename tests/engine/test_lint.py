@@ -586,3 +586,13 @@ def test_an_output_mapping_on_a_message_catch_is_refused_not_ignored(flow: Trade
     assert problem.element == "payment_received"
     assert "camunda:inputOutput on a message catch is not supported" in problem.message
     assert "messageVariables property" in problem.message  # what to use instead
+
+
+def test_form_inputs_are_variable_names(flow: Tradeflow) -> None:
+    bad = variant(
+        "document_review.bpmn",
+        (b'value="invoice_number, bill_of_lading_number"', b'value="invoice_number, b/l"'),
+    )
+    [problem] = refuse(flow, [bad])
+    assert (problem.file, problem.element) == ("document_review.bpmn", "prepare_documents")
+    assert "formInputs names 'b/l', which is no variable name" in problem.message
