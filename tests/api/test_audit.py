@@ -55,10 +55,11 @@ def test_an_instances_trail_is_hash_chained(deployed: ApiClient) -> None:
         "Prepare shipping documents",
         "documents_logistics",
     )
-    # an unticked box is submitted as false, as form-js does
+    # an unticked box is submitted as false, as form-js does; a field left out is empty
     assert completed["data"]["submitted"] == {
         "invoice_number": "INV-1",
         "packing_list_ready": False,
+        "bill_of_lading_number": None,
     }
     assert events[4]["role"] == "risk_compliance"
 

@@ -186,6 +186,7 @@ def test_guessing_one_account_locks_it_for_a_while_and_says_so(
     clock: FakeClock,
     hashes: Hashes,
 ) -> None:
+    browser.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"  # before signing in: the browser's
     limit = Throttle().account_limit
     for attempt in range(limit):
         assert sign_in(browser, "clerk", f"guess {attempt}") == 401
