@@ -39,4 +39,4 @@ def test_migrations_match_the_models(db: Database) -> None:
 def test_upgrade_is_safe_to_repeat(db: Database) -> None:
     before = current(db)
     upgrade(db)
-    assert current(db) == before == "0005"
+    assert current(db) == before == "0007"
