@@ -16,7 +16,8 @@ They carry no HTTP status: ``api/errors.py`` maps them once to problem+json.
      ├── Conflict                     (the state moved on; retrying won't help)
      │    ├── TaskAlreadyClaimed, TaskNotOpen, InstanceNotRunning
      │    └── MessageUndeliverable
-     └── ProcessFailed                (the diagram failed while running: rolled back)
+     ├── ProcessFailed                (the diagram failed while running: rolled back)
+     └── AnchorFailed                 (an audit anchor could not be written or read)
 """
 
 from __future__ import annotations
@@ -125,3 +126,8 @@ class MessageUndeliverable(Conflict):
 
 class ProcessFailed(TradeflowError):
     """The workflow raised while running; the command was rolled back."""
+
+
+class AnchorFailed(TradeflowError):
+    """An audit anchor could not be written outside the database (or its store read, or
+    its setting is wrong); nothing was recorded as anchored."""
