@@ -4,6 +4,7 @@ heads anchored outside the database (engine/verification.py, engine/anchors.py).
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -36,7 +37,8 @@ def verify(stream: str | None, anchor_file: str | None, no_anchors: bool) -> Non
     database records, and the events anchors pinned outside it; exit 1 on any problem."""
     flow = _flow()
     try:
-        log, note = _anchor_log(flow, anchor_file, no_anchors)
+        setting = None if no_anchors else anchors.configured()
+        log, note = _anchor_log(flow, setting, anchor_file, no_anchors)
     except TradeflowError as exc:
         raise click.ClickException(exc.message) from exc
     pins = log.pins if log is not None else None
@@ -63,7 +65,7 @@ def verify(stream: str | None, anchor_file: str | None, no_anchors: bool) -> Non
                     f"{name}: broken at seq {seq}: anchors {first} and {then} pinned it with "
                     "different hashes: rewritten between them"
                 )
-        for problem in log.problems:
+        for problem in [*log.problems, *_stale(flow, setting, log)]:
             problems += 1
             click.echo(f"anchors: {problem}")
     checked = "; ".join(verification.CHECKS)
@@ -81,14 +83,30 @@ def verify(stream: str | None, anchor_file: str | None, no_anchors: bool) -> Non
     sys.exit(1 if problems else 0)
 
 
+def _stale(flow: Tradeflow, setting: anchors.Setting | None, log: anchors.AnchorLog) -> list[str]:
+    """Anchors that stopped coming: the scheduler stopped, or someone holds them back."""
+    if setting is None or log.last is None:
+        return []
+    try:
+        at = datetime.fromisoformat(log.last.at)
+    except ValueError:
+        return [f"anchor {log.last.number}: its time {log.last.at!r} cannot be read"]
+    if flow.clock.now() - at <= 2 * setting.every:
+        return []
+    every = setting.every.total_seconds() / 60
+    return [
+        f"the last anchor was written at {log.last.at}, more than twice {anchors.EVERY_ENV} "
+        f"({every:g} min) ago: anchoring stopped, or is being held back"
+    ]
+
+
 def _anchor_log(
-    flow: Tradeflow, path: str | None, skip: bool
+    flow: Tradeflow, setting: anchors.Setting | None, path: str | None, skip: bool
 ) -> tuple[anchors.AnchorLog | None, str]:
     """The anchor file to check against, and a line saying what is (not) checked."""
     if skip:
         return None, "not checked (--no-anchors)"
     if path is None:
-        setting = anchors.configured()
         if setting is None:
             return None, f"none configured ({anchors.TARGET_ENV}), not checked"
         if not isinstance(setting.target, anchors.FileTarget):

@@ -283,3 +283,24 @@ def test_anchor_settings_are_checked_before_anything_runs(run) -> None:  # type:
         assert "TRADEFLOW_AUDIT_ANCHOR_EVERY: 'hourly' is not a number of minutes" in refused.stderr
     nowhere = run("audit", "anchor", "--to", "/no/such/dir/a.jsonl")
     assert nowhere.returncode == 1 and "cannot open the anchor file" in nowhere.stderr
+
+
+def test_verify_says_when_anchors_stopped_coming(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from engine import anchors
+    from tests.conftest import FakeClock
+
+    db, _ = _reviewed_in(run.db_file)
+    path = tmp_path / "anchors.jsonl"
+    three_hours_ago = FakeClock(datetime.now(UTC) - timedelta(hours=3))
+    anchors.anchor(db, three_hours_ago, anchors.FileTarget(path))
+    db.dispose()
+    setting = {"TRADEFLOW_AUDIT_ANCHOR": str(path)}
+    assert run("verify", **setting, TRADEFLOW_AUDIT_ANCHOR_EVERY="120").returncode == 0
+    stale = run("verify", **setting)  # hourly: two missed
+    assert stale.returncode == 1
+    assert (
+        "more than twice TRADEFLOW_AUDIT_ANCHOR_EVERY (60 min) ago: anchoring stopped, or is "
+        "being held back"
+    ) in stale.stdout
