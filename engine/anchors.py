@@ -320,7 +320,7 @@ def anchor(
         record, warnings = _compose(heads, base, state.made, state.digest, target, full, now)
         target.write(record)
         with db.transaction() as session:
-            _record(session, record, now, heads, base)
+            _record(session, record, now, base)
     except BaseException:
         # give the claim back (if the database is gone too, it lapses by itself)
         with suppress(Exception), db.transaction() as session:
@@ -390,13 +390,7 @@ def _went_back(heads: Heads, base: Heads) -> list[str]:
     return found
 
 
-def _record(
-    session: Session,
-    record: Record,
-    now: datetime,
-    heads: Heads,
-    base: Heads,
-) -> None:
+def _record(session: Session, record: Record, now: datetime, base: Heads) -> None:
     """What was written, so the next anchor lists only what moves meanwhile."""
     session.execute(
         update(AuditAnchor)

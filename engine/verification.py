@@ -111,7 +111,8 @@ def recorded_heads(session: Session) -> dict[str, tuple[int, str]]:
     for stream, seq, hash_ in session.execute(
         select(AuditHead.stream, AuditHead.seq, AuditHead.hash)
     ):
-        heads[stream] = (seq, hash_)
+        if instance_of(stream) is None:  # an instance's head is its row's, whatever is here
+            heads[stream] = (seq, hash_)
     return heads
 
 
