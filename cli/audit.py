@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from engine import anchors, verification
+from engine import anchor_log, anchors, verification
 from engine.errors import AnchorFailed, TradeflowError
 from engine.models import AuditAnchor
 from engine.tradeflow import Tradeflow
@@ -83,7 +83,9 @@ def verify(stream: str | None, anchor_file: str | None, no_anchors: bool) -> Non
     sys.exit(1 if problems else 0)
 
 
-def _stale(flow: Tradeflow, setting: anchors.Setting | None, log: anchors.AnchorLog) -> list[str]:
+def _stale(
+    flow: Tradeflow, setting: anchors.Setting | None, log: anchor_log.AnchorLog
+) -> list[str]:
     """Anchors that stopped coming: the scheduler stopped, or someone holds them back."""
     if setting is None or log.last is None:
         return []
@@ -102,7 +104,7 @@ def _stale(flow: Tradeflow, setting: anchors.Setting | None, log: anchors.Anchor
 
 def _anchor_log(
     flow: Tradeflow, setting: anchors.Setting | None, path: str | None, skip: bool
-) -> tuple[anchors.AnchorLog | None, str]:
+) -> tuple[anchor_log.AnchorLog | None, str]:
     """The anchor file to check against, and a line saying what is (not) checked."""
     if skip:
         return None, "not checked (--no-anchors)"
@@ -123,7 +125,7 @@ def _anchor_log(
                     f"the database records {made} anchor(s) written, but {path} does not exist"
                 )
             return None, f"none written yet ({path} does not exist), not checked"
-    log = anchors.read_log(path)
+    log = anchor_log.read_log(path)
     if log.last is None:
         return log, f"{path} holds no anchor"
     return log, (

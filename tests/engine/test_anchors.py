@@ -3,19 +3,22 @@ against them, whatever the database's owner rewrote meanwhile (the instance head
 
 from __future__ import annotations
 
+import hashlib
 import json
 import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine import anchors, verification
-from engine.anchors import FileTarget, Record, WebhookTarget
+from engine import anchor_log, anchors, verification
+from engine.anchor_log import Record
+from engine.anchors import FileTarget, WebhookTarget
 from engine.audit import DEFINITIONS_STREAM, GENESIS
 from engine.errors import AnchorFailed
 from engine.scheduler import Scheduler, Timers
@@ -32,7 +35,7 @@ def _anchor(flow: Tradeflow, target: anchors.Target, **options: Any) -> anchors.
 
 
 def _verify(flow: Tradeflow, path: Path) -> verification.TrailReport:
-    log = anchors.read_log(path)
+    log = anchor_log.read_log(path)
     assert log.problems == [] and log.conflicts == []
     with verification.snapshot(flow.db) as session:
         return verification.verify_trail(session, log.pins)
@@ -56,7 +59,7 @@ def test_an_anchor_lists_every_head_hashed_together(scenario: Scenario, tmp_path
     listing = "".join(
         f"{stream}\t{seq}\t{hash_}\n" for stream, (seq, hash_) in sorted(body["heads"].items())
     )
-    assert body["digest"] == anchors.hashlib.sha256(listing.encode()).hexdigest()
+    assert body["digest"] == hashlib.sha256(listing.encode()).hexdigest()
     assert (body["anchor"], body["prev"], body["full"], body["streams"]) == (1, None, True, 2)
     assert body["at"] == "2026-11-27T09:00:00.000000Z"  # the clock's
     assert done.record == Record.parse(line) and done.warnings == []
@@ -75,7 +78,7 @@ def test_an_anchor_catches_a_rewrite_of_the_chain_and_the_instance_head(
     _, head = rewrite(flow.db, stream, 6, actor="mallory")
     as_owner(flow.db, ("UPDATE instance SET audit_hash = :h WHERE id = :i", {"h": head, "i": iid}))
     assert flow.verify(stream).ok  # the heads in the database hide it: the anchor does not
-    log = anchors.read_log(path)
+    log = anchor_log.read_log(path)
     result = flow.verify(stream, log.pins)
     assert (result.ok, result.broken_seq) == (False, 14)
     assert result.reason is not None and "not the event anchor 1 pinned" in result.reason
@@ -129,7 +132,7 @@ def test_a_later_anchor_does_not_launder_a_rewrite(scenario: Scenario, tmp_path:
     as_owner(flow.db, ("UPDATE instance SET audit_hash = :h WHERE id = :i", {"h": head, "i": iid}))
     second = _anchor(flow, FileTarget(path))
     assert second.warnings == [f"instance:{iid}: seq 14 anchored with another hash than it has now"]
-    log = anchors.read_log(path)
+    log = anchor_log.read_log(path)
     assert log.conflicts == [(f"instance:{iid}", 14, 1, 2)]
     result = flow.verify(f"instance:{iid}", log.pins)
     assert (result.ok, result.broken_seq) == (False, 14)
@@ -151,7 +154,7 @@ def test_later_anchors_list_what_moved_and_add_up(scenario: Scenario, tmp_path: 
     assert third.record.prev == second.record.digest
     report = _verify(flow, path)
     assert report.ok and report.pinned == 3  # first's head, definitions, later's head
-    assert anchors.read_log(path).anchors == 3
+    assert anchor_log.read_log(path).anchors == 3
     # a full one on asking, or when the file is new
     assert _anchor(flow, FileTarget(path), full=True).record.full
     assert _anchor(flow, FileTarget(tmp_path / "new.jsonl")).record.full
@@ -168,7 +171,7 @@ def test_an_anchor_file_read_back_says_what_is_wrong_with_it(
         scenario.flow.start("document_review", actor="clerk")
     lines = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(lines[0] + lines[2])  # the second is lost
-    problems = anchors.read_log(path).problems
+    problems = anchor_log.read_log(path).problems
     assert problems == [
         "anchor 3 (line 2) does not follow anchor 1: its prev is not that one's digest "
         "(anchors missing?)",
@@ -177,7 +180,7 @@ def test_an_anchor_file_read_back_says_what_is_wrong_with_it(
     ]
     path.write_bytes(lines[0] + b'{"tradeflow_anchor": 1, "anc')  # a write cut short
     _anchor(flow, FileTarget(path))  # goes on a line of its own, listing every head
-    log = anchors.read_log(path)
+    log = anchor_log.read_log(path)
     [problem] = log.problems
     assert problem.startswith("line 2: not an anchor record: ")
     assert log.last is not None and log.last.full and log.last.number == 2
@@ -235,7 +238,7 @@ def test_one_process_anchors_at_a_time_and_when_due(scenario: Scenario, tmp_path
     flow = scenario.flow
     clock: FakeClock = flow.clock  # type: ignore[assignment]
     target = FileTarget(tmp_path / "anchors.jsonl")
-    hour = anchors.timedelta(hours=1)
+    hour = timedelta(hours=1)
     assert anchors._claim(flow.db, clock.now(), None)  # another process is at it
     assert anchors.anchor(flow.db, clock, target, every=hour) is None
     with pytest.raises(AnchorFailed, match="another process is writing an anchor"):
@@ -252,14 +255,14 @@ def test_the_scheduler_anchors_when_configured(scenario: Scenario, tmp_path: Pat
     flow = scenario.flow
     path = tmp_path / "anchors.jsonl"
     setting = anchors.configured({anchors.TARGET_ENV: str(path), anchors.EVERY_ENV: "30"})
-    assert setting is not None and setting.every == anchors.timedelta(minutes=30)
+    assert setting is not None and setting.every == timedelta(minutes=30)
     scheduler = Scheduler(Timers(flow.runtime), anchoring=setting)
     done = scheduler.anchor_due()
     assert done is not None and done.record.number == 1
     assert scheduler.anchor_due() is None  # the next in half an hour
     flow.clock.advance(minutes=30)  # type: ignore[attr-defined]
     assert scheduler.anchor_due() is not None
-    assert anchors.read_log(path).anchors == 2
+    assert anchor_log.read_log(path).anchors == 2
 
 
 @pytest.mark.parametrize(
