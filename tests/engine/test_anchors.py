@@ -7,6 +7,7 @@ import hashlib
 import json
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -21,6 +22,7 @@ from engine.anchor_log import Record
 from engine.anchors import FileTarget, WebhookTarget
 from engine.audit import DEFINITIONS_STREAM, GENESIS
 from engine.errors import AnchorFailed
+from engine.models import AuditAnchor
 from engine.scheduler import Scheduler, Timers
 from engine.tradeflow import Tradeflow
 from tests.conftest import FakeClock
@@ -214,7 +216,7 @@ def test_a_webhook_that_fails_is_reported_and_nothing_is_recorded(
         with pytest.raises(AnchorFailed, match=reason):
             anchors.anchor(flow.db, flow.clock, target)
     with flow.db.reading() as session:
-        state = session.get(anchors.AuditAnchor, 1)
+        state = session.get(AuditAnchor, 1)
         assert state is not None and (state.made, state.claimed_until) == (0, None)
 
 
@@ -263,6 +265,28 @@ def test_the_scheduler_anchors_when_configured(scenario: Scenario, tmp_path: Pat
     flow.clock.advance(minutes=30)  # type: ignore[attr-defined]
     assert scheduler.anchor_due() is not None
     assert anchor_log.read_log(path).anchors == 2
+
+
+def test_a_started_scheduler_anchors_in_the_background(scenario: Scenario, tmp_path: Path) -> None:
+    flow = scenario.flow
+    path = tmp_path / "anchors.jsonl"
+    setting = anchors.configured({anchors.TARGET_ENV: str(path)})
+    scheduler = Scheduler(Timers(flow.runtime), sweep_seconds=5, anchoring=setting)
+    scheduler.start()  # the anchor job's first look is at once
+    try:
+        deadline = time.monotonic() + 20
+        while _anchors_made(flow) < 1:  # written, and recorded as written
+            assert time.monotonic() < deadline, "no anchor within 20 s"
+            time.sleep(0.05)
+    finally:
+        scheduler.shutdown()
+    assert anchor_log.read_log(path).anchors == 1
+
+
+def _anchors_made(flow: Tradeflow) -> int:
+    with flow.db.reading() as session:
+        state = session.get(AuditAnchor, 1)
+        return state.made if state is not None and state.claimed_until is None else 0
 
 
 @pytest.mark.parametrize(
