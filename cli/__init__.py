@@ -294,13 +294,13 @@ def worker(sweep: float) -> None:
     from engine.scheduler import Scheduler, Timers
 
     flow = _flow()
+    anchoring = _anchoring()  # a wrong setting stops here, before anything runs
     flow.upgrade()
     # room to restore the next seconds' due instances ahead of time (Timers.preload)
     flow.runtime.live = LiveWorkflows(size=4096)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    anchoring = _anchoring()
     scheduler = Scheduler(Timers(flow.runtime), sweep_seconds=sweep, anchoring=anchoring)
     scheduler.start()
     click.echo(f"tradeflow worker: firing timers (sweep every {sweep:g} s); Ctrl-C stops")
