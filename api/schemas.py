@@ -278,11 +278,34 @@ class AuditArgs(_In):
     offset = fields.Int(load_default=0, validate=validate.Range(min=0, max=INT_MAX))
 
 
+class VerifyProblem(Schema):
+    seq = fields.Int(
+        allow_none=True,
+        metadata={"description": "the event where it shows; null: the stream as a whole"},
+    )
+    reason = fields.Str()
+
+
 class VerifyOut(Schema):
     valid = fields.Bool()
     first_bad_seq = fields.Int(allow_none=True)
     reason = fields.Str(allow_none=True)
     events = fields.Int()
+    recorded_seq = fields.Int(
+        allow_none=True,
+        metadata={"description": "the chain's last seq as the instance row records it"},
+    )
+    problems = fields.List(
+        fields.Nested(VerifyProblem),
+        metadata={"description": "everything found wrong, the first as first_bad_seq/reason"},
+    )
+    checked = fields.List(
+        fields.Str(),
+        metadata={
+            "description": "what was checked; events anchored outside the database are "
+            "checked by `tradeflow verify --anchors`, which holds the anchor file"
+        },
+    )
 
 
 class ExportArgs(_In):

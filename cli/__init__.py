@@ -13,7 +13,8 @@ from pathlib import Path
 
 import click
 
-from engine import audit, facts, messages, rollups, users
+from cli import audit as audit_commands
+from engine import anchors, facts, messages, rollups, users
 from engine.errors import DiagramInvalid, TradeflowError
 from engine.tradeflow import Tradeflow
 
@@ -25,6 +26,10 @@ def _flow() -> Tradeflow:
 @click.group()
 def main() -> None:
     """Tradeflow: BPMN processes for the foreign-trade department."""
+
+
+main.add_command(audit_commands.verify)
+main.add_command(audit_commands.audit_group)
 
 
 @main.group()
@@ -244,24 +249,6 @@ def messages_list() -> None:
 
 
 @main.command()
-@click.argument("stream", required=False)
-def verify(stream: str | None) -> None:
-    """Check the audit trail's hash chains; exit 1 at the first broken link."""
-    flow = _flow()
-    with flow.db.reading() as session:
-        names = [stream] if stream else audit.streams(session)
-        broken = False
-        for name in names:
-            result = audit.verify(session, name)
-            if result.ok:
-                click.echo(f"{name}: {result.events} events, intact")
-            else:
-                broken = True
-                click.echo(f"{name}: broken at seq {result.broken_seq}: {result.reason}")
-    sys.exit(1 if broken else 0)
-
-
-@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, type=int, show_default=True)
 @click.option(
@@ -299,6 +286,7 @@ def serve(
     from cli.server import run
 
     flow = _flow()
+    _anchoring()  # a wrong setting stops here, not in every worker
     flow.upgrade()
     flow.db.dispose()  # each worker opens its own connections
     click.echo(
@@ -307,6 +295,14 @@ def serve(
         f" <token from `tradeflow users add`>)"
     )
     run(host, port, workers, threads, scheduler, access_log)
+
+
+def _anchoring() -> anchors.Setting | None:
+    """Where and how often the scheduler anchors the audit trail (engine/anchors.py)."""
+    try:
+        return anchors.configured()
+    except TradeflowError as exc:
+        raise click.ClickException(exc.message) from exc
 
 
 def _metrics_directory() -> None:
@@ -328,15 +324,20 @@ def worker(sweep: float) -> None:
     from engine.scheduler import Scheduler, Timers
 
     flow = _flow()
+    anchoring = _anchoring()  # a wrong setting stops here, before anything runs
     flow.upgrade()
     # room to restore the next seconds' due instances ahead of time (Timers.preload)
     flow.runtime.live = LiveWorkflows(size=4096)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    scheduler = Scheduler(Timers(flow.runtime), sweep_seconds=sweep)
+    scheduler = Scheduler(Timers(flow.runtime), sweep_seconds=sweep, anchoring=anchoring)
     scheduler.start()
     click.echo(f"tradeflow worker: firing timers (sweep every {sweep:g} s); Ctrl-C stops")
+    if anchoring is not None:
+        every = anchoring.every.total_seconds() / 60
+        target = anchoring.target.describe()
+        click.echo(f"tradeflow worker: anchoring the audit trail to {target} every {every:g} min")
     stop.wait()
     scheduler.shutdown()
     click.echo("tradeflow worker: stopped")

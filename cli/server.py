@@ -22,6 +22,7 @@ from granian.constants import HTTPModes, Interfaces
 from granian.server import Server
 
 from api import create_app
+from engine import anchors
 from engine.scheduler import Scheduler, Timers
 
 GC_THRESHOLDS = (20_000, 20, 20)  # Python's defaults: (700, 10, 10)
@@ -47,7 +48,7 @@ def app() -> Flask:
     flow = built.extensions["tradeflow"]
     flow.db.checkpoint_in_background()  # SQLite: the log's fsyncs leave the requests
     if os.environ.get(SCHEDULER) == "1":  # every worker fires timers; they share the due
-        Scheduler(Timers(flow.runtime)).start()
+        Scheduler(Timers(flow.runtime), anchoring=anchors.configured()).start()
     # What start-up made (modules, the app, its caches) is never garbage: frozen, no
     # collection walks it again. A request makes thousands of short-lived objects
     # (Spiff's task tree, rows, dicts), so collect the young generation less often.

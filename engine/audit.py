@@ -3,7 +3,13 @@
 Each instance has its own stream (``instance:<id>``) and deployments share
 ``definitions``. A command holds its instance's row lock while it appends, so a stream
 never forks; the unique (stream, seq) index catches anyone who tries anyway. Database
-triggers refuse UPDATE and DELETE on the table.
+triggers refuse UPDATE and DELETE on the table (and REPLACE on SQLite).
+
+Every stream's head (its last seq and hash) is recorded in the same transaction as its
+events: an instance stream's on the instance row, which the unit of work writes anyway;
+a shared stream's in ``audit_head``. Verify (engine/verification.py) compares each chain's
+end with it, so the newest events cannot be deleted unnoticed unless the head is rewritten
+too; anchors written outside the database (engine/anchors.py) cover that.
 """
 
 from __future__ import annotations
@@ -15,15 +21,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from json.encoder import encode_basestring
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, text
+from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from engine import facts
 from engine.clock import as_utc
 from engine.db import Prepared
-from engine.models import AuditEvent
+from engine.models import AuditEvent, AuditHead
+
+if TYPE_CHECKING:
+    from engine.verification import Verification
 
 GENESIS = "0" * 64
 DEFINITIONS_STREAM = "definitions"
@@ -51,8 +60,19 @@ class EventKind(enum.StrEnum):
     SIGN_IN_LOCKED = "sign_in_locked"
 
 
+INSTANCE_PREFIX = "instance:"
+
+
 def instance_stream(instance_id: int) -> str:
-    return f"instance:{instance_id}"
+    return f"{INSTANCE_PREFIX}{instance_id}"
+
+
+def instance_of(stream: str) -> int | None:
+    """The instance id of an instance stream; None for a shared stream."""
+    if not stream.startswith(INSTANCE_PREFIX):
+        return None
+    digits = stream[len(INSTANCE_PREFIX) :]
+    return int(digits) if digits.isdigit() else None
 
 
 def _jsonable(value: Any) -> Any:
@@ -149,6 +169,8 @@ class AuditTrail:
         self.session = session
         self._heads: dict[str, tuple[int, str]] = {}
         self._pending: list[dict[str, Any]] = []
+        # shared streams read here: the seq their audit_head row holds (-1: no row yet)
+        self._recorded: dict[str, int] = {}
 
     def seed(self, stream: str, seq: int, hash_: str) -> None:
         """Start from a known head (an instance row keeps its own) instead of querying."""
@@ -165,12 +187,21 @@ class AuditTrail:
                 self.session.execute(
                     text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": stream}
                 )
-            last = self.session.execute(
-                select(AuditEvent.seq, AuditEvent.hash)
-                .where(AuditEvent.stream == stream)
-                .order_by(AuditEvent.seq.desc())
-                .limit(1)
-            ).first()
+            recorded = None
+            if instance_of(stream) is None:  # a shared stream: its head has a row
+                recorded = self.session.execute(
+                    select(AuditHead.seq, AuditHead.hash).where(AuditHead.stream == stream)
+                ).first()
+                self._recorded[stream] = recorded[0] if recorded else -1
+            last = (
+                recorded
+                or self.session.execute(
+                    select(AuditEvent.seq, AuditEvent.hash)
+                    .where(AuditEvent.stream == stream)
+                    .order_by(AuditEvent.seq.desc())
+                    .limit(1)
+                ).first()
+            )
             self._heads[stream] = (last[0], last[1]) if last else (0, GENESIS)
         return self._heads[stream]
 
@@ -214,6 +245,22 @@ class AuditTrail:
             conn = self.session.connection()
             _INSERT.run_many(conn, rows)
             facts.record(conn, rows)  # the measures' summary rows, in the same transaction
+        if self._recorded:  # shared streams only: a unit of work on an instance skips this
+            self._record_heads()
+
+    def _record_heads(self) -> None:
+        """Move the shared streams' recorded heads to where their events now end."""
+        for stream, recorded in self._recorded.items():
+            seq, hash_ = self._heads[stream]
+            if seq <= max(recorded, 0):
+                continue
+            if recorded < 0:
+                self.session.execute(insert(AuditHead).values(stream=stream, seq=seq, hash=hash_))
+            else:
+                self.session.execute(
+                    update(AuditHead).where(AuditHead.stream == stream).values(seq=seq, hash=hash_)
+                )
+            self._recorded[stream] = seq
 
 
 _TABLE: Table = AuditEvent.__table__  # type: ignore[assignment]
@@ -223,31 +270,11 @@ _INSERT = Prepared(
 )
 
 
-@dataclass(frozen=True)
-class Verification:
-    stream: str
-    events: int
-    ok: bool
-    broken_seq: int | None = None
-    reason: str | None = None
-
-
 def verify(session: Session, stream: str) -> Verification:
-    """Walk a stream and report the first event whose link or hash does not hold."""
-    prev, expected_seq, count = GENESIS, 1, 0
-    rows = session.scalars(
-        select(AuditEvent).where(AuditEvent.stream == stream).order_by(AuditEvent.seq)
-    )
-    for event in rows:
-        count += 1
-        if event.seq != expected_seq:
-            return Verification(stream, count, False, expected_seq, "event missing")
-        if event.prev_hash != prev:
-            return Verification(stream, count, False, event.seq, "prev_hash does not link")
-        if event_hash(event) != event.hash:
-            return Verification(stream, count, False, event.seq, "hash does not match content")
-        prev, expected_seq = event.hash, expected_seq + 1
-    return Verification(stream, count, True)
+    """Walk a stream, hold its end against its recorded head; report what breaks."""
+    from engine.verification import verify_stream  # it builds on this module
+
+    return verify_stream(session, stream)
 
 
 def streams(session: Session) -> list[str]:

@@ -19,7 +19,8 @@ They carry no HTTP status: ``api/errors.py`` maps them once to problem+json.
      │    ├── TaskAlreadyClaimed, TaskNotOpen, InstanceNotRunning
      │    ├── BusinessKeyTaken        (a running instance of the process has it)
      │    └── MessageUndeliverable
-     └── ProcessFailed                (the diagram failed while running: rolled back)
+     ├── ProcessFailed                (the diagram failed while running: rolled back)
+     └── AnchorFailed                 (an audit anchor could not be written or read)
 """
 
 from __future__ import annotations
@@ -143,3 +144,8 @@ class BusinessKeyTaken(Conflict):
 
 class ProcessFailed(TradeflowError):
     """The workflow raised while running; the command was rolled back."""
+
+
+class AnchorFailed(TradeflowError):
+    """An audit anchor could not be written outside the database (or its store read, or
+    its setting is wrong); nothing was recorded as anchored."""

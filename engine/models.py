@@ -357,6 +357,40 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class AuditHead(Base):
+    """The head of a stream that has no instance row to carry it (``definitions``,
+    ``messages``), written with the stream's events: verify compares the chain's end with
+    it. Triggers let it only move forward; the anchors are what make that hold."""
+
+    __tablename__ = "audit_head"
+    __table_args__ = ({"sqlite_with_rowid": False},)  # no rowid a REPLACE could aim at
+    stream: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditAnchor(Base):
+    """One row: the last anchor written outside the database (engine/anchors.py), and
+    the claim of the process writing the next one."""
+
+    __tablename__ = "audit_anchor"
+    id: Mapped[int] = mapped_column(primary_key=True)  # always 1
+    made: Mapped[int] = mapped_column(Integer)  # anchors written so far
+    anchored_at: Mapped[datetime | None]
+    digest: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
+
+
+class AuditAnchored(Base):
+    """The heads as the last anchor listed them: the next anchor lists what moved."""
+
+    __tablename__ = "audit_anchored"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+    stream: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
 class CaseFacts(Base):
     """One row per instance: when it reached each milestone the department measures, and
     the few answers the measures need (engine/facts.py). Kept by the unit of work from the

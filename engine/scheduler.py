@@ -9,7 +9,9 @@ nobody fires it again; a crash before the commit leaves it due for the next swee
 ``Scheduler`` drives this with APScheduler in the background: a wake-up job at the next
 due time this process knows of (its own commands report theirs at once), and a sweep
 every second that fires whatever is due (set by another process, or due while the
-service was down) and learns the next due time.
+service was down) and learns the next due time. Where anchors are configured
+(engine/anchors.py), a third job writes one when the last is ``every`` old; the processes
+share it through a claim on the database, so one of them writes each.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import func, select
 
-from engine import instances, messages, metrics, rollups, start_timers, store
+from engine import anchors, instances, messages, metrics, rollups, start_timers, store
 from engine.clock import as_utc
-from engine.errors import ProcessFailed, TradeflowError
+from engine.errors import AnchorFailed, ProcessFailed, TradeflowError
 from engine.models import Instance, InstanceStatus, StartTimer
 from engine.runtime import Runtime, Work
 
@@ -36,6 +38,8 @@ ACTOR = "scheduler"
 BATCH = 20  # due instances fired per transaction
 SWEEP_SECONDS = 1.0
 EXPIRE_EVERY = 60.0  # seconds between passes over kept messages past their expiry
+ANCHOR_LOOK_EVERY = 60.0  # seconds between looks at whether an anchor is due
+ANCHOR_RETRY = 300.0  # seconds before a process tries again after an anchor failed
 # Spiff fires a timer once its due time has passed, strictly: wake just after it
 _GRACE = timedelta(milliseconds=2)
 
@@ -226,9 +230,16 @@ def _claimed(row: store.InstanceRow) -> Callable[[object], store.InstanceRow]:
 class Scheduler:
     """APScheduler in the background: a wake-up at the next due time, a sweep each second."""
 
-    def __init__(self, timers: Timers, sweep_seconds: float = SWEEP_SECONDS) -> None:
+    def __init__(
+        self,
+        timers: Timers,
+        sweep_seconds: float = SWEEP_SECONDS,
+        anchoring: anchors.Setting | None = None,
+    ) -> None:
         self.timers = timers
         self.sweep_seconds = sweep_seconds
+        self.anchoring = anchoring
+        self._anchor_after = 0.0  # monotonic: not before, after a failure
         self._aps = BackgroundScheduler(timezone=UTC)
         self._busy = threading.Lock()
         self._wake_at: datetime | None = None
@@ -247,6 +258,17 @@ class Scheduler:
             coalesce=True,
             next_run_time=datetime.now(UTC),
         )
+        if self.anchoring is not None:
+            # a thread of its own: a slow webhook must not hold up the timers
+            self._aps.add_job(
+                self.anchor_due,
+                "interval",
+                seconds=min(ANCHOR_LOOK_EVERY, self.anchoring.every.total_seconds()),
+                id="audit-anchor",
+                max_instances=1,
+                coalesce=True,
+                next_run_time=datetime.now(UTC),
+            )
         self._aps.start()
         log.info("scheduler started (sweep every %.1f s)", self.sweep_seconds)
 
@@ -297,6 +319,30 @@ class Scheduler:
                 self._guarded(self.timers.preload)
         finally:
             self._busy.release()
+
+    def anchor_due(self) -> anchors.Anchored | None:
+        """Write an anchor if the last one is ``every`` old and no other process is at
+        it; a failure is logged as an error and tried again some minutes later."""
+        setting = self.anchoring
+        if setting is None or self._stopping.is_set() or time.monotonic() < self._anchor_after:
+            return None
+        runtime = self.timers.runtime
+        try:
+            done = anchors.anchor(runtime.db, runtime.clock, setting.target, every=setting.every)
+        except AnchorFailed as exc:
+            self._anchor_after = time.monotonic() + ANCHOR_RETRY
+            log.error("audit anchor failed: %s", exc.message)
+            return None
+        except Exception:
+            self._anchor_after = time.monotonic() + ANCHOR_RETRY
+            log.exception("audit anchor failed")
+            return None
+        if done is not None:
+            record = done.record
+            log.info("audit anchor %s written to %s", record.number, done.target)
+            for warning in done.warnings:
+                log.error("audit anchor %s: %s", record.number, warning)
+        return done
 
     def _sum_days(self) -> None:
         """The step measures' daily summaries, as days close (engine/rollups.py)."""

@@ -7,7 +7,17 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine import audit, definitions, instances, messages, queues, schema, tasks, users
+from engine import (
+    audit,
+    definitions,
+    instances,
+    messages,
+    queues,
+    schema,
+    tasks,
+    users,
+    verification,
+)
 from engine.calendar import BusinessCalendar
 from engine.clock import Clock
 from engine.db import Database
@@ -153,9 +163,12 @@ class Tradeflow:
                 )
             )
 
-    def verify(self, stream: str) -> audit.Verification:
-        with self.db.reading() as session:
-            return audit.verify(session, stream)
+    def verify(
+        self, stream: str, pins: verification.Pins | None = None
+    ) -> verification.Verification:
+        """One stream's chain, its end against its recorded head, and its anchored events."""
+        with verification.snapshot(self.db) as session:
+            return verification.verify_stream(session, stream, pins)
 
     # users
     def add_user(

@@ -20,7 +20,7 @@ from api.schemas import (
     VerifyOut,
 )
 from api.views import check_can_read
-from engine import audit, instances
+from engine import audit, instances, verification
 from engine.models import Instance, InstanceStatus, TaskState
 
 blp = Blueprint(
@@ -127,7 +127,8 @@ class InstanceAuditVerify(MethodView):
     @blp.response(200, VerifyOut)
     @blp.problems(403)
     def get(self, instance_id: int) -> Any:
-        """Recompute the instance's hash chain; name the first event that breaks it."""
+        """Recompute the instance's hash chain and hold its end against the head the
+        instance row records; name the first event that breaks it, and every problem."""
         check_can_read(instance_id)
         result = flow().verify(audit.instance_stream(instance_id))
         return {
@@ -135,4 +136,7 @@ class InstanceAuditVerify(MethodView):
             "first_bad_seq": result.broken_seq,
             "reason": result.reason,
             "events": result.events,
+            "recorded_seq": result.recorded_seq,
+            "problems": [{"seq": f.seq, "reason": f.reason} for f in result.findings],
+            "checked": list(verification.CHECKS[:2]),
         }

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from engine import verification
 from engine.db import Database
 from tests.api.conftest import V1, ApiClient, ok, problem
+from tests.engine.test_audit import as_owner
 
 EVENT_FIELDS = {
     "seq",
@@ -64,7 +66,15 @@ def test_an_instances_trail_is_hash_chained(deployed: ApiClient) -> None:
     assert events[4]["role"] == "risk_compliance"
 
     verified = ok(deployed.get(f"{V1}/instances/{iid}/audit/verify", "checker"))
-    assert verified == {"valid": True, "first_bad_seq": None, "reason": None, "events": 5}
+    assert verified == {
+        "valid": True,
+        "first_bad_seq": None,
+        "reason": None,
+        "events": 5,
+        "recorded_seq": 5,
+        "problems": [],
+        "checked": list(verification.CHECKS[:2]),
+    }
 
 
 def test_who_may_read_an_instances_trail(deployed: ApiClient) -> None:
@@ -104,6 +114,28 @@ def test_verify_names_the_first_tampered_event(deployed: ApiClient) -> None:
     assert "hash" in verified["reason"]
     trail = ok(deployed.get(f"{V1}/instances/{iid}/audit", "auditor"))["items"]
     assert trail[2]["actor"] == "mallory"  # the trail still reads; verify tells
+
+
+def test_verify_names_the_newest_events_deleted(deployed: ApiClient) -> None:
+    iid = deployed.start("document_review", "clerk")
+    deployed.complete(deployed.task(iid, "prepare_documents"), "clerk", invoice_number="INV-1")
+    as_owner(
+        deployed.flow.db,
+        ("DELETE FROM audit_event WHERE stream = :s AND seq >= 4", {"s": f"instance:{iid}"}),
+    )
+    verified = ok(deployed.get(f"{V1}/instances/{iid}/audit/verify", "auditor"))
+    reason = (
+        "events 4 to 5 missing: the instance row records the head at seq 5 (the newest were "
+        "deleted)"
+    )
+    assert {k: v for k, v in verified.items() if k != "checked"} == {
+        "valid": False,
+        "first_bad_seq": 4,
+        "reason": reason,
+        "events": 3,
+        "recorded_seq": 5,
+        "problems": [{"seq": 4, "reason": reason}],
+    }
 
 
 @pytest.fixture

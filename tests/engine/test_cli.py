@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from engine.db import Database
 from tests.conftest import ROOT
 
 TRADEFLOW = Path(sys.executable).with_name("tradeflow")
@@ -21,9 +23,14 @@ def run(tmp_path: Path):  # type: ignore[no-untyped-def]
     db_file = tmp_path / "cli.db"
     env = {**os.environ, "TRADEFLOW_DATABASE_URL": f"sqlite:///{db_file}"}
 
-    def tradeflow(*args: str) -> subprocess.CompletedProcess[str]:
+    def tradeflow(*args: str, **more_env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(TRADEFLOW), *args], env=env, cwd=ROOT, text=True, capture_output=True, timeout=120
+            [str(TRADEFLOW), *args],
+            env={**env, **more_env},
+            cwd=ROOT,
+            text=True,
+            capture_output=True,
+            timeout=120,
         )
 
     assert tradeflow("db", "upgrade").returncode == 0
@@ -189,3 +196,114 @@ def test_db_measures_makes_the_summaries_again(run) -> None:  # type: ignore[no-
     assert f"case facts of {len(kept)} instances replayed" in result.stdout
     with sqlite3.connect(run.db_file) as conn:
         assert conn.execute("SELECT * FROM case_facts ORDER BY instance_id").fetchall() == kept
+
+
+def _reviewed_in(db_file: Path) -> tuple[Database, int]:
+    from engine.tradeflow import Tradeflow
+    from tests.engine.conftest import Scenario, fixture_files
+    from tests.engine.test_audit import _reviewed
+
+    db = Database(f"sqlite:///{db_file}")
+    flow = Tradeflow(db)
+    flow.deploy(fixture_files(), actor="owner")
+    for name, roles in (("clerk", ["documents_logistics"]), ("checker", ["risk_compliance"])):
+        flow.add_user(name, roles)
+    return db, _reviewed(Scenario(flow))
+
+
+def test_verify_reports_the_newest_events_deleted_and_says_what_it_checked(run) -> None:  # type: ignore[no-untyped-def]
+    from tests.engine.test_audit import as_owner
+
+    db, iid = _reviewed_in(run.db_file)
+    intact = run("verify")
+    assert intact.returncode == 0, intact.stdout
+    lines = intact.stdout.splitlines()
+    assert f"instance:{iid}: 14 events, intact" in lines
+    assert lines[-3].startswith("checked 2 stream(s), 18 events: every event's link")
+    assert lines[-2:] == [
+        "anchors: none configured (TRADEFLOW_AUDIT_ANCHOR), not checked",
+        "result: intact",
+    ]
+    as_owner(db, ("DELETE FROM audit_event WHERE instance_id = :i AND seq > 12", {"i": iid}))
+    db.dispose()
+    cut = run("verify")
+    assert cut.returncode == 1
+    assert (
+        f"instance:{iid}: broken at seq 13: events 13 to 14 missing: the instance row records "
+        "the head at seq 14 (the newest were deleted)"
+    ) in cut.stdout.splitlines()
+    assert cut.stdout.splitlines()[-1] == "result: 1 problem(s)"
+    one = run("verify", f"instance:{iid}")
+    assert one.returncode == 1 and "checked 1 stream(s), 12 events" in one.stdout
+
+
+def test_an_anchor_outside_the_database_catches_a_rewrite_of_chain_and_head(  # type: ignore[no-untyped-def]
+    run, tmp_path: Path
+) -> None:
+    from tests.engine.test_audit import as_owner, rewrite
+
+    db, iid = _reviewed_in(run.db_file)
+    anchors = tmp_path / "anchors" / "trail.jsonl"
+    anchors.parent.mkdir()
+    setting = {"TRADEFLOW_AUDIT_ANCHOR": str(anchors)}
+    assert run("verify", **setting).stdout.splitlines()[-2] == (
+        f"anchors: none written yet ({anchors} does not exist), not checked"
+    )
+    written = run("audit", "anchor", **setting)
+    assert written.returncode == 0, written.stderr
+    assert written.stdout.startswith(f"anchor 1 written to {anchors}: 2 streams, digest ")
+    assert stat.S_IMODE(anchors.stat().st_mode) == 0o600
+    checked = run("verify", **setting)
+    assert checked.returncode == 0, checked.stdout
+    assert f"anchors: 1 read from {anchors} (anchor 1 to 1" in checked.stdout
+    assert "anchors: 2 anchored events found as anchored." in checked.stdout
+
+    _, head = rewrite(db, f"instance:{iid}", 6, actor="mallory")
+    as_owner(db, ("UPDATE instance SET audit_hash = :h WHERE id = :i", {"h": head, "i": iid}))
+    db.dispose()
+    assert run("verify", "--no-anchors", **setting).returncode == 0  # the heads hide it
+    for caught in (run("verify", **setting), run("verify", "--anchors", str(anchors))):
+        assert caught.returncode == 1
+        assert any(
+            line.startswith(f"instance:{iid}: broken at seq 14: not the event anchor 1 pinned")
+            for line in caught.stdout.splitlines()
+        ), caught.stdout
+    again = run("audit", "anchor", **setting)  # written, but it says what it saw
+    assert again.returncode == 1
+    assert again.stderr.strip() == (
+        f"warning: instance:{iid}: seq 14 anchored with another hash than it has now"
+    )
+
+
+def test_anchor_settings_are_checked_before_anything_runs(run) -> None:  # type: ignore[no-untyped-def]
+    unset = run("audit", "anchor")
+    assert unset.returncode == 1
+    assert unset.stderr.strip() == "Error: TRADEFLOW_AUDIT_ANCHOR is not set: pass --to"
+    wrong = {"TRADEFLOW_AUDIT_ANCHOR": "x.jsonl", "TRADEFLOW_AUDIT_ANCHOR_EVERY": "hourly"}
+    for args in (("worker",), ("serve", "--port", "1")):
+        refused = run(*args, **wrong)
+        assert refused.returncode == 1
+        assert "TRADEFLOW_AUDIT_ANCHOR_EVERY: 'hourly' is not a number of minutes" in refused.stderr
+    nowhere = run("audit", "anchor", "--to", "/no/such/dir/a.jsonl")
+    assert nowhere.returncode == 1 and "cannot open the anchor file" in nowhere.stderr
+
+
+def test_verify_says_when_anchors_stopped_coming(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from engine import anchors
+    from tests.conftest import FakeClock
+
+    db, _ = _reviewed_in(run.db_file)
+    path = tmp_path / "anchors.jsonl"
+    three_hours_ago = FakeClock(datetime.now(UTC) - timedelta(hours=3))
+    anchors.anchor(db, three_hours_ago, anchors.FileTarget(path))
+    db.dispose()
+    setting = {"TRADEFLOW_AUDIT_ANCHOR": str(path)}
+    assert run("verify", **setting, TRADEFLOW_AUDIT_ANCHOR_EVERY="120").returncode == 0
+    stale = run("verify", **setting)  # hourly: two missed
+    assert stale.returncode == 1
+    assert (
+        "more than twice TRADEFLOW_AUDIT_ANCHOR_EVERY (60 min) ago: anchoring stopped, or is "
+        "being held back"
+    ) in stale.stdout

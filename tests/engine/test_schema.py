@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import insert
 
 from engine.db import Database
-from engine.models import Base
+from engine.models import AuditEvent, Base
 from engine.schema import alembic_config, current, upgrade
 
 # Indexes with expressions or DESC: SQLite reflects them without those, so the
@@ -42,3 +45,35 @@ def test_upgrade_is_safe_to_repeat(db: Database) -> None:
     upgrade(db)
     head = ScriptDirectory.from_config(alembic_config(db)).get_current_head()
     assert current(db) == before == head
+
+
+def test_the_audit_heads_migration_records_the_shared_streams_heads(db: Database) -> None:
+    """0007 on a database that has a trail: the shared streams' heads are taken from it,
+    and the trail verifies; going back down and up again is clean."""
+    from alembic import command
+
+    from engine import verification
+    from engine.audit import DEFINITIONS_STREAM, GENESIS, event_hash
+    def down_to(revision: str) -> None:
+        with db.engine.begin() as conn:
+            cfg = alembic_config(db)
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, revision)
+
+    down_to("0005")
+    prev, rows = GENESIS, []
+    for seq in (1, 2, 3):
+        row = {
+            "stream": DEFINITIONS_STREAM, "seq": seq, "instance_id": None,
+            "at": datetime(2026, 1, seq, tzinfo=UTC), "actor": "owner",
+            "kind": "definition_deployed", "element_id": f"p{seq}", "element_name": None,
+            "role": None, "data": "{}", "prev_hash": prev,
+        }  # fmt: skip
+        row["hash"] = prev = event_hash(row, "{}")
+        rows.append(row)
+    with db.engine.begin() as conn:
+        conn.execute(insert(AuditEvent.__table__), rows)  # type: ignore[arg-type]
+    upgrade(db)
+    with verification.snapshot(db) as session:
+        assert verification.recorded_head(session, DEFINITIONS_STREAM) == (3, prev)
+        assert verification.verify_trail(session).ok
