@@ -19,6 +19,7 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.camunda.parser import CamundaParser
 
+import forms
 from engine import diagrams
 from engine.caches import escalation_roles
 from engine.calendar import BusinessCalendar
@@ -102,6 +103,9 @@ def lint(
     decisions = {d: n for n, root in bundle.dmn.items() for d in diagrams.decision_ids(root)}
     form_keys = {schema["id"] for schema in bundle.forms.values()} | deployed_forms
 
+    for name, schema in bundle.forms.items():
+        for key, why in forms.problems(schema):
+            bundle.problem(name, key, why)
     extra_xml: list[bytes] = []
     for name, root in bundle.bpmn.items():
         _check_user_tasks(bundle, name, root, form_keys)
