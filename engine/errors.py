@@ -17,6 +17,7 @@ They carry no HTTP status: ``api/errors.py`` maps them once to problem+json.
      │    ├── TaskAlreadyClaimed, TaskNotOpen, InstanceNotRunning
      │    └── MessageUndeliverable
      └── ProcessFailed                (the diagram failed while running: rolled back)
+          └── BudgetExceeded          (the command ran out of steps, time or memory)
 """
 
 from __future__ import annotations
@@ -125,3 +126,8 @@ class MessageUndeliverable(Conflict):
 
 class ProcessFailed(TradeflowError):
     """The workflow raised while running; the command was rolled back."""
+
+
+class BudgetExceeded(ProcessFailed):
+    """The command spent more engine steps, seconds or built data than it may (see
+    engine/limits.py); rolled back. ``details``: ``budget`` and ``element``."""

@@ -2,7 +2,8 @@
 
 1. lock the instance row; 2. load the workflow (the live copy if the row's revision
 still matches, else deserialise it onto the cached spec, the safe script engine
-attached); 3. the command changes it, then the engine steps run; 4. reconcile role
+attached); 3. the command changes it, then the engine steps run, on the command's
+budget of steps, seconds and built data (limits.py); 4. reconcile role
 queues, message subscriptions and the next wake-up; 5. append audit events and save.
 Any exception rolls the whole transaction back, and the live copy is dropped.
 """
@@ -21,7 +22,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 from sqlalchemy.orm import Session
 
-from engine import metrics, queues, store
+from engine import limits, metrics, queues, store
 from engine.audit import AuditTrail, EventKind, instance_stream
 from engine.caches import DefinitionCache, DefinitionInfo, LiveWorkflows
 from engine.calendar import BusinessCalendar, load_calendar
@@ -55,6 +56,7 @@ class Runtime:
         self.db = db
         self.clock: Clock = clock or SystemClock()
         self.calendar = calendar or load_calendar()
+        self.limits = limits.Limits.from_env()  # what one command may spend (limits.py)
         # told of every committed wake-up time (the scheduler of this process listens)
         self.on_wakeup: Callable[[datetime], None] | None = None
         self.serializer = StateSerializer()
@@ -160,6 +162,7 @@ class Work:
         self.workflow = workflow
         self.actor = actor
         self.now: datetime = runtime.clock.now()
+        self.budget = limits.Budget(runtime.limits)
         self.trail = AuditTrail(session)
         self.trail.seed(self.stream, instance.audit_seq, instance.audit_hash)
         self.tasks: dict[int, TaskRow] = {}  # task rows this command read or changed
@@ -212,15 +215,24 @@ class Work:
         )
 
     def run_engine(self, step: Callable[[], object] | None = None) -> None:
-        """Run ``step`` then the engine; a diagram error becomes ProcessFailed."""
+        """Run ``step`` then the engine on the command's budget; a diagram error becomes
+        ProcessFailed, a budget spent BudgetExceeded (however Spiff wrapped it)."""
+        budget = self.budget
+        token = limits.enter(budget)
         try:
             if step is not None:
                 step()
-            self.workflow.do_engine_steps()
-        except (SpiffWorkflowException, ExpressionRefused) as exc:
-            raise ProcessFailed(_describe(exc), instance=self.instance.id) from exc
-        except (ArithmeticError, LookupError, TypeError, ValueError, NameError) as exc:
-            raise ProcessFailed(f"{type(exc).__name__}: {exc}", instance=self.instance.id) from exc
+            self.workflow.do_engine_steps(will_complete_task=budget.step)
+            budget.check_clock()  # raises if something swallowed the budget's error
+        except Exception as exc:
+            if budget.exceeded is not None:  # Spiff may have wrapped it, or a later error hid it
+                raise budget.exceeded from None
+            failure = _failure(exc, self.instance.id)
+            if failure is exc:
+                raise
+            raise failure from exc
+        finally:
+            limits.leave(token)
 
     def _business_time(self, frontier: Frontier) -> None:
         for task in frontier.waiting:
@@ -322,6 +334,17 @@ def _timer_due(task: Task) -> datetime | None:
         return as_utc(datetime.fromisoformat(value))
     except ValueError:  # a date Spiff will parse its own way; fire on the next sweep
         return None
+
+
+def _failure(exc: Exception, instance_id: int) -> Exception:
+    """What a failed engine run raises: diagram errors become ProcessFailed."""
+    if isinstance(exc, ProcessFailed):
+        return exc
+    if isinstance(exc, (SpiffWorkflowException, ExpressionRefused)):
+        return ProcessFailed(_describe(exc), instance=instance_id)
+    if isinstance(exc, (ArithmeticError, LookupError, TypeError, ValueError, NameError)):
+        return ProcessFailed(f"{type(exc).__name__}: {exc}", instance=instance_id)
+    return exc
 
 
 def _describe(exc: Exception) -> str:
