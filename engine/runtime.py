@@ -177,11 +177,17 @@ class Work:
         self.open_after: list[TaskRow] = []
         # open human tasks by Spiff task id: (row id, element id, name), from the markers
         # reconcile leaves on each READY user task, so no query is needed to find them
+        frontier = scan(workflow)
         self.open_rows: dict[str, tuple[int, str, str | None]] = {
             str(t.id): (t.internal_data[queues.ROW], t.task_spec.bpmn_id, t.task_spec.bpmn_name)
-            for t in scan(workflow).ready_manual
+            for t in frontier.ready_manual
             if queues.ROW in t.internal_data
         }
+        # timer cycles as stored, checked before the engine runs: one stored faster than
+        # the minimum (before it was checked) would catch up on every round it missed
+        self.stored_cycles = [
+            t for t in frontier.waiting if isinstance(t.internal_data.get("event_value"), dict)
+        ]
 
     def task(self, row: TaskRow) -> TaskRow:
         """Track a task row; it is written back when the command settles."""
@@ -217,6 +223,10 @@ class Work:
     def run_engine(self, step: Callable[[], object] | None = None) -> None:
         """Run ``step`` then the engine on the command's budget; a diagram error becomes
         ProcessFailed, a budget spent BudgetExceeded (however Spiff wrapped it)."""
+        if self.stored_cycles:
+            for task in self.stored_cycles:
+                _check_cycle(task, self.runtime.limits.min_timer_interval)
+            self.stored_cycles = []
         budget = self.budget
         token = limits.enter(budget)
         try:
@@ -260,7 +270,7 @@ class Work:
         if self.definition.business_timers:
             self._business_time(frontier)
         _office_dates(self, frontier)
-        self.instance.next_wakeup_at = next_wakeup(frontier)
+        self.instance.next_wakeup_at = next_wakeup(frontier, self.runtime.limits.min_timer_interval)
         if self.workflow.completed and self.instance.status == InstanceStatus.RUNNING:
             self.instance.status = InstanceStatus.COMPLETED
             self.instance.ended_at = self.now
@@ -311,22 +321,25 @@ def _office_dates(work: Work, frontier: Frontier) -> None:
             task.internal_data["event_value"] = aware.isoformat()
 
 
-def next_wakeup(frontier: Frontier) -> datetime | None:
-    """When the instance next needs the scheduler: its earliest timer or SLA due time."""
-    due = [d for d in (_timer_due(t) for t in frontier.waiting) if d is not None]
+def next_wakeup(frontier: Frontier, min_interval: float = 0.0) -> datetime | None:
+    """When the instance next needs the scheduler: its earliest timer or SLA due time.
+    A timer cycle repeating more often than ``min_interval`` seconds (one computed from
+    the data, or stored before the minimum was checked at deploy) fails the command."""
+    due = [d for d in (_timer_due(t, min_interval) for t in frontier.waiting) if d is not None]
     sla = queues.next_due(frontier.ready_manual)
     if sla is not None:
         due.append(sla)
     return min(due) if due else None
 
 
-def _timer_due(task: Task) -> datetime | None:
+def _timer_due(task: Task, min_interval: float) -> datetime | None:
     if not waits_for_timer(task.task_spec):
         return None
     value = task.internal_data.get("event_value")
     if isinstance(value, dict):  # a cycle: {"cycles": n, "next": iso, "duration": s}
         if value.get("cycles") == 0:
             return None
+        _check_cycle(task, min_interval)
         value = value.get("next")
     if not isinstance(value, str):
         return None
@@ -334,6 +347,18 @@ def _timer_due(task: Task) -> datetime | None:
         return as_utc(datetime.fromisoformat(value))
     except ValueError:  # a date Spiff will parse its own way; fire on the next sweep
         return None
+
+
+def _check_cycle(task: Task, min_interval: float) -> None:
+    """A waiting timer cycle must not repeat more often than ``min_interval`` seconds."""
+    value = task.internal_data.get("event_value")
+    every = value.get("duration") if isinstance(value, dict) else None
+    if isinstance(every, int | float) and every < min_interval and value.get("cycles") != 0:
+        spec = task.task_spec
+        raise ProcessFailed(
+            f"element '{spec.bpmn_id or spec.name}': timer cycle "
+            f"{limits.cycle_too_fast(every, min_interval)}"
+        )
 
 
 def _failure(exc: Exception, instance_id: int) -> Exception:
