@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime, time
+from math import isfinite
 from typing import Any, ClassVar
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
@@ -56,15 +57,35 @@ def _options(component: dict[str, Any]) -> list[Any]:
 
 
 def _rules(component: dict[str, Any]) -> dict[str, Any]:
-    """The field's ``validate`` object, its bounds numbers: FormUnusable otherwise."""
+    """The field's ``validate`` object with its bounds as numbers (form-js's editor writes
+    them as text, ``"20"``); FormUnusable for anything the server could not compare."""
     rules = component.get("validate") or {}
+    key = str(component.get("key"))
     if not isinstance(rules, dict):
-        raise FormUnusable(str(component.get("key")), "'validate' must be an object")
-    for bound in ("min", "max", "minLength", "maxLength"):
-        value = rules.get(bound)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise FormUnusable(str(component.get("key")), f"'validate.{bound}' must be a number")
-    return rules
+        raise FormUnusable(key, "'validate' must be an object")
+    bounds = {}
+    for name in ("min", "max", "minLength", "maxLength"):
+        if rules.get(name) is not None:
+            bounds[name] = _bound(key, name, rules[name], whole=name.endswith("Length"))
+    return {**rules, **bounds}
+
+
+def _bound(key: str, name: str, value: Any, *, whole: bool) -> int | float:
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise FormUnusable(
+                key, f"'validate.{name}' must be a number, not {value!r} (FEEL is not supported)"
+            ) from None
+    if isinstance(number, bool) or not isinstance(number, int | float) or not isfinite(number):
+        raise FormUnusable(key, f"'validate.{name}' must be a number")
+    if whole:
+        if number < 0 or number != int(number):
+            raise FormUnusable(key, f"'validate.{name}' must be a whole number of characters")
+        return int(number)
+    return int(number) if isinstance(value, str) and number == int(number) else number
 
 
 def _validators(component: dict[str, Any]) -> list[validate.Validator]:

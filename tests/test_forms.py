@@ -200,9 +200,36 @@ def test_a_pattern_the_server_cannot_run_as_the_browser_does_is_named(
     assert caught.value.key == "v"
 
 
-def test_bounds_that_are_not_numbers_are_named() -> None:
-    form = {"id": "p", "components": [{"type": "number", "key": "n", "validate": {"min": "1"}}]}
-    assert problems(form) == [("n", "'validate.min' must be a number")]
+def test_bounds_written_as_text_are_numbers() -> None:
+    """form-js's editor writes a maximum of 20 as "20": compared as the number."""
+    form = {
+        "id": "p",
+        "components": [
+            {"type": "number", "key": "n", "validate": {"min": "1.5", "max": "20"}},
+            {"type": "textfield", "key": "t", "validate": {"maxLength": "3"}},
+        ],
+    }
+    assert problems(form) == []
+    assert validate_submission(form, {"n": 20, "t": "abc"}) == {"n": 20, "t": "abc"}
+    with pytest.raises(ValidationError) as caught:
+        validate_submission(form, {"n": 21, "t": "abcd"})
+    assert sorted(caught.value.messages) == ["n", "t"]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("rules", "why"),
+    [
+        ({"min": "=amount * 2"}, "'validate.min' must be a number, not '=amount * 2'"),
+        ({"max": True}, "'validate.max' must be a number"),
+        ({"max": "inf"}, "'validate.max' must be a number"),
+        ({"maxLength": "2.5"}, "whole number"),
+        ({"minLength": -1}, "whole number"),
+    ],
+)
+def test_bounds_that_are_not_numbers_are_named(rules: dict[str, Any], why: str) -> None:
+    form = {"id": "p", "components": [{"type": "number", "key": "n", "validate": rules}]}
+    [(key, found)] = problems(form)
+    assert key == "n" and why in found
     listed = {"id": "p", "components": [{"type": "textfield", "key": "t", "validate": ["x"]}]}
     assert problems(listed) == [("t", "'validate' must be an object")]
 
