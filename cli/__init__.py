@@ -15,6 +15,7 @@ import click
 
 from engine import audit, facts, messages, rollups, users
 from engine.errors import DiagramInvalid, TradeflowError
+from engine.limits import Limits
 from engine.tradeflow import Tradeflow
 
 
@@ -25,6 +26,10 @@ def _flow() -> Tradeflow:
 @click.group()
 def main() -> None:
     """Tradeflow: BPMN processes for the foreign-trade department."""
+    try:  # a limit set wrong in the environment is named, not a traceback
+        Limits.from_env()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.group()

@@ -186,3 +186,20 @@ def test_db_measures_makes_the_summaries_again(run) -> None:  # type: ignore[no-
     assert f"case facts of {len(kept)} instances replayed" in result.stdout
     with sqlite3.connect(run.db_file) as conn:
         assert conn.execute("SELECT * FROM case_facts ORDER BY instance_id").fetchall() == kept
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TRADEFLOW_COMMAND_MAX_STEPS", "lots"),
+        ("TRADEFLOW_COMMAND_MAX_SECONDS", "-1"),
+        ("TRADEFLOW_MIN_TIMER_INTERVAL", "soon"),
+    ],
+)
+def test_a_limit_set_wrong_is_named_plainly(tmp_path: Path, variable: str, value: str) -> None:
+    env = {**os.environ, "TRADEFLOW_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db", variable: value}
+    result = subprocess.run(
+        [str(TRADEFLOW), "db", "upgrade"], env=env, cwd=ROOT, text=True, capture_output=True
+    )
+    assert result.returncode == 1
+    assert variable in result.stderr and "Traceback" not in result.stderr
