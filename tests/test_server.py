@@ -215,7 +215,9 @@ def test_a_command_that_never_waits_is_stopped_and_health_answers_meanwhile(
         **os.environ,
         "TRADEFLOW_DATABASE_URL": url,
         "TRADEFLOW_COMMAND_MAX_SECONDS": "2",
-        "TRADEFLOW_COMMAND_MAX_STEPS": "10000000",  # the clock stops it, not the steps
+        # the clock stops it, not the steps or the data its rounds build
+        "TRADEFLOW_COMMAND_MAX_STEPS": "10000000",
+        "TRADEFLOW_COMMAND_MAX_BUILT": "1000000000000",
     }
     service = Service("", env)
     service.cli("db", "upgrade")
@@ -224,10 +226,13 @@ def test_a_command_that_never_waits_is_stopped_and_health_answers_meanwhile(
     token = service.token("owner", "--process-owner")
     with _serving(env, "--threads", "2") as (served, _):
         answer: list[tuple[int, Any]] = []
+        # rounds of some milliseconds: SpiffWorkflow stops following a tree 1,000 tasks
+        # deep (an instance that just stops), which must come well after the 2 seconds
+        started = {"definition": "probe", "variables": {"pad": [0] * 10_000}}
         began = time.monotonic()
         starting = threading.Thread(
             target=lambda: answer.append(
-                served.call("POST", "/api/v1/instances", token, {"definition": "probe"})[::2]
+                served.call("POST", "/api/v1/instances", token, started)[::2]
             )
         )
         starting.start()

@@ -22,10 +22,13 @@ from tests.api.conftest import V1, ApiClient, multipart, ok, problem
 from tests.engine.test_lint import _definitions, bpmn
 
 # start -> count -> more? -> count ... : the count only grows, so the loop never ends,
-# and nothing in it waits (lint can't tell: the conditions read the data)
+# and nothing in it waits (lint can't tell: the conditions read the data). Each round
+# also walks `pad`, if given: slow rounds, for a test of the time budget
 GATEWAY_LOOP = _definitions(
     '<bpmn:process id="probe" isExecutable="true"><bpmn:startEvent id="start" />'
-    '<bpmn:scriptTask id="count"><bpmn:script>n = get("n", 0) + 1</bpmn:script></bpmn:scriptTask>'
+    '<bpmn:scriptTask id="count"><bpmn:script>n = get("n", 0) + 1\n'
+    + "\n".join(f'walked{k} = len([x for x in get("pad", [])])' for k in range(4))
+    + "</bpmn:script></bpmn:scriptTask>"
     '<bpmn:exclusiveGateway id="more" /><bpmn:endEvent id="end" />'
     '<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="count" />'
     '<bpmn:sequenceFlow id="f2" sourceRef="count" targetRef="more" />'
