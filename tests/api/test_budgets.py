@@ -92,9 +92,9 @@ def test_a_self_call_the_data_sends_round_at_once_is_stopped_by_the_step_budget(
 ) -> None:
     client.deploy([("probe.bpmn", SELF_CALL_WHEN)])
     client.flow.runtime.limits = Limits(max_steps=100)
-    began = time.monotonic()
+    began = time.thread_time()  # the test client runs the request in this thread
     body = refused_start(client, {"go": True})
-    assert time.monotonic() - began < 5
+    assert time.thread_time() - began < 5
     assert body["type"] == "urn:tradeflow:problem:budget-exceeded"
     assert body["budget"] == "steps" and body["element"]
     assert "100 engine steps" in body["detail"] and "TRADEFLOW_COMMAND_MAX_STEPS" in body["detail"]
@@ -105,9 +105,9 @@ def test_a_self_call_the_data_sends_round_at_once_is_stopped_by_the_step_budget(
 def test_a_gateway_loop_that_never_waits_is_stopped(client: ApiClient) -> None:
     """With the default limits: stopped within their seconds, by steps or time."""
     client.deploy([("probe.bpmn", GATEWAY_LOOP)])
-    began = time.monotonic()
+    began = time.thread_time()
     body = refused_start(client)
-    assert time.monotonic() - began < Limits().max_seconds + 3
+    assert time.thread_time() - began < Limits().max_seconds + 3
     assert body["type"] == "urn:tradeflow:problem:budget-exceeded"
     assert body["element"] in ("count", "more")
 
@@ -120,9 +120,9 @@ def test_a_script_that_burns_cpu_is_stopped_by_the_time_budget(client: ApiClient
     )
     client.flow.runtime.limits = Limits(max_seconds=0.5)
     gc.collect()
-    began = time.monotonic()
+    began = time.thread_time()
     body = refused_start(client, {"data": list(range(10_000))})
-    assert time.monotonic() - began < 3
+    assert time.thread_time() - began < 2
     assert (body["budget"], body["element"]) == ("seconds", "work")
     assert "0.5 s" in body["detail"]
 

@@ -344,10 +344,10 @@ class _Entered:
 def test_one_long_expression_is_stopped_by_the_commands_clock() -> None:
     """Ten thousand sums of twenty thousand numbers: well within every size limit, some
     seconds of work. The evaluator looks at the clock as it goes, not only at the end."""
-    began = time.perf_counter()
+    began = time.thread_time()
     with within(Limits(max_seconds=0.05)), pytest.raises(BudgetExceeded) as caught:
         evaluate_expression("[sum(big) for y in big[:10000]]", DATA)
-    assert time.perf_counter() - began < 0.5
+    assert time.thread_time() - began < 0.5
     assert caught.value.details["budget"] == "seconds"
 
 
