@@ -31,6 +31,7 @@ _STATUS: list[tuple[type[domain.TradeflowError], int, str]] = [
     (domain.BusinessKeyTaken, 409, "business-key-taken"),
     (domain.Conflict, 409, "conflict"),
     (domain.NotFound, 404, "not-found"),
+    (domain.BudgetExceeded, 422, "budget-exceeded"),
     (domain.ProcessFailed, 422, "process-failed"),
 ]
 
@@ -69,6 +70,9 @@ def _domain(error: domain.TradeflowError) -> Response:
             {"field": f"variables.{name}", "message": "not a variable name"}
             for name in error.details["names"]
         ]
+    elif isinstance(error, domain.BudgetExceeded):
+        extra["budget"] = error.details.get("budget")
+        extra["element"] = error.details.get("element")
     return problem(status, error.message, slug=slug, **extra)
 
 

@@ -46,6 +46,12 @@ class Problem(Schema):
     status = fields.Int()
     detail = fields.Str()
     errors = fields.List(fields.Nested(FieldProblem))
+    budget = fields.Str(
+        metadata={"description": "budget-exceeded: the budget spent (steps, seconds, built)"}
+    )
+    element = fields.Str(
+        allow_none=True, metadata={"description": "budget-exceeded: the element that was running"}
+    )
 
 
 def _ref(status: int) -> str:

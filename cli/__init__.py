@@ -16,6 +16,7 @@ import click
 from cli import audit as audit_commands
 from engine import anchors, facts, messages, rollups, users
 from engine.errors import DiagramInvalid, TradeflowError
+from engine.limits import Limits
 from engine.tradeflow import Tradeflow
 
 
@@ -26,6 +27,10 @@ def _flow() -> Tradeflow:
 @click.group()
 def main() -> None:
     """Tradeflow: BPMN processes for the foreign-trade department."""
+    try:  # a limit set wrong in the environment is named, not a traceback
+        Limits.from_env()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 main.add_command(audit_commands.verify)

@@ -278,8 +278,11 @@ def _store_process(
     _add_task_rows(
         session, definition.id, [t for t in diagrams.user_tasks(root) if t.process_id == key]
     )
-    # User tasks of called processes are routed by the caller's rows, from their own XML.
+    # User tasks of called processes are routed by the caller's rows, from their own XML
+    # (a process that calls itself, through a wait state, has its rows already).
     for sub_key in subprocess_specs:
+        if sub_key == key:
+            continue
         sub_root = _root_of(bundle, sub_key)
         if sub_root is None:
             stored = _stored_process_xml(session, sub_key)

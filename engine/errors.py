@@ -20,6 +20,7 @@ They carry no HTTP status: ``api/errors.py`` maps them once to problem+json.
      │    ├── BusinessKeyTaken        (a running instance of the process has it)
      │    └── MessageUndeliverable
      ├── ProcessFailed                (the diagram failed while running: rolled back)
+     │    └── BudgetExceeded          (the command ran out of steps, time or memory)
      └── AnchorFailed                 (an audit anchor could not be written or read)
 """
 
@@ -149,3 +150,8 @@ class ProcessFailed(TradeflowError):
 class AnchorFailed(TradeflowError):
     """An audit anchor could not be written outside the database (or its store read, or
     its setting is wrong); nothing was recorded as anchored."""
+
+
+class BudgetExceeded(ProcessFailed):
+    """The command spent more engine steps, seconds or built data than it may (see
+    engine/limits.py); rolled back. ``details``: ``budget`` and ``element``."""

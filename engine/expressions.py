@@ -4,6 +4,10 @@ SpiffWorkflow's stock engine runs ``eval``/``exec`` with builtins, so a conditio
 ``__import__('os').system(...)`` would run on the server. Gateway conditions, timers, DMN
 cells, correlation keys and script tasks all go through here instead: a static AST whitelist
 (usable by deploy-time lint) followed by a size-bounded simpleeval evaluator.
+
+Each evaluation also spends from the budget of the command it runs in (engine/limits.py):
+what it builds counts towards the command's total, and it looks at the command's clock
+every ``CLOCK_EVERY`` nodes, so that one long script cannot outlast the command's time.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from SpiffWorkflow.bpmn.script_engine import (
 )
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from engine.errors import ExpressionRefused
+from engine import limits
+from engine.errors import BudgetExceeded, ExpressionRefused
+from engine.limits import CLOCK_EVERY, Budget
 
 MAX_EXPRESSION_LENGTH = 2000
 MAX_SCRIPT_LENGTH = 20_000
@@ -237,6 +243,8 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]  # sim
         self.functions = dict(_FUNCTIONS)  # EvalWithCompoundTypes adds tuple and set on its own
         self.functions["get"] = self._get
         self.budget = MAX_BUILT
+        self.command = _command()
+        self.ticks = CLOCK_EVERY
 
     def _get(self, name: str, default: Any = None) -> Any:
         """A variable that may be absent: ``get("payment_term_days", 30)``."""
@@ -253,16 +261,32 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]  # sim
             raise ExpressionRefused(str(e), expression=text[:200]) from e
 
     def _eval(self, node: ast.AST) -> Any:
+        self.ticks -= 1
+        if self.ticks <= 0:
+            self.ticks = CLOCK_EVERY
+            self.command.check_clock()
         result = super()._eval(node)
         if isinstance(node, _BUILDERS):
             if isinstance(result, (str, bytes)) and len(result) > MAX_STRING_LENGTH:
                 raise simpleeval.IterableTooLong("string result is too long")
             if isinstance(result, (list, tuple, set, dict)) and len(result) > MAX_COLLECTION_SIZE:
                 raise simpleeval.IterableTooLong("collection result is too large")
-            self.budget -= _size(result, self.budget)
-            if self.budget < 0:
-                raise simpleeval.IterableTooLong("the expression builds too much data")
+            self._charge(_size(result, self.budget))
         return result
+
+    def _charge(self, size: int) -> None:
+        self.budget -= size
+        if self.budget < 0:
+            raise simpleeval.IterableTooLong("the expression builds too much data")
+        self.command.charge(size)
+
+    def _eval_subscript(self, node: ast.Subscript) -> Any:
+        container = self._eval(node.value)
+        key = self._eval(node.slice)
+        if isinstance(key, slice) and isinstance(container, (str, bytes, list, tuple)):
+            # a slice copies: charge it before it is made (data[::1] of a big list, s[:])
+            self._charge(len(range(*key.indices(len(container)))) + 1)
+        return container[key]
 
     def _eval_name(self, node: ast.Name) -> Any:
         # simpleeval falls back to its function table, which would let `f = len` put a builtin
@@ -283,6 +307,20 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]  # sim
 
 
 _local = threading.local()
+_outside: list[limits.Limits] = []  # the limits of an evaluation outside any command
+
+
+def _command() -> Budget:
+    """The running command's budget; outside a command (deploy-time checks, tools), a
+    budget of the configured limits for this one evaluation."""
+    budget = limits.current()
+    if budget is None:
+        if not _outside:
+            _outside.append(limits.Limits.from_env())
+        return Budget(_outside[0])
+    if budget.exceeded is not None:  # spent earlier in the command, whatever caught it
+        raise budget.exceeded
+    return budget
 
 
 def _evaluator(names: Mapping[str, Any]) -> _Evaluator:
@@ -293,6 +331,7 @@ def _evaluator(names: Mapping[str, Any]) -> _Evaluator:
         evaluator = _local.evaluator = _Evaluator({})
     evaluator.names = names
     evaluator.budget = MAX_BUILT
+    evaluator.command = _command()
     return evaluator
 
 
@@ -321,6 +360,8 @@ def run_script(
         except ExpressionRefused as e:
             details = {**e.details, "line": line}
             raise ExpressionRefused(f"line {line}: {e.message}", **details) from e
+        except BudgetExceeded:
+            raise
         except Exception as e:
             if task is None or isinstance(e, SpiffWorkflowException):
                 e.add_note(f"script line {line}")
@@ -331,6 +372,14 @@ def run_script(
                 error_line=error_line,
             ) from e  # fmt: skip
     data.update(assigned)
+
+
+def _running(task: Any) -> None:
+    """Name the element whose expression runs now, should the command's budget run out."""
+    budget = limits.current()
+    spec = getattr(task, "task_spec", None)
+    if budget is not None and spec is not None:
+        budget.element = spec.bpmn_id or spec.name
 
 
 class SafeEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[misc]
@@ -354,9 +403,10 @@ class SafeScriptEngine(PythonScriptEngine):  # type: ignore[misc]
 
     def evaluate(self, task: Any, expression: str,
                  external_context: Mapping[str, Any] | None = None) -> Any:  # fmt: skip
+        _running(task)
         try:
             return self.environment.evaluate(expression, task.data, external_context)
-        except ExpressionRefused:
+        except (ExpressionRefused, BudgetExceeded):
             raise
         except SpiffWorkflowException as e:
             e.add_note(f"Error evaluating expression '{expression}'")

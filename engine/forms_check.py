@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from engine.errors import FormInvalid, Invalid
 from engine.models import Form
-from forms import ValidationError, schema_for
+from forms import FormUnusable, ValidationError, schema_for
 
 # A stored form version never changes, so its schema is built once per database (ids are
 # only unique within one: a process may serve several, as the tests do).
@@ -103,7 +103,16 @@ def _schema(session: Session, form_id: int) -> Schema:
     with _lock:
         schema = _schemas.setdefault(engine, {}).get(form_id)
     if schema is None:
-        schema = schema_for(session.get_one(Form, form_id).schema)
+        form = session.get_one(Form, form_id)
+        try:
+            schema = schema_for(form.schema)
+        except FormUnusable as exc:  # deployed before its rules were checked at deploy
+            raise FormInvalid(
+                f"form '{form.key}' version {form.version} cannot check submissions: {exc}; "
+                "deploy a corrected version of the form",
+                form=form.key,
+                errors={exc.key: [exc.reason]},
+            ) from exc
         with _lock:
             _schemas[engine][form_id] = schema
     return schema

@@ -127,6 +127,42 @@ def start_in(
     """Start an instance inside the caller's transaction. A start event that waits for a
     timer fires at once: starting is what its timer was for (``timer``: the scheduler's
     start timer that went off, recorded in the audit trail)."""
+    work = _new_instance(runtime, session, definition_id, actor, business_key, variables, timer)
+    workflow = work.workflow
+    work.run_engine()
+    if _fire_start_timers(workflow):
+        work.run_engine(lambda: (workflow.refresh_timers(), workflow.refresh_timers()))
+    work.settle()
+    return work
+
+
+def start_failed(
+    runtime: Runtime, session: Session, definition_id: int, error: str, *, actor: str, timer: str
+) -> int:
+    """A round of a start timer that could not run, kept as a failed instance with the
+    reason (its incident: what an operator looks at), inside the caller's transaction."""
+    work = _new_instance(runtime, session, definition_id, actor, None, {}, timer)
+    work.audit(EventKind.INSTANCE_FAILED, data={"error": error})
+    instance = work.instance
+    instance.status, instance.error = InstanceStatus.FAILED, error
+    instance.state = runtime.serializer.dumps(work.workflow)
+    instance.revision += 1
+    instance.audit_seq, instance.audit_hash = work.trail.head(work.stream)
+    store.save_instance(work.conn, instance)
+    work.trail.write()
+    return instance.id
+
+
+def _new_instance(
+    runtime: Runtime,
+    session: Session,
+    definition_id: int,
+    actor: str,
+    business_key: str | None,
+    variables: dict[str, Any],
+    timer: str | None,
+) -> Work:
+    """The instance's row and its unit of work, the start audited; nothing run yet."""
     definition = runtime.definitions.get(session, definition_id)
     spec, subprocess_specs = definition.specs
     workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=SAFE_ENGINE)
@@ -164,10 +200,6 @@ def start_in(
             **({"timer": timer} if timer else {}),
         },
     )
-    work.run_engine()
-    if _fire_start_timers(workflow):
-        work.run_engine(lambda: (workflow.refresh_timers(), workflow.refresh_timers()))
-    work.settle()
     return work
 
 
@@ -292,7 +324,7 @@ def current_variables(runtime: Runtime, instance_id: int) -> dict[str, Any]:
         return variables(runtime.load(session, instance))
 
 
-__all__ = ["cancel", "current_variables", "fail", "get", "start", "wake"]
+__all__ = ["cancel", "current_variables", "fail", "get", "start", "start_failed", "wake"]
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,15 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
-from engine import diagrams
+import forms
+from engine import diagrams, runaway
 from engine.caches import FORM_INPUTS, escalation_roles, names_listed
 from engine.calendar import BusinessCalendar
 from engine.diagrams import BPMN_NS, NS, UnreadableFile
 from engine.errors import ExpressionRefused, Problem
 from engine.events import MESSAGE_VARIABLES
 from engine.expressions import check_expression, check_script
+from engine.limits import Limits, cycle_too_fast
 from engine.parser import Parser
 from engine.users import ROLE_ID
 
@@ -103,10 +105,15 @@ def lint(
     decisions = {d: n for n, root in bundle.dmn.items() for d in diagrams.decision_ids(root)}
     form_keys = {schema["id"] for schema in bundle.forms.values()} | deployed_forms
 
+    for name, schema in bundle.forms.items():
+        for key, why in forms.problems(schema):
+            bundle.problem(name, key, why)
+    min_interval = Limits.from_env().min_timer_interval
     extra_xml: list[bytes] = []
     for name, root in bundle.bpmn.items():
         _check_user_tasks(bundle, name, root, form_keys)
         _check_message_catches(bundle, name, root)
+        bundle.problems += runaway.endless_loops(name, root)
         for node in root.iter(*(f"{{{BPMN_NS}}}{tag}" for tag in UNSUPPORTED)):
             tag = etree.QName(node).localname
             bundle.problem(name, node.get("id"), f"{tag} is not supported: {UNSUPPORTED[tag]}")
@@ -127,10 +134,11 @@ def lint(
             else:
                 extra_xml.append(stored)
         for element, kind, text in _bpmn_expressions(root):
-            _check(bundle, name, element, kind, text)
+            _check(bundle, name, element, kind, text, min_interval)
+    bundle.problems += runaway.self_calls(bundle.bpmn, deployed_processes)
     for name, root in bundle.dmn.items():
         for element, kind, text in _dmn_expressions(root):
-            _check(bundle, name, element, kind, text)
+            _check(bundle, name, element, kind, text, min_interval)
     if not bundle.problems:
         _parse(bundle, extra_xml, list(process_files))
 
@@ -253,6 +261,8 @@ def _bpmn_expressions(root: etree._Element) -> Iterator[tuple[str, str, str]]:
     for tag in ("completionCondition", "loopCardinality"):
         for node in root.iter(f"{{{BPMN_NS}}}{tag}"):
             yield _owner(node, 2), "multi-instance", node.text or ""
+    for node in root.iter(f"{{{BPMN_NS}}}loopCondition"):
+        yield _owner(node, 2), "loop condition", node.text or ""
     for tag in ("messagePath", "formalExpression"):
         for node in root.iter(f"{{{BPMN_NS}}}{tag}"):
             parent = node.getparent()
@@ -291,7 +301,9 @@ def _dmn_expressions(root: etree._Element) -> Iterator[tuple[str, str, str]]:
                     yield rule.get("id", ""), "decision output", text.text or ""
 
 
-def _check(bundle: Bundle, name: str, element: str, kind: str, text: str) -> None:
+def _check(
+    bundle: Bundle, name: str, element: str, kind: str, text: str, min_interval: float
+) -> None:
     text = text.strip()
     try:
         if kind == "script":
@@ -300,17 +312,18 @@ def _check(bundle: Bundle, name: str, element: str, kind: str, text: str) -> Non
             _check_cell(text)
         elif kind.startswith("timer") and text:
             check_expression(text)
-            _check_timer_literal(kind.removeprefix("timer "), text)
+            _check_timer_literal(kind.removeprefix("timer "), text, min_interval)
         elif text:
             check_expression(text)
-        elif kind == "condition" or kind.startswith("timer"):
+        elif kind in ("condition", "loop condition") or kind.startswith("timer"):
             raise ExpressionRefused("empty expression")
     except (ExpressionRefused, SyntaxError) as exc:
         bundle.problem(name, element, f"{kind} '{_short(text)}' refused: {_reason(exc)}")
 
 
-def _check_timer_literal(tag: str, text: str) -> None:
-    """A quoted ISO 8601 value must parse now, not fail when the timer is reached."""
+def _check_timer_literal(tag: str, text: str, min_interval: float) -> None:
+    """A quoted ISO 8601 value must parse now, not fail when the timer is reached; a
+    cycle must not repeat more often than the minimum interval."""
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -319,11 +332,13 @@ def _check_timer_literal(tag: str, text: str) -> None:
         return
     try:
         if tag == "timeCycle":
-            TimerEventDefinition.parse_iso_recurring_interval(value)
+            _, _, every = TimerEventDefinition.parse_iso_recurring_interval(value)
         else:
             TimerEventDefinition.parse_time_or_duration(value)
     except Exception as exc:  # Spiff raises bare ValueError/AttributeError/Exception here
         raise ExpressionRefused(f"'{value}' is not an ISO 8601 {tag[4:].lower()}") from exc
+    if tag == "timeCycle" and every.total_seconds() < min_interval:
+        raise ExpressionRefused(cycle_too_fast(every.total_seconds(), min_interval))
 
 
 def _check_cell(text: str) -> None:

@@ -2,7 +2,8 @@
 
 1. lock the instance row; 2. load the workflow (the live copy if the row's revision
 still matches, else deserialise it onto the cached spec, the safe script engine
-attached); 3. the command changes it, then the engine steps run; 4. reconcile role
+attached); 3. the command changes it, then the engine steps run, on the command's
+budget of steps, seconds and built data (limits.py); 4. reconcile role
 queues, message subscriptions and the next wake-up; 5. append audit events and save.
 Any exception rolls the whole transaction back, and the live copy is dropped.
 """
@@ -21,7 +22,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 from sqlalchemy.orm import Session
 
-from engine import metrics, queues, store
+from engine import limits, metrics, queues, store
 from engine.audit import AuditTrail, EventKind, instance_stream
 from engine.caches import DefinitionCache, DefinitionInfo, LiveWorkflows
 from engine.calendar import BusinessCalendar, load_calendar
@@ -55,6 +56,7 @@ class Runtime:
         self.db = db
         self.clock: Clock = clock or SystemClock()
         self.calendar = calendar or load_calendar()
+        self.limits = limits.Limits.from_env()  # what one command may spend (limits.py)
         # told of every committed wake-up time (the scheduler of this process listens)
         self.on_wakeup: Callable[[datetime], None] | None = None
         self.serializer = StateSerializer()
@@ -160,6 +162,7 @@ class Work:
         self.workflow = workflow
         self.actor = actor
         self.now: datetime = runtime.clock.now()
+        self.budget = limits.Budget(runtime.limits)
         self.trail = AuditTrail(session)
         self.trail.seed(self.stream, instance.audit_seq, instance.audit_hash)
         self.tasks: dict[int, TaskRow] = {}  # task rows this command read or changed
@@ -174,11 +177,17 @@ class Work:
         self.open_after: list[TaskRow] = []
         # open human tasks by Spiff task id: (row id, element id, name), from the markers
         # reconcile leaves on each READY user task, so no query is needed to find them
+        frontier = scan(workflow)
         self.open_rows: dict[str, tuple[int, str, str | None]] = {
             str(t.id): (t.internal_data[queues.ROW], t.task_spec.bpmn_id, t.task_spec.bpmn_name)
-            for t in scan(workflow).ready_manual
+            for t in frontier.ready_manual
             if queues.ROW in t.internal_data
         }
+        # timer cycles as stored, checked before the engine runs: one stored faster than
+        # the minimum (before it was checked) would catch up on every round it missed
+        self.stored_cycles = [
+            t for t in frontier.waiting if isinstance(t.internal_data.get("event_value"), dict)
+        ]
 
     def task(self, row: TaskRow) -> TaskRow:
         """Track a task row; it is written back when the command settles."""
@@ -212,15 +221,28 @@ class Work:
         )
 
     def run_engine(self, step: Callable[[], object] | None = None) -> None:
-        """Run ``step`` then the engine; a diagram error becomes ProcessFailed."""
+        """Run ``step`` then the engine on the command's budget; a diagram error becomes
+        ProcessFailed, a budget spent BudgetExceeded (however Spiff wrapped it)."""
+        if self.stored_cycles:
+            for task in self.stored_cycles:
+                _check_cycle(task, self.runtime.limits.min_timer_interval)
+            self.stored_cycles = []
+        budget = self.budget
+        token = limits.enter(budget)
         try:
             if step is not None:
                 step()
-            self.workflow.do_engine_steps()
-        except (SpiffWorkflowException, ExpressionRefused) as exc:
-            raise ProcessFailed(_describe(exc), instance=self.instance.id) from exc
-        except (ArithmeticError, LookupError, TypeError, ValueError, NameError) as exc:
-            raise ProcessFailed(f"{type(exc).__name__}: {exc}", instance=self.instance.id) from exc
+            self.workflow.do_engine_steps(will_complete_task=budget.step)
+            budget.check_clock()  # raises if something swallowed the budget's error
+        except Exception as exc:
+            if budget.exceeded is not None:  # Spiff may have wrapped it, or a later error hid it
+                raise budget.exceeded from None
+            failure = _failure(exc, self.instance.id)
+            if failure is exc:
+                raise
+            raise failure from exc
+        finally:
+            limits.leave(token)
 
     def _business_time(self, frontier: Frontier) -> None:
         for task in frontier.waiting:
@@ -248,7 +270,7 @@ class Work:
         if self.definition.business_timers:
             self._business_time(frontier)
         _office_dates(self, frontier)
-        self.instance.next_wakeup_at = next_wakeup(frontier)
+        self.instance.next_wakeup_at = next_wakeup(frontier, self.runtime.limits.min_timer_interval)
         if self.workflow.completed and self.instance.status == InstanceStatus.RUNNING:
             self.instance.status = InstanceStatus.COMPLETED
             self.instance.ended_at = self.now
@@ -299,22 +321,25 @@ def _office_dates(work: Work, frontier: Frontier) -> None:
             task.internal_data["event_value"] = aware.isoformat()
 
 
-def next_wakeup(frontier: Frontier) -> datetime | None:
-    """When the instance next needs the scheduler: its earliest timer or SLA due time."""
-    due = [d for d in (_timer_due(t) for t in frontier.waiting) if d is not None]
+def next_wakeup(frontier: Frontier, min_interval: float = 0.0) -> datetime | None:
+    """When the instance next needs the scheduler: its earliest timer or SLA due time.
+    A timer cycle repeating more often than ``min_interval`` seconds (one computed from
+    the data, or stored before the minimum was checked at deploy) fails the command."""
+    due = [d for d in (_timer_due(t, min_interval) for t in frontier.waiting) if d is not None]
     sla = queues.next_due(frontier.ready_manual)
     if sla is not None:
         due.append(sla)
     return min(due) if due else None
 
 
-def _timer_due(task: Task) -> datetime | None:
+def _timer_due(task: Task, min_interval: float) -> datetime | None:
     if not waits_for_timer(task.task_spec):
         return None
     value = task.internal_data.get("event_value")
     if isinstance(value, dict):  # a cycle: {"cycles": n, "next": iso, "duration": s}
         if value.get("cycles") == 0:
             return None
+        _check_cycle(task, min_interval)
         value = value.get("next")
     if not isinstance(value, str):
         return None
@@ -322,6 +347,29 @@ def _timer_due(task: Task) -> datetime | None:
         return as_utc(datetime.fromisoformat(value))
     except ValueError:  # a date Spiff will parse its own way; fire on the next sweep
         return None
+
+
+def _check_cycle(task: Task, min_interval: float) -> None:
+    """A waiting timer cycle must not repeat more often than ``min_interval`` seconds."""
+    value = task.internal_data.get("event_value")
+    every = value.get("duration") if isinstance(value, dict) else None
+    if isinstance(every, int | float) and every < min_interval and value.get("cycles") != 0:
+        spec = task.task_spec
+        raise ProcessFailed(
+            f"element '{spec.bpmn_id or spec.name}': timer cycle "
+            f"{limits.cycle_too_fast(every, min_interval)}"
+        )
+
+
+def _failure(exc: Exception, instance_id: int) -> Exception:
+    """What a failed engine run raises: diagram errors become ProcessFailed."""
+    if isinstance(exc, ProcessFailed):
+        return exc
+    if isinstance(exc, (SpiffWorkflowException, ExpressionRefused)):
+        return ProcessFailed(_describe(exc), instance=instance_id)
+    if isinstance(exc, (ArithmeticError, LookupError, TypeError, ValueError, NameError)):
+        return ProcessFailed(f"{type(exc).__name__}: {exc}", instance=instance_id)
+    return exc
 
 
 def _describe(exc: Exception) -> str:

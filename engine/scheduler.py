@@ -113,6 +113,8 @@ class Timers:
             conn = session.connection()
             rows = store.claim_due_many(conn, now, runtime.db.is_postgres, size)
             for row in rows:
+                if time.perf_counter() - began > runtime.limits.max_seconds:
+                    break  # each firing has its budget; the batch's lock is not held for all
                 due = as_utc(row.next_wakeup_at or now)
                 savepoint = session.begin_nested()  # the ORM's too (kept messages)
                 try:
@@ -165,21 +167,34 @@ class Timers:
         return restored
 
     def fire_start_one(self) -> Fired | None:
-        """Start one round of a process whose start timer is due; None when none is."""
+        """Start one round of a process whose start timer is due; None when none is.
+
+        A round that fails (its diagram, or its budget) is kept as a failed instance, and
+        the schedule goes on; a schedule repeating faster than the minimum interval (stored
+        before that was checked at deploy) is stopped, with a failed instance saying why."""
         runtime = self.runtime
         now = runtime.clock.now()
         with runtime.db.reading() as session:
             if session.scalar(select(StartTimer.id).where(StartTimer.next_at <= now)) is None:
                 return None
         began = time.perf_counter()
-        claimed: list[tuple[int, datetime, str]] = []
+        claimed: list[tuple[int, int, datetime, str]] = []
         try:
             with runtime.db.transaction() as session:
                 row = start_timers.claim_due(session, now, runtime.db.is_postgres)
                 if row is None:
                     return None
                 due, element = as_utc(row.next_at), row.element_id
-                claimed.append((row.id, due, element))
+                claimed.append((row.id, row.definition_id, due, element))
+                too_fast = start_timers.too_fast(row, runtime.limits.min_timer_interval)
+                if too_fast:
+                    session.delete(row)
+                    error = f"timer start event '{element}' {too_fast}; its schedule was stopped"
+                    log.error("%s", error)
+                    iid = instances.start_failed(
+                        runtime, session, row.definition_id, error, actor=ACTOR, timer=element
+                    )
+                    return Fired(iid, due, now, [])
                 work = instances.start_in(
                     runtime, session, row.definition_id, ACTOR, None, {}, timer=element
                 )
@@ -187,11 +202,18 @@ class Timers:
         except Exception as exc:
             if not claimed:
                 raise
-            row_id, due, element = claimed[0]
-            log.warning("timer start of %s failed: %s", element, exc)
+            row_id, definition_id, due, element = claimed[0]
+            error = (
+                exc.message if isinstance(exc, TradeflowError) else f"{type(exc).__name__}: {exc}"
+            )
+            log.warning("timer start of %s failed: %s", element, error)
             with runtime.db.transaction() as session:
                 start_timers.skip_round(session, row_id, due, now, runtime.db.is_postgres)
-            return Fired(0, due, now, [])
+            with runtime.db.transaction() as session:  # the round is skipped even if not
+                iid = instances.start_failed(
+                    runtime, session, definition_id, error, actor=ACTOR, timer=element
+                )
+            return Fired(iid, due, now, [])
         runtime.committed(work, "timer", began)
         fired = Fired(work.instance.id, due, runtime.clock.now(), [element])
         metrics.timer_lateness((fired.at - due).total_seconds())

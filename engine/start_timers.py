@@ -30,6 +30,7 @@ from engine.calendar import load_calendar
 from engine.clock import as_utc
 from engine.errors import DiagramInvalid, Problem
 from engine.expressions import evaluate_expression
+from engine.limits import cycle_too_fast
 from engine.models import StartTimer
 
 
@@ -135,12 +136,23 @@ def advance(session: Session, row: StartTimer, now: datetime) -> None:
         session.delete(row)
         return
     next_at = as_utc(row.next_at)
-    while next_at <= now:
-        if row.every_months:
+    if row.every_months:
+        while next_at <= now:  # a month at a time: a few hundred rounds in decades down
             next_at = add_months(next_at, row.every_months)
-        else:
-            next_at += timedelta(seconds=row.every_seconds or 0)
+    elif next_at <= now:  # counted, not stepped: a short cycle after a long outage
+        every = timedelta(seconds=row.every_seconds or 0)
+        next_at += every * ((now - next_at) // every + 1)
     row.next_at = next_at
+
+
+def too_fast(row: StartTimer, min_interval: float) -> str | None:
+    """Why a stored schedule repeats more often than ``min_interval`` seconds, or None.
+    (Deploy refuses such cycles; a schedule stored before that was checked must not
+    start hundreds of instances a second.)"""
+    every = row.every_seconds
+    if every is None or row.every_months or every >= min_interval:
+        return None
+    return cycle_too_fast(every, min_interval)
 
 
 def skip_round(session: Session, row_id: int, due: datetime, now: datetime, postgres: bool) -> None:

@@ -10,38 +10,106 @@ not have are refused, and every refused field is named.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import date, datetime, time
+from math import isfinite
 from typing import Any, ClassVar
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from forms.patterns import MAX_MATCHED_LENGTH, PatternRefused, compile_pattern, matches
+
 # form-js components that hold no value
 _LAYOUT = {"text", "spacer", "separator", "button", "image", "html", "iframe", "table"}
-_PHONE = re.compile(r"^\+?[0-9 ()./-]{6,30}$")
+_PHONE = r"^\+?[0-9 ()./-]{6,30}$"
+
+
+class FormUnusable(ValueError):
+    """A stored form the server cannot check submissions against (a pattern deployed
+    before patterns were checked at deploy, say); names the field."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"field '{key}': {reason}")
+        self.key, self.reason = key, reason
+
+
+class _Pattern(validate.Validator):
+    """form-js's check, on RE2: the pattern found in a non-empty value (linear time)."""
+
+    def __init__(self, pattern: str, error: str) -> None:
+        self.program = compile_pattern(pattern)
+        self.message = error.format(regex=pattern)
+
+    def __call__(self, value: Any) -> Any:
+        if not isinstance(value, str) or value == "":  # form-js checks non-empty values only
+            return value
+        if len(value) > MAX_MATCHED_LENGTH:
+            raise ValidationError(
+                f"Longer than {MAX_MATCHED_LENGTH:,} characters: too long to check its pattern."
+            )
+        if not matches(self.program, value):
+            raise ValidationError(self.message)
+        return value
 
 
 def _options(component: dict[str, Any]) -> list[Any]:
     return [v.get("value") for v in component.get("values") or [] if isinstance(v, dict)]
 
 
-def _validators(component: dict[str, Any]) -> list[validate.Validator]:
+def _rules(component: dict[str, Any]) -> dict[str, Any]:
+    """The field's ``validate`` object with its bounds as numbers (form-js's editor writes
+    them as text, ``"20"``); FormUnusable for anything the server could not compare."""
     rules = component.get("validate") or {}
+    key = str(component.get("key"))
+    if not isinstance(rules, dict):
+        raise FormUnusable(key, "'validate' must be an object")
+    bounds = {}
+    for name in ("min", "max", "minLength", "maxLength"):
+        if rules.get(name) is not None:
+            bounds[name] = _bound(key, name, rules[name], whole=name.endswith("Length"))
+    return {**rules, **bounds}
+
+
+def _bound(key: str, name: str, value: Any, *, whole: bool) -> int | float:
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise FormUnusable(
+                key, f"'validate.{name}' must be a number, not {value!r} (FEEL is not supported)"
+            ) from None
+    if isinstance(number, bool) or not isinstance(number, int | float) or not isfinite(number):
+        raise FormUnusable(key, f"'validate.{name}' must be a number")
+    if whole:
+        if number < 0 or number != int(number):
+            raise FormUnusable(key, f"'validate.{name}' must be a whole number of characters")
+        return int(number)
+    return int(number) if isinstance(value, str) and number == int(number) else number
+
+
+def _validators(component: dict[str, Any]) -> list[validate.Validator]:
+    rules = _rules(component)
     found: list[validate.Validator] = []
     if "min" in rules or "max" in rules:
         found.append(validate.Range(min=rules.get("min"), max=rules.get("max")))
     if "minLength" in rules or "maxLength" in rules:
         found.append(validate.Length(min=rules.get("minLength"), max=rules.get("maxLength")))
     if rules.get("pattern"):
-        found.append(validate.Regexp(rules["pattern"], error="Does not match {regex}."))
+        try:
+            found.append(_Pattern(rules["pattern"], "Does not match {regex}."))
+        except PatternRefused as exc:
+            pattern = _short(rules["pattern"])
+            raise FormUnusable(
+                str(component.get("key")), f"pattern '{pattern}' refused: {exc}"
+            ) from exc
     if rules.get("validationType") == "email":
         found.append(validate.Email())
     if rules.get("validationType") == "phone":
-        found.append(validate.Regexp(_PHONE, error="Not a valid phone number."))
-    if component["type"] in ("select", "radio") and _options(component):
+        found.append(_Pattern(_PHONE, "Not a valid phone number."))
+    if component.get("type") in ("select", "radio") and _options(component):
         found.append(validate.OneOf(_options(component)))
-    if component["type"] == "checkbox" and rules.get("required"):
+    if component.get("type") == "checkbox" and rules.get("required"):
         found.append(validate.Equal(True, error="Must be checked."))  # form-js: a required box
     return found
 
@@ -91,8 +159,8 @@ class _IsoText(fields.String):
 
 
 def _field(component: dict[str, Any]) -> fields.Field[Any]:
-    kind = component["type"]
-    required = bool((component.get("validate") or {}).get("required"))
+    kind = component.get("type")
+    required = bool(_rules(component).get("required"))
     options: dict[str, Any] = {
         "required": required,
         "allow_none": not required,
@@ -127,7 +195,8 @@ def _value_components(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def schema_for(form: dict[str, Any]) -> Schema:
-    """A marshmallow schema with one field per value-holding component of the form."""
+    """A marshmallow schema with one field per value-holding component of the form;
+    FormUnusable if a field's rules can't be checked (a pattern RE2 refuses)."""
     declared = {c["key"]: _field(c) for c in _value_components(form.get("components", []))}
     schema_class = Schema.from_dict(declared, name=f"Form_{form.get('id', 'anonymous')}")
     return schema_class(unknown=RAISE)
@@ -139,4 +208,30 @@ def validate_submission(form: dict[str, Any], data: dict[str, Any]) -> dict[str,
     return result
 
 
-__all__ = ["ValidationError", "schema_for", "validate_submission"]
+def problems(form: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field key, why) for every field the server could not check submissions of (a
+    pattern RE2 refuses, bounds that are not numbers): deploy-time lint."""
+    found = []
+    for component in _value_components(form.get("components", [])):
+        if not isinstance(component.get("key"), str):
+            found.append((str(component.get("key")), "a field's key must be text"))
+            continue
+        try:
+            _field(component)
+        except FormUnusable as exc:
+            found.append((exc.key, exc.reason))
+    return found
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+__all__ = [
+    "FormUnusable",
+    "ValidationError",
+    "problems",
+    "schema_for",
+    "validate_submission",
+]

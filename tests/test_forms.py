@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from forms import ValidationError, validate_submission
+from forms import FormUnusable, ValidationError, problems, validate_submission
+from forms.patterns import MAX_MATCHED_LENGTH
 from tests.conftest import ROOT
 
 FORM: dict[str, Any] = {
@@ -129,3 +130,110 @@ def test_every_shipped_form_refuses_an_empty_submission_by_name(path: Any) -> No
         if (c.get("validate") or {}).get("required") and c.get("key")
     ]
     assert sorted(messages) == sorted(required)
+
+
+# --- patterns: as form-js checks them in the browser, on RE2 (forms/patterns.py) -----------
+
+
+def patterned(pattern: str) -> dict[str, Any]:
+    return {
+        "id": "p",
+        "components": [{"type": "textfield", "key": "v", "validate": {"pattern": pattern}}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "passes"),
+    [
+        ("[0-9]{4}", "PO-2026", True),  # RegExp.test finds it anywhere, as the browser does
+        ("^[0-9]{4}", "PO-2026", False),
+        ("^[A-Z]{2}$", "CN\n", False),  # `$` is the end, as in JavaScript (Python: before \n)
+        ("^[A-Z]{2}$", "", True),  # form-js checks no empty value
+        ("^(a+)+$", "a" * 5000 + "!", False),  # linear: no backtracking
+        (r"^\d+(\.\d{2})?$", "12.50", True),
+        ("^(?<year>[0-9]{4})$", "2026", True),
+    ],
+)
+def test_a_pattern_is_checked_as_the_browser_checks_it(
+    pattern: str, value: str, passes: bool
+) -> None:
+    if passes:
+        assert validate_submission(patterned(pattern), {"v": value}) == {"v": value}
+    else:
+        with pytest.raises(ValidationError):
+            validate_submission(patterned(pattern), {"v": value})
+
+
+def test_a_value_too_long_to_match_is_refused_by_name() -> None:
+    with pytest.raises(ValidationError) as caught:
+        validate_submission(patterned("^a+$"), {"v": "a" * (MAX_MATCHED_LENGTH + 1)})
+    assert caught.value.messages == {
+        "v": ["Longer than 10,000 characters: too long to check its pattern."]
+    }
+
+
+@pytest.mark.parametrize(
+    ("pattern", "words"),
+    [
+        ("(a", "missing )"),
+        ("(?=a)", "lookaround"),
+        ("(?<!a)b", "lookaround"),
+        (r"(a)\1", "backreference"),
+        ("(?i)a", "inline flags"),
+        ("(?P<n>a)", "(?<name>"),
+        ("[[:alpha:]]", "POSIX"),
+        (r"\Aa", r"\A"),
+        (r"\u00e9", r"\u"),
+        (r"\x{41}", "two hex digits"),
+        ("[]a]", "class"),
+        ("a{1001}", "repetition"),
+        ("a" * 1001, "longer than 1000"),
+    ],
+)
+def test_a_pattern_the_server_cannot_run_as_the_browser_does_is_named(
+    pattern: str, words: str
+) -> None:
+    [(key, why)] = problems(patterned(pattern))
+    assert key == "v" and words in why, why
+    with pytest.raises(FormUnusable) as caught:
+        validate_submission(patterned(pattern), {"v": "a"})
+    assert caught.value.key == "v"
+
+
+def test_bounds_written_as_text_are_numbers() -> None:
+    """form-js's editor writes a maximum of 20 as "20": compared as the number."""
+    form = {
+        "id": "p",
+        "components": [
+            {"type": "number", "key": "n", "validate": {"min": "1.5", "max": "20"}},
+            {"type": "textfield", "key": "t", "validate": {"maxLength": "3"}},
+        ],
+    }
+    assert problems(form) == []
+    assert validate_submission(form, {"n": 20, "t": "abc"}) == {"n": 20, "t": "abc"}
+    with pytest.raises(ValidationError) as caught:
+        validate_submission(form, {"n": 21, "t": "abcd"})
+    assert sorted(caught.value.messages) == ["n", "t"]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("rules", "why"),
+    [
+        ({"min": "=amount * 2"}, "'validate.min' must be a number, not '=amount * 2'"),
+        ({"max": True}, "'validate.max' must be a number"),
+        ({"max": "inf"}, "'validate.max' must be a number"),
+        ({"maxLength": "2.5"}, "whole number"),
+        ({"minLength": -1}, "whole number"),
+    ],
+)
+def test_bounds_that_are_not_numbers_are_named(rules: dict[str, Any], why: str) -> None:
+    form = {"id": "p", "components": [{"type": "number", "key": "n", "validate": rules}]}
+    [(key, found)] = problems(form)
+    assert key == "n" and why in found
+    listed = {"id": "p", "components": [{"type": "textfield", "key": "t", "validate": ["x"]}]}
+    assert problems(listed) == [("t", "'validate' must be an object")]
+
+
+def test_the_shipped_forms_have_no_problems() -> None:
+    for path in SHIPPED:
+        assert problems(json.loads(path.read_text())) == [], path.name

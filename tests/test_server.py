@@ -12,10 +12,12 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -198,3 +200,54 @@ def test_the_servers_environment_is_no_part_of_a_request(tmp_path: Path) -> None
         status, _, body = served.call("GET", "/api/v1/audit")  # no token of its own
         assert status == 401, body
         assert served.call("GET", "/api/v1/audit", token)[0] == 200
+
+
+def test_a_command_that_never_waits_is_stopped_and_health_answers_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """A loop through a gateway that never waits, started over HTTP on SQLite: the
+    server answers /health while it runs, and the start ends at the configured budget
+    (TRADEFLOW_COMMAND_MAX_SECONDS) with a 422 naming the element; nothing is stored."""
+    from tests.api.test_budgets import GATEWAY_LOOP
+
+    url = f"sqlite:///{tmp_path}/budget.db"
+    env = {
+        **os.environ,
+        "TRADEFLOW_DATABASE_URL": url,
+        "TRADEFLOW_COMMAND_MAX_SECONDS": "2",
+        # the clock stops it, not the steps or the data its rounds build
+        "TRADEFLOW_COMMAND_MAX_STEPS": "10000000",
+        "TRADEFLOW_COMMAND_MAX_BUILT": "1000000000000",
+    }
+    service = Service("", env)
+    service.cli("db", "upgrade")
+    (tmp_path / "probe.bpmn").write_bytes(GATEWAY_LOOP)
+    service.cli("deploy", str(tmp_path / "probe.bpmn"))
+    token = service.token("owner", "--process-owner")
+    with _serving(env, "--threads", "2") as (served, _):
+        answer: list[tuple[int, Any]] = []
+        # rounds of some milliseconds: SpiffWorkflow stops following a tree 1,000 tasks
+        # deep (an instance that just stops), which must come well after the 2 seconds
+        started = {"definition": "probe", "variables": {"pad": [0] * 10_000}}
+        began = time.monotonic()
+        starting = threading.Thread(
+            target=lambda: answer.append(
+                served.call("POST", "/api/v1/instances", token, started)[::2]
+            )
+        )
+        starting.start()
+        time.sleep(0.5)
+        assert starting.is_alive()  # still looping
+        assert _health(served_port(served)) < 1.0
+        starting.join(timeout=30)
+        took = time.monotonic() - began
+        [(status, body)] = answer
+        assert status == 422, body
+        assert body["type"] == "urn:tradeflow:problem:budget-exceeded"
+        assert (body["budget"], body["element"] in ("count", "more")) == ("seconds", True)
+        assert 2 <= took < 15, took  # 2 s of CPU; more on a machine shared with others
+        assert served.call("GET", "/api/v1/instances", token)[2]["total"] == 0
+
+
+def served_port(served: Service) -> int:
+    return int(served.url.rsplit(":", 1)[1])

@@ -307,3 +307,20 @@ def test_verify_says_when_anchors_stopped_coming(run, tmp_path: Path) -> None:  
         "more than twice TRADEFLOW_AUDIT_ANCHOR_EVERY (60 min) ago: anchoring stopped, or is "
         "being held back"
     ) in stale.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TRADEFLOW_COMMAND_MAX_STEPS", "lots"),
+        ("TRADEFLOW_COMMAND_MAX_SECONDS", "-1"),
+        ("TRADEFLOW_MIN_TIMER_INTERVAL", "soon"),
+    ],
+)
+def test_a_limit_set_wrong_is_named_plainly(tmp_path: Path, variable: str, value: str) -> None:
+    env = {**os.environ, "TRADEFLOW_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db", variable: value}
+    result = subprocess.run(
+        [str(TRADEFLOW), "db", "upgrade"], env=env, cwd=ROOT, text=True, capture_output=True
+    )
+    assert result.returncode == 1
+    assert variable in result.stderr and "Traceback" not in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,7 +13,7 @@ from SpiffWorkflow.bpmn.parser import BpmnParser
 from SpiffWorkflow.dmn.engine.DMNEngine import DMNEngine
 from SpiffWorkflow.util.task import TaskState
 
-from engine.errors import ExpressionRefused
+from engine.errors import BudgetExceeded, ExpressionRefused
 from engine.expressions import (
     MAX_EXPRESSION_LENGTH,
     SafeScriptEngine,
@@ -21,6 +22,7 @@ from engine.expressions import (
     evaluate_expression,
     run_script,
 )
+from engine.limits import Budget, Limits, enter, leave
 
 DATA: dict[str, Any] = {
     "amount": 25_000,
@@ -317,3 +319,65 @@ def test_real_workflow_wraps_runtime_errors_with_line() -> None:
 def test_real_workflow_refuses_unsafe_condition() -> None:
     with pytest.raises(ExpressionRefused):
         run_workflow(3, condition="__import__('os').system('id')")
+
+
+# --- the command's budget (engine/limits.py) -----------------------------------------------
+
+
+def within(limits: Limits) -> Any:
+    """Evaluate as a command with ``limits`` would."""
+    return _Entered(Budget(limits))
+
+
+class _Entered:
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+
+    def __enter__(self) -> Budget:
+        self.token = enter(self.budget)
+        return self.budget
+
+    def __exit__(self, *exc: object) -> None:
+        leave(self.token)
+
+
+def test_one_long_expression_is_stopped_by_the_commands_clock() -> None:
+    """Ten thousand sums of twenty thousand numbers: well within every size limit, some
+    seconds of work. The evaluator looks at the clock as it goes, not only at the end."""
+    began = time.thread_time()
+    with within(Limits(max_seconds=0.05)), pytest.raises(BudgetExceeded) as caught:
+        evaluate_expression("[sum(big) for y in big[:10000]]", DATA)
+    assert time.thread_time() - began < 0.5
+    assert caught.value.details["budget"] == "seconds"
+
+
+@pytest.mark.parametrize("text", ["big[:]", "big[::1]", "big[1:]", "x[:] + 'y'"])
+def test_slices_are_charged_before_they_are_made(text: str) -> None:
+    with within(Limits()) as budget:
+        evaluate_expression(text, DATA)
+    spent = Limits().max_built - budget.built_left
+    assert spent >= (3 if text.startswith("x") else 19_999)
+
+
+def test_a_script_copying_a_list_again_and_again_runs_out() -> None:
+    script = "\n".join(f"c{n} = big[:]" for n in range(60))  # 1.2 million items kept
+    with pytest.raises(ExpressionRefused, match="builds too much data"):
+        run_script(script, dict(DATA))
+
+
+def test_what_expressions_build_adds_up_over_the_command() -> None:
+    with within(Limits(max_built=50_000)), pytest.raises(BudgetExceeded) as caught:
+        for _ in range(3):  # three evaluations of 20,000 items each
+            evaluate_expression("big[:]", DATA)
+    assert caught.value.details["budget"] == "built"
+
+
+def test_a_spent_budget_stays_spent() -> None:
+    """Whatever swallowed the error (Spiff wraps what a task raises), every later
+    evaluation in the command raises it again."""
+    with within(Limits(max_built=10)) as budget:
+        with pytest.raises(BudgetExceeded):
+            evaluate_expression("big[:]", DATA)
+        with pytest.raises(BudgetExceeded) as again:
+            evaluate_expression("amount > 1", DATA)
+        assert again.value is budget.exceeded

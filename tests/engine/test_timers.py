@@ -20,6 +20,7 @@ from sqlalchemy import select
 from engine.caches import LiveWorkflows
 from engine.db import Database
 from engine.errors import ProcessFailed
+from engine.limits import Limits
 from engine.models import Definition, HumanTask, Instance, InstanceStatus, StepWeek, TaskState
 from engine.queues import InboxQuery
 from engine.scheduler import Scheduler, Timers
@@ -481,3 +482,134 @@ def test_the_sweep_sums_the_weeks_that_are_over(flow: Tradeflow, clocks: Clocks)
         summed = session.execute(select(StepWeek.element_id, StepWeek.completed)).all()
     assert until == flow.clock.now().date()  # summed to Monday 00:00
     assert [tuple(row) for row in summed] == [("check", 1)]
+
+
+# --- budgets and too-fast cycles (engine/limits.py) ------------------------------------------
+
+
+def spinning(pid: str, start: str = "", pause: bool = True) -> tuple[str, bytes]:
+    """(A minute's wait, then) a loop that never waits: the count only grows."""
+    wait = (
+        f'<bpmn:intermediateCatchEvent id="pause">{timer("timeDuration", "PT1M")}'
+        "</bpmn:intermediateCatchEvent>"
+        '<bpmn:sequenceFlow id="f0" sourceRef="s" targetRef="pause" />'
+        '<bpmn:sequenceFlow id="f1" sourceRef="pause" targetRef="count" />'
+        if pause
+        else '<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="count" />'
+    )
+    return diagram(
+        pid,
+        f'<bpmn:startEvent id="s">{start}</bpmn:startEvent>{wait}'
+        '<bpmn:scriptTask id="count"><bpmn:script>n = get("n", 0) + 1</bpmn:script>'
+        '</bpmn:scriptTask><bpmn:exclusiveGateway id="more" /><bpmn:endEvent id="e" />'
+        '<bpmn:sequenceFlow id="f3" sourceRef="count" targetRef="more" />'
+        '<bpmn:sequenceFlow id="f4" sourceRef="more" targetRef="count">'
+        '<bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">n &gt; 0'
+        "</bpmn:conditionExpression></bpmn:sequenceFlow>"
+        '<bpmn:sequenceFlow id="f5" sourceRef="more" targetRef="e">'
+        '<bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">n &lt;= 0'
+        "</bpmn:conditionExpression></bpmn:sequenceFlow>",
+    )
+
+
+def test_a_timer_that_runs_over_its_budget_fails_its_instance_and_the_rest_fire(
+    flow: Tradeflow, clocks: Clocks
+) -> None:
+    flow.deploy([spinning("spin")], actor="owner")
+    flow.runtime.limits = Limits(max_steps=100)
+    spins = flow.start("spin", actor="cashier")
+    waiting = flow.start("wait", actor="cashier")
+    clocks.advance(minutes=11)
+    fired = Timers(flow.runtime).fire_due()
+    assert {f.instance_id: f.elements for f in fired} == {spins: [], waiting: ["pause"]}
+    instance = flow.instance(spins)
+    assert instance.status == InstanceStatus.FAILED  # the incident, with its reason
+    assert "100 engine steps" in (instance.error or "")
+    assert "'count'" in (instance.error or "") or "'more'" in (instance.error or "")
+    assert events(flow, spins, "timer_fired") == []  # the firing was rolled back
+    assert flow.verify(f"instance:{spins}").ok
+    assert Timers(flow.runtime).fire_due() == []
+
+
+def test_a_start_timer_round_over_its_budget_is_kept_as_a_failed_instance(
+    flow: Tradeflow, clocks: Clocks
+) -> None:
+    daily = timer("timeCycle", "R/P1D")
+    flow.deploy([spinning("spin", start=daily, pause=False)], actor="owner")
+    flow.runtime.limits = Limits(max_steps=100)
+    timers = Timers(flow.runtime)
+    clocks.advance(days=1, seconds=1)
+    [fired] = timers.fire_due()
+    [iid] = started(flow, "spin")
+    assert fired.instance_id == iid
+    instance = flow.instance(iid)
+    assert instance.status == InstanceStatus.FAILED and "engine steps" in (instance.error or "")
+    assert [e.kind for e in flow.history(iid)] == ["instance_started", "instance_failed"]
+    assert flow.verify(f"instance:{iid}").ok
+    clocks.advance(days=1)  # the schedule goes on: the next round is due a day later
+    assert len(timers.fire_due()) == 1 and len(started(flow, "spin")) == 2
+
+
+def _deployed_under(
+    db: Database, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, *files: tuple[str, bytes]
+) -> Tradeflow:
+    """Deployed while cycles of a millisecond were allowed (before the minimum existed, or
+    configured that low): the rows are what such a deployment stored."""
+    monkeypatch.setenv("TRADEFLOW_MIN_TIMER_INTERVAL", "0.0001")
+    then = Tradeflow(db, clock)
+    then.deploy(list(files), actor="owner")
+    then.add_user("cashier", ["finance"])
+    monkeypatch.delenv("TRADEFLOW_MIN_TIMER_INTERVAL")
+    return then
+
+
+FLOOD = diagram(
+    "flood",
+    '<bpmn:startEvent id="s" /><bpmn:userTask id="answer" camunda:candidateGroups="finance" />'
+    '<bpmn:boundaryEvent id="nag" attachedToRef="answer" cancelActivity="false">'
+    f"{timer('timeCycle', 'R/PT0.001S')}</bpmn:boundaryEvent>"
+    '<bpmn:endEvent id="e1" /><bpmn:endEvent id="e2" />'
+    '<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="answer" />'
+    '<bpmn:sequenceFlow id="f2" sourceRef="answer" targetRef="e1" />'
+    '<bpmn:sequenceFlow id="f3" sourceRef="nag" targetRef="e2" />',
+)
+
+
+def test_a_boundary_cycle_stored_too_fast_fails_its_instance_instead_of_flooding(
+    db: Database, clock: FakeClock, clocks: Clocks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    then = _deployed_under(db, clock, monkeypatch, FLOOD)
+    iid = then.start("flood", actor="cashier")
+    restarted = Tradeflow(db, clock)  # the service restarts with the minimum in force
+    timers = Timers(restarted.runtime)
+    for _ in range(3):
+        clocks.advance(seconds=1, milliseconds=1)
+        timers.fire_due()
+    instance = restarted.instance(iid)
+    assert instance.status == InstanceStatus.FAILED
+    assert "'nag'" in (instance.error or "") and "minimum interval of 60 s" in (
+        instance.error or ""
+    )
+    assert events(restarted, iid, "timer_fired") == []
+    assert instance.next_wakeup_at is None
+
+
+def test_a_start_timer_stored_too_fast_is_stopped_not_flooding(
+    db: Database, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real time: a cycle of a millisecond would start hundreds of instances a second.
+    The first due round stops the schedule and leaves one failed instance saying why."""
+    _deployed_under(db, clock, monkeypatch, starting_on("flood", "timeCycle", "R/PT0.001S"))
+    restarted = Tradeflow(db)  # the system clock: the schedule is due at once
+    timers = Timers(restarted.runtime)
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        timers.fire_due()
+    [iid] = started(restarted, "flood")
+    instance = restarted.instance(iid)
+    assert instance.status == InstanceStatus.FAILED
+    assert "'tick'" in (instance.error or "") and "schedule was stopped" in (instance.error or "")
+    with restarted.db.reading() as session:
+        from engine.models import StartTimer
+
+        assert session.scalars(select(StartTimer)).all() == []
