@@ -25,6 +25,8 @@ class Frontier:
     waiting: list[Task] = field(default_factory=list)
     errors: list[Task] = field(default_factory=list)
     top: list[Task] = field(default_factory=list)  # live tasks of the top-level process
+    # READY tasks the engine runs itself, left READY after it ran: it never reached them
+    stalled: list[Task] = field(default_factory=list)
 
 
 def scan(workflow: BpmnWorkflow) -> Frontier:
@@ -34,8 +36,8 @@ def scan(workflow: BpmnWorkflow) -> Frontier:
             state = task.state
             if not state & _LIVE:
                 continue
-            if state == TaskState.READY and task.task_spec.manual:
-                found.ready_manual.append(task)
+            if state == TaskState.READY:
+                (found.ready_manual if task.task_spec.manual else found.stalled).append(task)
             elif state == TaskState.WAITING:
                 found.waiting.append(task)
             elif state == TaskState.ERROR:
