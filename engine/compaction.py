@@ -114,13 +114,14 @@ def elements(workflow: BpmnWorkflow) -> tuple[set[str], set[str]]:
 
 
 def _compact_tree(process: Any, top: BpmnWorkflow, done: set[str], result: Compaction) -> None:
+    # tasks are kept in sets by identity: a UUID's hash is Python code, a task's isn't
     tasks: dict[UUID, Task] = process.tasks
     keep = _keep(tasks, process.task_tree)
     _fold_ended_paths(tasks, keep)
     if len(keep) == len(tasks) and len(tasks) < SPIFF_MAX_DEPTH:
         return  # nothing to drop, and too few tasks to be too deep
     result.depth = max(result.depth, _relink(tasks, process.task_tree, keep))
-    dropped = [task for key, task in tasks.items() if key not in keep]
+    dropped = [task for task in tasks.values() if task not in keep]
     if not dropped:
         return
     done.update(_completed_elements(dropped))
@@ -132,28 +133,28 @@ def _compact_tree(process: Any, top: BpmnWorkflow, done: set[str], result: Compa
         process.last_task = None  # as a reload would find it
 
 
-def _keep(tasks: dict[UUID, Task], root: Task) -> set[UUID]:
-    keep = {root.id}
+def _keep(tasks: dict[UUID, Task], root: Task) -> set[Task]:
+    keep = {root}
     for task in tasks.values():
         if not task.state & _KEEP:
             continue
-        keep.add(task.id)
-        if task._parent is not None:
-            keep.add(task._parent)
+        keep.add(task)
+        parent = tasks.get(task._parent) if task._parent is not None else None
+        if parent is not None:
+            keep.add(parent)
         split = getattr(task.task_spec, "split_task", None)
         if split:
             found = _ancestor(tasks, task, split)
             if found is not None:
-                keep.add(found.id)
-                keep.update(found._children)
-    for key in list(keep):
-        task = tasks[key]
+                keep.add(found)
+                keep.update(tasks[child] for child in found._children)
+    for task in list(keep):
         if isinstance(task.task_spec, UnstructuredJoin) and task._parent is not None:
-            keep.add(task._parent)
+            keep.add(tasks[task._parent])
     return keep
 
 
-def _fold_ended_paths(tasks: dict[UUID, Task], keep: set[UUID]) -> None:
+def _fold_ended_paths(tasks: dict[UUID, Task], keep: set[Task]) -> None:
     """Keep the latest path that ended, its data merged with the earlier ones', in the
     order the end join's ``_run_hook`` merges them (oldest first)."""
     ended = sorted(
@@ -170,7 +171,7 @@ def _fold_ended_paths(tasks: dict[UUID, Task], keep: set[UUID]) -> None:
         return
     latest = ended[-1]
     end_event = tasks[latest._parent]
-    keep.update((latest.id, end_event.id))
+    keep.update((latest, end_event))
     if len(ended) == 1:
         return
     merged: dict[str, Any] = {}
@@ -192,27 +193,24 @@ def _ancestor(tasks: dict[UUID, Task], task: Task, spec_name: str) -> Task | Non
     return None
 
 
-def _relink(tasks: dict[UUID, Task], root: Task, keep: set[UUID]) -> int:
+def _relink(tasks: dict[UUID, Task], root: Task, keep: set[Task]) -> int:
     """Hang each kept task from its nearest kept ancestor, children in the old tree's
     order (a walk in pre-order, without recursion); the kept tree's depth."""
-    children: dict[UUID, list[UUID]] = {key: [] for key in keep}
-    depth = {root.id: 0}
+    children: dict[Task, list[UUID]] = {task: [] for task in keep}
     deepest = 0
-    stack: list[tuple[UUID, UUID]] = [(child, root.id) for child in reversed(root._children)]
+    # (a task, its nearest kept ancestor, that ancestor's depth in the kept tree)
+    stack = [(tasks[child], root, 0) for child in reversed(root._children)]
     while stack:
-        key, above = stack.pop()
-        task = tasks[key]
-        if key in keep:
-            children[above].append(key)
-            if task._parent != above:
-                task._parent = above
+        task, above, level = stack.pop()
+        if task in keep:
+            children[above].append(task.id)
+            if task._parent != above.id:
+                task._parent = above.id
                 thaw(task)
-            depth[key] = depth[above] + 1
-            deepest = max(deepest, depth[key])
-            above = key
-        stack.extend((child, above) for child in reversed(task._children))
-    for key, kept in children.items():
-        task = tasks[key]
+            above, level = task, level + 1
+            deepest = max(deepest, level)
+        stack.extend((tasks[child], above, level) for child in reversed(task._children))
+    for task, kept in children.items():
         if task._children != kept:
             task._children = kept
             thaw(task)
