@@ -208,5 +208,11 @@ def starting_data(runtime: Runtime, task_id: int) -> dict[str, Any]:
             raise TaskNotFound(f"no task {task_id}", task=task_id)
         instance = session.get_one(Instance, row.instance_id)
         workflow = runtime.load(session, instance)
-    spiff_task = workflow.get_task_from_id(UUID(row.spiff_task_id))
-    return dict(spiff_task.data) if spiff_task is not None else {}
+    # a closed task may be gone from the task tree (engine/compaction.py): its data went
+    # with it; what it submitted is in the audit trail
+    spiff_id = UUID(row.spiff_task_id)
+    for process in (workflow, *workflow.subprocesses.values()):
+        spiff_task = process.tasks.get(spiff_id)
+        if spiff_task is not None:
+            return dict(spiff_task.data)
+    return {}
