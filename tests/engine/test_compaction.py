@@ -331,8 +331,10 @@ class Loops:
         up; then ``act`` plays the round on each run. The three agree for ``compare``
         rounds; the compacted two go on and agree with each other and with the rounds a
         ``period`` before (compared ``every`` so many rounds, and the last); Spiff's tree,
-        kept going (``spiff_fails``), fails loudly before the end."""
+        kept going (``spiff_fails``), fails loudly before the end (on SQLite: the
+        failure is the engine's, the same on either store, and slow to reach)."""
         spiff = self.runs[2]
+        spiff_fails = spiff_fails and not spiff.flow.db.is_postgres
         failed: ProcessFailed | None = None
         for r in range(rounds):
             if hours(r):
