@@ -3,7 +3,8 @@
 A command asks the same things several times (which user tasks are ready, what waits
 for a timer or a message, did anything fail, what are the variables); SpiffWorkflow's
 iterator walks the whole tree for each. Reading the tasks dicts once is several times
-cheaper, and the tree only grows as an instance runs.
+cheaper, and it sees every task however deep (the iterator stops at depth 1000; the
+tasks it left READY show here as ``stalled``).
 """
 
 from __future__ import annotations
