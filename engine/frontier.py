@@ -3,7 +3,8 @@
 A command asks the same things several times (which user tasks are ready, what waits
 for a timer or a message, did anything fail, what are the variables); SpiffWorkflow's
 iterator walks the whole tree for each. Reading the tasks dicts once is several times
-cheaper, and the tree only grows as an instance runs.
+cheaper, and it sees every task however deep (the iterator stops at depth 1000; the
+tasks it left READY show here as ``stalled``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class Frontier:
     waiting: list[Task] = field(default_factory=list)
     errors: list[Task] = field(default_factory=list)
     top: list[Task] = field(default_factory=list)  # live tasks of the top-level process
+    # READY tasks the engine runs itself, left READY after it ran: it never reached them
+    stalled: list[Task] = field(default_factory=list)
 
 
 def scan(workflow: BpmnWorkflow) -> Frontier:
@@ -34,8 +37,8 @@ def scan(workflow: BpmnWorkflow) -> Frontier:
             state = task.state
             if not state & _LIVE:
                 continue
-            if state == TaskState.READY and task.task_spec.manual:
-                found.ready_manual.append(task)
+            if state == TaskState.READY:
+                (found.ready_manual if task.task_spec.manual else found.stalled).append(task)
             elif state == TaskState.WAITING:
                 found.waiting.append(task)
             elif state == TaskState.ERROR:

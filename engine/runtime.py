@@ -27,6 +27,7 @@ from engine.audit import AuditTrail, EventKind, instance_stream
 from engine.caches import DefinitionCache, DefinitionInfo, LiveWorkflows
 from engine.calendar import BusinessCalendar, load_calendar
 from engine.clock import Clock, SystemClock, as_utc
+from engine.compaction import SPIFF_MAX_DEPTH, compact
 from engine.db import Database
 from engine.errors import (
     ExpressionRefused,
@@ -41,6 +42,7 @@ from engine.serialization import StateSerializer
 from engine.store import InstanceRow, TaskRow
 
 BUSINESS_TIME = "tradeflow_business_time"  # internal_data: the due time counts working time
+RESUMES = 4  # engine runs a command may add for READY tasks the engine's iterator missed
 
 # an instance id, or a function finding it in the transaction: by id, or already read
 # (and locked) along with something else, as a task is
@@ -62,6 +64,9 @@ class Runtime:
         self.serializer = StateSerializer()
         self.definitions = DefinitionCache(self.serializer)
         self.live = LiveWorkflows()
+        # finished tasks are dropped from the task tree as each command settles
+        # (engine/compaction.py); off only to compare with Spiff's own tree in tests
+        self.compact_trees = True
 
     @contextmanager
     def command(
@@ -175,6 +180,7 @@ class Work:
         # set by a command that answers with the instance's open tasks once settled
         self.report_open = False
         self.open_after: list[TaskRow] = []
+        self.resumed = 0  # engine runs added for READY tasks the engine's iterator missed
         # open human tasks by Spiff task id: (row id, element id, name), from the markers
         # reconcile leaves on each READY user task, so no query is needed to find them
         frontier = scan(workflow)
@@ -258,6 +264,8 @@ class Work:
 
         for _ in range(20):  # each round may deliver one kept message
             frontier = scan(self.workflow)
+            while frontier.stalled and not frontier.errors:
+                frontier = self._resume(frontier)
             if frontier.errors:  # Spiff can leave a task in ERROR without raising
                 spec = frontier.errors[0].task_spec
                 raise ProcessFailed(
@@ -275,6 +283,8 @@ class Work:
             self.instance.status = InstanceStatus.COMPLETED
             self.instance.ended_at = self.now
             self.audit(EventKind.INSTANCE_COMPLETED, data={"variables": variables(self.workflow)})
+        if self.runtime.compact_trees:
+            self._compact()
         self.instance.state = self.runtime.serializer.dumps(self.workflow)
         self.instance.updated_at = self.now
         self.instance.revision += 1
@@ -288,6 +298,36 @@ class Work:
             self.trail.write()
         if self.report_open:
             self.open_after = self.open_tasks()
+
+    def _compact(self) -> None:
+        """Drop the finished tasks nothing needs any more (engine/compaction.py). A tree
+        still too deep for Spiff's iterator after that would stall the next command
+        without a word: refused here instead."""
+        depth = compact(self.workflow).depth
+        if depth >= SPIFF_MAX_DEPTH:
+            raise ProcessFailed(
+                f"the task tree is {depth} levels deep even without its finished tasks; "
+                f"the engine reaches {SPIFF_MAX_DEPTH - 1}",
+                instance=self.instance.id,
+            )
+
+    def _resume(self, frontier: Frontier) -> Frontier:
+        """READY tasks the engine runs itself were left READY: Spiff's iterator did not
+        reach them (it stops at depth 1000: a tree grown by a loop, or saved before
+        compaction). Compact the tree and run the engine again; a loop that grows the
+        tree past that depth again and again within one command fails, loudly."""
+        self.resumed += 1
+        spec = frontier.stalled[0].task_spec
+        if not self.runtime.compact_trees or self.resumed > RESUMES:
+            raise ProcessFailed(
+                f"element '{spec.bpmn_id or spec.name}' is ready but the engine cannot reach "
+                f"it: the task tree is deeper than SpiffWorkflow's limit of {SPIFF_MAX_DEPTH} "
+                "(a loop ran too many rounds)",
+                instance=self.instance.id,
+            )
+        self._compact()
+        self.run_engine()
+        return scan(self.workflow)
 
 
 def _business_due(work: Work, task: Task) -> None:
@@ -369,6 +409,9 @@ def _failure(exc: Exception, instance_id: int) -> Exception:
         return ProcessFailed(_describe(exc), instance=instance_id)
     if isinstance(exc, (ArithmeticError, LookupError, TypeError, ValueError, NameError)):
         return ProcessFailed(f"{type(exc).__name__}: {exc}", instance=instance_id)
+    if isinstance(exc, RecursionError):  # Spiff walks some ancestor chains recursively
+        why = f"the task tree is too deep for the engine ({exc})"
+        return ProcessFailed(why, instance=instance_id)
     return exc
 
 

@@ -86,6 +86,14 @@ def _frozen_key(task: Task) -> tuple[int, float, int]:
     return (task.state, task.last_state_change, len(task._children))
 
 
+def thaw(task: Task) -> None:
+    """Forget a finished task's kept dict and JSON: something its key doesn't cover
+    changed (its parent, its children, its internal data), so the next save makes them
+    anew."""
+    if hasattr(task, _FROZEN):
+        delattr(task, _FROZEN)
+
+
 _SEPARATORS = (",", ":")
 # what orjson would write that the standard library refuses, it is made to refuse too
 _ORJSON = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME

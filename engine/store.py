@@ -223,6 +223,14 @@ _U: Table = User.__table__  # type: ignore[assignment]
 _UR: Table = UserRole.__table__  # type: ignore[assignment]
 _T2 = _T.alias("done")
 _ACTOR: BindParameter[str] = bindparam("actor", type_=String())
+# each element once: an instance that loops has the actor's work there many times over
+_DONE = (
+    select(_T2.c.element_id)
+    .where(_T2.c.instance_id == _T.c.instance_id, _T2.c.completed_by == _ACTOR)
+    .distinct()
+    .correlate(_T)
+    .subquery("actor_done")
+)
 _TASK_FACTS = (
     select(
         *(_T.c[n] for n in TASK_COLUMNS),
@@ -234,9 +242,8 @@ _TASK_FACTS = (
         .where(_U.c.name == _ACTOR)
         .scalar_subquery()
         .label("actor_roles"),
-        select(func.aggregate_strings(_T2.c.element_id, ","))
-        .where(_T2.c.instance_id == _T.c.instance_id, _T2.c.completed_by == _ACTOR)
-        .correlate(_T)
+        select(func.aggregate_strings(_DONE.c.element_id, ","))
+        .select_from(_DONE)
         .scalar_subquery()
         .label("actor_done"),
     )

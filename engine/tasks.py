@@ -240,6 +240,13 @@ def starting_data(runtime: Runtime, task_id: int) -> dict[str, Any]:
         if rule is None or not rule.form_inputs:
             return {}
         workflow = runtime.load(session, instance)
-    spiff_task = workflow.get_task_from_id(UUID(row.spiff_task_id))
-    data = spiff_task.data if spiff_task is not None else {}
+    # a closed task may be gone from the task tree (engine/compaction.py): its data went
+    # with it; what it submitted is in the audit trail
+    spiff_id = UUID(row.spiff_task_id)
+    data: dict[str, Any] = {}
+    for process in (workflow, *workflow.subprocesses.values()):
+        spiff_task = process.tasks.get(spiff_id)
+        if spiff_task is not None:
+            data = spiff_task.data
+            break
     return {k: data[k] for k in rule.form_inputs if data.get(k) is not None}

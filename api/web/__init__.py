@@ -35,7 +35,6 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.wrappers import Request as FlaskRequest
 from flask_babel import Babel, gettext
 from flask_wtf.csrf import CSRFProtect
-from SpiffWorkflow.util.task import TaskState as SpiffState
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -44,6 +43,7 @@ from api.views import check_can_read, check_can_see_task, latest_form
 from engine import definitions, queues, sign_in
 from engine import tasks as engine_tasks
 from engine.clock import as_utc
+from engine.compaction import elements
 from engine.errors import TooManyAttempts, TradeflowError
 from engine.models import HumanTask, TaskState
 from engine.queues import ClaimFilter, InboxQuery, is_overdue
@@ -330,15 +330,9 @@ def instance_page(instance_id: int) -> str:
                 select(HumanTask).where(HumanTask.instance_id == instance_id).order_by(HumanTask.id)
             )
         )
-    done, active = set(), set()
-    for spiff in workflow.get_tasks():
-        element = getattr(spiff.task_spec, "bpmn_id", None)
-        if not element:
-            continue
-        if spiff.state == SpiffState.COMPLETED:
-            done.add(element)
-        elif spiff.state in (SpiffState.READY, SpiffState.WAITING, SpiffState.STARTED):
-            active.add(element)
+    # the tree holds only what is live (engine/compaction.py): done elements of the
+    # tasks dropped from it are recorded on its root, and elements() adds them
+    done, active = elements(workflow)
     overdue = {t.element_id for t in rows if is_overdue(t, now)}
     history = flow().history(instance_id)
     return render_template(

@@ -3,6 +3,7 @@ the follow-up cadence of each grade."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -112,3 +113,49 @@ def test_a_grade_d_account_waits_a_quarter(trade: Trade) -> None:
     )
     assert trade.wait(iid, days=89) == []
     assert trade.wait(iid, days=1, minutes=1) == ["follow_up_due"]
+
+
+def test_a_key_account_is_followed_up_every_week_for_years(trade: Trade) -> None:
+    """Each round adds four tasks to Spiff's task tree, and its iterator stops at depth
+    1000: the follow-ups used to stop after round 248, without a word. The tree is
+    compacted as each command settles (engine/compaction.py): six years of weekly
+    follow-ups later, the saved state is the size it was in the first weeks."""
+    iid = screened(
+        trade, "L-5", annual_volume=1_500_000, margin_percent=20, credit_score=720, qualified=True
+    )
+    trade.do(iid, "assign_key_account", "boss", account_manager="Li Wei", service_level="premium")
+    trade.do(
+        iid,
+        "create_customer_record",
+        "sales",
+        customer_id="C-1005",
+        contact_name="Anna Vogel",
+        preferred_currency="EUR",
+    )
+    began = trade.clock.now()
+    sizes = []
+    for week in range(320):
+        assert trade.wait(iid, days=7, minutes=1) == ["follow_up_due"], f"week {week}"
+        trade.do(
+            iid,
+            "follow_up_customer",
+            "sales",
+            follow_up_channel="call",
+            follow_up_notes="Called",
+            keep_following=True,
+        )
+        sizes.append(len(trade.flow.instance(iid).state))
+    assert trade.clock.now() - began > timedelta(days=6 * 365)
+    assert max(sizes[-10:]) <= max(sizes[:10])
+    assert trade.wait(iid, days=7, minutes=1) == ["follow_up_due"]
+    trade.do(
+        iid,
+        "follow_up_customer",
+        "sales",
+        follow_up_channel="visit",
+        follow_up_notes="No orders this year",
+        keep_following=False,
+    )
+    assert trade.status(iid) == InstanceStatus.COMPLETED
+    assert len(trade.fired(iid)) == 321
+    assert trade.variables(iid)["follow_up_notes"] == "No orders this year"

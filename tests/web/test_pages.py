@@ -172,6 +172,27 @@ def test_an_instance_page_marks_the_diagram_and_shows_the_trail(
     assert "<code>invoice_number</code>: — → INV-9" in page  # the trail says what changed
 
 
+
+def test_an_instance_page_marks_what_the_compacted_task_tree_no_longer_holds(
+    browser: FlaskClient, flow: Tradeflow
+) -> None:
+    """Sent back three times: the first rounds' tasks are gone from the task tree
+    (engine/compaction.py), and the diagram still shows them done."""
+    iid = flow.start("document_review", actor="clerk")
+    for _ in range(3):
+        [prepare] = [t for t in flow.tasks_of(iid) if t.state == TaskState.OPEN]
+        flow.complete(prepare.id, actor="clerk", data={"invoice_number": "INV-9"})
+        [review] = [t for t in flow.tasks_of(iid) if t.state == TaskState.OPEN]
+        flow.complete(review.id, actor="checker", data={"documents_ok": False})
+    sign_in(browser, "checker")
+    page = browser.get(f"/instances/{iid}").get_data(as_text=True)
+    markers = re.search(r"TradeflowViewer.show\([^,]+, (.+), (\{.+\})\);", page)
+    assert markers, page[-800:]
+    done = '"done": ["documents_ok_gateway", "documents_requested", "review_documents"]'
+    assert done in markers.group(2)
+    assert '"active": ["prepare_documents"]' in markers.group(2)
+
+
 def test_the_language_switch(browser: FlaskClient, flow: Tradeflow) -> None:
     with flow.db.transaction() as session:
         users.set_password(session, "clerk", hashed(), flow.clock.now(), locale="zh")

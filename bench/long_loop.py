@@ -1,0 +1,122 @@
+"""A long-lived loop: what one command costs after many rounds.
+
+The shipped ``customer_development`` follows a grade-A customer up every week: a timer
+fires (one command, ``wake``), then the salesperson completes the follow-up (another,
+``complete``). Each round adds tasks to the instance's task tree; this measures, at each
+checkpoint, the median time of the last few rounds' commands and the saved state's size.
+
+Spiff's timers read the system clock, so time-machine moves it together with the engine's.
+The engine runs on a SQLite file, with the live-workflow cache on (as served) or off
+(every command deserialises the state: ``--no-live``).
+
+    .venv/bin/python bench/long_loop.py [--checkpoints 10,300,3000] [--window 5] [--no-live]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import time_machine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cli.demo import shipped_files
+from engine.caches import LiveWorkflows
+from engine.db import Database
+from engine.models import TaskState
+from engine.schema import upgrade
+from engine.tradeflow import Tradeflow
+
+LEAD = {
+    "company_name": "Hamburg Tools GmbH",
+    "country": "DE",
+    "contact_email": "einkauf@hamburg-tools.example",
+    "potential": "high",
+    "annual_volume": 1_500_000,
+    "margin_percent": 20,
+    "credit_score": 720,
+    "qualified": True,
+}
+FOLLOW_UP = {"follow_up_channel": "call", "follow_up_notes": "Called", "keep_following": True}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.moment = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.moment
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoints", default="10,300,3000")
+    parser.add_argument("--window", type=int, default=5, help="rounds measured per checkpoint")
+    parser.add_argument("--no-live", action="store_true", help="live-workflow cache off")
+    args = parser.parse_args()
+    checkpoints = sorted(int(c) for c in args.checkpoints.split(","))
+    clock = Clock()
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        time_machine.travel(clock.moment, tick=False) as traveller,
+    ):
+        db = Database(f"sqlite:///{folder}/bench.db")
+        upgrade(db)
+        flow = Tradeflow(db, clock)
+        if args.no_live:
+            flow.runtime.live = LiveWorkflows(size=0)
+        flow.deploy(shipped_files(), actor="owner")
+        flow.add_user("sales", ["market_development"])
+        flow.add_user("boss", ["manager"])
+        iid = flow.start("customer_development", actor="sales", business_key="L-1")
+
+        def do(element: str, by: str, **data: object) -> float:
+            [task] = [
+                t
+                for t in flow.tasks_of(iid)
+                if t.element_id == element and t.state == TaskState.OPEN
+            ]
+            began = time.perf_counter()
+            flow.complete(task.id, actor=by, data=data)
+            return time.perf_counter() - began
+
+        do("screen_lead", "sales", **LEAD)
+        do("assign_key_account", "boss", account_manager="Li Wei", service_level="premium")
+        do(
+            "create_customer_record",
+            "sales",
+            customer_id="C-1001",
+            contact_name="Anna Vogel",
+            preferred_currency="EUR",
+        )
+        wakes: list[float] = []
+        completes: list[float] = []
+        print(f"live-workflow cache {'off' if args.no_live else 'on'}")
+        print(f"{'round':>6} {'wake ms':>8} {'complete ms':>12} {'state bytes':>12} {'tasks':>6}")
+        for done in range(1, checkpoints[-1] + 1):
+            clock.moment += timedelta(days=7, minutes=1)
+            traveller.shift(timedelta(days=7, minutes=1))
+            began = time.perf_counter()
+            fired = flow.wake(iid)
+            wakes.append(time.perf_counter() - began)
+            if fired != ["follow_up_due"]:
+                print(f"round {done}: the follow-up timer did not fire (fired: {fired})")
+                return
+            completes.append(do("follow_up_customer", "sales", **FOLLOW_UP))
+            if done in checkpoints:
+                state = flow.instance(iid).state
+                tasks = state.count('"task_spec"')
+                wake = statistics.median(wakes[-args.window :]) * 1000
+                complete = statistics.median(completes[-args.window :]) * 1000
+                print(f"{done:>6} {wake:>8.2f} {complete:>12.2f} {len(state):>12,} {tasks:>6}")
+        db.dispose()
+
+
+if __name__ == "__main__":
+    main()
