@@ -18,6 +18,7 @@ itself), so their trees grow past depth 1000 in a few dozen rounds."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -79,8 +80,16 @@ def timer(kind: str, value: str) -> str:
     )
 
 
-def message(name: str) -> str:
-    return f'<bpmn:messageEventDefinition messageRef="m_{name}" />'
+def message(name: str, takes: str = "") -> str:
+    """A message event definition; ``takes``: the variables the catch declares it takes
+    (the extension elements come first in the event, as BPMN's schema wants)."""
+    declared = (
+        '<bpmn:extensionElements><camunda:properties><camunda:property name="messageVariables" '
+        f'value="{takes}" /></camunda:properties></bpmn:extensionElements>'
+        if takes
+        else ""
+    )
+    return f'{declared}<bpmn:messageEventDefinition messageRef="m_{name}" />'
 
 
 def messages(*names: str) -> str:
@@ -149,7 +158,7 @@ EVENT_BASED = loop(
     '<bpmn:eventBasedGateway id="wait" />'
     f'<bpmn:intermediateCatchEvent id="lapsed">{timer("timeDuration", "PT1H")}'
     "</bpmn:intermediateCatchEvent>"
-    f'<bpmn:intermediateCatchEvent id="answered">{message("answer")}'
+    f'<bpmn:intermediateCatchEvent id="answered">{message("answer", "reply")}'
     "</bpmn:intermediateCatchEvent>"
     + user("handle")
     + '<bpmn:exclusiveGateway id="joined" />'
@@ -168,7 +177,7 @@ BOUNDARY = loop(  # a time limit that takes the work away, and a nudge that does
     + f'<bpmn:boundaryEvent id="too_late" attachedToRef="work">{timer("timeDuration", "PT1H")}'
     "</bpmn:boundaryEvent>"
     f'<bpmn:boundaryEvent id="nudge" attachedToRef="work" cancelActivity="false">'
-    f"{message('nudge')}</bpmn:boundaryEvent>"
+    f"{message('nudge', 'n, nudged_in_round, note_0, note_1, note_2, note_3')}</bpmn:boundaryEvent>"
     '<bpmn:intermediateThrowEvent id="nudged" /><bpmn:endEvent id="nudge_end" />'
     '<bpmn:exclusiveGateway id="joined" />'
     + seq("work", "joined")
@@ -237,7 +246,8 @@ MULTI = loop(  # three approvals side by side, then two signatures one after the
 )
 MESSAGE = loop(
     "messaged",
-    f'<bpmn:intermediateCatchEvent id="pinged">{message("ping")}</bpmn:intermediateCatchEvent>'
+    f'<bpmn:intermediateCatchEvent id="pinged">{message("ping", "seq")}'
+    "</bpmn:intermediateCatchEvent>"
     + user("handle")
     + seq("pinged", "handle"),
     "pinged",
@@ -592,6 +602,8 @@ def test_a_loop_too_deep_for_one_command_is_compacted_and_run_on(flow: Tradeflow
     that before trees were compacted). The engine compacts the tree and runs on. (With
     Spiff's own tree the command fails and says why: test_a_message_catch_in_a_loop.)"""
     flow.deploy([COUNTING], actor="owner")
+    # 350 rounds in one command: more engine steps than a command's default budget
+    flow.runtime.limits = dataclasses.replace(flow.runtime.limits, max_steps=10_000)
     iid = flow.start("counting", actor="cashier", variables={"n": 0})
     assert flow.variables(iid)["n"] == 350
     assert [t.element_id for t in flow.tasks_of(iid)] == ["report"]
