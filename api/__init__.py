@@ -13,7 +13,7 @@ import swagger_ui_bundle
 from flask import Flask, request, send_from_directory
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 
-from api import auth, errors, metrics, web
+from api import auth, errors, headers, metrics, web
 from api.dumps import JsonProvider
 from api.openapi import ProblemApi
 from api.resources import (
@@ -85,6 +85,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     metrics.init_app(app, flow)
     web.init_app(app)
+    headers.init_app(app)
 
     @app.get(f"{SWAGGER_STATIC}<path:name>", endpoint="swagger_static")
     def swagger_static(name: str) -> Any:
