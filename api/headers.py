@@ -18,9 +18,12 @@ import base64
 import hashlib
 import re
 import secrets
+import unicodedata
 from functools import lru_cache
+from urllib.parse import quote
 
 from flask import Flask, g, request
+from werkzeug.http import dump_options_header
 from werkzeug.wrappers import Response
 
 SWAGGER_UI = "api-docs.openapi_swagger_ui"
@@ -85,6 +88,18 @@ def _secure(response: Response) -> Response:
         policy = _PAGE_POLICY.format(nonce=nonce(), styles=g.get("csp_styles", ""))
         response.headers._list.extend([(CSP, policy), *_ALWAYS])
     return response
+
+
+def attachment(filename: str) -> str:
+    """A Content-Disposition that makes a browser save the response as ``filename``: only
+    letters, digits, ``.``, ``-`` and ``_`` kept, ASCII for old clients and the UTF-8 name
+    beside it (RFC 6266) where they differ (a process key may be any XML name)."""
+    name = re.sub(r"[^\w.-]", "_", filename).lstrip(".") or "download"
+    simple = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    options = {"filename": re.sub(r"[^\w.-]", "_", simple, flags=re.ASCII) or "download"}
+    if options["filename"] != name:
+        options["filename*"] = "UTF-8''" + quote(name, safe="")
+    return dump_options_header("attachment", options)
 
 
 def init_app(app: Flask) -> None:

@@ -1,5 +1,5 @@
 """Security headers (api/headers.py): every answer of the API is data a browser neither
-renders as a page nor frames, and the API's documentation page
+renders as a page nor frames, a diagram is a download, and the API's documentation page
 runs only its own scripts. (The pages' policy: tests/web/test_pages.py; in a browser:
 tests/web/test_xss.py.)"""
 
@@ -9,6 +9,7 @@ import base64
 import hashlib
 import re
 
+from api.headers import attachment
 from tests.api.conftest import V1, ApiClient
 
 DATA = {
@@ -38,6 +39,37 @@ def test_every_answer_of_the_api_is_data_for_a_browser(deployed: ApiClient) -> N
     for what, response in answers.items():
         for name, value in DATA.items():
             assert response.headers.getlist(name) == [value], (what, name, response.headers)
+
+
+def test_a_diagram_is_a_file_to_save_never_a_page(deployed: ApiClient) -> None:
+    """An XML document may hold an XHTML script (extension elements allow any markup): a
+    browser that opened it would run it on the API's origin."""
+    latest = deployed.get(f"{V1}/definitions/document_review/xml", "clerk")
+    assert latest.status_code == 200
+    assert latest.headers["Content-Disposition"] == "attachment; filename=document_review-v1.bpmn"
+    assert latest.mimetype == "application/xml"  # as documented, for the API's clients
+    assert latest.headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in latest.headers["Content-Security-Policy"]
+    first = deployed.get(
+        f"{V1}/definitions/document_review/xml", "clerk", query_string={"version": 1}
+    )
+    assert first.headers["Content-Disposition"].endswith("filename=document_review-v1.bpmn")
+
+
+def test_a_download_name_is_safe_in_a_header_and_on_a_disk() -> None:
+    assert attachment("order-v2.bpmn") == "attachment; filename=order-v2.bpmn"
+    # a process key may be any XML name: the UTF-8 name beside an ASCII one (RFC 6266)
+    assert attachment("订单-v1.bpmn") == (
+        "attachment; filename=-v1.bpmn; filename*=UTF-8''%E8%AE%A2%E5%8D%95-v1.bpmn"
+    )
+    assert attachment("Café.bpmn") == (
+        "attachment; filename=Cafe.bpmn; filename*=UTF-8''Caf%C3%A9.bpmn"
+    )
+    # quotes, separators, line breaks and paths never reach the header
+    for hostile in ('a"; filename=evil.html', "x\r\nSet-Cookie: a=b", "../../etc/passwd", ""):
+        header = attachment(hostile)
+        name = header.removeprefix("attachment; filename=")
+        assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*", name), header
 
 
 def test_the_api_documentation_runs_its_own_inline_script_only(client: ApiClient) -> None:
