@@ -35,7 +35,7 @@ _ALWAYS = [
     ("Referrer-Policy", "same-origin"),
 ]
 # what the pages' libraries need, found in Chromium by listening for
-# securitypolicyviolation on every page (tests/web/test_xss.py)
+# securitypolicyviolation on every page (tests/web/conftest.py: the browser tests fail on one)
 _PAGE_POLICY = (
     "default-src 'self'; script-src 'nonce-{nonce}'; style-src 'self'{styles}; "
     "img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; "
