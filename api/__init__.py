@@ -15,7 +15,7 @@ from flask import Flask, request, send_from_directory
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from api import auth, errors, metrics, web
+from api import auth, errors, headers, metrics, web
 from api.dumps import JsonProvider
 from api.openapi import ProblemApi
 from api.resources import (
@@ -95,6 +95,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     metrics.init_app(app, flow)
     web.init_app(app)
+    headers.init_app(app)
 
     @app.get(f"{SWAGGER_STATIC}<path:name>", endpoint="swagger_static")
     def swagger_static(name: str) -> Any:

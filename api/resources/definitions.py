@@ -9,6 +9,7 @@ from flask.views import MethodView
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from api.auth import actor, flow, owner_or_admin, require
+from api.headers import attachment
 from api.openapi import Blueprint
 from api.schemas import (
     UNSTORABLE,
@@ -103,7 +104,15 @@ class DefinitionXml(MethodView):
     @blp.arguments(VersionArgs, location="query")
     @blp.response(200, content_type="application/xml")
     def get(self, args: dict[str, Any], key: str) -> Any:
-        """The diagram as deployed (latest version unless ?version=)."""
+        """The diagram as deployed (latest version unless ?version=), as a file download."""
         with flow().db.reading() as session:
-            xml = definitions.source(session, key, args.get("version"))
-        return Response(xml, mimetype="application/xml")
+            found = definitions.find(session, key, args.get("version"))
+            xml = definitions.source(session, key, found.version)
+        # A download, never a page: a browser renders XML, and runs a script in the XHTML
+        # namespace that a diagram's extension elements may hold (nosniff and a sandboxing
+        # policy are on every response: api/headers.py).
+        return Response(
+            xml,
+            mimetype="application/xml",
+            headers={"Content-Disposition": attachment(f"{key}-v{found.version}.bpmn")},
+        )

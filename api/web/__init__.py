@@ -10,7 +10,6 @@ would refuse. Front-end libraries (form-js, bpmn-js) come from npm, bundled into
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import secrets
@@ -146,7 +145,6 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["when"] = _when
     app.jinja_env.filters["role"] = lambda role: gettext(ROLE_NAMES.get(role, role))
     app.jinja_env.filters["event"] = lambda kind: gettext(EVENT_NAMES.get(kind, kind))
-    app.jinja_env.filters["tojson_safe"] = lambda value: json.dumps(value, default=str)
 
 
 def _locale() -> str:

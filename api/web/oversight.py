@@ -11,6 +11,7 @@ from flask import abort, g, render_template, request
 from werkzeug.wrappers import Response
 
 from api.auth import flow, oversees, owner_or_admin
+from api.headers import allow_inline_styles
 from api.views import check_can_read
 from api.web import blp
 from engine import analytics, definitions, export, instances, users
@@ -46,6 +47,7 @@ def definitions_page() -> str:
 def form_editor_page(key: str) -> str:
     """The form-js editor on the latest version of a form; deployed as ``<key>.form``."""
     _allowed(owner_or_admin)
+    allow_inline_styles()
     with flow().db.reading() as db:
         found = next((f for f in definitions.latest_forms(db) if f.key == key), None)
     if found is None:
@@ -59,6 +61,7 @@ def form_editor_page(key: str) -> str:
 def decision_editor_page(name: str) -> str:
     """The dmn-js editor on the latest deployed copy of a .dmn file."""
     _allowed(owner_or_admin)
+    allow_inline_styles()
     with flow().db.reading() as db:
         found = next((r for r in definitions.decision_files(db) if r.name == name), None)
     if found is None:
@@ -72,6 +75,7 @@ def decision_editor_page(name: str) -> str:
 def modeler_page(key: str) -> str:
     """The modeler on the latest version; checked and deployed through the API."""
     _allowed(owner_or_admin)
+    allow_inline_styles()
     with flow().db.reading() as db:
         try:
             xml = definitions.source(db, key)

@@ -1,93 +1,16 @@
 """In a real browser: Debian's Chromium driven by Playwright, against a real `tradeflow
-serve` with the demo set up. Each test saves a screenshot in the test's directory (and
-under var/screenshots/ for people to look at)."""
+serve` with the demo set up (tests/web/conftest.py). Each test saves a screenshot in the
+test's directory (and under var/screenshots/ for people to look at)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cli.demo import PASSWORD
-from tests.conftest import ROOT
-from tests.test_e2e import TRADEFLOW, _free_port
+from tests.web.conftest import CHROMIUM, shot, sign_in, until
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
-SHOTS = ROOT / "var" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`tradeflow demo`, then `tradeflow serve`, on a SQLite file of its own."""
-    tmp = tmp_path_factory.mktemp("site")
-    env = {
-        **os.environ,
-        "TRADEFLOW_DATABASE_URL": f"sqlite:///{tmp}/site.db",
-        "TRADEFLOW_SECRET_FILE": str(tmp / "secret"),
-    }
-    subprocess.run([TRADEFLOW, "demo"], env=env, cwd=ROOT, check=True, capture_output=True)
-    port = _free_port()
-    server = subprocess.Popen(
-        [TRADEFLOW, "serve", "--port", str(port), "--workers", "1"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(url + "/api/v1/health", timeout=2).close()
-                break
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.1)
-        yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-
-
-@pytest.fixture
-def page(site: str, tmp_path: Path) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.set_default_timeout(15_000)
-        yield page
-        browser.close()
-        assert errors == [], f"errors in the page's scripts: {errors}"
-
-
-def shot(page: object, tmp_path: Path, name: str) -> None:
-    path = tmp_path / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
-    assert path.stat().st_size > 10_000  # something was drawn
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(path, SHOTS / path.name)
-
-
-def sign_in(page: object, site: str, name: str) -> None:
-    page.goto(site + "/")  # type: ignore[attr-defined]
-    page.fill("input[name=username]", name)  # type: ignore[attr-defined]
-    page.fill("input[name=password]", PASSWORD)  # type: ignore[attr-defined]
-    page.click("button[type=submit]")  # type: ignore[attr-defined]
-    page.wait_for_url(site + "/")  # type: ignore[attr-defined]
 
 
 def test_an_employee_completes_a_task_through_its_form(
@@ -203,7 +126,7 @@ def test_a_process_owner_edits_a_diagram_checks_it_and_deploys_it(
     p.click("button#deploy")  # type: ignore[attr-defined]
     outcome = p.locator("#outcome")  # type: ignore[attr-defined]
     outcome.wait_for()
-    p.wait_for_function("document.getElementById('outcome').textContent.includes('version')")  # type: ignore[attr-defined]
+    p.locator("#outcome", has_text="version").wait_for()  # type: ignore[attr-defined]
     assert "Deployed as version 2" in outcome.inner_text()
     assert p.locator(".djs-element.error").count() == 0  # type: ignore[attr-defined]
     shot(p, tmp_path, "owner-deployed")
@@ -224,7 +147,7 @@ def test_a_process_owner_edits_a_form_and_a_decision_table(
     limit = p.locator("#properties #bio-properties-panel-max")  # type: ignore[attr-defined]
     limit.fill("20")  # no currency trades above 20 CNY
     p.click("button#deploy")  # type: ignore[attr-defined]
-    p.wait_for_function("document.getElementById('outcome').textContent.includes('version')")  # type: ignore[attr-defined]
+    p.locator("#outcome", has_text="version").wait_for()  # type: ignore[attr-defined]
     assert "Deployed as version 2" in p.inner_text("#outcome")  # type: ignore[attr-defined]
     shot(p, tmp_path, "owner-form")
     p.click("header a:has-text('Processes')")  # type: ignore[attr-defined]
@@ -232,7 +155,7 @@ def test_a_process_owner_edits_a_form_and_a_decision_table(
     p.click("tr[data-decision='payment_terms.dmn'] a:has-text('Edit')")  # type: ignore[attr-defined]
     p.wait_for_selector("#editor .tjs-table")  # type: ignore[attr-defined]
     p.click("button#check")  # type: ignore[attr-defined]
-    p.wait_for_function("!document.getElementById('outcome').hidden")  # type: ignore[attr-defined]
+    p.locator("#outcome").wait_for(state="visible")  # type: ignore[attr-defined]
     assert "No problems" in p.inner_text("#outcome")  # type: ignore[attr-defined]
     shot(p, tmp_path, "owner-decision")
 
@@ -243,7 +166,7 @@ def test_the_dashboard_draws_its_chart(page: object, site: str, tmp_path: Path) 
     p.click("text=English")  # type: ignore[attr-defined]
     p.click("header a:has-text('Dashboard')")  # type: ignore[attr-defined]
     # the canvas is in the page before charts.js has loaded and drawn on it
-    p.wait_for_function("() => window.Chart && Chart.getChart('workload')")  # type: ignore[attr-defined]
+    until(p, "window.Chart && Chart.getChart('workload')")
     drawn = p.evaluate("Chart.getChart('workload').data.labels.length")  # type: ignore[attr-defined]
     assert drawn >= 3  # the demo's roles with work
     assert p.locator("#steps tr[data-element]").count() >= 5  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -60,6 +61,14 @@ def sign_in(client: FlaskClient, name: str, password: str = PASSWORD) -> int:
     response = client.post("/login", data={"username": name, "password": password,
                                             "csrf_token": token})  # fmt: skip
     return response.status_code
+
+
+def page_data(page: str, element_id: str) -> Any:
+    """The JSON a page hands its scripts in <script type="application/json" id=…>."""
+    found = re.search(rf'<script type="application/json" id="{element_id}">(.*?)</script>',
+                      page, re.DOTALL)  # fmt: skip
+    assert found, page[-800:]
+    return json.loads(found.group(1))
 
 
 def test_pages_want_a_signed_in_person(browser: FlaskClient) -> None:
@@ -131,9 +140,10 @@ def test_a_task_page_carries_its_form_and_an_outsider_gets_403(
     browser.post("/logout", data={"csrf_token": csrf(browser, "/")})
     sign_in(browser, "clerk")
     page = browser.get(f"/tasks/{task.id}").get_data(as_text=True)
-    assert "TradeflowForm.render" in page
-    assert '"key": "invoice_number"' in page  # the form's schema
-    assert '{"invoice_number": "INV-7"}' in page  # the data it starts from
+    data = page_data(page, "task-data")
+    assert "invoice_number" in [c.get("key") for c in data["form"]["components"]]  # its schema
+    assert data["data"] == {"invoice_number": "INV-7"}  # the data it starts from
+    assert '<script nonce="' in page and 'src="/static/pages/task.js"' in page
 
 
 def test_the_page_scripts_use_the_api_with_the_session_and_its_csrf_token(
@@ -164,11 +174,10 @@ def test_an_instance_page_marks_the_diagram_and_shows_the_trail(
     clock.advance(days=4)  # the review (PT8H in working time) is overdue
     sign_in(browser, "checker")
     page = browser.get(f"/instances/{iid}").get_data(as_text=True)
-    markers = re.search(r"TradeflowViewer.show\([^,]+, (.+), (\{.+\})\);", page)
-    assert markers, page[-800:]
-    assert '"done": ["documents_requested", "prepare_documents"]' in markers.group(2)
-    assert '"overdue": ["review_documents"]' in markers.group(2)
-    assert "bpmn:definitions" in markers.group(1)  # the diagram the instance runs
+    data = page_data(page, "instance-data")
+    assert data["markers"]["done"] == ["documents_requested", "prepare_documents"]
+    assert data["markers"]["overdue"] == ["review_documents"]
+    assert "bpmn:definitions" in data["xml"]  # the diagram the instance runs
     assert "<code>invoice_number</code>: — → INV-9" in page  # the trail says what changed
 
 
@@ -261,8 +270,7 @@ def test_the_dashboard_shows_the_measures_and_the_waiting(
         page,
     )
     assert waited and waited.group(1).startswith("2.0 h")  # created -> claimed at completion
-    workload = re.search(r"const workload = (\{.*\});", page)
-    assert workload and json.loads(workload.group(1))["documents_logistics"] == {
+    assert page_data(page, "dashboard-data")["workload"]["documents_logistics"] == {
         "open": 0, "completed": 1, "overdue": 0}  # fmt: skip
     # each figure opens the instances behind it, with the dashboard's slice
     link = re.search(r'id="kpi-document_first_pass_rate" href="([^"]+)"', page)
@@ -301,3 +309,65 @@ def test_an_api_call_without_the_session_cookie_builds_no_cookie_signer(
     assert signers == []
     assert browser.get("/api/v1/queues").status_code == 200  # the session still signs in
     assert signers
+
+
+def test_data_reaches_the_page_scripts_as_json_that_closes_no_element(
+    browser: FlaskClient, flow: Tradeflow
+) -> None:
+    """A value holding ``</script>`` once ended the page's script and began the sender's
+    (issue 14: a start variable approved the manager's quotation)."""
+    hostile = "</script><script>approve()</script><!-- ' & \" <b>"
+    iid = flow.start("document_review", actor="clerk", variables={"invoice_number": hostile})
+    [task] = flow.tasks_of(iid)
+    sign_in(browser, "clerk")
+    for path, block in ((f"/tasks/{task.id}", "task-data"), (f"/instances/{iid}", "instance-data")):
+        page = browser.get(path).get_data(as_text=True)
+        assert "<script>approve()" not in page and "<!-- '" not in page
+        found = re.search(rf'<script type="application/json" id="{block}">(.*?)</script>',
+                          page, re.DOTALL)  # fmt: skip
+        assert found and "<" not in found.group(1) and "&" not in found.group(1)
+    assert page_data(browser.get(f"/tasks/{task.id}").get_data(True), "task-data")["data"] == {
+        "invoice_number": hostile}  # fmt: skip
+
+
+def test_a_page_runs_only_the_scripts_it_was_sent_with(
+    browser: FlaskClient, flow: Tradeflow
+) -> None:
+    """Every script tag carries this response's nonce (or is JSON, which runs nothing), and
+    the policy allows no other: no inline script, no handler in markup, no eval."""
+    iid = flow.start("document_review", actor="clerk")
+    [task] = flow.tasks_of(iid)
+    sign_in(browser, "clerk")
+    nonces = []
+    for path in (f"/tasks/{task.id}", f"/instances/{iid}", "/", f"/tasks/{task.id}"):
+        response = browser.get(path)
+        policy = response.headers["Content-Security-Policy"]
+        found = re.search(r"script-src 'nonce-([\w-]+)';", policy)
+        assert found, policy
+        nonces.append(found.group(1))
+        for tag in re.findall(r"<script[^>]*>", response.get_data(as_text=True)):
+            assert re.fullmatch(rf'<script nonce="{found.group(1)}" src="/static/[\w/.-]+">', tag) \
+                or re.fullmatch(r'<script type="application/json" id="[\w-]+">', tag), tag
+        assert "style-src 'self';" in policy and "'unsafe-eval'" not in policy
+        for header, value in {"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+                              "Referrer-Policy": "same-origin"}.items():  # fmt: skip
+            assert response.headers.getlist(header) == [value]
+        assert "frame-ancestors 'none'" in policy and "object-src 'none'" in policy
+    assert len(set(nonces)) == len(nonces)  # one per response
+    login = browser.application.test_client().get("/login")
+    assert "script-src 'nonce-" in login.headers["Content-Security-Policy"]
+
+
+def test_only_the_editors_may_style_inline(browser: FlaskClient, flow: Tradeflow) -> None:
+    """bpmn-js, form-js and dmn-js style their editors inline; no other page needs to."""
+    flow.add_user("designer", [], users.Flags(process_owner=True))
+    with flow.db.transaction() as session:
+        users.set_password(session, "designer", PASSWORD, locale="en")
+    sign_in(browser, "designer")
+    form_key = flow.tasks_of(flow.start("document_review", actor="clerk"))[0].form_key
+    for path in ("/definitions/document_review/edit", f"/forms/{form_key}/edit"):
+        policy = browser.get(path).headers["Content-Security-Policy"]
+        assert "style-src 'self' 'unsafe-inline';" in policy, path
+        assert re.search(r"script-src 'nonce-[\w-]+';", policy), path  # scripts as strict
+    for path in ("/", "/definitions", "/dashboard", "/audit"):
+        assert "style-src 'self';" in browser.get(path).headers["Content-Security-Policy"]

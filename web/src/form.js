@@ -9,7 +9,7 @@
 //   handle.showErrors({ key: ['message', ...] });  handle.getData();  handle.destroy();
 //   await handle.ready;  // resolves once the schema is imported (rejects on a bad schema)
 
-import { Form } from '@bpmn-io/form-js';
+import { Form, Text, escapeHTML, useTemplateEvaluation } from '@bpmn-io/form-js';
 
 import '@bpmn-io/form-js/dist/assets/form-js.css';
 import './tradeflow-form.css';
@@ -20,6 +20,28 @@ function el(tag, className, text) {
   if (text !== undefined) node.textContent = text;
   return node;
 }
+
+// form-js's text view puts the data's values into its markdown as they are ({{customer}}),
+// so a value holding markup became links, images or pictures of buttons on the page (its
+// sanitizer keeps those, only scripts go). Here the values are escaped first, as form-js
+// does for its HTML view: a value shows as the text it is; the form's own markdown stays.
+const ESCAPED = { debug: true, sanitizer: escapeHTML };
+
+function EscapedText(props) {
+  const { field } = props;
+  const options = field.strict ? { ...ESCAPED, strict: true } : ESCAPED;
+  const text = useTemplateEvaluation(field.text || '', options);
+  return Text({ ...props, field: { ...field, text } });
+}
+EscapedText.config = Text.config;
+
+const EscapedTextModule = {
+  __init__: ['escapedText'],
+  escapedText: ['type', function EscapedTextField(formFields) {
+    formFields.register('text', EscapedText);
+  }],
+};
+EscapedTextModule.escapedText[1].$inject = ['formFields'];
 
 // Keys of errors about the whole submission rather than one field.
 const FORM_LEVEL_KEYS = new Set(['', '_form', '__all__', 'null', 'undefined']);
@@ -61,7 +83,11 @@ function render(container, schema, data = {}, options = {}) {
   }
   container.append(root);
 
-  const form = new Form({ container: formHost, properties: { readOnly } });
+  const form = new Form({
+    container: formHost,
+    properties: { readOnly },
+    additionalModules: [EscapedTextModule],
+  });
   let busy = false;
 
   // Field instances of the rendered form: key path ("a.b" for nested) → field id.

@@ -13,7 +13,7 @@ window.TradeflowDeploy = {
       const response = await fetch(path, {method: "POST", body, credentials: "same-origin", headers: {"X-CSRFToken": csrf}});
       const answer = await response.json();
       const problems = response.status === 422 ? answer.errors : [];
-      list.innerHTML = "";
+      list.replaceChildren();
       for (const p of problems) {
         const item = document.createElement("li");
         item.textContent = (p.element ? p.element + ": " : "") + p.message;
