@@ -10,6 +10,7 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from cli.demo import DOER, SAMPLES
+from engine.errors import FormInvalid
 from engine.models import TaskState
 from engine.tradeflow import Tradeflow
 from tools.bpmn_layout import relayout
@@ -36,9 +37,9 @@ PICTURE = (  # one grey pixel
 )
 DMN_FILE = slashless("dmn-file") + ".dmn"
 ROLE = slashless("role")  # a second queue of the manager's task: nobody holds it
-# passes form-js's check (JavaScript reads \Z as Z) and fails the server's (Python's \Z is
-# the end), whose refusal quotes the pattern back
-PATTERN = r"^ok\Z|" + payload("server-error")
+# the server's refusal quotes the pattern back (the test lets the browser skip its own
+# check of it, as a client that checks less would)
+PATTERN = r"^ok$|" + payload("server-error")
 PASSES_THE_BROWSER = "okZ"
 # the pre-approval attack of issue 14: a variable the manager's approval form starts from
 # that completes the manager's task as the manager
@@ -47,7 +48,7 @@ APPROVE = (
     "fetch('/api/v1/tasks/'+document.getElementById('form').dataset.task+'/complete',"
     "{method:'POST',credentials:'same-origin',headers:{'Content-Type':'application/json',"
     "'X-CSRFToken':document.querySelector('meta[name=csrf-token]').content},"
-    "body:JSON.stringify({data:{quotation_approved:true}})})</script>"
+    "body:JSON.stringify({data:{customer_name:'approved by the script'}})})</script>"
     "<img src=x onerror=\"window.__xss='task-data-img'\">"
 )
 
@@ -89,7 +90,10 @@ def diagram() -> bytes:
         camunda:candidateGroups="market_development">
       <bpmn:documentation><![CDATA[{payload("cdata")}]]></bpmn:documentation>
       <bpmn:extensionElements>
-        <camunda:properties><camunda:property name="sla" value="P1D" /></camunda:properties>
+        <camunda:properties>
+          <camunda:property name="sla" value="P1D" />
+          <camunda:property name="formInputs" value="customer_name" />
+        </camunda:properties>
         <html:script>window.__xss='xhtml-script'</html:script>
         <html:img src="x" onerror="window.__xss='xhtml-img'" />
       </bpmn:extensionElements>
@@ -99,6 +103,9 @@ def diagram() -> bytes:
     <bpmn:sequenceFlow id="to_review" sourceRef="enter" targetRef="review" />
     <bpmn:userTask id="review" name={_a("task-name-2")} camunda:formRef={quoteattr(FORM_KEY)}
         camunda:candidateGroups={quoteattr("manager," + ROLE)}>
+      <bpmn:extensionElements><camunda:properties>
+        <camunda:property name="formInputs" value="customer_name" />
+      </camunda:properties></bpmn:extensionElements>
       <bpmn:incoming>to_review</bpmn:incoming>
       <bpmn:outgoing>to_decided</bpmn:outgoing>
     </bpmn:userTask>
@@ -246,13 +253,31 @@ def plant(flow: Tradeflow) -> dict[str, int]:
     )
     [review] = [t for t in flow.tasks_of(probes[1]) if t.state == TaskState.OPEN]
     # the pre-approval attack: a 950,000 USD quotation at 3 % with the script in a start
-    # variable of the manager's approval form
-    order = flow.start(
-        "inquiry_to_collection",
+    # variable of the manager's approval form. A start may no longer set that form's
+    # fields (issue 14, point 2): refused, and the order starts without it
+    try:
+        flow.start(
+            "inquiry_to_collection",
+            actor="wang.fang",
+            business_key="INQ-XSS-0",
+            variables={"approval_comment": APPROVE},
+        )
+    except FormInvalid:
+        pass
+    else:
+        raise AssertionError("a start set the manager's approval comment")
+    order = flow.start("inquiry_to_collection", actor="wang.fang", business_key="INQ-XSS-1")
+    # the script where a diagram does let a form start from a variable: the probe's
+    # review, the manager's, starts from customer_name
+    attack = flow.start(
+        "xss_probe",
         actor="wang.fang",
-        business_key="INQ-XSS-1",
-        variables={"approval_comment": APPROVE},
+        business_key="XSS-ATTACK",
+        variables={"customer_name": APPROVE},
     )
+    [entering] = flow.tasks_of(attack)
+    flow.complete(entering.id, actor="wang.fang", data={"customer_name": APPROVE})
+    [attacked] = [t for t in flow.tasks_of(attack) if t.state == TaskState.OPEN]
     [prepare] = [t for t in flow.tasks_of(order) if t.element_id == "prepare_quotation"]
     quotation: dict[str, Any] = {
         **SAMPLES["prepare_quotation"],
@@ -274,4 +299,5 @@ def plant(flow: Tradeflow) -> dict[str, int]:
         "review": review.id,
         "order": order,
         "approve": approve.id,
+        "attacked": attacked.id,
     }
