@@ -9,15 +9,21 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 import click
+from sqlalchemy.orm import Session
 
 from cli import audit as audit_commands
 from engine import anchors, facts, messages, rollups, users
 from engine.errors import DiagramInvalid, TradeflowError
 from engine.limits import Limits
 from engine.tradeflow import Tradeflow
+
+T = TypeVar("T")
 
 
 def _flow() -> Tradeflow:
@@ -113,18 +119,23 @@ def users_passwd(name: str, password: str) -> None:
     click.echo(f"password of {name} set; their open sessions ended")
 
 
+def _on_user(change: Callable[[Session, datetime], T]) -> T:
+    """Run ``change`` in one transaction, a refusal as a plain message."""
+    flow = _flow()
+    try:
+        with flow.db.transaction() as session:
+            return change(session, flow.clock.now())
+    except TradeflowError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
 @users_group.command("revoke")
 @click.argument("name")
 def users_revoke(name: str) -> None:
     """Take NAME's credentials away at once: every token is revoked, every open web
     session ends and the password is cleared (`users add` issues a new token, `users
     passwd` sets a new password)."""
-    flow = _flow()
-    try:
-        with flow.db.transaction() as session:
-            count = users.revoke(session, name, flow.clock.now())
-    except TradeflowError as exc:
-        raise click.ClickException(exc.message) from exc
+    count = _on_user(lambda session, now: users.revoke(session, name, now))
     click.echo(f"{count} token(s) of {name} revoked; sessions ended; password cleared")
 
 
@@ -133,12 +144,7 @@ def users_revoke(name: str) -> None:
 def users_disable(name: str) -> None:
     """Stop NAME from doing anything until `users enable`: tokens, web sessions (ended
     now) and password are refused on the next request. Their history stays."""
-    flow = _flow()
-    try:
-        with flow.db.transaction() as session:
-            users.disable(session, name, flow.clock.now())
-    except TradeflowError as exc:
-        raise click.ClickException(exc.message) from exc
+    _on_user(lambda session, now: users.disable(session, name, now))
     click.echo(f"{name} disabled")
 
 
@@ -146,12 +152,7 @@ def users_disable(name: str) -> None:
 @click.argument("name")
 def users_enable(name: str) -> None:
     """Let a disabled user back in: their unrevoked tokens and password work again."""
-    flow = _flow()
-    try:
-        with flow.db.transaction() as session:
-            users.enable(session, name)
-    except TradeflowError as exc:
-        raise click.ClickException(exc.message) from exc
+    _on_user(lambda session, _: users.enable(session, name))
     click.echo(f"{name} enabled")
 
 

@@ -153,6 +153,24 @@ def test_revoking_a_user_stops_every_token(run) -> None:  # type: ignore[no-unty
     assert missing.returncode == 1 and "no user 'nobody'" in missing.stderr
 
 
+def test_disabling_a_user_stops_their_tokens_until_enabled(run) -> None:  # type: ignore[no-untyped-def]
+    from engine import users
+    from engine.db import Database
+
+    token = run("users", "add", "temp", "--role", "finance").stdout.strip().splitlines()[-1]
+    assert run("users", "disable", "temp").stdout.strip() == "temp disabled"
+    assert "temp\tfinance\tdisabled" in run("users", "list").stdout
+    db = Database(f"sqlite:///{run.db_file}")
+    with db.reading() as session:
+        assert users.bearer(session, token) is None
+    assert run("users", "enable", "temp").stdout.strip() == "temp enabled"
+    with db.reading() as session:
+        assert users.bearer(session, token) is not None
+    db.dispose()
+    missing = run("users", "disable", "nobody")
+    assert missing.returncode == 1 and "no user 'nobody'" in missing.stderr
+
+
 def test_demo_sets_up_people_and_orders_once(run) -> None:  # type: ignore[no-untyped-def]
     from cli.demo import ORDERS, PEOPLE
     from engine.db import Database
