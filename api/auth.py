@@ -15,6 +15,7 @@ from engine.tradeflow import Tradeflow
 from engine.users import Actor
 
 F = TypeVar("F", bound=Callable[..., Any])
+SESSION_TOKEN = "sid"  # the cookie session's key for its row's token (engine/sign_in.py)
 
 
 def flow() -> Tradeflow:
@@ -30,7 +31,7 @@ def authenticate() -> None:
     pages' scripts call the API with their session cookie instead, and then every request
     that changes something must carry the session's CSRF token (X-CSRFToken)."""
     header = request.headers.get("Authorization", "")
-    if not header and session.get("sid"):
+    if not header and session.get(SESSION_TOKEN):
         from api.web import csrf, signed_in  # the pages are optional to the API
 
         person = signed_in()

@@ -14,22 +14,22 @@ Three rules shape it:
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from engine import users
 from engine.audit import SIGN_IN_STREAM, AuditTrail, EventKind
 from engine.clock import as_utc
 from engine.db import Database
 from engine.errors import TooManyAttempts
-from engine.models import SignInFailure, User, UserRole, WebSession
+from engine.models import SignInFailure, User, WebSession
 from engine.users import PASSWORDS, Actor
 
 
@@ -55,10 +55,6 @@ class SignedIn:
     person: Actor
     token: str  # the session's cookie value; only its digest is stored
     locale: str | None
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @functools.cache
@@ -111,15 +107,14 @@ def sign_in(
         _prune_sessions(conn, user.id, now)
         conn.execute(
             insert(WebSession).values(
-                token_sha256=_digest(token),
+                token_sha256=users.token_digest(token),
                 user_id=user.id,
                 created_at=now,
                 expires_at=now + session_lifetime(),
                 address=address[:64] if address else None,
             )
         )
-        person = _actor(conn, user.id)
-        return SignedIn(person, token, user.locale)
+        return SignedIn(users.identity(session, user.name), token, user.locale)
 
 
 def _count_attempt(
@@ -203,55 +198,14 @@ def _prune_sessions(conn: Connection, user_id: int, now: datetime) -> None:
     )
 
 
-_U, _UR, _S = User.__table__.c, UserRole.__table__.c, WebSession.__table__.c
-_ROLES = (_U.name, _U.is_admin, _U.is_process_owner, _U.is_auditor, _U.is_integration, _UR.role_id)
-_JOINED = User.__table__.outerjoin(UserRole.__table__, _UR.user_id == _U.id)
-_BY_ID = select(*_ROLES).select_from(_JOINED).where(_U.id == bindparam("user_id"))
-_BY_SESSION = (
-    select(*_ROLES)
-    .select_from(_JOINED.join(WebSession.__table__, _S.user_id == _U.id))
-    .where(
-        _S.token_sha256 == bindparam("digest"),
-        _S.ended_at.is_(None),
-        _S.expires_at > bindparam("now"),
-        _U.disabled_at.is_(None),
-    )
-)
-
-
-def _to_actor(rows: list[tuple[object, ...]]) -> Actor | None:
-    if not rows:
-        return None
-    name, admin, owner, auditor, integration, _ = rows[0]
-    return Actor(
-        name=str(name),
-        roles=frozenset(str(r[5]) for r in rows if r[5] is not None),
-        is_admin=bool(admin),
-        is_process_owner=bool(owner),
-        is_auditor=bool(auditor),
-        is_integration=bool(integration),
-    )
-
-
-def _actor(conn: Connection, user_id: int) -> Actor:
-    actor = _to_actor([tuple(r) for r in conn.execute(_BY_ID, {"user_id": user_id})])
-    assert actor is not None  # the caller holds the user's row
-    return actor
-
-
-def session_actor(db: Database, token: str, now: datetime) -> Actor | None:
-    """Who a session token belongs to, read afresh on every request (roles change,
-    accounts go); None once it ended, expired or its account was disabled."""
-    with db.read_connection() as conn:
-        rows = conn.execute(_BY_SESSION, {"digest": _digest(token), "now": now}).all()
-    return _to_actor([tuple(r) for r in rows])
-
-
 def sign_out(db: Database, token: str, now: datetime) -> None:
     """End this session on the server: a copy of its cookie no longer works."""
     with db.transaction() as session:
         session.execute(
             update(WebSession)
-            .where(WebSession.token_sha256 == _digest(token), WebSession.ended_at.is_(None))
+            .where(
+                WebSession.token_sha256 == users.token_digest(token),
+                WebSession.ended_at.is_(None),
+            )
             .values(ended_at=now)
         )

@@ -7,9 +7,10 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from argon2 import PasswordHasher
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, FromClause, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from engine.db import Database, Prepared
@@ -138,41 +139,42 @@ def identity(session: Session, name: str) -> Actor:
     )
 
 
-_T = ApiToken.__table__.c
-_BEARER = (
-    select(
-        _U.name,
-        _U.is_admin,
-        _U.is_process_owner,
-        _U.is_auditor,
-        _U.is_integration,
-        select(func.aggregate_strings(_UR.role_id, ","))
-        .where(_UR.user_id == _U.id)
-        .correlate(User.__table__)
-        .scalar_subquery()
-        .label("roles"),
+_T, _S = ApiToken.__table__.c, WebSession.__table__.c
+
+
+def _credential_query(credential: FromClause, *conditions: Any) -> Prepared:
+    """Who a live credential (a token's or a session's row, joined on ``user_id``)
+    belongs to: name, flags and roles in one row, for one statement per request."""
+    return Prepared(
+        select(
+            _U.name,
+            _U.is_admin,
+            _U.is_process_owner,
+            _U.is_auditor,
+            _U.is_integration,
+            select(func.aggregate_strings(_UR.role_id, ","))
+            .where(_UR.user_id == _U.id)
+            .correlate(User.__table__)
+            .scalar_subquery()
+            .label("roles"),
+        )
+        .select_from(User.__table__.join(credential, credential.c.user_id == _U.id))
+        .where(*conditions, _U.disabled_at.is_(None))
     )
-    .select_from(User.__table__.join(ApiToken.__table__, _T.user_id == _U.id))
-    .where(
-        _T.token_sha256 == bindparam("digest"),
-        _T.revoked_at.is_(None),
-        _U.disabled_at.is_(None),
-    )
+
+
+_BEARER_QUERY = _credential_query(
+    ApiToken.__table__, _T.token_sha256 == bindparam("digest"), _T.revoked_at.is_(None)
 )
-_BEARER_QUERY = Prepared(_BEARER)
+_SESSION_QUERY = _credential_query(
+    WebSession.__table__,
+    _S.token_sha256 == bindparam("digest"),
+    _S.ended_at.is_(None),
+    _S.expires_at > bindparam("now"),
+)
 
 
-def bearer(db: Database | Session | Connection, token: str) -> Actor | None:
-    """Who an unrevoked token belongs to, with roles and flags: one statement per request.
-    Given the Database (the API, on every request), straight through the driver, with no
-    transaction of its own (one SELECT reads one snapshot); else in the caller's."""
-    params = {"digest": token_digest(token)}
-    if isinstance(db, Database):
-        row = db.first(_BEARER_QUERY, params)
-    else:
-        conn = db.connection() if isinstance(db, Session) else db
-        found = conn.execute(_BEARER, params).first()
-        row = tuple(found) if found is not None else None
+def _holder(row: tuple[Any, ...] | None) -> Actor | None:
     if row is None:
         return None
     name, admin, owner, auditor, integration, roles = row
@@ -184,6 +186,24 @@ def bearer(db: Database | Session | Connection, token: str) -> Actor | None:
         is_auditor=bool(auditor),
         is_integration=bool(integration),
     )
+
+
+def bearer(db: Database | Session | Connection, token: str) -> Actor | None:
+    """Who an unrevoked token belongs to, with roles and flags: one statement per request.
+    Given the Database (the API, on every request), straight through the driver, with no
+    transaction of its own (one SELECT reads one snapshot); else in the caller's."""
+    params = {"digest": token_digest(token)}
+    if isinstance(db, Database):
+        return _holder(db.first(_BEARER_QUERY, params))
+    conn = db.connection() if isinstance(db, Session) else db
+    rows = _BEARER_QUERY.run(conn, params)
+    return _holder(rows[0] if rows else None)
+
+
+def session_holder(db: Database, token: str, now: datetime) -> Actor | None:
+    """Who a web session's token belongs to (engine/sign_in.py), read afresh on every
+    request: None once the session ended or expired, or its account was disabled."""
+    return _holder(db.first(_SESSION_QUERY, {"digest": token_digest(token), "now": now}))
 
 
 def revoke(session: Session, name: str, now: datetime) -> int:
@@ -221,14 +241,13 @@ def enable(session: Session, name: str) -> None:
     user.disabled_at = None
 
 
-def end_sessions(session: Session, user_id: int, now: datetime) -> int:
-    """End every open web session of a user (engine/sign_in.py); how many were open."""
-    result = session.execute(
+def end_sessions(session: Session, user_id: int, now: datetime) -> None:
+    """End every open web session of a user (engine/sign_in.py)."""
+    session.execute(
         update(WebSession)
         .where(WebSession.user_id == user_id, WebSession.ended_at.is_(None))
         .values(ended_at=now)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def everyone(session: Session) -> list[User]:

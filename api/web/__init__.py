@@ -37,9 +37,9 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from api.auth import flow
+from api.auth import SESSION_TOKEN, flow
 from api.views import check_can_read, check_can_see_task, latest_form
-from engine import definitions, queues, sign_in
+from engine import definitions, queues, sign_in, users
 from engine import tasks as engine_tasks
 from engine.clock import as_utc
 from engine.compaction import elements
@@ -76,7 +76,6 @@ EVENT_NAMES = {
     "instance_failed": "process failed",
     "sign_in_locked": "sign-in locked",
 }
-SESSION_TOKEN = "sid"  # the session row's token (engine/sign_in.py)
 
 blp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                 static_url_path="/static")  # fmt: skip
@@ -164,7 +163,7 @@ def signed_in() -> Actor | None:
     token = session.get(SESSION_TOKEN)
     if not token or not isinstance(token, str):
         return None
-    person = sign_in.session_actor(flow().db, token, flow().clock.now())
+    person = users.session_holder(flow().db, token, flow().clock.now())
     if person is None:
         session.clear()
     return person

@@ -88,6 +88,8 @@ def serve(tmp: Path, plant: Callable[[Tradeflow], Any] | None = None) -> Iterato
                 break
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.1)
+        else:
+            raise AssertionError(f"tradeflow serve did not come up at {site}")
         yield site
     finally:
         os.killpg(server.pid, signal.SIGTERM)
