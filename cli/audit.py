@@ -45,10 +45,7 @@ def verify(stream: str | None, anchor_file: str | None, no_anchors: bool) -> Non
     with verification.snapshot(flow.db) as session:
         if stream:
             report = verification.TrailReport()
-            result = verification.verify_stream(session, stream, pins)
-            report.streams.append(result)
-            report.findings.extend(result.findings)
-            report.events, report.pinned = result.events, result.pinned
+            report.add(verification.verify_stream(session, stream, pins))
         else:
             report = verification.verify_trail(session, pins)
     for result in report.streams:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from json.encoder import encode_basestring
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
@@ -30,9 +30,6 @@ from engine import facts
 from engine.clock import as_utc
 from engine.db import Prepared
 from engine.models import AuditEvent, AuditHead
-
-if TYPE_CHECKING:
-    from engine.verification import Verification
 
 GENESIS = "0" * 64
 DEFINITIONS_STREAM = "definitions"
@@ -105,7 +102,7 @@ def canonical_at(at: datetime) -> str:
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-_COLUMNS = (
+COLUMNS = (
     "stream",
     "seq",
     "instance_id",
@@ -119,7 +116,7 @@ _COLUMNS = (
     "prev_hash",
     "hash",
 )
-_HASHED = tuple(c for c in _COLUMNS if c not in ("at", "prev_hash", "hash"))
+_HASHED = tuple(c for c in COLUMNS if c not in ("at", "prev_hash", "hash"))
 
 
 # the hashed fields in the order sort_keys puts them, "data" among them
@@ -146,7 +143,7 @@ def event_hash(event: AuditEvent | dict[str, Any], data_text: str | None = None)
 
     ``data_text``, the data's canonical JSON when the caller has it, is used as it is
     rather than encoded again: the result is the same text either way."""
-    row = event if isinstance(event, dict) else {c: getattr(event, c) for c in _COLUMNS}
+    row = event if isinstance(event, dict) else {c: getattr(event, c) for c in COLUMNS}
     parts = []
     for prefix, key in zip(_BODY_PREFIXES, _BODY_KEYS, strict=True):
         if key == "data":
@@ -263,18 +260,11 @@ class AuditTrail:
             self._recorded[stream] = seq
 
 
-_TABLE: Table = AuditEvent.__table__  # type: ignore[assignment]
+TABLE: Table = AuditEvent.__table__  # type: ignore[assignment]
 # through the driver (engine/db.py Prepared): a tenth of the ORM's path, a third of Core's
 _INSERT = Prepared(
-    insert(_TABLE).values({c.name: bindparam(c.name) for c in _TABLE.columns if c.name != "id"})
+    insert(TABLE).values({c.name: bindparam(c.name) for c in TABLE.columns if c.name != "id"})
 )
-
-
-def verify(session: Session, stream: str) -> Verification:
-    """Walk a stream, hold its end against its recorded head; report what breaks."""
-    from engine.verification import verify_stream  # it builds on this module
-
-    return verify_stream(session, stream)
 
 
 def streams(session: Session) -> list[str]:

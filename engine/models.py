@@ -359,8 +359,9 @@ class AuditEvent(Base):
 
 class AuditHead(Base):
     """The head of a stream that has no instance row to carry it (``definitions``,
-    ``messages``), written with the stream's events: verify compares the chain's end with
-    it. Triggers let it only move forward; the anchors are what make that hold."""
+    ``messages``, ``sign-in``), written with the stream's events: verify compares the
+    chain's end with it. Triggers let it only move forward; the anchors are what make that
+    hold."""
 
     __tablename__ = "audit_head"
     __table_args__ = ({"sqlite_with_rowid": False},)  # no rowid a REPLACE could aim at

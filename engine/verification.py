@@ -22,12 +22,12 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Select, Table, Text, select, text, type_coerce
+from sqlalchemy import Select, Text, select, text, type_coerce
 from sqlalchemy.orm import Session
 
-from engine.audit import _COLUMNS, GENESIS, event_hash, instance_of, instance_stream
+from engine.audit import COLUMNS, GENESIS, TABLE, event_hash, instance_of, instance_stream
 from engine.db import Database
-from engine.models import AuditEvent, AuditHead, Instance
+from engine.models import AuditHead, Instance
 
 CHECKS = (
     "every event's link to the one before and its hash, from each stream's first event",
@@ -88,6 +88,13 @@ class TrailReport:
     def ok(self) -> bool:
         return not self.findings
 
+    def add(self, result: Verification) -> None:
+        """Count one stream's check in."""
+        self.streams.append(result)
+        self.findings.extend(result.findings)
+        self.events += result.events
+        self.pinned += result.pinned
+
 
 @contextmanager
 def snapshot(db: Database) -> Iterator[Session]:
@@ -129,18 +136,17 @@ def recorded_head(session: Session, stream: str) -> tuple[int, str] | None:
     return (found[0], found[1]) if found else None
 
 
-_TABLE: Table = AuditEvent.__table__  # type: ignore[assignment]
 # the data as stored (it is the text that was hashed): no JSON parsing, no re-encoding
 _ROWS: Select[Any] = select(
-    *(type_coerce(_TABLE.c.data, Text()) if c == "data" else _TABLE.c[c] for c in _COLUMNS)
+    *(type_coerce(TABLE.c.data, Text()) if c == "data" else TABLE.c[c] for c in COLUMNS)
 )
-_STREAM, _SEQ, _INSTANCE, _PREV, _HASH = (_COLUMNS.index(c) for c in (
+_STREAM, _SEQ, _INSTANCE, _PREV, _HASH = (COLUMNS.index(c) for c in (
     "stream", "seq", "instance_id", "prev_hash", "hash"))  # fmt: skip
 
 
 def verify_stream(session: Session, stream: str, pins: Pins | None = None) -> Verification:
     """Walk one stream and hold its end against its recorded head (and its pins)."""
-    rows = session.execute(_ROWS.where(_TABLE.c.stream == stream).order_by(_TABLE.c.seq))
+    rows = session.execute(_ROWS.where(TABLE.c.stream == stream).order_by(TABLE.c.seq))
     return _walk(stream, rows, recorded_head(session, stream), (pins or {}).get(stream))
 
 
@@ -151,22 +157,15 @@ def verify_trail(session: Session, pins: Pins | None = None) -> TrailReport:
     heads = recorded_heads(session)
     report = TrailReport()
     rows = session.execute(
-        _ROWS.order_by(_TABLE.c.stream, _TABLE.c.seq).execution_options(yield_per=5000)
+        _ROWS.order_by(TABLE.c.stream, TABLE.c.seq).execution_options(yield_per=5000)
     )
     seen = set()
     for stream, events in groupby(rows, key=itemgetter(_STREAM)):
         seen.add(stream)
-        _add(report, _walk(stream, events, heads.get(stream), pins.get(stream)))
+        report.add(_walk(stream, events, heads.get(stream), pins.get(stream)))
     for stream in sorted((heads.keys() | pins.keys()) - seen):
-        _add(report, _walk(stream, (), heads.get(stream), pins.get(stream)))
+        report.add(_walk(stream, (), heads.get(stream), pins.get(stream)))
     return report
-
-
-def _add(report: TrailReport, result: Verification) -> None:
-    report.streams.append(result)
-    report.findings.extend(result.findings)
-    report.events += result.events
-    report.pinned += result.pinned
 
 
 def _walk(
@@ -189,7 +188,7 @@ def _walk(
                 seq, reason = expected, "event missing"
             elif row[_PREV] != prev:
                 reason = "prev_hash does not link"
-            elif event_hash(event := dict(zip(_COLUMNS, row, strict=True)), event["data"]) != hash_:
+            elif event_hash(event := dict(zip(COLUMNS, row, strict=True)), event["data"]) != hash_:
                 reason = "hash does not match content"
             elif row[_INSTANCE] != owner:
                 reason = f"instance_id {row[_INSTANCE]} is not the stream's"

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from engine import verification
 from engine.audit import (
-    _COLUMNS,
+    COLUMNS,
     DEFINITIONS_STREAM,
     GENESIS,
     MESSAGES_STREAM,
@@ -250,7 +250,7 @@ def as_owner(db: Database, *statements: tuple[str, dict[str, Any]]) -> None:
 def rewrite(db: Database, stream: str, seq: int, **changes: Any) -> tuple[int, str]:
     """Change event ``seq`` and recompute every later hash, as someone covering their
     tracks would; the new head (seq, hash). The instance row's head is left alone."""
-    columns = [AuditEvent.__table__.c[c] for c in _COLUMNS]
+    columns = [AuditEvent.__table__.c[c] for c in COLUMNS]
     with db.reading() as session:
         rows = [
             dict(r._mapping)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Table, bindparam, insert, select, text
 
-from engine import audit, facts, store
+from engine import audit, facts, store, verification
 from engine.db import Database, Prepared
 from engine.models import HumanTask, TaskState
 from engine.store import TaskRow
@@ -114,7 +114,7 @@ def test_audit_rows_written_through_the_driver_keep_their_chain(flow: Tradeflow)
     [task] = flow.tasks_of(instance_id)
     flow.complete(task.id, actor="clerk", data={"invoice_number": "发票-1 ✓"})
     with flow.db.reading() as session:
-        assert audit.verify(session, audit.instance_stream(instance_id)).ok
+        assert verification.verify_stream(session, audit.instance_stream(instance_id)).ok
         events = [e for e in flow.history(instance_id) if e.kind == "task_completed"]
     assert events[0].data["submitted"]["invoice_number"] == "发票-1 ✓"
 
