@@ -20,6 +20,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.diagrams import names_listed
 from engine.events import message_variables
 from engine.models import Definition, DefinitionTask, InstanceStatus
 from engine.serialization import SpecPair, StateSerializer
@@ -101,12 +102,6 @@ class DefinitionInfo:
 
 
 FORM_INPUTS = "formInputs"  # a user task's property: the variables its form starts from
-
-
-def names_listed(raw: object) -> tuple[str, ...]:
-    """A comma-separated property's names, each once, in order."""
-    text = str(raw or "")
-    return tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
 
 
 def escalation_roles(properties: dict[str, Any]) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from engine import diagrams, start_timers
 from engine.audit import DEFINITIONS_STREAM, AuditTrail, EventKind
 from engine.errors import DefinitionNotFound, DiagramInvalid, Problem
 from engine.events import messages_of
+from engine.limits import Limits
 from engine.lint import Bundle, lint, read_files
 from engine.models import (
     Definition,
@@ -125,8 +126,11 @@ def deploy(
     *,
     actor: str,
     now: datetime,
+    limits: Limits,
 ) -> DeploymentResult:
-    """Lint the files together and store new versions; raise DiagramInvalid on any problem."""
+    """Lint the files together and store new versions; raise DiagramInvalid on any problem.
+    ``limits``: the runtime's, so deploy refuses what the runtime would (a timer cycle
+    faster than its minimum)."""
     trail = AuditTrail(session)
     # Deployments queue here (PostgreSQL: an advisory lock on the definitions stream;
     # SQLite: the writer lock), so two cannot both take the next version of a key.
@@ -141,6 +145,7 @@ def deploy(
             lambda key: _stored_process_xml(session, key),
             lambda decision: _stored_decision_xml(session, decision),
             deployed_forms,
+            limits.min_timer_interval,
         )
     if bundle.problems:
         raise DiagramInvalid(bundle.problems)

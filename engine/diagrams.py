@@ -155,7 +155,7 @@ class UserTaskInfo:
     @property
     def separate_from(self) -> list[str]:
         raw = self.properties.get("separateFrom", "")
-        return [part.strip() for part in raw.split(",") if part.strip()]
+        return list(names_listed(raw))
 
     @property
     def sla(self) -> str | None:
@@ -178,6 +178,17 @@ def form_key_of(node: etree._Element) -> str | None:
     for prefix in ("camunda-forms:deployment:", "camunda-forms:app:", "embedded:deployment:"):
         key = key.removeprefix(prefix)
     return key.removesuffix(".form")
+
+
+def names_listed(raw: object) -> tuple[str, ...]:
+    """A comma-separated attribute's or property's names, each once, in order."""
+    text = str(raw or "")
+    return tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+
+
+def is_variable_name(name: object) -> bool:
+    """What an expression can use as a variable: an identifier, no dunders."""
+    return isinstance(name, str) and name.isidentifier() and not name.startswith("__")
 
 
 def properties_of(node: etree._Element) -> dict[str, str]:
@@ -208,7 +219,7 @@ def user_tasks(root: etree._Element) -> list[UserTaskInfo]:
             element_id = node.get("id", "")
             groups = _camunda(node, "candidateGroups")
             if groups:
-                roles = [g.strip() for g in groups.split(",") if g.strip()]
+                roles = list(names_listed(groups))
             elif lanes.get(element_id):
                 roles = [role_id(lanes[element_id])]
             else:

@@ -11,6 +11,8 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import EventBasedGateway
 
+from engine.diagrams import names_listed
+
 
 def definitions_of(task_spec: Any) -> list[Any]:
     definition = getattr(task_spec, "event_definition", None)
@@ -34,8 +36,7 @@ MESSAGE_VARIABLES = "messageVariables"  # the property a message catch declares 
 def declared_variables(task_spec: Any) -> tuple[str, ...]:
     """The variables a message catch takes from its message (``messageVariables``: names,
     comma-separated); none if it declares none."""
-    raw = str((getattr(task_spec, "extensions", None) or {}).get(MESSAGE_VARIABLES) or "")
-    return tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    return names_listed((getattr(task_spec, "extensions", None) or {}).get(MESSAGE_VARIABLES))
 
 
 def message_variables(processes: Iterable[Any]) -> dict[str, frozenset[str]]:

@@ -13,6 +13,7 @@ every ``CLOCK_EVERY`` nodes, so that one long script cannot outlast the command'
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 import textwrap
 import threading
@@ -307,7 +308,10 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]  # sim
 
 
 _local = threading.local()
-_outside: list[limits.Limits] = []  # the limits of an evaluation outside any command
+@functools.cache
+def _outside() -> limits.Limits:
+    """The limits of an evaluation outside any command, read once."""
+    return limits.Limits.from_env()
 
 
 def _command() -> Budget:
@@ -315,9 +319,7 @@ def _command() -> Budget:
     budget of the configured limits for this one evaluation."""
     budget = limits.current()
     if budget is None:
-        if not _outside:
-            _outside.append(limits.Limits.from_env())
-        return Budget(_outside[0])
+        return Budget(_outside())
     if budget.exceeded is not None:  # spent earlier in the command, whatever caught it
         raise budget.exceeded
     return budget

@@ -12,6 +12,7 @@ from marshmallow import Schema
 from sqlalchemy import Engine, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from engine.diagrams import is_variable_name
 from engine.errors import FormInvalid, Invalid
 from engine.models import Form
 from forms import FormUnusable, ValidationError, schema_for
@@ -33,7 +34,7 @@ TOO_BIG = "an integer beyond 64 bits"
 def check_names(data: dict[Any, Any], error: type[Invalid] = FormInvalid) -> None:
     """Variables must be names an expression can use (identifiers, no dunders), and one
     submission must stay small and shallow: every later command loads and saves it."""
-    bad = [k for k in data if not isinstance(k, str) or not k.isidentifier() or k.startswith("__")]
+    bad = [k for k in data if not is_variable_name(k)]
     if bad:
         raise error(f"variable names must be identifiers: {bad!r}", names=bad)
     if _depth(data) > MAX_DATA_DEPTH:

@@ -20,7 +20,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 
 import forms
 from engine import diagrams, runaway
-from engine.caches import FORM_INPUTS, escalation_roles, names_listed
+from engine.caches import FORM_INPUTS, escalation_roles
 from engine.calendar import BusinessCalendar
 from engine.diagrams import BPMN_NS, NS, UnreadableFile
 from engine.errors import ExpressionRefused, Problem
@@ -89,8 +89,10 @@ def lint(
     deployed_processes: Callable[[str], bytes | None],
     deployed_decisions: Callable[[str], bytes | None],
     deployed_forms: set[str],
+    min_interval: float = Limits.min_timer_interval,
 ) -> None:
     """Check the bundle, appending to ``bundle.problems``; leave a ready parser on success.
+    ``min_interval``: the fewest seconds between two rounds of a timer cycle.
 
     The callables return the stored XML that defines a process or decision id already
     deployed, so references from this deployment to earlier ones resolve.
@@ -108,7 +110,6 @@ def lint(
     for name, schema in bundle.forms.items():
         for key, why in forms.problems(schema):
             bundle.problem(name, key, why)
-    min_interval = Limits.from_env().min_timer_interval
     extra_xml: list[bytes] = []
     for name, root in bundle.bpmn.items():
         _check_user_tasks(bundle, name, root, form_keys)
@@ -171,8 +172,8 @@ def _check_user_tasks(bundle: Bundle, name: str, root: etree._Element, form_keys
                 BusinessCalendar().working_duration(task.sla)
             except ValueError as exc:
                 bundle.problem(name, task.element_id, f"sla '{task.sla}' refused: {exc}")
-        for variable in names_listed(task.properties.get(FORM_INPUTS)):
-            if not variable.isidentifier() or variable.startswith("__"):
+        for variable in diagrams.names_listed(task.properties.get(FORM_INPUTS)):
+            if not diagrams.is_variable_name(variable):
                 bundle.problem(
                     name,
                     task.element_id,
@@ -208,8 +209,8 @@ def _check_message_catches(bundle: Bundle, name: str, root: etree._Element) -> N
                 "the message may set in the messageVariables property",
             )
         raw = diagrams.properties_of(node).get(MESSAGE_VARIABLES, "")
-        for part in (p.strip() for p in raw.split(",")):
-            if part and (not part.isidentifier() or part.startswith("__")):
+        for part in diagrams.names_listed(raw):
+            if not diagrams.is_variable_name(part):
                 bundle.problem(
                     name, element, f"messageVariables names '{part}', which is no variable name"
                 )

@@ -192,6 +192,10 @@ def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -
         spiff_task = work.workflow.get_task_from_id(UUID(task.spiff_task_id))
         if spiff_task is None or spiff_task.state != SpiffState.READY:
             raise TaskNotOpen(f"task {task_id} is no longer ready", task=task_id)
+        # what the form opened with, so the trail shows which values this person
+        # confirmed rather than typed (earlier events say who set them)
+        rule = work.definition.rule_for_element(task.element_id)
+        started = form_start(rule.form_inputs if rule else (), spiff_task.data)
 
         def step() -> None:
             spiff_task.data.update(data)
@@ -201,9 +205,6 @@ def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -
         task.state = TaskState.COMPLETED
         task.completed_by = user.name
         task.ended_at = work.now
-        # what the form opened with (its formInputs), so the trail shows which values
-        # this person confirmed rather than typed; earlier events say who set them
-        started = {k: before[k] for k in _form_inputs(work, task) if before.get(k) is not None}
         work.audit(
             EventKind.TASK_COMPLETED,
             element_id=task.element_id,
@@ -220,9 +221,10 @@ def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -
     return task
 
 
-def _form_inputs(work: Work, task: TaskRow) -> tuple[str, ...]:
-    rule = work.definition.rule_for_element(task.element_id)
-    return rule.form_inputs if rule is not None else ()
+def form_start(form_inputs: tuple[str, ...], data: dict[str, Any]) -> dict[str, Any]:
+    """The values a form starts from, out of its task's data: the variables its task lists
+    in ``formInputs`` that have one."""
+    return {k: data[k] for k in form_inputs if data.get(k) is not None}
 
 
 def starting_data(runtime: Runtime, task_id: int) -> dict[str, Any]:
@@ -249,4 +251,4 @@ def starting_data(runtime: Runtime, task_id: int) -> dict[str, Any]:
         if spiff_task is not None:
             data = spiff_task.data
             break
-    return {k: data[k] for k in rule.form_inputs if data.get(k) is not None}
+    return form_start(rule.form_inputs, data)

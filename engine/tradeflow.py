@@ -52,7 +52,12 @@ class Tradeflow:
     def deploy(self, files: list[tuple[str, bytes]], *, actor: str) -> definitions.DeploymentResult:
         with self.db.transaction() as session:
             return definitions.deploy(
-                session, self.runtime.serializer, files, actor=actor, now=self.clock.now()
+                session,
+                self.runtime.serializer,
+                files,
+                actor=actor,
+                now=self.clock.now(),
+                limits=self.runtime.limits,
             )
 
     def check(self, files: list[tuple[str, bytes]], *, actor: str) -> list[Problem]:
@@ -60,7 +65,12 @@ class Tradeflow:
         try:
             with self.db.transaction() as session:
                 definitions.deploy(
-                    session, self.runtime.serializer, files, actor=actor, now=self.clock.now()
+                    session,
+                    self.runtime.serializer,
+                    files,
+                    actor=actor,
+                    now=self.clock.now(),
+                    limits=self.runtime.limits,
                 )
                 raise _DryRun
         except DiagramInvalid as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import Problem
+from engine.limits import Limits
 from engine.tradeflow import Tradeflow
 from tests.engine.test_lint import _definitions, bpmn, refuse
 
@@ -234,7 +235,9 @@ def test_the_minimum_interval_is_configured(
     flow: Tradeflow, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TRADEFLOW_MIN_TIMER_INTERVAL", "PT2H")
+    flow.runtime.limits = Limits.from_env()  # read when the runtime is made
     problem = only(refuse(flow, [("probe.bpmn", timer_cycle("R3/PT1H"))]))
     assert "minimum interval of 7200 s" in problem.message
     monkeypatch.setenv("TRADEFLOW_MIN_TIMER_INTERVAL", "1")
+    flow.runtime.limits = Limits.from_env()
     deploys(flow, ("probe.bpmn", timer_cycle("R/PT1S")))
