@@ -172,6 +172,10 @@ class LiveWorkflows:
         if instance.status == InstanceStatus.RUNNING:
             self._items.put(instance.id, (instance.revision, workflow))
 
+    def drop(self, instance_id: int) -> None:
+        """Forget the instance's workflow (it ended, or its command was rolled back)."""
+        self._items.pop(instance_id)
+
     def holds(self, instance_id: int, revision: int) -> bool:
         found = self._items.get(instance_id)
         return found is not None and found[0] == revision

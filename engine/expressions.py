@@ -308,6 +308,8 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]  # sim
 
 
 _local = threading.local()
+
+
 @functools.cache
 def _outside() -> limits.Limits:
     """The limits of an evaluation outside any command, read once."""

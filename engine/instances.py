@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,17 +20,18 @@ from SpiffWorkflow.util.task import TaskState as SpiffState
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session, joinedload
 
-from engine import definitions, queues, store
-from engine.audit import GENESIS, AuditTrail, EventKind, instance_stream
+from engine import definitions, queues, stepping
+from engine.audit import GENESIS, EventKind
 from engine.errors import BusinessKeyTaken, FormInvalid, InstanceNotFound
 from engine.events import definitions_of, waits_for_timer
 from engine.forms_check import check_names, form_fields
 from engine.frontier import variables
 from engine.models import Definition, HumanTask, HumanTaskRole, Instance, InstanceStatus
-from engine.runtime import Runtime, Work, lock_instance
+from engine.runtime import Runtime, Unit
 from engine.serialization import SAFE_ENGINE
 from engine.store import InstanceRow
 from engine.users import Actor
+from engine.work import Work
 
 _LONG_AGO = "1970-01-01T00:00:00+00:00"
 MAX_BUSINESS_KEY = 255
@@ -49,15 +51,13 @@ def start(
     check_names(variables)
     if business_key is not None and not 0 < len(business_key) <= MAX_BUSINESS_KEY:
         raise FormInvalid(f"business key must be 1..{MAX_BUSINESS_KEY} characters")
-    began = time.perf_counter()
-    with runtime.db.transaction() as session:
-        found = definitions.find(session, key, version)
+    with runtime.unit("start") as unit:
+        found = definitions.find(unit.session, key, version)
         if business_key is not None and found.messages:
-            _claim_business_key(runtime, session, found.key, business_key)
+            _claim_business_key(runtime, unit.session, found.key, business_key)
         if variables:
-            _check_not_decided_later(runtime, session, found.id, variables)
-        work = start_in(runtime, session, found.id, actor, business_key, variables)
-    runtime.committed(work, "start", began)
+            _check_not_decided_later(runtime, unit.session, found.id, variables)
+        work = start_in(unit, found.id, actor, business_key, variables)
     return work.instance.id
 
 
@@ -116,54 +116,45 @@ def _claim_business_key(runtime: Runtime, session: Session, key: str, business_k
 
 
 def start_in(
-    runtime: Runtime,
-    session: Session,
+    unit: Unit,
     definition_id: int,
     actor: str,
     business_key: str | None,
     variables: dict[str, Any],
     timer: str | None = None,
 ) -> Work:
-    """Start an instance inside the caller's transaction. A start event that waits for a
-    timer fires at once: starting is what its timer was for (``timer``: the scheduler's
-    start timer that went off, recorded in the audit trail)."""
-    work = _new_instance(runtime, session, definition_id, actor, business_key, variables, timer)
-    workflow = work.workflow
-    work.run_engine()
-    if _fire_start_timers(workflow):
-        work.run_engine(lambda: (workflow.refresh_timers(), workflow.refresh_timers()))
-    work.settle()
+    """Start an instance in the caller's unit. A start event that waits for a timer
+    fires at once: starting is what its timer was for (``timer``: the scheduler's start
+    timer that went off, recorded in the audit trail)."""
+    with _new_instance(unit, definition_id, actor, business_key, variables, timer) as work:
+        workflow = work.workflow
+        stepping.run(work)
+        if _fire_start_timers(workflow):
+            stepping.run(work, lambda: (workflow.refresh_timers(), workflow.refresh_timers()))
     return work
 
 
-def start_failed(
-    runtime: Runtime, session: Session, definition_id: int, error: str, *, actor: str, timer: str
-) -> int:
+def start_failed(unit: Unit, definition_id: int, error: str, *, actor: str, timer: str) -> int:
     """A round of a start timer that could not run, kept as a failed instance with the
-    reason (its incident: what an operator looks at), inside the caller's transaction."""
-    work = _new_instance(runtime, session, definition_id, actor, None, {}, timer)
-    work.audit(EventKind.INSTANCE_FAILED, data={"error": error})
-    instance = work.instance
-    instance.status, instance.error = InstanceStatus.FAILED, error
-    instance.state = runtime.serializer.dumps(work.workflow)
-    instance.revision += 1
-    instance.audit_seq, instance.audit_hash = work.trail.head(work.stream)
-    store.save_instance(work.conn, instance)
-    work.trail.write()
-    return instance.id
+    reason (its incident: what an operator looks at), in the caller's unit."""
+    with _new_instance(unit, definition_id, actor, None, {}, timer) as work:
+        work.audit(EventKind.INSTANCE_FAILED, data={"error": error})
+        work.instance.status, work.instance.error = InstanceStatus.FAILED, error
+    return work.instance.id
 
 
+@contextmanager
 def _new_instance(
-    runtime: Runtime,
-    session: Session,
+    unit: Unit,
     definition_id: int,
     actor: str,
     business_key: str | None,
     variables: dict[str, Any],
     timer: str | None,
-) -> Work:
-    """The instance's row and its unit of work, the start audited; nothing run yet."""
-    definition = runtime.definitions.get(session, definition_id)
+) -> Iterator[Work]:
+    """The new instance's command, its start audited; the caller runs it."""
+    runtime = unit.runtime
+    definition = runtime.definitions.get(unit.session, definition_id)
     spec, subprocess_specs = definition.specs
     workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=SAFE_ENGINE)
     # Spiff reads initial variables from the READY start task, not workflow.data.
@@ -186,21 +177,20 @@ def _new_instance(
         audit_seq=0,
         audit_hash=GENESIS,
     )
-    store.insert_instance(session.connection(), instance)
-    work = Work(runtime, session, instance, definition, workflow, actor)
-    work.audit(
-        EventKind.INSTANCE_STARTED,
-        element_id=definition.key,
-        element_name=definition.name,
-        data={
-            "definition": definition.key,
-            "version": definition.version,
-            "business_key": business_key,
-            "variables": variables,
-            **({"timer": timer} if timer else {}),
-        },
-    )
-    return work
+    with unit.create(instance, definition, workflow, actor) as work:
+        work.audit(
+            EventKind.INSTANCE_STARTED,
+            element_id=definition.key,
+            element_name=definition.name,
+            data={
+                "definition": definition.key,
+                "version": definition.version,
+                "business_key": business_key,
+                "variables": variables,
+                **({"timer": timer} if timer else {}),
+            },
+        )
+        yield work
 
 
 def _fire_start_timers(workflow: BpmnWorkflow) -> bool:
@@ -221,12 +211,19 @@ def _fire_start_timers(workflow: BpmnWorkflow) -> bool:
 
 
 def cancel(runtime: Runtime, instance_id: int, *, actor: str, reason: str | None = None) -> None:
-    with runtime.command(instance_id, actor) as work:
-        work.workflow.cancel()
-        queues.reconcile(work)  # its open tasks go with it, recorded before the instance
-        work.instance.status = InstanceStatus.CANCELLED
-        work.instance.ended_at = work.now
-        work.audit(EventKind.INSTANCE_CANCELLED, data={"reason": reason})
+    """Cancel a running instance (its workflow cancelled, its open tasks with it), or
+    one that failed (nothing runs; its error stays on record)."""
+    with runtime.unit("cancel") as unit:
+        instance = unit.lock(instance_id)
+        if instance.status == InstanceStatus.FAILED:
+            unit.cancel_failed(instance, actor, reason)
+            return
+        with unit.command(instance, actor) as work:
+            work.workflow.cancel()
+            queues.reconcile(work)  # its open tasks go with it, recorded before the instance
+            work.instance.status = InstanceStatus.CANCELLED
+            work.instance.ended_at = work.now
+            work.audit(EventKind.INSTANCE_CANCELLED, data={"reason": reason})
 
 
 def wake(runtime: Runtime, instance_id: int, *, actor: str = "system") -> list[str]:
@@ -240,7 +237,8 @@ def fire_timers(work: Work) -> list[str]:
     """Inside a unit of work: fire what is due, audit each as ``timer_fired``."""
     waiting = {t.id: t for t in work.workflow.get_tasks(state=SpiffState.WAITING)}
     before = {t.id: _cycle_next(t) for t in waiting.values()}
-    work.run_engine(work.workflow.refresh_timers)
+    work.fired_timers = True
+    stepping.run(work, work.workflow.refresh_timers)
     fired = [
         t
         for t in waiting.values()
@@ -278,29 +276,10 @@ def _timer_that_fired(task: Task) -> Any:
 
 
 def fail(runtime: Runtime, instance_id: int, error: str, *, actor: str = "system") -> None:
-    """Mark an instance failed after a background step could not run (state unchanged)."""
-    with runtime.db.transaction() as session:
-        instance = lock_instance(session, instance_id, runtime.db.is_postgres)
-        if instance.status != InstanceStatus.RUNNING:
-            return
-        trail = AuditTrail(session)
-        stream = instance_stream(instance_id)
-        trail.seed(stream, instance.audit_seq, instance.audit_hash)
-        trail.append(
-            stream,
-            EventKind.INSTANCE_FAILED,
-            at=runtime.clock.now(),
-            actor=actor,
-            instance_id=instance_id,
-            data={"error": error},
-        )
-        instance.status = InstanceStatus.FAILED
-        instance.error = error
-        instance.next_wakeup_at = None
-        instance.revision += 1
-        instance.audit_seq, instance.audit_hash = trail.head(stream)
-        store.save_instance(session.connection(), instance)
-        trail.write()
+    """Mark an instance failed after a step could not run (its workflow unchanged): its
+    open tasks are cancelled and its subscriptions dropped; it may then be cancelled."""
+    with runtime.unit("fail") as unit:
+        unit.fail(instance_id, error, actor)
 
 
 def get(runtime: Runtime, instance_id: int) -> Instance:

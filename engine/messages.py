@@ -14,22 +14,18 @@ variable). The trail records the sender as the one who delivered it.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from SpiffWorkflow.bpmn import BpmnEvent
-from SpiffWorkflow.util.task import TaskState as SpiffState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine import delivery
 from engine.audit import MESSAGES_STREAM, AuditTrail, EventKind
-from engine.clock import as_utc
 from engine.errors import MessageInvalid, MessageUndeliverable
-from engine.events import messages_of
 from engine.forms_check import check_names
-from engine.frontier import Frontier, variables
+from engine.frontier import variables
 from engine.instances import MAX_BUSINESS_KEY
 from engine.models import (
     Definition,
@@ -39,8 +35,7 @@ from engine.models import (
     MessageStatus,
     MessageSubscription,
 )
-from engine.runtime import Runtime, Work
-from engine.store import InstanceRow
+from engine.runtime import Runtime
 
 DEFAULT_TTL = timedelta(days=7)
 MAX_TTL = timedelta(days=366)
@@ -51,12 +46,6 @@ class Correlation:
     message_id: int | None
     instance_id: int | None  # None: kept until an instance waits for it
     buffered: bool
-
-
-def _matches(message: Message, instance: Instance | InstanceRow, data: dict[str, Any]) -> bool:
-    if message.business_key is not None and instance.business_key != message.business_key:
-        return False
-    return all(k in data and v is not None and data[k] == v for k, v in message.correlation.items())
 
 
 def correlate(
@@ -89,9 +78,9 @@ def correlate(
         raise MessageInvalid(f"ttl must be positive and at most {MAX_TTL.days} days")
     check_names(payload, MessageInvalid)
     now = runtime.clock.now()
-    began = time.perf_counter()
-    # One transaction: a message that cannot be delivered leaves nothing behind.
-    with runtime.db.transaction() as session:
+    # One unit: a message that cannot be delivered leaves nothing behind.
+    with runtime.unit("correlate") as unit:
+        session = unit.session
         catchers = [i for i, names in session.execute(_CATCHERS) if name in names]
         if not catchers:
             raise MessageUndeliverable(f"no deployed process catches message '{name}'", name=name)
@@ -126,12 +115,10 @@ def correlate(
             )
             trail.write()
             return Correlation(message.id, None, True)
-        with runtime.command_in(session, target, actor) as work:
-            if not _deliver(work, message):
+        with unit.command(target, actor) as work:
+            if not delivery.deliver(work, message):
                 raise MessageUndeliverable(f"instance {target} stopped waiting for '{name}'")
-        result = Correlation(message.id, target, False)
-    runtime.committed(work, "correlate", began)
-    return result
+    return Correlation(message.id, target, False)
 
 
 _CATCHERS = select(Definition.id, Definition.messages)
@@ -168,7 +155,8 @@ def _find_waiting(runtime: Runtime, session: Session, message: Message) -> int |
     matched = [
         i.id
         for i in candidates
-        if not message.correlation or _matches(message, i, variables(runtime.load(session, i)))
+        if not message.correlation
+        or delivery.matches(message, i, variables(runtime.load(session, i)))
     ]
     if len(matched) > 1:
         raise MessageUndeliverable(
@@ -176,68 +164,6 @@ def _find_waiting(runtime: Runtime, session: Session, message: Message) -> int |
             instances=matched,
         )
     return matched[0] if matched else None
-
-
-def _deliver(work: Work, message: Message) -> bool:
-    """Send the message into the workflow; merge its variables into the catching task."""
-    waiting = [
-        t
-        for t in work.workflow.get_tasks(state=SpiffState.WAITING)
-        if any(d.name == message.name for d in messages_of(t.task_spec))
-    ]
-    if not waiting:
-        return False
-    definition = next(d for d in messages_of(waiting[0].task_spec) if d.name == message.name)
-    # only what this process's catch events take: a message kept since an older or newer
-    # version declared more may still carry more (noted in the trail, not taken)
-    takes = work.definition.message_variables.get(message.name, frozenset())
-    payload = {k: v for k, v in message.payload.items() if k in takes}
-    dropped = sorted(set(message.payload) - takes)
-    event = BpmnEvent(definition, {"payload": payload, "result_var": message.name})
-
-    def step() -> None:
-        work.workflow.send_event(event)
-        for task in waiting:
-            if not task.has_state(SpiffState.WAITING):
-                task.data.update(payload)
-
-    work.run_engine(step)
-    message.status = MessageStatus.DELIVERED
-    message.instance_id = work.instance.id
-    message.delivered_at = work.now
-    work.audit(
-        EventKind.MESSAGE_RECEIVED,
-        actor=message.sender,  # who said it, not whose command happened to hand it over
-        element_id=waiting[0].task_spec.bpmn_id,
-        element_name=message.name,
-        data={
-            "message_id": message.id,
-            "name": message.name,
-            "sender": message.sender,
-            "variables": payload,
-            **({"dropped": dropped} if dropped else {}),
-        },
-    )
-    return True
-
-
-def deliver_buffered(work: Work, frontier: Frontier) -> bool:
-    """Called as a unit of work settles: hand over kept messages the instance now awaits."""
-    waiting = {d.name for t in frontier.waiting for d in messages_of(t.task_spec)}
-    if not waiting:
-        return False
-    kept = work.session.scalars(
-        select(Message)
-        .where(Message.status == MessageStatus.BUFFERED, Message.name.in_(waiting))
-        .order_by(Message.received_at, Message.id)
-    ).all()
-    data = variables(work.workflow, frontier)
-    for message in kept:
-        if as_utc(message.expires_at) <= work.now or not _matches(message, work.instance, data):
-            continue
-        if _deliver(work, message):
-            return True
-    return False
 
 
 def expire(runtime: Runtime) -> list[Message]:

@@ -24,7 +24,7 @@ from engine.store import TaskRow
 from engine.users import Actor
 
 if TYPE_CHECKING:
-    from engine.runtime import Work
+    from engine.work import Work
 
 
 ROW = "tradeflow_task"  # internal_data key on a READY user task: its human_task row id
@@ -70,7 +70,7 @@ def _reconcile_tasks(work: Work, ready: list[Task]) -> None:
         spec = task.task_spec
         rule = work.definition.rule(task.workflow.spec.name, spec.bpmn_id)
         roles = list(rule.roles) if rule else ([role_id(spec.lane)] if spec.lane else [])
-        due = work.runtime.calendar.add(work.now, rule.sla) if rule and rule.sla else None
+        due = work.calendar.add(work.now, rule.sla) if rule and rule.sla else None
         row = TaskRow(
             id=0,
             instance_id=work.instance.id,

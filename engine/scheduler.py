@@ -30,7 +30,7 @@ from engine import anchors, instances, messages, metrics, rollups, start_timers,
 from engine.clock import as_utc
 from engine.errors import AnchorFailed, ProcessFailed, TradeflowError
 from engine.models import Instance, InstanceStatus, StartTimer
-from engine.runtime import Runtime, Work
+from engine.runtime import Runtime
 
 log = logging.getLogger("tradeflow.scheduler")
 
@@ -101,46 +101,38 @@ class Timers:
         return done
 
     def fire_batch(self, size: int = BATCH) -> list[Fired]:
-        """Claim up to ``size`` due instances and fire each in a savepoint of one
-        transaction: one commit (one fsync on PostgreSQL) for the lot. An instance whose
-        diagram fails on its timer is rolled back to its savepoint and marked failed."""
+        """Claim up to ``size`` due instances and fire each in a savepoint of one unit:
+        one commit (one fsync on PostgreSQL) for the lot. An instance whose diagram fails
+        on its timer is rolled back to its savepoint and marked failed in the same unit."""
         runtime = self.runtime
         now = runtime.clock.now()
         began = time.perf_counter()
-        done: list[tuple[Work, Fired]] = []
-        failed: list[tuple[int, str, datetime]] = []
-        with runtime.db.unit() as session:
-            conn = session.connection()
-            rows = store.claim_due_many(conn, now, runtime.db.is_postgres, size)
+        result: list[Fired] = []
+        fired: list[Fired] = []
+        with runtime.unit("timer") as unit:
+            rows = store.claim_due_many(unit.conn, now, runtime.db.is_postgres, size)
             for row in rows:
                 if time.perf_counter() - began > runtime.limits.max_seconds:
                     break  # each firing has its budget; the batch's lock is not held for all
                 due = as_utc(row.next_wakeup_at or now)
-                savepoint = session.begin_nested()  # the ORM's too (kept messages)
                 try:
-                    with runtime.command_in(session, _claimed(row), ACTOR) as work:
+                    with unit.savepoint(), unit.command(row, ACTOR) as work:
                         elements = instances.fire_timers(work)
-                    _not_due_again(work, now)
-                except ProcessFailed as exc:
-                    savepoint.rollback()
-                    failed.append((row.id, exc.message, due))
-                    continue
                 except Exception as exc:
-                    savepoint.rollback()
-                    log.exception("instance %s could not fire its timers", row.id)
-                    failed.append((row.id, f"{type(exc).__name__}: {exc}", due))
+                    if isinstance(exc, ProcessFailed):
+                        error = exc.message
+                    else:
+                        log.exception("instance %s could not fire its timers", row.id)
+                        error = f"{type(exc).__name__}: {exc}"
+                    # the diagram cannot go on: don't retry forever
+                    log.warning("instance %s failed on a timer: %s", row.id, error)
+                    unit.fail(row.id, error, ACTOR)
+                    result.append(Fired(row.id, due, now, []))
                     continue
-                savepoint.commit()
-                done.append((work, Fired(row.id, due, work.now, elements)))
-        for work, fired in done:  # committed
-            runtime.committed(work, "timer", began)
-            metrics.timer_lateness((fired.at - fired.due).total_seconds())
-        result = [fired for _, fired in done]
-        for instance_id, error, due in failed:  # the diagram cannot go on: don't retry forever
-            log.warning("instance %s failed on a timer: %s", instance_id, error)
-            instances.fail(runtime, instance_id, error, actor=ACTOR)
-            result.append(Fired(instance_id, due, now, []))
-        return result
+                fired.append(Fired(row.id, due, work.now, elements))
+        for done in fired:  # committed
+            metrics.timer_lateness((done.at - done.due).total_seconds())
+        return fired + result
 
     def preload(self, horizon: timedelta = timedelta(seconds=10), limit: int = 2000) -> int:
         """Restore the workflows of instances due within ``horizon`` into the live cache
@@ -159,7 +151,7 @@ class Timers:
             ).all()
             wanted = [i for i, rev in rows if not runtime.live.holds(i, rev)]
             for instance_id in wanted:
-                row = store.lock_instance(session.connection(), instance_id, False)  # a read
+                row = store.read_instance(session.connection(), instance_id)
                 if row is None or row.status != InstanceStatus.RUNNING:
                     continue
                 runtime.live.keep(row, runtime.load(session, row))
@@ -177,44 +169,36 @@ class Timers:
         with runtime.db.reading() as session:
             if session.scalar(select(StartTimer.id).where(StartTimer.next_at <= now)) is None:
                 return None
-        began = time.perf_counter()
-        claimed: list[tuple[int, int, datetime, str]] = []
-        try:
-            with runtime.db.transaction() as session:
-                row = start_timers.claim_due(session, now, runtime.db.is_postgres)
-                if row is None:
-                    return None
-                due, element = as_utc(row.next_at), row.element_id
-                claimed.append((row.id, row.definition_id, due, element))
-                too_fast = start_timers.too_fast(row, runtime.limits.min_timer_interval)
-                if too_fast:
-                    session.delete(row)
-                    error = f"timer start event '{element}' {too_fast}; its schedule was stopped"
-                    log.error("%s", error)
-                    iid = instances.start_failed(
-                        runtime, session, row.definition_id, error, actor=ACTOR, timer=element
-                    )
-                    return Fired(iid, due, now, [])
-                work = instances.start_in(
-                    runtime, session, row.definition_id, ACTOR, None, {}, timer=element
-                )
-                start_timers.advance(session, row, now)
-        except Exception as exc:
-            if not claimed:
-                raise
-            row_id, definition_id, due, element = claimed[0]
-            error = (
-                exc.message if isinstance(exc, TradeflowError) else f"{type(exc).__name__}: {exc}"
-            )
-            log.warning("timer start of %s failed: %s", element, error)
-            with runtime.db.transaction() as session:
-                start_timers.skip_round(session, row_id, due, now, runtime.db.is_postgres)
-            with runtime.db.transaction() as session:  # the round is skipped even if not
+        with runtime.unit("timer") as unit:
+            row = start_timers.claim_due(unit.session, now, runtime.db.is_postgres)
+            if row is None:
+                return None
+            due, element = as_utc(row.next_at), row.element_id
+            too_fast = start_timers.too_fast(row, runtime.limits.min_timer_interval)
+            if too_fast:
+                unit.session.delete(row)
+                error = f"timer start event '{element}' {too_fast}; its schedule was stopped"
+                log.error("%s", error)
                 iid = instances.start_failed(
-                    runtime, session, definition_id, error, actor=ACTOR, timer=element
+                    unit, row.definition_id, error, actor=ACTOR, timer=element
                 )
-            return Fired(iid, due, now, [])
-        runtime.committed(work, "timer", began)
+                return Fired(iid, due, now, [])
+            row_id, definition_id = row.id, row.definition_id
+            try:
+                with unit.savepoint():
+                    work = instances.start_in(unit, definition_id, ACTOR, None, {}, timer=element)
+                    start_timers.advance(unit.session, row, now)
+            except Exception as exc:
+                error = (
+                    exc.message
+                    if isinstance(exc, TradeflowError)
+                    else f"{type(exc).__name__}: {exc}"
+                )
+                log.warning("timer start of %s failed: %s", element, error)
+                # the round is skipped, and kept as a failed instance saying why
+                start_timers.skip_round(unit.session, row_id, due, now, runtime.db.is_postgres)
+                iid = instances.start_failed(unit, definition_id, error, actor=ACTOR, timer=element)
+                return Fired(iid, due, now, [])
         fired = Fired(work.instance.id, due, runtime.clock.now(), [element])
         metrics.timer_lateness((fired.at - due).total_seconds())
         return fired
@@ -232,21 +216,6 @@ class Timers:
                 )
                 is not None
             )
-
-
-def _not_due_again(work: Work, now: datetime) -> None:
-    """An instance must not come out of firing still due (a date Spiff reads its own way):
-    it would be claimed again at once, for ever. Look again a sweep later."""
-    due = work.instance.next_wakeup_at
-    if due is not None and as_utc(due) <= now:
-        log.warning("instance %s is still due after firing; retried in a second", work.instance.id)
-        work.instance.next_wakeup_at = now + timedelta(seconds=SWEEP_SECONDS)
-        store.save_instance(work.conn, work.instance)
-
-
-def _claimed(row: store.InstanceRow) -> Callable[[object], store.InstanceRow]:
-    """The unit of work's target: a row this transaction already holds."""
-    return lambda _session: row
 
 
 class Scheduler:

@@ -96,6 +96,12 @@ def lock_instance(conn: Connection, instance_id: int, postgres: bool) -> Instanc
     return InstanceRow(**found) if found is not None else None
 
 
+def read_instance(conn: Connection, instance_id: int) -> InstanceRow | None:
+    """The instance row, for reading: not locked, not to be saved."""
+    found = _READ_INSTANCE.first(conn, {"id": instance_id})
+    return InstanceRow(**found) if found is not None else None
+
+
 _SELECT_DUE_MANY = (
     select(*(_I.c[n] for n in _INSTANCE_COLUMNS))
     .where(_I.c.status == InstanceStatus.RUNNING, _I.c.next_wakeup_at <= bindparam("now"))
@@ -313,6 +319,19 @@ _SELECT_TASKS = select(*(_T.c[n] for n in TASK_COLUMNS)).where(
 
 def tasks(conn: Connection, task_ids: list[int]) -> list[TaskRow]:
     return [task_row(found) for found in conn.execute(_SELECT_TASKS, {"ids": task_ids})]
+
+
+_SELECT_OPEN_TASKS = (
+    select(*(_T.c[n] for n in TASK_COLUMNS))
+    .where(_T.c.instance_id == bindparam("instance_id"), _T.c.state == TaskState.OPEN)
+    .order_by(_T.c.id)
+)
+
+
+def open_tasks_of(conn: Connection, instance_id: int) -> list[TaskRow]:
+    """The instance's open task rows, oldest first."""
+    rows = conn.execute(_SELECT_OPEN_TASKS, {"instance_id": instance_id})
+    return [task_row(found) for found in rows]
 
 
 _CANCEL_TASK = Prepared(

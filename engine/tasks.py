@@ -12,9 +12,8 @@ from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState as SpiffState
-from sqlalchemy.orm import Session
 
-from engine import store
+from engine import stepping, store
 from engine.audit import EventKind
 from engine.errors import (
     DelegationRefused,
@@ -28,9 +27,10 @@ from engine.errors import (
 from engine.forms_check import check_submission
 from engine.frontier import variables
 from engine.models import Instance, TaskState
-from engine.runtime import Runtime, Work, changes
-from engine.store import InstanceRow, TaskRow
+from engine.runtime import Runtime
+from engine.store import TaskRow
 from engine.users import Actor, identity
+from engine.work import Work
 
 
 @contextmanager
@@ -39,11 +39,9 @@ def _on_task(
 ) -> Iterator[tuple[Work, TaskRow, Actor]]:
     """The unit of work of the task's instance, the task as read under its lock, and who
     acts: their roles and what they did in this instance (flags are not read here)."""
-    found: list[store.TaskFacts] = []
-
-    def locate(session: Session) -> InstanceRow:
+    with runtime.unit(name) as unit:
         facts = store.task_facts(
-            session.connection(),
+            unit.conn,
             task_id,
             actor,
             runtime.db.is_postgres,
@@ -55,17 +53,19 @@ def _on_task(
             raise TaskNotOpen(f"task {task_id} is already {facts.task.state.value}", task=task_id)
         if not facts.actor_exists:
             raise UserNotFound(f"no user '{actor}'", user=actor)
-        found.append(facts)
-        return facts.instance
+        with unit.command(facts.instance, actor) as work:
+            user = Actor(actor, facts.actor_roles, done=facts.actor_done)
+            if facts.spare_task_id is not None:
+                work.spare_task_ids.append(facts.spare_task_id)
+            row = work.task(facts.task)
+            row.business_key = work.instance.business_key
+            yield work, row, user
 
-    with runtime.command(locate, actor, name=name) as work:
-        facts = found[0]
-        user = Actor(actor, facts.actor_roles, done=facts.actor_done)
-        if facts.spare_task_id is not None:
-            work.spare_task_ids.append(facts.spare_task_id)
-        row = work.task(facts.task)
-        row.business_key = work.instance.business_key
-        yield work, row, user
+
+def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    """{name: [before, after]} for every variable that changed (None when absent)."""
+    keys = (before.keys() | after.keys()) - {"data_objects"}
+    return {k: [before.get(k), after.get(k)] for k in sorted(keys) if before.get(k) != after.get(k)}
 
 
 def _require_role(user: Actor, task: TaskRow) -> None:
@@ -201,7 +201,7 @@ def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -
             spiff_task.data.update(data)
             spiff_task.run()
 
-        work.run_engine(step)
+        stepping.run(work, step)
         task.state = TaskState.COMPLETED
         task.completed_by = user.name
         task.ended_at = work.now

@@ -40,60 +40,7 @@ from engine.serialization import thaw
 from engine.tradeflow import Tradeflow
 from engine.users import Flags
 from tests.conftest import FakeClock
-
-HEAD = (
-    '<?xml version="1.0" encoding="UTF-8"?>\n<bpmn:definitions '
-    'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
-    'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" '
-    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" id="d_{pid}" '
-    'targetNamespace="http://bpmn.io/schema/bpmn"><bpmn:process id="{pid}" isExecutable="true">'
-)
-
-
-def diagram(pid: str, body: str, outside: str = "") -> tuple[str, bytes]:
-    xml = HEAD.format(pid=pid) + body + "</bpmn:process>" + outside + "</bpmn:definitions>"
-    return f"{pid}.bpmn", xml.encode()
-
-
-def user(element: str, inside: str = "") -> str:
-    routed = f'id="{element}" camunda:candidateGroups="finance"'
-    return f"<bpmn:userTask {routed}>{inside}</bpmn:userTask>"
-
-
-def seq(source: str, target: str, condition: str | None = None) -> str:
-    cond = (
-        f'<bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">{condition}'
-        "</bpmn:conditionExpression>"
-        if condition
-        else ""
-    )
-    return (
-        f'<bpmn:sequenceFlow id="{source}_to_{target}" sourceRef="{source}" '
-        f'targetRef="{target}">{cond}</bpmn:sequenceFlow>'
-    )
-
-
-def timer(kind: str, value: str) -> str:
-    return (
-        f'<bpmn:timerEventDefinition><bpmn:{kind} xsi:type="bpmn:tFormalExpression">{value}'
-        f"</bpmn:{kind}></bpmn:timerEventDefinition>"
-    )
-
-
-def message(name: str, takes: str = "") -> str:
-    """A message event definition; ``takes``: the variables the catch declares it takes
-    (the extension elements come first in the event, as BPMN's schema wants)."""
-    declared = (
-        '<bpmn:extensionElements><camunda:properties><camunda:property name="messageVariables" '
-        f'value="{takes}" /></camunda:properties></bpmn:extensionElements>'
-        if takes
-        else ""
-    )
-    return f'{declared}<bpmn:messageEventDefinition messageRef="m_{name}" />'
-
-
-def messages(*names: str) -> str:
-    return "".join(f'<bpmn:message id="m_{n}" name="{n}" />' for n in names)
+from tests.diagrams import diagram, message, messages, seq, timer, user
 
 
 def loop(pid: str, middle: str, entry: str, exit_: str, pad: int = 25, outside: str = "") -> Any:
@@ -247,9 +194,7 @@ MULTI = loop(  # three approvals side by side, then two signatures one after the
 MESSAGE = loop(
     "messaged",
     f'<bpmn:intermediateCatchEvent id="pinged">{message("ping", "seq")}'
-    "</bpmn:intermediateCatchEvent>"
-    + user("handle")
-    + seq("pinged", "handle"),
+    "</bpmn:intermediateCatchEvent>" + user("handle") + seq("pinged", "handle"),
     "pinged",
     "handle",
     outside=messages("ping"),

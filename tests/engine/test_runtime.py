@@ -14,6 +14,7 @@ from engine.errors import (
     FormInvalid,
     InstanceNotRunning,
     ProcessFailed,
+    TaskNotOpen,
 )
 from engine.instances import InstanceQuery
 from engine.models import AuditEvent, HumanTask, Instance, TaskState
@@ -187,7 +188,7 @@ def test_a_failed_instance_is_recorded_and_stops(scenario: Scenario) -> None:
         {"error": "timer could not be evaluated"},
     )
     assert flow.verify(f"instance:{iid}").ok
-    with pytest.raises(InstanceNotRunning):
+    with pytest.raises(TaskNotOpen):  # its open tasks were cancelled with it
         flow.complete(task.id, actor="clerk", data={"invoice_number": "X"})
 
 
