@@ -32,6 +32,8 @@ from engine.errors import TooManyAttempts
 from engine.models import SignInFailure, User, WebSession
 from engine.users import PASSWORDS, Actor
 
+ADDRESS_CHARS = 64  # an IPv6 address with its zone, and then some
+
 
 @dataclass(frozen=True)
 class Throttle:
@@ -75,11 +77,14 @@ def sign_in(
     disabled account or no password set answer the same, after the same work). Raises
     TooManyAttempts while the account or the address is locked out."""
     throttle = throttle or Throttle()
-    keys = [(f"account:{name}", throttle.account_limit)]
-    if address:
-        keys.append((f"address:{address}", throttle.address_limit))
+    # the address first: while it is locked, nothing more is counted (or stored) for
+    # the names it tries; a name no account could have is no account to count
+    keys = [(f"address:{address[:ADDRESS_CHARS]}", throttle.address_limit)] if address else []
+    account_key = f"account:{name}" if users.valid_name(name) else None
+    if account_key is not None:
+        keys.append((account_key, throttle.account_limit))
     with db.transaction() as session:  # short: no hashing in here
-        locked = _count_attempt(session, keys, name, address, now, throttle)
+        locked = _count_attempt(session, keys, address, now, throttle)
     if locked is not None:  # counted and committed, but not heard
         until, which = locked
         raise TooManyAttempts("too many failed sign-ins; try again later", until=until, keys=which)
@@ -91,7 +96,7 @@ def sign_in(
         PASSWORDS.verify(stored or _dummy_hash(), password)
     except (VerifyMismatchError, InvalidHashError):
         return None
-    if stored is None or user_id is None:
+    if stored is None or user_id is None or account_key is None:
         return None
     rehashed = PASSWORDS.hash(password) if PASSWORDS.check_needs_rehash(stored) else None
     token = secrets.token_urlsafe(32)
@@ -102,7 +107,7 @@ def sign_in(
             return None
         if rehashed is not None:
             user.password_hash = rehashed
-        _forgive(session, keys[0][0], keys[1][0] if address else None)
+        _forgive(session, account_key, keys[0][0] if address else None)
         conn = session.connection()
         _prune_sessions(conn, user.id, now)
         conn.execute(
@@ -111,7 +116,7 @@ def sign_in(
                 user_id=user.id,
                 created_at=now,
                 expires_at=now + session_lifetime(),
-                address=address[:64] if address else None,
+                address=address[:ADDRESS_CHARS] if address else None,
             )
         )
         return SignedIn(users.identity(session, user.name), token, user.locale)
@@ -120,17 +125,20 @@ def sign_in(
 def _count_attempt(
     session: Session,
     keys: list[tuple[str, int]],
-    name: str,
     address: str | None,
     now: datetime,
     throttle: Throttle,
 ) -> tuple[datetime, list[str]] | None:
     """Count this attempt as a failure until it succeeds. If a key is locked, or this
     attempt goes past a key's limit (which locks it, and says so in the trail): until
-    when, and which keys."""
+    when, and which keys. Rows whose window and lockout have passed are dropped, so
+    what is stored stays bounded by the attempts of one window."""
+    _drop_stale(session, now, throttle)
     locked: list[tuple[str, datetime]] = []
     newly: list[tuple[str, int, datetime]] = []
     for key, limit in keys:
+        if locked:  # the address is locked: the name it tries is not counted
+            break
         row = _failure_row(session, key, now)
         until = as_utc(row.locked_until) if row.locked_until is not None else None
         if until is not None and until > now:
@@ -152,7 +160,7 @@ def _count_attempt(
                 SIGN_IN_STREAM,
                 EventKind.SIGN_IN_LOCKED,
                 at=now,
-                actor=name if kind == "account" else "anonymous",
+                actor="anonymous",  # whoever tried: not the account's owner
                 element_id=key[:255],
                 data={kind: who, "failures": failures, "until": until, "address": address},
             )
@@ -160,6 +168,15 @@ def _count_attempt(
     if not locked:
         return None
     return max(moment for _, moment in locked), [key for key, _ in locked]
+
+
+def _drop_stale(session: Session, now: datetime, throttle: Throttle) -> None:
+    session.execute(
+        delete(SignInFailure).where(
+            SignInFailure.first_at < now - throttle.window,
+            (SignInFailure.locked_until.is_(None)) | (SignInFailure.locked_until < now),
+        )
+    )
 
 
 def _failure_row(session: Session, key: str, now: datetime) -> SignInFailure:

@@ -22,6 +22,11 @@ _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 TOKEN_PREFIX = "tf_"
 
 
+def valid_name(name: str) -> bool:
+    """Whether ``name`` could be a user's (what ``add`` accepts)."""
+    return _USER_NAME.fullmatch(name) is not None
+
+
 @dataclass(frozen=True)
 class Flags:
     admin: bool = False
@@ -48,7 +53,7 @@ def add_user(
     session: Session, name: str, roles: list[str], flags: Flags, now: datetime
 ) -> tuple[User, str]:
     """Create or update a user (roles are added, flags set) and issue a new token."""
-    if not _USER_NAME.match(name):
+    if not valid_name(name):
         raise Invalid(f"user name '{name}' is not allowed (letters, digits, . _ @ -)")
     user = by_name(session, name, required=False)
     if user is None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from api import create_app
 from engine import users
@@ -209,7 +210,7 @@ def test_guessing_one_account_locks_it_for_a_while_and_says_so(
     [locked] = lockouts(flow)
     assert (locked.kind, locked.actor, locked.element_id) == (
         "sign_in_locked",
-        "clerk",
+        "anonymous",  # whoever guessed, not the account's owner
         "account:clerk",
     )
     assert locked.data["failures"] == limit
@@ -250,6 +251,39 @@ def test_guessing_many_accounts_from_one_address_locks_the_address(
     elsewhere.environ_base["REMOTE_ADDR"] = "10.0.0.9"
     assert sign_in(elsewhere, "clerk") == 302  # another address is heard
     assert [e.element_id for e in lockouts(flow)] == ["address:127.0.0.1"]
+
+
+def test_what_the_throttle_stores_stays_bounded(
+    browser: FlaskClient,  # noqa: F811
+    flow: Tradeflow,  # noqa: F811
+    clock: FakeClock,
+) -> None:
+    """Anonymous visitors choose the names: one no account could have is not stored
+    (whatever its length), a locked address adds no rows for the names it tries, and
+    rows whose window and lockout have passed are dropped."""
+
+    def stored() -> list[str]:
+        with flow.db.reading() as session:
+            return sorted(session.scalars(select(SignInFailure.key)))
+
+    assert sign_in(browser, "x" * 300_000, "guess") == 401
+    assert sign_in(browser, "名字 with spaces", "guess") == 401
+    assert stored() == ["address:127.0.0.1"]
+    limit = Throttle().address_limit
+    for n in range(limit - 2):
+        assert sign_in(browser, f"someone{n}", "guess") == 401
+    assert sign_in(browser, "clerk") == 429  # the address is locked now
+    before = stored()
+    for n in range(40):
+        assert sign_in(browser, f"another{n}", "guess") == 429
+    assert stored() == before  # nothing more for the names a locked address tries
+    clock.advance(minutes=31)  # past the window and the lockout
+    assert sign_in(browser, "clerk") == 302
+    # the stale rows went: the accounts tried, and the address's locked window (its row
+    # now is this attempt's, a new window the success took back)
+    assert stored() == ["address:127.0.0.1"]
+    with flow.db.reading() as session:
+        assert session.scalars(select(SignInFailure.failures)).all() == [0]
 
 
 def test_failures_long_ago_do_not_count(
