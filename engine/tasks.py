@@ -163,7 +163,7 @@ def _delegate_target(work: Work, task: TaskRow, name: str) -> Actor:
     """Who takes the task. An unknown name and a user outside the task's roles get one
     answer, word for word: no caller learns from it which names exist."""
     try:
-        target: Actor | None = identity(work.session, name)
+        target: Actor | None = identity(work.session, name, enabled=True)
     except UserNotFound:
         target = None
     if target is None or not target.roles & set(task.role_ids):

@@ -123,15 +123,25 @@ class Actor:
 
 _U, _UR = User.__table__.c, UserRole.__table__.c  # Core columns: no ORM on the hot path
 _IDENTITY = (
-    select(_U.name, _U.is_admin, _U.is_process_owner, _U.is_auditor, _U.is_integration, _UR.role_id)
+    select(
+        _U.name,
+        _U.is_admin,
+        _U.is_process_owner,
+        _U.is_auditor,
+        _U.is_integration,
+        _U.disabled_at,
+        _UR.role_id,
+    )
     .select_from(User.__table__.outerjoin(UserRole.__table__, _UR.user_id == _U.id))
     .where(_U.name == bindparam("name"))
 )
 
 
-def identity(session: Session, name: str) -> Actor:
+def identity(session: Session, name: str, *, enabled: bool = False) -> Actor:
+    """Who ``name`` is; ``enabled``: a disabled account counts as no user (it can take
+    no work: a task handed to it would sit where nobody can act on it)."""
     rows = session.connection().execute(_IDENTITY, {"name": name}).all()
-    if not rows:
+    if not rows or (enabled and rows[0].disabled_at is not None):
         raise UserNotFound(f"no user '{name}'", user=name)
     first = rows[0]
     return Actor(

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text, update
 
+from engine import users
 from engine.errors import (
     DelegationRefused,
     NotInRole,
@@ -89,15 +90,19 @@ def test_claim_is_exclusive_and_unclaim_returns_the_task(scenario: Scenario) -> 
 def test_delegate_goes_only_to_a_holder_of_the_role(scenario: Scenario) -> None:
     flow = scenario.flow
     flow.add_user("checker2", ["risk_compliance"])
+    flow.add_user("checker3", ["risk_compliance"])
+    with flow.db.transaction() as session:
+        users.disable(session, "checker3", flow.clock.now())
     iid = _prepared(scenario)
     task = scenario.open_task(iid, "review_documents")
     flow.claim(task.id, actor="checker")
     refusals = []
-    for name in ("cashier", "nobody"):  # outside the role, and unknown: told alike
+    # outside the role, unknown, and disabled (nobody could act on it): told alike
+    for name in ("cashier", "nobody", "checker3"):
         with pytest.raises(DelegationRefused) as refused:
             flow.delegate(task.id, actor="checker", to=name)
         refusals.append(refused.value.message.replace(f"'{name}'", "NAME"))
-    assert refusals[0] == refusals[1]
+    assert refusals[0] == refusals[1] == refusals[2]
     with pytest.raises(TaskAlreadyClaimed):
         flow.delegate(task.id, actor="checker2", to="checker2")
     flow.delegate(task.id, actor="checker", to="checker2")
