@@ -54,7 +54,7 @@ def start(
     with runtime.unit("start") as unit:
         found = definitions.find(unit.session, key, version)
         if business_key is not None and found.messages:
-            _claim_business_key(runtime, unit.session, found.key, business_key)
+            _claim_business_key(runtime, unit.session, found.key, found.messages, business_key)
         if variables:
             _check_not_decided_later(runtime, unit.session, found.id, variables)
         work = start_in(unit, found.id, actor, business_key, variables)
@@ -88,31 +88,35 @@ def _check_not_decided_later(
         )
 
 
-def _claim_business_key(runtime: Runtime, session: Session, key: str, business_key: str) -> None:
-    """Refuse a second running instance of a process that catches messages with this
-    business key (any version): messages correlate by it. Starts of the same key and
-    business key queue here on PostgreSQL; SQLite has one writer at a time anyway."""
+def _claim_business_key(
+    runtime: Runtime, session: Session, key: str, messages: list[str], business_key: str
+) -> None:
+    """Refuse a second running instance with this business key among the processes
+    that catch any of the same messages (this one's versions, and others: the order's
+    payment is caught by the whole order and by a collection on its own): messages find
+    their instance by it. Starts with the same business key queue here on PostgreSQL;
+    SQLite has one writer at a time anyway."""
     if runtime.db.is_postgres:
         session.execute(
             text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
-            {"k": f"business-key:{key}:{business_key}"},
+            {"k": f"business-key:{business_key}"},
         )
-    running = session.scalar(
-        select(Instance.id)
+    running = session.execute(
+        select(Instance.id, Definition.key, Definition.messages)
         .join(Definition, Definition.id == Instance.definition_id)
-        .where(
-            Definition.key == key,
-            Instance.business_key == business_key,
-            Instance.status == InstanceStatus.RUNNING,
-        )
-        .limit(1)
-    )
-    if running is not None:
-        raise BusinessKeyTaken(
-            f"a running '{key}' already has business key '{business_key}': messages find an "
-            "instance by it, so it must be unique while the instance runs",
-            business_key=business_key,
-        )
+        .where(Instance.business_key == business_key, Instance.status == InstanceStatus.RUNNING)
+    ).all()
+    shared = set(messages)
+    for _, other, caught in running:
+        both = sorted(shared & set(caught or ()))
+        if other == key or both:
+            why = "" if other == key else f" (both catch {', '.join(both)})"
+            raise BusinessKeyTaken(
+                f"a running '{other}' already has business key "
+                f"'{business_key}'{why}: messages find an instance by it, so it must be "
+                "unique while the instance runs",
+                business_key=business_key,
+            )
 
 
 def start_in(

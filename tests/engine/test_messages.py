@@ -12,6 +12,8 @@ from engine import messages
 from engine.audit import MESSAGES_STREAM
 from engine.errors import BusinessKeyTaken, MessageInvalid, MessageUndeliverable, ProcessFailed
 from engine.models import AuditEvent, Message, MessageStatus
+from tests.diagrams import diagram, message, seq
+from tests.diagrams import messages as declared
 from tests.engine.conftest import Scenario, read
 
 
@@ -331,3 +333,31 @@ def test_two_running_instances_of_a_process_may_not_share_a_business_key(
     # a process that catches no message may repeat a key: nothing correlates by it
     reviews = [flow.start("document_review", actor="clerk", business_key="SO-36") for _ in "ab"]
     assert len(set(reviews)) == 2
+
+
+def _catching(pid: str, name: str) -> tuple[str, bytes]:
+    return diagram(
+        pid,
+        '<bpmn:startEvent id="start" />'
+        f'<bpmn:intermediateCatchEvent id="wait">{message(name)}</bpmn:intermediateCatchEvent>'
+        '<bpmn:endEvent id="end" />' + seq("start", "wait") + seq("wait", "end"),
+        outside=declared(name),
+    )
+
+
+def test_processes_that_catch_the_same_message_may_not_share_a_business_key(
+    scenario: Scenario,
+) -> None:
+    """The message would match both: the second start is refused, whichever process it
+    is of, while one that catches other messages may use the key."""
+    flow = scenario.flow
+    flow.deploy(
+        [_catching("ping_a", "ping"), _catching("ping_b", "ping"), _catching("pong", "pong")],
+        actor="owner",
+    )
+    first = flow.start("ping_a", actor="clerk", business_key="SO-40")
+    with pytest.raises(BusinessKeyTaken, match="both catch ping"):
+        flow.start("ping_b", actor="clerk", business_key="SO-40")
+    flow.start("pong", actor="clerk", business_key="SO-40")
+    assert flow.correlate("ping", actor="bank", business_key="SO-40").instance_id == first
+    assert flow.start("ping_b", actor="clerk", business_key="SO-40") != first  # it ended
