@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from engine import definitions, queues, stepping
 from engine.audit import GENESIS, EventKind
-from engine.errors import BusinessKeyTaken, FormInvalid, InstanceNotFound
+from engine.errors import BusinessKeyTaken, FormInvalid, InstanceNotFound, ProcessFailed
 from engine.events import definitions_of, waits_for_timer
 from engine.forms_check import check_names, form_fields
 from engine.frontier import variables
@@ -160,7 +160,14 @@ def _new_instance(
     runtime = unit.runtime
     definition = runtime.definitions.get(unit.session, definition_id)
     spec, subprocess_specs = definition.specs
-    workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=SAFE_ENGINE)
+    try:
+        workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=SAFE_ENGINE)
+    except RecursionError as exc:  # deployed before deploy refused loops it cannot plan
+        raise ProcessFailed(
+            f"'{definition.key}' cannot start: SpiffWorkflow plans ahead for ever round a "
+            "loop that passes no exclusive, inclusive or event-based gateway; deploy a "
+            "version that routes the loop through one"
+        ) from exc
     # Spiff reads initial variables from the READY start task, not workflow.data.
     for task in workflow.get_tasks(state=SpiffState.READY):
         task.data.update(variables)
@@ -241,7 +248,6 @@ def fire_timers(work: Work) -> list[str]:
     """Inside a unit of work: fire what is due, audit each as ``timer_fired``."""
     waiting = {t.id: t for t in work.workflow.get_tasks(state=SpiffState.WAITING)}
     before = {t.id: _cycle_next(t) for t in waiting.values()}
-    work.fired_timers = True
     stepping.run(work, work.workflow.refresh_timers)
     fired = [
         t
@@ -253,6 +259,7 @@ def fire_timers(work: Work) -> list[str]:
     for task in fired:
         spec = _timer_that_fired(task)
         elements.append(spec.bpmn_id)
+        work.fired_timers |= {spec.bpmn_id, task.task_spec.bpmn_id}
         value = task.internal_data.get("event_value")
         work.audit(
             EventKind.TIMER_FIRED,

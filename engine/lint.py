@@ -115,6 +115,7 @@ def lint(
         _check_user_tasks(bundle, name, root, form_keys)
         _check_message_catches(bundle, name, root)
         bundle.problems += runaway.endless_loops(name, root)
+        bundle.problems += runaway.flow_loops(name, root, min_interval)
         for node in root.iter(*(f"{{{BPMN_NS}}}{tag}" for tag in UNSUPPORTED)):
             tag = etree.QName(node).localname
             bundle.problem(name, node.get("id"), f"{tag} is not supported: {UNSUPPORTED[tag]}")

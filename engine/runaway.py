@@ -22,11 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lxml import etree
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
 from engine import diagrams
 from engine.diagrams import BPMN_NS, NS
 from engine.errors import ExpressionRefused, Problem
 from engine.expressions import check_expression, evaluate_expression
+from engine.limits import TIMER_VAR
 
 # what holds a token until something from outside happens
 _WAITING_TASKS = {"userTask", "manualTask", "receiveTask", "eventBasedGateway"}
@@ -274,3 +276,134 @@ def _always_true(text: str) -> bool:
         return bool(evaluate_expression(text.strip(), {}))
     except Exception:  # an error is found when it runs; lint's other checks may see it
         return False
+
+
+# a loop must pass one of these: SpiffWorkflow plans ahead through every other element,
+# and round a loop without one it plans for ever (a RecursionError at the start)
+_LOOP_BREAKERS = {"exclusiveGateway", "inclusiveGateway", "eventBasedGateway"}
+_SECONDS = {"years": 365 * 86400, "months": 30 * 86400, "weeks": 7 * 86400, "days": 86400}
+_SECONDS |= {"hours": 3600, "minutes": 60, "seconds": 1}
+
+
+def flow_loops(name: str, root: etree._Element, min_interval: float) -> list[Problem]:
+    """Loops drawn with sequence flows that the engine cannot run, or that would flood
+    the service: one that passes no exclusive, inclusive or event-based gateway, and a
+    timer on a loop that waits a fixed date (due at once in every round after the first)
+    or less than the minimum interval between two timer rounds."""
+    problems: list[Problem] = []
+    for process in root.xpath("./bpmn:process", namespaces=NS):
+        nodes = {n.get("id", ""): n for n in process.iter() if n.get("id")}
+        flows = [
+            (f.get("sourceRef", ""), f.get("targetRef", ""))
+            for f in process.iter(f"{{{BPMN_NS}}}sequenceFlow")
+        ]
+        for loop in _cycles(flows):
+            if not any(_local(nodes[n]) in _LOOP_BREAKERS for n in loop if n in nodes):
+                problems.append(
+                    Problem(
+                        f"the loop through {', '.join(loop)} passes no exclusive, inclusive "
+                        "or event-based gateway: SpiffWorkflow plans ahead round such a loop "
+                        "for ever and no instance could start. Route the flow back through "
+                        "an exclusive gateway",
+                        name,
+                        loop[0],
+                    )
+                )
+        # a boundary timer of a task on a loop fires again in each round
+        attached = [
+            (n.get("attachedToRef", ""), node_id)
+            for node_id, n in nodes.items()
+            if _local(n) == "boundaryEvent"
+        ]
+        on_loops = {n for loop in _cycles(flows + attached) for n in loop}
+        for node_id in sorted(on_loops):
+            why = _too_soon(nodes.get(node_id), min_interval)
+            if why:
+                problems.append(Problem(f"this timer is on a loop and {why}", name, node_id))
+    return problems
+
+
+def _too_soon(node: etree._Element | None, min_interval: float) -> str | None:
+    if node is None:
+        return None
+    for tag in ("timeDate", "timeDuration"):
+        for found in node.xpath(f"./bpmn:timerEventDefinition/bpmn:{tag}", namespaces=NS):
+            value = _literal(found.text or "")
+            if value is None:
+                continue
+            if tag == "timeDate":
+                return (
+                    f"waits for a fixed date ({value}): after the first round it is due at "
+                    "once, round after round. Use a timeDuration, or a date computed from "
+                    "the data"
+                )
+            try:
+                parts = TimerEventDefinition.parse_time_or_duration(value)
+            except Exception:  # a malformed value: the expression check reports it
+                continue
+            if not isinstance(parts, dict):
+                continue
+            seconds = sum(_SECONDS.get(k, 0) * float(v) for k, v in parts.items())
+            if seconds < min_interval:
+                return (
+                    f"waits {value}, less than the minimum interval of {min_interval:g} s "
+                    f"between two timer rounds ({TIMER_VAR}): a loop of such waits would "
+                    "flood the service. Wait longer"
+                )
+    return None
+
+
+def _literal(text: str) -> str | None:
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+        return None  # computed from the data: bounded when it runs (settle.py)
+    return value if isinstance(value, str) else None
+
+
+def _cycles(edges: list[tuple[str, str]]) -> list[list[str]]:
+    """The elements of each loop (strongly connected component with a cycle), sorted;
+    Tarjan's algorithm, iterative (a diagram may be long)."""
+    graph: dict[str, list[str]] = {}
+    for source, target in edges:
+        graph.setdefault(source, []).append(target)
+        graph.setdefault(target, [])
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(graph[root]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(graph[child])))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                members = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    members.append(member)
+                    if member == node:
+                        break
+                if len(members) > 1 or node in graph[node]:
+                    found.append(sorted(members))
+    return found

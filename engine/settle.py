@@ -9,7 +9,8 @@ The steps run in order on a ``Settling`` (the command's Work and the workflow's 
 2. ``breaches``: record the SLAs that have passed and escalate them;
 3. ``business_time``: timers counted in working time get their due time;
 4. ``office_dates``: timer dates without an offset are in the office's time zone;
-5. ``wakeup``: the instance's next wake-up (its earliest timer or SLA);
+5. ``wakeup``: the instance's next wake-up (its earliest timer or SLA; a timer that
+   fired and waits again at once not before the minimum interval);
 6. ``close``: an instance whose workflow is done is completed;
 7. ``compact``: finished tasks nothing needs any more leave the task tree;
 8. ``save``: the state, the task rows, the audit events, in one round trip;
@@ -116,13 +117,37 @@ def office_dates(s: Settling) -> None:
 
 
 def wakeup(s: Settling) -> None:
+    """The next wake-up: the earliest timer or SLA. A timer this command fired that waits
+    again at once (a loop; its wait computed from the data, else deploy checked it) is
+    not due before the minimum interval: a loop of millisecond waits must not flood."""
     work = s.work
-    due = next_wakeup(s.frontier, work.budget.limits.min_timer_interval)
-    if work.fired_timers and due is not None and as_utc(due) <= work.now:
+    min_interval = work.budget.limits.min_timer_interval
+    timers = [(t, _timer_due(t, min_interval)) for t in s.frontier.waiting]
+    due = [d for _, d in timers if d is not None]
+    if work.fired_timers:
+        floor = work.now + timedelta(seconds=min_interval)
+        again = [d for t, d in timers if d is not None and t.task_spec.bpmn_id in work.fired_timers]
+        if again and min(again) < floor:
+            log.warning(
+                "instance %s: a timer that fired waits again in under %g s; due in %g s",
+                work.instance.id,
+                min_interval,
+                min_interval,
+            )
+            due = [
+                max(d, floor) if t.task_spec.bpmn_id in work.fired_timers else d
+                for t, d in timers
+                if d is not None
+            ]
+    sla = queues.next_due(s.frontier.ready_manual)
+    if sla is not None:
+        due.append(sla)
+    next_due = min(due) if due else None
+    if work.fired_timers and next_due is not None and as_utc(next_due) <= work.now:
         # a date Spiff reads its own way: claimed again at once, for ever, if left due
         log.warning("instance %s is still due after firing; retried shortly", work.instance.id)
-        due = work.now + RETRY
-    work.instance.next_wakeup_at = due
+        next_due = work.now + RETRY
+    work.instance.next_wakeup_at = next_due
 
 
 def close(s: Settling) -> None:
@@ -229,17 +254,6 @@ def _business_due(work: Work, task: Task) -> None:
         raise ProcessFailed(f"element '{task.task_spec.bpmn_id}': {exc}") from exc
     task.internal_data["event_value"] = due.isoformat()
     task.internal_data[BUSINESS_TIME] = True
-
-
-def next_wakeup(frontier: Frontier, min_interval: float = 0.0) -> datetime | None:
-    """When the instance next needs the scheduler: its earliest timer or SLA due time.
-    A timer cycle repeating more often than ``min_interval`` seconds (one computed from
-    the data, or stored before the minimum was checked at deploy) fails the command."""
-    due = [d for d in (_timer_due(t, min_interval) for t in frontier.waiting) if d is not None]
-    sla = queues.next_due(frontier.ready_manual)
-    if sla is not None:
-        due.append(sla)
-    return min(due) if due else None
 
 
 def _timer_due(task: Task, min_interval: float) -> datetime | None:

@@ -8,10 +8,14 @@ that only looks alike (a wait state on every way round, a loop that can end) dep
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
-from engine.errors import Problem
+from engine import runaway
+from engine.errors import Problem, ProcessFailed
 from engine.limits import Limits
+from engine.models import Instance
 from engine.tradeflow import Tradeflow
+from tests import diagrams
 from tests.engine.test_lint import _definitions, bpmn, refuse
 
 USER = '<bpmn:userTask id="ask" camunda:candidateGroups="finance" />'
@@ -241,3 +245,124 @@ def test_the_minimum_interval_is_configured(
     monkeypatch.setenv("TRADEFLOW_MIN_TIMER_INTERVAL", "1")
     flow.runtime.limits = Limits.from_env()
     deploys(flow, ("probe.bpmn", timer_cycle("R/PT1S")))
+
+
+# --- loops drawn with sequence flows ---------------------------------------------------------
+
+
+_loop, _flow = diagrams.diagram, diagrams.seq
+
+
+def _timer(kind: str, value: str, element: str = "pause", boundary_of: str = "") -> str:
+    if boundary_of:
+        return (
+            f'<bpmn:boundaryEvent id="{element}" attachedToRef="{boundary_of}">'
+            f"{diagrams.timer(kind, value)}</bpmn:boundaryEvent>"
+        )
+    return (
+        f'<bpmn:intermediateCatchEvent id="{element}">{diagrams.timer(kind, value)}'
+        "</bpmn:intermediateCatchEvent>"
+    )
+
+
+WAIT_AN_HOUR = _timer("timeDuration", "&quot;PT1H&quot;")
+
+
+@pytest.mark.parametrize(
+    ("pid", "body", "first"),
+    [
+        (  # a task sent straight back to itself
+            "again",
+            '<bpmn:startEvent id="start" />' + USER + _flow("start", "ask") + _flow("ask", "ask"),
+            "ask",
+        ),
+        (  # round a wait, joined by a parallel gateway (which plans ahead too)
+            "joined",
+            '<bpmn:startEvent id="start" /><bpmn:parallelGateway id="join" />'
+            + SCRIPT
+            + WAIT_AN_HOUR
+            + _flow("start", "join")
+            + _flow("join", "step")
+            + _flow("step", "pause")
+            + _flow("pause", "join"),
+            "join",
+        ),
+    ],
+)
+def test_a_loop_that_passes_no_deciding_gateway_is_refused(
+    flow: Tradeflow, pid: str, body: str, first: str
+) -> None:
+    problem = only(refuse(flow, [_loop(pid, body)]))
+    assert (problem.file, problem.element) == (f"{pid}.bpmn", first)
+    assert "passes no exclusive, inclusive or event-based gateway" in problem.message
+    assert "through an exclusive gateway" in problem.message  # what to draw instead
+
+
+def test_the_same_loop_through_an_exclusive_gateway_runs(flow: Tradeflow) -> None:
+    body = (
+        '<bpmn:startEvent id="start" /><bpmn:exclusiveGateway id="merge" />'
+        + SCRIPT
+        + WAIT_AN_HOUR
+        + _flow("start", "merge")
+        + _flow("merge", "step")
+        + _flow("step", "pause")
+        + _flow("pause", "merge")
+    )
+    deploys(flow, _loop("rounds", body))
+    iid = flow.start("rounds", actor="cashier")
+    assert flow.variables(iid)["n"] == 1  # and it waits an hour for the next round
+
+
+@pytest.mark.parametrize(
+    ("timer", "said"),
+    [
+        (_timer("timeDuration", "&quot;PT0.001S&quot;"), "waits PT0.001S, less than the minimum"),
+        (_timer("timeDate", "&quot;2026-12-01T09:00:00&quot;"), "waits for a fixed date"),
+    ],
+)
+def test_a_timer_on_a_loop_that_would_flood_is_refused(
+    flow: Tradeflow, timer: str, said: str
+) -> None:
+    body = (
+        '<bpmn:startEvent id="start" /><bpmn:exclusiveGateway id="merge" />'
+        + SCRIPT
+        + timer
+        + _flow("start", "merge")
+        + _flow("merge", "step")
+        + _flow("step", "pause")
+        + _flow("pause", "merge")
+    )
+    problem = only(refuse(flow, [_loop("flood", body)]))
+    assert (problem.element, said in problem.message) == ("pause", True), problem
+
+
+def test_a_boundary_timer_of_a_task_on_a_loop_is_on_the_loop(flow: Tradeflow) -> None:
+    body = (
+        '<bpmn:startEvent id="start" /><bpmn:exclusiveGateway id="merge" />'
+        + USER
+        + _timer("timeDuration", "&quot;PT1S&quot;", "nudge", boundary_of="ask")
+        + '<bpmn:endEvent id="end" />'
+        + _flow("start", "merge")
+        + _flow("merge", "ask")
+        + _flow("ask", "end")
+        + _flow("nudge", "merge")
+    )
+    problem = only(refuse(flow, [_loop("nudging", body)]))
+    assert problem.element == "nudge" and "less than the minimum" in problem.message
+    # the same wait once, off any loop, runs as drawn
+    once = body.replace(_flow("nudge", "merge"), _flow("nudge", "end"))
+    deploys(flow, _loop("nudging", once))
+
+
+def test_such_a_loop_deployed_before_the_check_fails_its_start_with_a_reason(
+    flow: Tradeflow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A definition stored before deploy refused such loops (the check switched off
+    here, as it was then): a start is refused with why, not a RecursionError's 500."""
+    monkeypatch.setattr(runaway, "flow_loops", lambda *_: [])
+    body = '<bpmn:startEvent id="start" />' + USER + _flow("start", "ask") + _flow("ask", "ask")
+    deploys(flow, _loop("again", body))
+    with pytest.raises(ProcessFailed, match="passes no exclusive, inclusive or event-based"):
+        flow.start("again", actor="cashier")
+    with flow.db.reading() as session:  # nothing was stored: the start was one unit
+        assert session.scalars(select(Instance.id)).all() == []

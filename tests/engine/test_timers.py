@@ -613,3 +613,43 @@ def test_a_start_timer_stored_too_fast_is_stopped_not_flooding(
         from engine.models import StartTimer
 
         assert session.scalars(select(StartTimer)).all() == []
+
+
+# a loop whose wait comes from the data: deploy cannot see how short it is
+TICKING = diagram(
+    "ticking",
+    '<bpmn:startEvent id="s" /><bpmn:exclusiveGateway id="merge" />'
+    '<bpmn:scriptTask id="count"><bpmn:script>n = get("n", 0) + 1</bpmn:script></bpmn:scriptTask>'
+    f'<bpmn:intermediateCatchEvent id="tick">{timer("timeDuration", "every")}'
+    "</bpmn:intermediateCatchEvent>"
+    '<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="merge" />'
+    '<bpmn:sequenceFlow id="f2" sourceRef="merge" targetRef="count" />'
+    '<bpmn:sequenceFlow id="f3" sourceRef="count" targetRef="tick" />'
+    '<bpmn:sequenceFlow id="f4" sourceRef="tick" targetRef="merge" />',
+)
+
+
+def test_a_timer_that_waits_again_at_once_waits_the_minimum_interval(
+    flow: Tradeflow, clocks: Clocks
+) -> None:
+    """A loop of millisecond waits computed from the data fires once per minimum
+    interval, not a thousand times a second; the first wait is as drawn."""
+    flow.deploy([TICKING], actor="owner")
+    iid = flow.start("ticking", actor="cashier", variables={"every": "PT0.001S"})
+    first_due = flow.instance(iid).next_wakeup_at
+    assert first_due is not None and first_due.replace(tzinfo=UTC) < flow.clock.now() + timedelta(
+        seconds=1
+    )
+    clocks.advance(seconds=1)
+    timers = Timers(flow.runtime)
+    assert [f.elements for f in timers.fire_due()] == [["tick"]]
+    assert flow.variables(iid)["n"] == 2
+    due = flow.instance(iid).next_wakeup_at
+    minimum = Limits().min_timer_interval
+    assert due is not None and due.replace(tzinfo=UTC) == flow.clock.now() + timedelta(
+        seconds=minimum
+    )
+    assert timers.fire_due() == []  # nothing more until then
+    clocks.advance(seconds=minimum)
+    assert len(timers.fire_due()) == 1
+    assert flow.variables(iid)["n"] == 3
