@@ -29,7 +29,7 @@ Reference in the same run: reading the whole trail once (every event's kind, ele
 instance, time and data, JSON decoded), the least a KPI computed by replaying the trail
 would pay; the ratio is ours / that. (Bare SpiffWorkflow keeps no history to measure.)
 
-    .venv/bin/python bench/analytics.py [--events 1000000] [--samples 5] [--no-postgres]
+    .venv/bin/python -m bench.analytics [--events 1000000] [--samples 5] [--no-postgres]
         [--pg-url postgresql://postgres@127.0.0.1:5432/test]
 """
 
@@ -45,17 +45,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from completions import shipped_files
-from history_fill import NOW, Expected, make_history
-from http_completions import pg_admin, pg_database
 from sqlalchemy import select
 
 from api import create_app
+from bench.history_fill import NOW, Expected, make_history
+from bench.http_completions import pg_admin, pg_database
+from cli.demo import shipped_files
 from engine import facts, rollups
 from engine.db import Database
 from engine.models import (

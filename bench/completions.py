@@ -18,7 +18,7 @@ The machine is shared and noisy, so the two are measured in alternating rounds (
 ours, bare, ...) and the ratio is the median of the rounds' own ratios. Tradeflow is also run with
 its live-workflow cache off, so the gain from not deserialising is visible on its own.
 
-    .venv/bin/python bench/completions.py [--rounds 5] [--completions 200] [--warmup 20]
+    .venv/bin/python -m bench.completions [--rounds 5] [--completions 200] [--warmup 20]
                                           [--profile [--top 25]]
 """
 

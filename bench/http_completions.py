@@ -35,7 +35,7 @@ seconds per completion of the worker processes (server) and of this process (cli
 how busy all CPUs were (other processes on the machine included), and each worker's
 share of the server CPU (split).
 
-    .venv/bin/python bench/http_completions.py [--completions 200] [--warmup 20] [--clients 4]
+    .venv/bin/python -m bench.http_completions [--completions 200] [--warmup 20] [--clients 4]
         [--modes chain,inbox] [--sqlite-workers 1,2,3,4] [--pg-workers 1,2,4] [--threads 1]
         [--sticky]
         [--pg-url postgresql://postgres@127.0.0.1:5432/test]
@@ -60,9 +60,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from completions import PROCESS, RETURNS, Bare, Step, workload
-from served import cpu_seconds, machine_busy, prepare, server
 from sqlalchemy.engine import make_url
+
+from bench.completions import PROCESS, RETURNS, Bare, Step, workload
+from bench.served import cpu_seconds, machine_busy, prepare, server
 
 PER_INSTANCE = 2 * (RETURNS + 1)  # completions per document_review instance
 TARGET_ONE = 0.5  # HTTP / bare, one worker process

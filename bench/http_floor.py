@@ -9,7 +9,7 @@ many completions, half before and half after. The ratio says how many empty requ
 server answers in the time bare completes one task. Against the target of 0.5 (HTTP /
 bare), 1 / ratio is the share of a completion's budget spent before any work is done.
 
-    .venv/bin/python bench/http_floor.py [--requests 1000] [--clients 4] [--rounds 3]
+    .venv/bin/python -m bench.http_floor [--requests 1000] [--clients 4] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from completions import ROOT, Bare, workload
-from http_completions import Client, Worker, run_threads
-from served import free_port
+from bench.completions import Bare, workload
+from bench.http_completions import Client, Worker, run_threads
+from bench.served import free_port
 
 DATA = next(workload()).data  # a completion's form data, as the real bench sends it
 
@@ -118,5 +118,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     sys.exit(main())

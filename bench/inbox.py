@@ -18,7 +18,7 @@ When a target is missed (p95 <= 20 ms at 10,000, <= 50 ms at 100,000), the plan 
 engine's page statement is shown for each query that missed (EXPLAIN QUERY PLAN on
 SQLite, EXPLAIN ANALYZE on PostgreSQL), so one can see why.
 
-    .venv/bin/python bench/inbox.py [--sizes 10000,100000] [--samples 200] [--warmup 20]
+    .venv/bin/python -m bench.inbox [--sizes 10000,100000] [--samples 200] [--warmup 20]
         [--sql-samples 30] [--closed 1] [--roles finance,risk_compliance]
         [--no-postgres] [--no-diagnose] [--sqlite-analyze] [--pg-url URL]
 """
@@ -37,13 +37,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from completions import shipped_files
 from flask.testing import FlaskClient
-from inbox_fill import COLLEAGUES, ROLES, USER, Filler, analyze, role_templates, templates
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import make_url
 
 from api import create_app
+from bench.inbox_fill import COLLEAGUES, ROLES, USER, Filler, analyze, role_templates, templates
+from cli.demo import shipped_files
 from engine import queues
 from engine.db import Database
 from engine.tradeflow import Tradeflow

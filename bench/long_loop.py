@@ -9,22 +9,18 @@ Spiff's timers read the system clock, so time-machine moves it together with the
 The engine runs on a SQLite file, with the live-workflow cache on (as served) or off
 (every command deserialises the state: ``--no-live``).
 
-    .venv/bin/python bench/long_loop.py [--checkpoints 10,300,3000] [--window 5] [--no-live]
+    .venv/bin/python -m bench.long_loop [--checkpoints 10,300,3000] [--window 5] [--no-live]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import time_machine
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cli.demo import shipped_files
 from engine.caches import LiveWorkflows

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from completions import ROOT
+from bench.completions import ROOT
 
 TRADEFLOW = Path(sys.executable).with_name("tradeflow")
 USERS = {"clerk": "documents_logistics", "checker": "risk_compliance"}

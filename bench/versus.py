@@ -14,7 +14,7 @@ A version is a git revision (checked out into a temporary worktree, removed afte
 or ``.`` for the working tree. Both run on this virtual environment: it must hold what
 both need (an old revision may want another server, say).
 
-    .venv/bin/python bench/versus.py REV_A [REV_B=.] [--store sqlite|postgresql]
+    .venv/bin/python -m bench.versus REV_A [REV_B=.] [--store sqlite|postgresql]
                                      [--rounds 8] [--completions 150]
 """
 
@@ -33,9 +33,16 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from completions import ROOT, Bare
-from http_completions import PER_INSTANCE, PG_DATABASE, Worker, pg_admin, pg_database, run_threads
-from served import _healthy, children, cpu_seconds, free_port
+from bench.completions import ROOT, Bare
+from bench.http_completions import (
+    PER_INSTANCE,
+    PG_DATABASE,
+    Worker,
+    pg_admin,
+    pg_database,
+    run_threads,
+)
+from bench.served import _healthy, children, cpu_seconds, free_port
 
 CLIENTS = 4
 USERS = {"clerk": "documents_logistics", "checker": "risk_compliance"}
