@@ -26,7 +26,6 @@ SQLite, EXPLAIN ANALYZE on PostgreSQL), so one can see why.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -36,13 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from flask.testing import FlaskClient
 from sqlalchemy import Connection, Engine, event
-from sqlalchemy.engine import make_url
 
 from api import create_app
+from bench.harness import Column, Table, parse, percentile, sample
 from bench.inbox_fill import COLLEAGUES, ROLES, USER, Filler, analyze, role_templates, templates
+from bench.stores import add_pg_url, postgres
 from cli.demo import shipped_files
 from engine import queues
 from engine.db import Database
@@ -115,11 +114,6 @@ class SqlTimer:
             self.on = False
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 @dataclass(frozen=True)
 class Latency:
     p50: float
@@ -127,23 +121,7 @@ class Latency:
 
     @classmethod
     def of(cls, seconds: list[float]) -> Latency:
-        return cls(1000 * statistics.median(seconds), 1000 * percentile(seconds, 0.95))
-
-
-def sample(
-    calls: dict[str, Callable[[], object]], samples: int, warmup: int
-) -> dict[str, list[float]]:
-    """Time each call ``samples`` times after ``warmup`` untimed, the calls taking turns."""
-    for _ in range(warmup):
-        for call in calls.values():
-            call()
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(samples):
-        for name, call in calls.items():
-            began = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - began)
-    return times
+        return cls(1000 * percentile(seconds, 0.5), 1000 * percentile(seconds, 0.95))
 
 
 def inbox_query(name: str) -> queues.InboxQuery:
@@ -238,21 +216,32 @@ def depth(parent: int, rows: list[Any]) -> int:
     return level
 
 
-def show(row: Row, target: float) -> None:
-    mark = "" if row.http.p95 <= target else "  MISSED"
-    print(
-        f"  {row.store:10s} {row.size:>7,d}  {row.query:14s}"
-        f" {row.http.p50:7.1f} {row.http.p95:7.1f}  {row.page.p50:8.1f} {row.count.p50:9.1f}"
-        f" {row.http.p50 - row.page.p50:6.1f}  {row.visible:>6,d}{mark}",
-        flush=True,
-    )
-
-
-HEADER = (
-    f"  {'store':10s} {'open':>7s}  {'query':14s} {'HTTP ms':>15s}  {'SQL page':>8s}"
-    f" {'SQL count':>9s} {'rest':>6s}  {'total':>6s}\n"
-    f"  {'':10s} {'':7s}  {'':14s} {'p50':>7s} {'p95':>7s}  {'p50':>8s} {'p50':>9s} {'p50':>6s}"
+TABLE = Table(
+    Column("store", 10, left=True),
+    Column("open", 7, ",d"),
+    Column("query", 14, left=True),
+    Column("HTTP ms\np50", 7, ".1f"),
+    Column("\np95", 7, ".1f"),
+    Column("SQL page\np50", 8, ".1f"),
+    Column("SQL count\np50", 9, ".1f"),
+    Column("rest\np50", 6, ".1f"),
+    Column("total", 6, ",d"),
 )
+
+
+def show(row: Row, target: float) -> None:
+    TABLE.print_row(
+        row.store,
+        row.size,
+        row.query,
+        row.http.p50,
+        row.http.p95,
+        row.page.p50,
+        row.count.p50,
+        row.http.p50 - row.page.p50,
+        row.visible,
+        note="" if row.http.p95 <= target else "MISSED",
+    )
 
 
 def diagnose(store: Store, size: int, rows: list[Row]) -> None:
@@ -305,27 +294,6 @@ def run_store(name: str, url: str, args: argparse.Namespace) -> list[Row]:
     return rows
 
 
-# -- PostgreSQL ----------------------------------------------------------------------
-
-
-@contextmanager
-def pg_database(url: str) -> Iterator[str | None]:
-    """A fresh database beside ``url``'s, dropped afterwards; None if nobody answers."""
-    try:
-        admin = psycopg.connect(url, autocommit=True, connect_timeout=3)
-    except psycopg.Error as exc:
-        print(f"PostgreSQL at {url} does not answer ({exc.__class__.__name__}): skipped")
-        yield None
-        return
-    with admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{PG_DATABASE}"')
-        try:
-            yield make_url(url).set(database=PG_DATABASE).render_as_string(hide_password=False)
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
-
-
 def summary(rows: list[Row]) -> None:
     print("summary: HTTP p95 ms of GET /api/v1/tasks?limit=50 (target), worst query first")
     for store, size in dict.fromkeys((r.store, r.size) for r in rows):
@@ -360,8 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sqlite-analyze", action="store_true", help="run ANALYZE on SQLite after each fill"
     )
-    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
-    args = parser.parse_args(argv)
+    add_pg_url(parser)
+    args = parse(parser, argv, {"sizes": "500,1000", "samples": 5, "warmup": 2, "sql_samples": 3})
     args.sizes = sorted(int(n) for n in args.sizes.split(",") if n.strip())
     if not args.sizes or args.sizes[0] < 1 or args.closed < 0:
         parser.error("--sizes must be positive, --closed not negative")
@@ -375,12 +343,12 @@ def main(argv: list[str] | None = None) -> int:
         f"inbox latency, GET /api/v1/tasks?limit=50 as {USER} ({args.roles}), Flask test"
         f" client, {args.samples} samples per query after {args.warmup} warm-up"
     )
-    print(HEADER, flush=True)
+    TABLE.print_header()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="tradeflow-inbox-") as tmp:
         rows += run_store("sqlite", f"sqlite:///{Path(tmp) / 'inbox.db'}", args)
     if args.postgres:
-        with pg_database(args.pg_url) as url:
+        with postgres(args.pg_url, PG_DATABASE) as url:
             if url is not None:
                 rows += run_store("postgresql", url, args)
     summary(rows)
