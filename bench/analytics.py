@@ -42,14 +42,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 
 from api import create_app
 from bench.harness import Column, Table, parse, sample
-from bench.history_fill import NOW, Expected, make_history
+from bench.history_fill import NOW, Expected, Stopped, make_history
 from bench.stores import add_pg_url, postgres, sqlite_url
 from cli.demo import shipped_files
 from engine import facts, rollups
@@ -61,13 +61,6 @@ from engine.tradeflow import Tradeflow
 from engine.users import Flags
 
 TARGET_SECONDS = 2.0
-
-
-class Stopped:
-    """The engine's clock, at the end of the history."""
-
-    def now(self) -> datetime:
-        return NOW
 
 
 # -- measuring -----------------------------------------------------------------------------

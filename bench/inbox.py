@@ -40,11 +40,17 @@ from sqlalchemy import Connection, Engine, event
 
 from api import create_app
 from bench.harness import Column, Table, parse, percentile, sample
-from bench.inbox_fill import COLLEAGUES, ROLES, USER, Filler, analyze, role_templates, templates
+from bench.inbox_fill import (
+    ROLES,
+    USER,
+    Filler,
+    analyze,
+    open_flow,
+    role_templates,
+    templates,
+)
 from bench.stores import add_pg_url, postgres
-from cli.demo import shipped_files
 from engine import queues
-from engine.db import Database
 from engine.tradeflow import Tradeflow
 
 QUERIES = {
@@ -256,14 +262,8 @@ def diagnose(store: Store, size: int, rows: list[Row]) -> None:
 
 
 def open_store(name: str, url: str, args: argparse.Namespace) -> Store:
-    flow = Tradeflow(Database(url))
-    flow.upgrade()
-    flow.deploy(shipped_files(), actor="bench")
     user_roles = frozenset(args.roles.split(","))
-    _, token = flow.add_user(USER, sorted(user_roles))
-    flow.add_user("boss", list(ROLES))
-    for colleague in COLLEAGUES:
-        flow.add_user(colleague, list(ROLES))
+    flow, token = open_flow(url, user_roles)
     filler = Filler(
         flow.db, role_templates(templates(flow)), args.closed, flow.clock.now(), user_roles
     )
