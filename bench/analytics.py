@@ -50,7 +50,7 @@ from sqlalchemy import select
 from api import create_app
 from bench.harness import Column, Table, parse, sample
 from bench.history_fill import NOW, Expected, Stopped, make_history
-from bench.stores import add_pg_url, postgres, sqlite_url
+from bench.stores import add_pg_url, databases
 from cli.demo import shipped_files
 from engine import facts, rollups
 from engine.db import Database
@@ -181,14 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     add_pg_url(parser)
     args = parse(parser, argv, {"events": 20_000, "samples": 2})
     results = []
-    with sqlite_url("analytics") as url:
-        results.append(measure("SQLite", url, args))
+    for store, url in databases("analytics", None if args.no_postgres else args.pg_url):
+        results.append(measure(store, url, args))
         show(results[-1])
-    if not args.no_postgres:
-        with postgres(args.pg_url, "tradeflow_bench_analytics") as pg_url:
-            if pg_url is not None:
-                results.append(measure("PostgreSQL", pg_url, args))
-                show(results[-1])
     missed = [r for r in results for _, slowest in r.timings.values() if slowest > TARGET_SECONDS]
     return 1 if missed else 0
 

@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from bench.harness import parse
 from bench.rows import Trail, write
-from bench.stores import add_pg_url, postgres, sqlite_url
+from bench.stores import add_pg_url, databases
 from cli.demo import shipped_files
 from engine.audit import EventKind
 from engine.db import Database
@@ -313,12 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL too")
     add_pg_url(parser)
     args = parse(parser, argv, {"events": 5_000})
-    with sqlite_url("history") as url:
+    for _, url in databases("history", args.pg_url if args.postgres else None):
         fill(url, args.events)
-    if args.postgres:
-        with postgres(args.pg_url, "tradeflow_bench_history") as pg_url:
-            if pg_url is not None:
-                fill(pg_url, args.events)
     return 0
 
 

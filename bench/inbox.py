@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -49,7 +47,7 @@ from bench.inbox_fill import (
     role_templates,
     templates,
 )
-from bench.stores import add_pg_url, postgres
+from bench.stores import add_pg_url, databases
 from engine import queues
 from engine.tradeflow import Tradeflow
 
@@ -59,7 +57,6 @@ QUERIES = {
     "overdue=true": "limit=50&sort=due&overdue=true",
 }
 TARGETS = {10_000: 20.0, 100_000: 50.0}  # p95 ms
-PG_DATABASE = "tradeflow_bench_inbox"
 PLAN_LINES = 12
 PG_NOISE = (  # EXPLAIN ANALYZE lines left out of what is shown
     "Workers Planned",
@@ -345,12 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     TABLE.print_header()
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="tradeflow-inbox-") as tmp:
-        rows += run_store("sqlite", f"sqlite:///{Path(tmp) / 'inbox.db'}", args)
-    if args.postgres:
-        with postgres(args.pg_url, PG_DATABASE) as url:
-            if url is not None:
-                rows += run_store("postgresql", url, args)
+    for store, url in databases("inbox", args.pg_url if args.postgres else None):
+        rows += run_store(store, url, args)
     summary(rows)
     print(f"  ({time.perf_counter() - began:.0f} s)")
     return 0

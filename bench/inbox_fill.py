@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 
 from bench.harness import parse
 from bench.rows import instance_row, move_sequences, task_row, write
-from bench.stores import add_pg_url, postgres, sqlite_url
+from bench.stores import add_pg_url, databases
 from cli.demo import SAMPLES, shipped_files
 from engine.db import Database
 from engine.models import HumanTask, Instance, TaskState
@@ -228,12 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL too")
     add_pg_url(parser)
     args = parse(parser, argv, {"open": 5_000})
-    with sqlite_url("inbox") as url:
+    for _, url in databases("inbox_fill", args.pg_url if args.postgres else None):
         filled(url, args.open, args.closed)
-    if args.postgres:
-        with postgres(args.pg_url, "tradeflow_bench_inbox_fill") as pg_url:
-            if pg_url is not None:
-                filled(pg_url, args.open, args.closed)
     return 0
 
 

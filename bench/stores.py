@@ -24,6 +24,18 @@ def add_pg_url(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def databases(name: str, pg_url: str | None) -> Iterator[tuple[str, str]]:
+    """(store, URL) of a fresh SQLite file, then, with ``pg_url`` (unless nobody answers
+    there), of a fresh PostgreSQL database ``tradeflow_bench_NAME``: each removed when the
+    next is asked for, or the loop ends."""
+    with sqlite_url(name) as url:
+        yield "sqlite", url
+    if pg_url is not None:
+        with postgres(pg_url, f"tradeflow_bench_{name}") as found:
+            if found is not None:
+                yield "postgresql", found
+
+
 @contextmanager
 def sqlite_url(name: str = "bench") -> Iterator[str]:
     """The URL of a SQLite file in a temporary folder, removed afterwards."""
