@@ -29,7 +29,7 @@ Reference in the same run: reading the whole trail once (every event's kind, ele
 instance, time and data, JSON decoded), the least a KPI computed by replaying the trail
 would pay; the ratio is ours / that. (Bare SpiffWorkflow keeps no history to measure.)
 
-    .venv/bin/python -m bench.analytics [--events 1000000] [--samples 5] [--no-postgres]
+    .venv/bin/python -m bench.analytics [--quick] [--events 1000000] [--samples 5] [--no-postgres]
         [--pg-url postgresql://postgres@127.0.0.1:5432/test]
 """
 

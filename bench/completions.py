@@ -18,8 +18,8 @@ The machine is shared and noisy, so the two are measured in alternating rounds (
 ours, bare, ...) and the ratio is the median of the rounds' own ratios. Tradeflow is also run with
 its live-workflow cache off, so the gain from not deserialising is visible on its own.
 
-    .venv/bin/python -m bench.completions [--rounds 5] [--completions 200] [--warmup 20]
-                                          [--profile [--top 25]]
+    .venv/bin/python -m bench.completions [--quick] [--rounds 5] [--completions 200]
+                                          [--warmup 20] [--profile [--top 25]]
 """
 
 from __future__ import annotations

@@ -35,9 +35,9 @@ seconds per completion of the worker processes (server) and of this process (cli
 how busy all CPUs were (other processes on the machine included), and each worker's
 share of the server CPU (split).
 
-    .venv/bin/python -m bench.http_completions [--completions 200] [--warmup 20] [--clients 4]
-        [--modes chain,inbox] [--sqlite-workers 1,2,3,4] [--pg-workers 1,2,4] [--threads 1]
-        [--sticky]
+    .venv/bin/python -m bench.http_completions [--quick] [--completions 200] [--warmup 20]
+        [--clients 4] [--modes chain,inbox] [--sqlite-workers 1,2,3,4] [--pg-workers 1,2,4]
+        [--threads 1] [--sticky]
         [--pg-url postgresql://postgres@127.0.0.1:5432/test]
 """
 

@@ -9,7 +9,7 @@ many completions, half before and half after. The ratio says how many empty requ
 server answers in the time bare completes one task. Against the target of 0.5 (HTTP /
 bare), 1 / ratio is the share of a completion's budget spent before any work is done.
 
-    .venv/bin/python -m bench.http_floor [--requests 1000] [--clients 4] [--rounds 3]
+    .venv/bin/python -m bench.http_floor [--quick] [--requests 1000] [--clients 4] [--rounds 3]
 """
 
 from __future__ import annotations

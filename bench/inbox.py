@@ -18,7 +18,7 @@ When a target is missed (p95 <= 20 ms at 10,000, <= 50 ms at 100,000), the plan 
 engine's page statement is shown for each query that missed (EXPLAIN QUERY PLAN on
 SQLite, EXPLAIN ANALYZE on PostgreSQL), so one can see why.
 
-    .venv/bin/python -m bench.inbox [--sizes 10000,100000] [--samples 200] [--warmup 20]
+    .venv/bin/python -m bench.inbox [--quick] [--sizes 10000,100000] [--samples 200] [--warmup 20]
         [--sql-samples 30] [--closed 1] [--roles finance,risk_compliance]
         [--no-postgres] [--no-diagnose] [--sqlite-analyze] [--pg-url URL]
 """

@@ -9,7 +9,8 @@ Spiff's timers read the system clock, so time-machine moves it together with the
 The engine runs on a SQLite file, with the live-workflow cache on (as served) or off
 (every command deserialises the state: ``--no-live``).
 
-    .venv/bin/python -m bench.long_loop [--checkpoints 10,300,3000] [--window 5] [--no-live]
+    .venv/bin/python -m bench.long_loop [--quick] [--checkpoints 10,300,3000] [--window 5]
+                                        [--no-live]
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ completion is completed, once, in the rows and in the audit trail; each running
 instance's open task rows are exactly its workflow's ready user tasks; every audit chain
 verifies (``tradeflow verify``); every timer that fell due fired exactly once.
 
-    .venv/bin/python -m bench.soak [--seconds 180] [--clients 16] [--workers 3]
+    .venv/bin/python -m bench.soak [--quick] [--seconds 180] [--clients 16] [--workers 3]
         [--pg-url postgresql://postgres@127.0.0.1:5432/test]
 """
 

@@ -14,7 +14,7 @@ rows, each loaded, its timers refreshed, its engine run, saved, one after anothe
 Its lateness is its cumulative time; the ratio is bare p99 / ours (above 1: ours is less
 late).
 
-    .venv/bin/python -m bench.timers [--pending 9000] [--due 1000]
+    .venv/bin/python -m bench.timers [--quick] [--pending 9000] [--due 1000]
         [--sqlite-workers 1] [--pg-workers 1,3] [--pg-url postgresql://...]
 """
 

@@ -4,7 +4,7 @@ against code in the same minutes.
 The machine is shared and its speed drifts by half within minutes, so two runs of
 bench/http_completions.py an hour apart compare the hours, not the code. Here both
 versions run at once, each a ``tradeflow serve`` (one worker of one thread) on a
-database of its own, and the 4 client threads of bench/http_completions.py alternate short
+database of its own, and the 4 client threads of bench/served.py alternate short
 bursts of chain completions between them (A then B, then B then A), with bare
 SpiffWorkflow's cycle (``Bare`` of bench/bare.py) run between the bursts. Each
 round gives both versions' rates, their ratios to bare, the server's CPU per completion,
@@ -13,10 +13,10 @@ and B/A; the medians of those are the figures.
 A version is a git revision (checked out into a temporary worktree, removed afterwards)
 or ``.`` for the working tree. Each version's server (and its ``db upgrade``, ``users
 add`` and ``deploy``) runs with that tree first on PYTHONPATH; the bench itself (clients,
-bare, this harness) is the current tree's. Both run on this virtual environment: it must
+bare, bench/harness.py) is the current tree's. Both run on this virtual environment: it must
 hold what both need (an old revision may want another server, say).
 
-    .venv/bin/python -m bench.versus REV_A [REV_B=.] [--store sqlite|postgresql]
+    .venv/bin/python -m bench.versus [--quick] REV_A [REV_B=.] [--store sqlite|postgresql]
                                      [--rounds 8] [--completions 150]
 """
 
