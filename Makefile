@@ -37,19 +37,19 @@ run: $(STAMP) $(MO) $(NODE_STAMP)
 
 test: $(STAMP) $(MO) $(NODE_STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy engine api forms cli tools
+	$(BIN)/mypy engine api forms cli tools bench
 	$(BIN)/pytest -n 2
 
 bench: $(STAMP)
-	$(BIN)/python bench/completions.py
-	$(BIN)/python bench/http_completions.py
-	$(BIN)/python bench/http_floor.py
-	$(BIN)/python bench/inbox.py
-	$(BIN)/python bench/timers.py
-	$(BIN)/python bench/analytics.py
+	$(BIN)/python -m bench.completions
+	$(BIN)/python -m bench.http_completions
+	$(BIN)/python -m bench.http_floor
+	$(BIN)/python -m bench.inbox
+	$(BIN)/python -m bench.timers
+	$(BIN)/python -m bench.analytics
 
 soak: $(STAMP)
-	$(BIN)/python bench/soak.py
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -29,7 +29,7 @@ Reference in the same run: reading the whole trail once (every event's kind, ele
 instance, time and data, JSON decoded), the least a KPI computed by replaying the trail
 would pay; the ratio is ours / that. (Bare SpiffWorkflow keeps no history to measure.)
 
-    .venv/bin/python bench/analytics.py [--events 1000000] [--samples 5] [--no-postgres]
+    .venv/bin/python -m bench.analytics [--quick] [--events 1000000] [--samples 5] [--no-postgres]
         [--pg-url postgresql://postgres@127.0.0.1:5432/test]
 """
 
@@ -39,23 +39,19 @@ import argparse
 import gc
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from completions import shipped_files
-from history_fill import NOW, Expected, make_history
-from http_completions import pg_admin, pg_database
 from sqlalchemy import select
 
 from api import create_app
+from bench.harness import Column, Table, parse, sample
+from bench.history_fill import NOW, Expected, Stopped, make_history
+from bench.stores import add_pg_url, databases
+from cli.demo import shipped_files
 from engine import facts, rollups
 from engine.db import Database
 from engine.models import (
@@ -67,25 +63,7 @@ from engine.users import Flags
 TARGET_SECONDS = 2.0
 
 
-class Stopped:
-    """The engine's clock, at the end of the history."""
-
-    def now(self) -> datetime:
-        return NOW
-
-
 # -- measuring -----------------------------------------------------------------------------
-
-
-def timed(run: Callable[[], object], samples: int) -> tuple[float, float]:
-    """(median, slowest) seconds of ``samples`` runs after an untimed one."""
-    run()
-    found = []
-    for _ in range(samples):
-        began = time.perf_counter()
-        run()
-        found.append(time.perf_counter() - began)
-    return statistics.median(found), max(found)
 
 
 def read_trail(db: Database) -> float:
@@ -149,9 +127,10 @@ def measure(name: str, url: str, args: argparse.Namespace) -> Result:
     def get(path: str) -> Callable[[], dict[str, Any]]:
         def run() -> dict[str, Any]:
             response = client.get(path, headers=headers)
-            if response.status_code != 200:
+            body = response.json
+            if response.status_code != 200 or not isinstance(body, dict):
                 raise RuntimeError(f"GET {path}: {response.status_code} {response.get_data(True)}")
-            return response.json  # type: ignore[no-any-return]
+            return body
 
         return run
 
@@ -164,29 +143,34 @@ def measure(name: str, url: str, args: argparse.Namespace) -> Result:
         "elements, the year": "/api/v1/analytics/elements",
         "elements, last 30 days": f"/api/v1/analytics/elements?since={month}",
     }
-    timings = {label: timed(get(path), args.samples) for label, path in paths.items()}
+    seconds = sample({label: get(path) for label, path in paths.items()}, args.samples)
+    timings = {label: (statistics.median(s), max(s)) for label, s in seconds.items()}
     trail = min(read_trail(flow.db) for _ in range(2))
     flow.db.engine.dispose()
     return Result(name, *sizes,
                   wrote, rebuilt, trail, timings)  # fmt: skip
 
 
-@contextmanager
-def sqlite_url() -> Iterator[str]:
-    with tempfile.TemporaryDirectory() as tmp:
-        yield f"sqlite:///{tmp}/analytics.db"
-
-
 def show(result: Result) -> None:
-    print(f"\n{result.store}: {result.events:,} audit events, {result.orders:,} orders, "
-          f"{result.tasks:,} tasks; written in {result.write_seconds:.1f} s; case facts "
-          f"replayed from the trail and past weeks summed in {result.rebuild_seconds:.1f} s; "
-          f"reading the whole trail once: {result.trail_seconds:.2f} s")  # fmt: skip
-    print(f"  {'request':<24} {'median':>8} {'slowest':>8} {'/ trail':>8}  target ≤ 2 s")
+    print(
+        f"\n{result.store}: {result.events:,} audit events, {result.orders:,} orders,"
+        f" {result.tasks:,} tasks; written in {result.write_seconds:.1f} s; case facts"
+        f" replayed from the trail and past weeks summed in {result.rebuild_seconds:.1f} s;"
+        f" reading the whole trail once: {result.trail_seconds:.2f} s"
+    )
+    table = Table(
+        Column("request", 24, left=True),
+        Column("median\nms", 8, ".0f"),
+        Column("slowest\nms", 8, ".0f"),
+        Column("/ trail", 8, ".2f"),
+        Column(f"target\n<= {TARGET_SECONDS:.0f} s", 8, left=True),
+    )
+    table.print_header()
     for label, (median, slowest) in result.timings.items():
         verdict = "met" if slowest <= TARGET_SECONDS else "MISSED"
-        print(f"  {label:<24} {median * 1000:>6.0f}ms {slowest * 1000:>6.0f}ms "
-              f"{median / result.trail_seconds:>8.2f}  {verdict}")  # fmt: skip
+        table.print_row(
+            label, 1000 * median, 1000 * slowest, median / result.trail_seconds, verdict
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,17 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--no-postgres", action="store_true")
-    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
-    args = parser.parse_args(argv)
+    add_pg_url(parser)
+    args = parse(parser, argv, {"events": 20_000, "samples": 2})
     results = []
-    with sqlite_url() as url:
-        results.append(measure("SQLite", url, args))
+    for store, url in databases("analytics", None if args.no_postgres else args.pg_url):
+        results.append(measure(store, url, args))
         show(results[-1])
-    admin = None if args.no_postgres else pg_admin(args.pg_url)
-    if admin is not None:
-        with pg_database(admin, args.pg_url, "tradeflow_bench_analytics") as url:
-            results.append(measure("PostgreSQL", url, args))
-            show(results[-1])
     missed = [r for r in results for _, slowest in r.timings.values() if slowest > TARGET_SECONDS]
     return 1 if missed else 0
 

@@ -18,32 +18,23 @@ The machine is shared and noisy, so the two are measured in alternating rounds (
 ours, bare, ...) and the ratio is the median of the rounds' own ratios. Tradeflow is also run with
 its live-workflow cache off, so the gain from not deserialising is visible on its own.
 
-    .venv/bin/python bench/completions.py [--rounds 5] [--completions 200] [--warmup 20]
-                                          [--profile [--top 25]]
+    .venv/bin/python -m bench.completions [--quick] [--rounds 5] [--completions 200]
+                                          [--warmup 20] [--profile [--top 25]]
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
-import gc
 import pstats
-import sqlite3
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from SpiffWorkflow.bpmn import BpmnWorkflow
-from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
-from SpiffWorkflow.camunda.parser import CamundaParser
-from SpiffWorkflow.camunda.serializer import DEFAULT_CONFIG
-from SpiffWorkflow.util.task import TaskState as SpiffState
-
+from bench.bare import PER_INSTANCE, PROCESS, Bare, workload
+from bench.harness import Column, Spread, Stopwatch, Table, against_bare, paired, parse, rounds
 from cli.demo import shipped_files
 from engine.caches import LiveWorkflows
 from engine.db import Database
@@ -51,111 +42,7 @@ from engine.models import TaskState
 from engine.schema import upgrade
 from engine.tradeflow import Tradeflow
 
-ROOT = Path(__file__).resolve().parent.parent
-PROCESS = "document_review"
-DIAGRAM = ROOT / "bpmn" / "document_review.bpmn"
 TARGET = 0.7
-RETURNS = 4  # reviews that send the documents back before one accepts: 10 completions/instance
-
-
-@dataclass(frozen=True)
-class Step:
-    """One completion: which instance (by ordinal), which task, by whom, with what."""
-
-    instance: int
-    element: str
-    actor: str
-    data: dict[str, Any]
-
-
-def workload() -> Iterator[Step]:
-    """The endless, deterministic sequence of completions both sides perform."""
-    instance = 0
-    while True:
-        for attempt in range(RETURNS + 1):
-            yield Step(
-                instance,
-                "prepare_documents",
-                "clerk",
-                {"invoice_number": f"INV-{instance}-{attempt}"},
-            )
-            yield Step(
-                instance, "review_documents", "checker", {"documents_ok": attempt == RETURNS}
-            )
-        instance += 1
-
-
-class Bare:
-    """Bare SpiffWorkflow: per completion, load the state, complete the task, save it.
-
-    ``directory`` given: the state lives in a row of a SQLite file (WAL, synchronous
-    NORMAL, as ours), read and written in one transaction per completion, which is
-    the same load-complete-save cycle a service built on bare SpiffWorkflow would run.
-    None: the state is kept in a dict (no database at all).
-    """
-
-    def __init__(self, directory: Path | None = None) -> None:
-        parser = CamundaParser()
-        parser.add_bpmn_file(str(DIAGRAM))
-        self.spec = parser.get_spec(PROCESS)
-        self.subprocess_specs = parser.get_subprocess_specs(PROCESS)
-        self.serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(DEFAULT_CONFIG))
-        self.states: dict[int, str] = {}
-        self.db: sqlite3.Connection | None = None
-        if directory is not None:
-            self.db = sqlite3.connect(directory / "bare.db", isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("CREATE TABLE state (id INTEGER PRIMARY KEY, json TEXT NOT NULL)")
-        self.steps = workload()
-        self.finished = 0
-
-    def _start(self, ordinal: int) -> None:
-        workflow = BpmnWorkflow(self.spec, self.subprocess_specs)
-        workflow.do_engine_steps()
-        state = self.serializer.serialize_json(workflow)
-        self.states[ordinal] = state
-        if self.db is not None:
-            self.db.execute("INSERT INTO state (id, json) VALUES (?, ?)", (ordinal, state))
-
-    def _load(self, ordinal: int) -> str:
-        if self.db is None:
-            return self.states[ordinal]
-        self.db.execute("BEGIN IMMEDIATE")
-        row = self.db.execute("SELECT json FROM state WHERE id = ?", (ordinal,)).fetchone()
-        return str(row[0])
-
-    def _save(self, ordinal: int, state: str) -> None:
-        if self.db is None:
-            self.states[ordinal] = state
-            return
-        self.db.execute("UPDATE state SET json = ? WHERE id = ?", (state, ordinal))
-        self.db.execute("COMMIT")
-
-    def run(self, count: int) -> float:
-        """Perform the next ``count`` completions; seconds spent in load-complete-save."""
-        spent = 0.0
-        for _ in range(count):
-            step = next(self.steps)
-            if step.instance not in self.states:
-                self._start(step.instance)
-            began = time.perf_counter()
-            workflow = self.serializer.deserialize_json(self._load(step.instance))
-            task = workflow.get_tasks(state=SpiffState.READY, manual=True)[0]
-            task.data.update(step.data)
-            task.run()
-            workflow.do_engine_steps()
-            self._save(step.instance, self.serializer.serialize_json(workflow))
-            spent += time.perf_counter() - began
-            if task.task_spec.bpmn_id != step.element:
-                raise AssertionError(f"bare: expected {step.element}, ran {task.task_spec.bpmn_id}")
-            if workflow.completed:
-                self.finished += 1
-        return spent
-
-    def close(self) -> None:
-        if self.db is not None:
-            self.db.close()
 
 
 class Ours:
@@ -173,15 +60,12 @@ class Ours:
         self.instances: dict[int, int] = {}  # ordinal -> instance id
         self.steps = workload()
         self.finished = 0
-        self.read_seconds = 0.0
-        self.reads = 0
+        self.reads = Stopwatch()  # the client's reads of the next task, not timed
 
     def _next_task(self, instance_id: int, element: str) -> int:
         """What a client does before completing: one read of the instance's tasks."""
-        began = time.perf_counter()
-        tasks = self.flow.tasks_of(instance_id)
-        self.read_seconds += time.perf_counter() - began
-        self.reads += 1
+        with self.reads:
+            tasks = self.flow.tasks_of(instance_id)
         found = [t.id for t in tasks if t.state == TaskState.OPEN and t.element_id == element]
         if len(found) != 1:
             raise AssertionError(f"ours: expected one open {element}, found {found}")
@@ -192,7 +76,7 @@ class Ours:
 
         A given profiler is switched on around the ``flow.complete`` calls only.
         """
-        spent = 0.0
+        watch = Stopwatch()
         for _ in range(count):
             step = next(self.steps)
             if step.instance not in self.instances:
@@ -203,9 +87,8 @@ class Ours:
             task_id = self._next_task(instance_id, step.element)
             if profiler is not None:
                 profiler.enable()
-            began = time.perf_counter()
-            self.flow.complete(task_id, actor=step.actor, data=step.data)
-            spent += time.perf_counter() - began
+            with watch:
+                self.flow.complete(task_id, actor=step.actor, data=step.data)
             if profiler is not None:
                 profiler.disable()
             if step.element == "review_documents" and step.data["documents_ok"]:
@@ -214,80 +97,80 @@ class Ours:
                     raise AssertionError(f"ours: instance {instance_id} is {status}")
                 del self.instances[step.instance]
                 self.finished += 1
-        return spent
+        return watch.wall
 
     def close(self) -> None:
         self.db.dispose()
 
 
-SIDES = (
-    ("bare SpiffWorkflow, state in memory (no database)", "memory"),
-    ("bare SpiffWorkflow, state in a SQLite row", "bare"),
-    ("Tradeflow, workflow cache off", "nocache"),
-    ("Tradeflow unit of work", "ours"),
-)
+SIDES = {
+    "memory": "bare SpiffWorkflow, state in memory (no database)",
+    "bare": "bare SpiffWorkflow, state in a SQLite row",
+    "nocache": "Tradeflow, workflow cache off",
+    "ours": "Tradeflow unit of work",
+}
 
 
-def measure(rounds: int, completions: int, warmup: int) -> None:
-    rates: dict[str, list[float]] = {key: [] for _, key in SIDES}
+def measure(rounds_: int, completions: int, warmup: int) -> None:
     with tempfile.TemporaryDirectory(prefix="tradeflow-bench-") as tmp:
         root = Path(tmp)
-        (root / "bare").mkdir()
-        (root / "ours").mkdir()
-        (root / "nocache").mkdir()
+        for name in ("bare", "ours", "nocache"):
+            (root / name).mkdir()
         memory, bare = Bare(), Bare(root / "bare")
         ours, nocache = Ours(root / "ours"), Ours(root / "nocache", cache_workflows=False)
-        runs: dict[str, Callable[[int], float]] = {
-            "memory": memory.run,
-            "bare": bare.run,
-            "nocache": nocache.run,
-            "ours": ours.run,
+        sides: dict[str, Bare | Ours] = {
+            "memory": memory,
+            "bare": bare,
+            "nocache": nocache,
+            "ours": ours,
         }
         try:
-            for run in runs.values():
-                run(warmup)  # caches, lazy imports, statement compilation
-            ours.read_seconds, ours.reads = 0.0, 0
-            for number in range(1, rounds + 1):
-                # alternate the order, so drift on the machine hits every side alike
-                order = list(runs.items()) if number % 2 else list(reversed(runs.items()))
-                for key, run in order:
-                    gc.collect()  # no side pays for the garbage of the one before it
-                    rates[key].append(completions / run(completions))
+            for side in sides.values():
+                side.run(warmup)  # caches, lazy imports, statement compilation
+            ours.reads = Stopwatch()
+
+            def show(number: int, rates: dict[str, list[float]]) -> None:
                 print(
-                    f"  round {number}: "
-                    + "  ".join(f"{key} {rates[key][-1]:7.1f}/s" for _, key in SIDES)
+                    f"  round {number + 1}: "
+                    + "  ".join(f"{key} {rates[key][-1]:7.1f}/s" for key in SIDES)
                     + f"   ratio {rates['ours'][-1] / rates['bare'][-1]:.2f}",
                     flush=True,
                 )
-            read_ms = 1000 * ours.read_seconds / max(ours.reads, 1)
+
+            def rate(side: Bare | Ours) -> Callable[[], float]:
+                return lambda: completions / side.run(completions)
+
+            rates = rounds({key: rate(side) for key, side in sides.items()}, rounds_, show)
+            read_ms = 1000 * ours.reads.wall / max(ours.reads.laps, 1)
             instances = ours.finished
         finally:
-            for side in (memory, bare, ours, nocache):
+            for side in sides.values():
                 side.close()
-    median = {key: statistics.median(values) for key, values in rates.items()}
-    # Paired: each round's sides ran back to back, so their ratio cancels the drift of a
-    # shared machine; the median of those ratios is the figure that counts.
-    paired = [o / b for o, b in zip(rates["ours"], rates["bare"], strict=True)]
-    ratio = statistics.median(paired)
     print(
-        f"task completions per second, {PROCESS}, {rounds} rounds x {completions}"
-        f" (+{warmup} warm-up; {2 * (RETURNS + 1)} completions per instance,"
+        f"task completions per second, {PROCESS}, {rounds_} rounds x {completions}"
+        f" (+{warmup} warm-up; {PER_INSTANCE} completions per instance,"
         f" {instances} instances finished)"
     )
-    for label, key in SIDES:
-        print(f"  {label:52s} {median[key]:7.1f}/s  ({1000 / median[key]:.2f} ms each)")
-    print(
-        f"  ratio, Tradeflow / bare SpiffWorkflow with the same SQLite storage: {ratio:.2f}"
-        f" (median of the rounds' ratios; of the medians: {median['ours'] / median['bare']:.2f})"
-        f"  target >= {TARGET:.2f}{'' if ratio >= TARGET else ', NOT MET'}"
+    table = Table(
+        Column("", 50, left=True),
+        Column("completions/s\nmedian (lowest-highest)", 24, ".1f"),
+        Column("ms each\n(median)", 9, ".2f"),
     )
-
-    def paired_median(top: str, bottom: str) -> float:
-        return statistics.median(a / b for a, b in zip(rates[top], rates[bottom], strict=True))
-
+    table.print_header()
+    for key, label in SIDES.items():
+        spread = Spread.of(rates[key])
+        table.print_row(label, spread, 1000 / spread.median)
+    # Paired: each round's sides ran back to back, so their ratio cancels the drift of a
+    # shared machine; the median of those ratios is the figure that counts.
+    ratio = paired(rates["ours"], rates["bare"])
     print(
-        f"  ratio, Tradeflow / bare in memory: {paired_median('ours', 'memory'):.2f};"
-        f" with the workflow cache off / bare SQLite: {paired_median('nocache', 'bare'):.2f}"
+        "  "
+        + against_bare("Tradeflow, same SQLite storage", rates["ours"], rates["bare"])
+        + f"; target >= {TARGET:.2f}{'' if ratio.median >= TARGET else ', NOT MET'}"
+    )
+    print(
+        f"  ratio, Tradeflow / bare in memory: {paired(rates['ours'], rates['memory']):.2f};"
+        f" with the workflow cache off / bare SQLite: {paired(rates['nocache'], rates['bare']):.2f}"
     )
     print(
         f"  not timed: the client's read of the next task id (flow.tasks_of), {read_ms:.2f} ms each"
@@ -333,12 +216,14 @@ def main(argv: list[str] | None = None) -> int:
         help="then profile flow.complete over one more round with cProfile",
     )
     parser.add_argument("--top", type=int, default=25, help="profile entries shown (default 25)")
-    args = parser.parse_args(argv)
+    args = parse(parser, argv, {"rounds": 2, "completions": 20, "warmup": 5})
     if args.rounds < 1 or args.completions < 1 or args.warmup < 0:
         parser.error("--rounds and --completions must be positive, --warmup not negative")
+    began = time.perf_counter()
     measure(args.rounds, args.completions, args.warmup)
     if args.profile:
         profile(args.completions, args.warmup, args.top)
+    print(f"  ({time.perf_counter() - began:.0f} s)")
     return 0
 
 

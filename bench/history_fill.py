@@ -3,29 +3,34 @@ unit of work would have left them: per order an instance row, one task row per s
 its roles, times, due date and who did it) and the audit events of each step (created,
 claimed, completed with the form's data, messages, timers), hash-chained per instance.
 Orders differ at random (seeded); ``Expected`` counts what five of the rates must be.
+
+The rows are the storage layer's own (bench/rows.py): the store's InstanceRow and TaskRow,
+the audit trail's events. On its own it fills a fresh database and says how fast:
+
+    .venv/bin/python -m bench.history_fill [--events 100000] [--postgres] [--quick]
 """
 
 from __future__ import annotations
 
+import argparse
 import random
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
-from engine.audit import GENESIS, canonical_data, event_hash, instance_stream
-from engine.models import (
-    AuditEvent,
-    Definition,
-    HumanTask,
-    HumanTaskRole,
-    Instance,
-    InstanceStatus,
-    TaskState,
-)
+from bench.harness import parse
+from bench.rows import Trail, write
+from bench.stores import add_pg_url, databases
+from cli.demo import shipped_files
+from engine.audit import EventKind
+from engine.db import Database
+from engine.models import Definition, InstanceStatus, TaskState
+from engine.store import InstanceRow, TaskRow
 from engine.tradeflow import Tradeflow
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -33,25 +38,37 @@ SALES = ("wang.fang", "li.na", "zhang.wei", "chen.hao")
 GRADES = (("A", 0.15), ("B", 0.45), ("C", 0.3), ("D", 0.1))
 
 # the steps of an order: element, role, limit (hours; None: no limit)
-QUOTE = [
+Plan = Sequence[tuple[str, str, int | None]]
+QUOTE: Plan = [
     ("prepare_quotation", "market_development", 24),
     ("send_quotation", "market_development", 8),
 ]
-CONTRACT = [
+CONTRACT: Plan = [
     ("draft_contract", "order_execution", 16),
     ("review_contract", "risk_compliance", 16),
     ("sign_contract", "order_execution", 24),
 ]
-MAKE = [("coordinate_production", "order_execution", 24), ("produce_order", "production", None)]
-INSPECT = [("inspect_goods", "quality", 16)]
-REWORK = [("rework_goods", "production", None)]
-SHIP = [("book_shipment", "documents_logistics", 16)]
-DOCS = [("prepare_documents", "documents_logistics", 8), ("review_documents", "risk_compliance", 8)]
-CUSTOMS = [("declare_customs", "documents_logistics", 16)]
-SURVEY = [("satisfaction_survey", "order_execution", 40)]
-INVOICE = [("issue_invoice", "finance", 8)]
-PAID = [("write_off", "finance", 8)]
-LATE = [("send_payment_reminder", "finance", 8), ("chase_payment", "risk_compliance", 40)]
+MAKE: Plan = [
+    ("coordinate_production", "order_execution", 24),
+    ("produce_order", "production", None),
+]
+INSPECT: Plan = [("inspect_goods", "quality", 16)]
+REWORK: Plan = [("rework_goods", "production", None)]
+SHIP: Plan = [("book_shipment", "documents_logistics", 16)]
+DOCS: Plan = [
+    ("prepare_documents", "documents_logistics", 8),
+    ("review_documents", "risk_compliance", 8),
+]
+CUSTOMS: Plan = [("declare_customs", "documents_logistics", 16)]
+SURVEY: Plan = [("satisfaction_survey", "order_execution", 40)]
+INVOICE: Plan = [("issue_invoice", "finance", 8)]
+PAID: Plan = [("write_off", "finance", 8)]
+LATE: Plan = [("send_payment_reminder", "finance", 8), ("chase_payment", "risk_compliance", 40)]
+
+
+def only(element: str | None, data: dict[str, Any]) -> Callable[[str], dict[str, Any]]:
+    """A step's form data: ``data`` for ``element`` (for every step where None), else {}."""
+    return lambda step: data if element is None or step == element else {}
 
 
 @dataclass
@@ -73,9 +90,9 @@ class Expected:
 class History:
     rng: random.Random
     definition_id: int
-    instances: list[dict[str, Any]] = field(default_factory=list)
-    tasks: list[dict[str, Any]] = field(default_factory=list)
-    roles: list[dict[str, Any]] = field(default_factory=list)
+    instances: list[InstanceRow] = field(default_factory=list)
+    tasks: list[TaskRow] = field(default_factory=list)
+    roles: list[tuple[int, str]] = field(default_factory=list)  # (task id, role id)
     events: list[dict[str, Any]] = field(default_factory=list)
     expected: Expected = field(default_factory=Expected)
     next_task: int = 1
@@ -85,17 +102,14 @@ class History:
         grade = rng.choices([g for g, _ in GRADES], [w for _, w in GRADES])[0]
         owner = rng.choice(SALES)
         key = f"SO-{instance_id:07d}"
-        stream = instance_stream(instance_id)
-        chain = Chain(self.events, stream, instance_id)
-        chain.add("instance_started", started, owner, "inquiry_to_collection",
+        chain = Trail(instance_id, self.events)
+        chain.add(EventKind.INSTANCE_STARTED, started, owner, "inquiry_to_collection",
                   {"definition": "inquiry_to_collection", "version": 1, "business_key": key,
                    "variables": {}})  # fmt: skip
         at = started
         done = True
 
-        def steps(
-            plan: list[tuple[str, str, int | None]], data: Callable[[str], dict[str, Any]]
-        ) -> bool:
+        def steps(plan: Plan, data: Callable[[str], dict[str, Any]]) -> bool:
             nonlocal at
             for element, role, limit in plan:
                 if at > NOW:
@@ -103,24 +117,28 @@ class History:
                 at = self.task(chain, element, role, limit, at, owner, data(element))
             return at <= NOW
 
-        plain: Callable[[str], dict[str, Any]] = lambda element: {}  # noqa: E731
+        plain = only(None, {})
         quote = {"customer_grade": grade, "quantity": rng.randrange(500, 20000)}
-        if not steps(QUOTE, lambda el: quote if el == "prepare_quotation" else {}):
+        if not steps(QUOTE, only("prepare_quotation", quote)):
             done = False
         if done:
             at += timedelta(days=rng.uniform(0.5, 5))
             chain.add(
-                "message_received", at, "erp", "quotation_accepted", {"name": "quotation_accepted"}
+                EventKind.MESSAGE_RECEIVED,
+                at,
+                "erp",
+                "quotation_accepted",
+                {"name": "quotation_accepted"},
             )
             promised = (at + timedelta(days=rng.uniform(20, 45))).date()
             contract = {"delivery_date": promised.isoformat()}
-            done = steps(CONTRACT, lambda el: contract if el == "draft_contract" else {})
+            done = steps(CONTRACT, only("draft_contract", contract))
         if done:
             done = steps(MAKE, plain)
             failed = rng.random() < 0.15
             while done:
                 result = {"inspection_result": "fail" if failed else "pass"}
-                done = steps(INSPECT, lambda el, result=result: result)
+                done = steps(INSPECT, only(None, result))
                 if not failed or not done:
                     break
                 done = steps(REWORK, plain)
@@ -132,7 +150,7 @@ class History:
             while done:
                 ok = not rejected
                 review = {"documents_ok": ok}
-                done = steps(DOCS, lambda el, r=review: r if el == "review_documents" else {})
+                done = steps(DOCS, only("review_documents", review))
                 if done and first:
                     e.reviewed += 1
                     e.first_pass += 1 if ok else 0
@@ -149,7 +167,7 @@ class History:
             complaint = rng.random() < 0.08
             score = str(rng.choice((2, 3, 4, 4, 5, 5)) if not complaint else rng.choice((1, 2)))
             survey = {"satisfaction": score, "complaint": complaint}
-            done = steps(SURVEY, lambda el: survey)
+            done = steps(SURVEY, only(None, survey))
             if done:
                 e.surveyed += 1
                 e.complaints += 1 if complaint else 0
@@ -161,33 +179,45 @@ class History:
                 at += timedelta(days=rng.uniform(3, 29))
                 done = at <= NOW
                 if done:
-                    chain.add("message_received", at, "bank", "payment_received",
+                    chain.add(EventKind.MESSAGE_RECEIVED, at, "bank", "payment_received",
                               {"name": "payment_received"})  # fmt: skip
                     done = steps(PAID, plain)
             else:
                 at += timedelta(days=30)
                 if at <= NOW:
                     e.overdue += 1
-                    chain.add("timer_fired", at, "system", "payment_overdue", {})
+                    chain.add(EventKind.TIMER_FIRED, at, "system", "payment_overdue", {})
                     bad = rng.random() < 0.3
                     outcome = {"outcome": "bad_debt" if bad else "recovered"}
-                    done = steps(LATE, lambda el: outcome if el == "chase_payment" else {})
+                    done = steps(LATE, only("chase_payment", outcome))
                     e.bad_debt += 1 if done and bad else 0
                 else:
                     done = False
         if done:
-            chain.add("instance_completed", at, "system", None, {"variables": {}})
-        self.instances.append({
-            "id": instance_id, "definition_id": self.definition_id, "business_key": key,
-            "status": InstanceStatus.COMPLETED if done else InstanceStatus.RUNNING,
-            "state": "{}", "started_at": started, "started_by": owner, "updated_at": min(at, NOW),
-            "ended_at": at if done else None, "next_wakeup_at": None, "error": None,
-            "revision": chain.seq, "audit_seq": chain.seq, "audit_hash": chain.head,
-        })  # fmt: skip
+            chain.add(EventKind.INSTANCE_COMPLETED, at, "system", None, {"variables": {}})
+        seq, head = chain.head
+        self.instances.append(
+            InstanceRow(
+                id=instance_id,
+                definition_id=self.definition_id,
+                business_key=key,
+                status=InstanceStatus.COMPLETED if done else InstanceStatus.RUNNING,
+                state="{}",
+                started_at=started,
+                started_by=owner,
+                updated_at=min(at, NOW),
+                ended_at=at if done else None,
+                next_wakeup_at=None,
+                error=None,
+                revision=seq,
+                audit_seq=seq,
+                audit_hash=head,
+            )
+        )
 
     def task(
         self,
-        chain: Chain,
+        chain: Trail,
         element: str,
         role: str,
         limit: int | None,
@@ -206,53 +236,33 @@ class History:
         self.next_task += 1
         due = created + timedelta(hours=limit) if limit else None
         is_claimed, is_done = claimed <= NOW, ended <= NOW
-        self.tasks.append({
-            "id": task_id, "instance_id": chain.instance_id, "spiff_task_id": f"t-{task_id}",
-            "element_id": element, "name": element.replace("_", " ").capitalize(),
-            "state": TaskState.COMPLETED if is_done else TaskState.OPEN,
-            "assignee": user if is_claimed else None, "priority": 50, "form_key": element,
-            "created_at": created, "claimed_at": claimed if is_claimed else None,
-            "ended_at": ended if is_done else None, "completed_by": user if is_done else None,
-            "due_at": due, "breached_at": None, "candidate_roles": role,
-        })  # fmt: skip
-        self.roles.append({"task_id": task_id, "role_id": role})
-        chain.add("task_created", created, "system", element, {"task_id": task_id}, role)
+        self.tasks.append(
+            TaskRow(
+                id=task_id,
+                instance_id=chain.instance_id,
+                spiff_task_id=f"t-{task_id}",
+                element_id=element,
+                name=element.replace("_", " ").capitalize(),
+                state=TaskState.COMPLETED if is_done else TaskState.OPEN,
+                assignee=user if is_claimed else None,
+                priority=50,
+                form_key=element,
+                created_at=created,
+                claimed_at=claimed if is_claimed else None,
+                ended_at=ended if is_done else None,
+                completed_by=user if is_done else None,
+                due_at=due,
+                candidate_roles=role,
+            )
+        )
+        self.roles.append((task_id, role))
+        chain.add(EventKind.TASK_CREATED, created, "system", element, {"task_id": task_id}, role)
         if is_claimed:
-            chain.add("task_claimed", claimed, user, element, {"task_id": task_id}, role)
+            chain.add(EventKind.TASK_CLAIMED, claimed, user, element, {"task_id": task_id}, role)
         if is_done:
-            chain.add("task_completed", ended, user, element,
-                      {"task_id": task_id, "submitted": data, "changes": {}}, role)  # fmt: skip
+            submitted = {"task_id": task_id, "submitted": data, "changes": {}}
+            chain.add(EventKind.TASK_COMPLETED, ended, user, element, submitted, role)
         return ended
-
-
-@dataclass
-class Chain:
-    """One instance's stream of events, linked as the audit trail links them."""
-
-    events: list[dict[str, Any]]
-    stream: str
-    instance_id: int
-    seq: int = 0
-    head: str = GENESIS
-
-    def add(
-        self,
-        kind: str,
-        at: datetime,
-        actor: str,
-        element: str | None,
-        data: dict[str, Any],
-        role: str | None = None,
-    ) -> None:
-        self.seq += 1
-        text = canonical_data(data)
-        row = {
-            "stream": self.stream, "seq": self.seq, "instance_id": self.instance_id, "at": at,
-            "actor": actor, "kind": kind, "element_id": element, "element_name": element,
-            "role": role, "data": text, "prev_hash": self.head,
-        }  # fmt: skip
-        row["hash"] = self.head = event_hash(row, text)
-        self.events.append(row)
 
 
 def make_history(flow: Tradeflow, events: int, seed: int = 7) -> tuple[History, float]:
@@ -270,12 +280,43 @@ def make_history(flow: Tradeflow, events: int, seed: int = 7) -> tuple[History, 
     began = time.perf_counter()
     with flow.db.transaction() as session:
         conn = session.connection()
-        for table, rows in (
-            (Instance, history.instances),
-            (HumanTask, history.tasks),
-            (HumanTaskRole, history.roles),
-            (AuditEvent, history.events),
-        ):
-            for i in range(0, len(rows), 10_000):
-                conn.execute(insert(table.__table__), rows[i : i + 10_000])  # type: ignore[arg-type]
+        write(conn, history.instances, history.tasks, history.roles, history.events)
     return history, time.perf_counter() - began
+
+
+class Stopped:
+    """The engine's clock, at the end of the history."""
+
+    def now(self) -> datetime:
+        return NOW
+
+
+def fill(url: str, events: int) -> None:
+    """A fresh database at ``url``, the history written into it; how fast, said."""
+    flow = Tradeflow(Database(url), clock=Stopped())
+    flow.upgrade()
+    flow.deploy(shipped_files(), actor="bench")
+    began = time.perf_counter()
+    history, wrote = make_history(flow, events)
+    made = time.perf_counter() - began - wrote
+    flow.db.dispose()
+    print(
+        f"  {flow.db.engine.dialect.name}: {len(history.events):,} audit events,"
+        f" {len(history.instances):,} orders, {len(history.tasks):,} tasks: made in"
+        f" {made:.2f} s, written in {wrote:.2f} s ({len(history.events) / wrote:,.0f} events/s)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=100_000, help="audit events (100000)")
+    parser.add_argument("--postgres", action="store_true", help="PostgreSQL too")
+    add_pg_url(parser)
+    args = parse(parser, argv, {"events": 5_000})
+    for _, url in databases("history", args.pg_url if args.postgres else None):
+        fill(url, args.events)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,7 +4,7 @@ A real ``tradeflow serve`` (granian) runs as a subprocess on a free port of
 127.0.0.1, set up the way an operator would: ``tradeflow db upgrade``, ``tradeflow users
 add`` (a clerk in documents_logistics, a checker in risk_compliance), ``tradeflow deploy``
 of the shipped files. Client threads (4 by default, one keep-alive ``http.client``
-connection each) drive the ``document_review`` workload of bench/completions.py, each on
+connection each) drive the ``document_review`` workload of bench/bare.py, each on
 instances of its own, as the user whose turn it is, in one of two ways:
 
 * chain (the headline): ``POST /api/v1/tasks/{id}/complete`` with the form data, the task
@@ -19,8 +19,8 @@ Not timed: starting the instances (``POST /api/v1/instances``, all before the cl
 starts) and a warm-up of every thread. Timed: the rest, wall clock from all threads'
 start to the last one's end; the rate is completions / wall time.
 
-Bare SpiffWorkflow's load-complete-save (``Bare`` of bench/completions.py, state in a
-SQLite row) runs in this process for as many completions as the HTTP run did, half just
+Bare SpiffWorkflow's load-complete-save (``Bare`` of bench/bare.py, state in a SQLite
+row) runs in this process for as many completions as the HTTP run did, half just
 before and half just after it, while the server idles; the ratio is HTTP / bare.
 
 SQLite (a file in a temporary directory) and PostgreSQL (a database of its own, created
@@ -35,150 +35,39 @@ seconds per completion of the worker processes (server) and of this process (cli
 how busy all CPUs were (other processes on the machine included), and each worker's
 share of the server CPU (split).
 
-    .venv/bin/python bench/http_completions.py [--completions 200] [--warmup 20] [--clients 4]
-        [--modes chain,inbox] [--sqlite-workers 1,2,3,4] [--pg-workers 1,2,4] [--threads 1]
-        [--sticky]
+    .venv/bin/python -m bench.http_completions [--quick] [--completions 200] [--warmup 20]
+        [--clients 4] [--modes chain,inbox] [--sqlite-workers 1,2,3,4] [--pg-workers 1,2,4]
+        [--threads 1] [--sticky]
         [--pg-url postgresql://postgres@127.0.0.1:5432/test]
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
-import http.client
-import json
 import os
-import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import psycopg
-from completions import PROCESS, RETURNS, Bare, Step, workload
-from served import cpu_seconds, machine_busy, prepare, server
-from sqlalchemy.engine import make_url
+from bench.bare import PER_INSTANCE, PROCESS, Bare
+from bench.harness import (
+    Column,
+    Table,
+    bracketed,
+    busy_share,
+    cpu_seconds,
+    machine_jiffies,
+    parse,
+    percentile,
+)
+from bench.served import Worker, prepare, run_threads, server
+from bench.stores import add_pg_url, postgres
 
-PER_INSTANCE = 2 * (RETURNS + 1)  # completions per document_review instance
 TARGET_ONE = 0.5  # HTTP / bare, one worker process
 TARGET_MANY = 1.0  # HTTP / bare, several worker processes on PostgreSQL
 PG_DATABASE = "tradeflow_bench_http"
-
-
-# -- the server ----------------------------------------------------------------------
-
-
-class Client:
-    """One keep-alive connection; JSON in and out."""
-
-    def __init__(self, port: int, tokens: dict[str, str]) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        self.headers = {
-            name: {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-            for name, token in tokens.items()
-        }
-
-    def call(self, method: str, path: str, user: str, body: Any = None, expect: int = 200) -> Any:
-        payload = None if body is None else json.dumps(body)
-        self.conn.request(method, path, body=payload, headers=self.headers[user])
-        response = self.conn.getresponse()
-        data = response.read()
-        if response.status != expect:
-            raise RuntimeError(f"{method} {path} as {user}: {response.status} {data[:500]!r}")
-        return json.loads(data)
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-@dataclass
-class Worker:
-    """A client thread's state: its instances and its place in the workload."""
-
-    tag: str
-    steps: Iterator[Step] = field(default_factory=workload)
-    instances: dict[int, int] = field(default_factory=dict)  # ordinal -> instance id
-    # ordinal -> the instance's open tasks as the last answer gave them (id, element)
-    known: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
-    get_seconds: list[float] = field(default_factory=list)
-    post_seconds: list[float] = field(default_factory=list)
-    ended: float = 0.0
-    error: BaseException | None = None
-
-    def start_instances(self, client: Client, count: int) -> None:
-        first = len(self.instances)
-        for ordinal in range(first, first + count):
-            body = {"definition": PROCESS, "business_key": f"{self.tag}-{ordinal}"}
-            found = client.call("POST", "/api/v1/instances", "clerk", body, expect=201)
-            self.instances[ordinal] = int(found["id"])
-            self.known[ordinal] = [(t["id"], t["element_id"]) for t in found["tasks"]]
-
-    def complete(
-        self, client: Client, count: int, timed: bool, reconnect: bool, inbox: bool
-    ) -> None:
-        current = -1
-        for _ in range(count):
-            step = next(self.steps)
-            instance_id = self.instances[step.instance]
-            if reconnect and step.instance != current and current >= 0:
-                client.close()  # the next request connects anew, to whichever worker accepts
-            current = step.instance
-            began = time.perf_counter()
-            if inbox:
-                page = client.call("GET", f"/api/v1/tasks?instance_id={instance_id}", step.actor)
-                open_tasks = [(t["id"], t["element_id"]) for t in page["items"]]
-            else:
-                open_tasks = self.known[step.instance]
-            read = time.perf_counter()
-            if len(open_tasks) != 1 or open_tasks[0][1] != step.element:
-                raise AssertionError(f"{instance_id}: expected {step.element}: {open_tasks}")
-            path = f"/api/v1/tasks/{open_tasks[0][0]}/complete"
-            posted = time.perf_counter()
-            done = client.call("POST", path, step.actor, {"data": step.data})
-            ended = time.perf_counter()
-            if done["state"] != "completed":
-                raise AssertionError(f"{path}: {done}")
-            self.known[step.instance] = [(t["id"], t["element_id"]) for t in done["next_tasks"]]
-            if timed:
-                if inbox:
-                    self.get_seconds.append(read - began)
-                self.post_seconds.append(ended - posted)
-
-
-def run_threads(port: int, tokens: dict[str, str], workers: list[Worker], job: Any) -> float:
-    """Run ``job(worker, client)`` on a thread per worker, started together; wall seconds."""
-    barrier = threading.Barrier(len(workers) + 1)
-
-    def body(worker: Worker) -> None:
-        client = Client(port, tokens)
-        try:
-            barrier.wait()
-            job(worker, client)
-        except BaseException as exc:
-            worker.error = exc
-        finally:
-            worker.ended = time.perf_counter()
-            client.close()
-
-    threads = [threading.Thread(target=body, args=(w,), daemon=True) for w in workers]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    for worker in workers:
-        if worker.error is not None:
-            raise worker.error
-    return max(w.ended for w in workers) - began
-
-
-# -- one measurement -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -205,6 +94,16 @@ class Result:
         return self.rate / self.bare_rate
 
 
+@dataclass(frozen=True)
+class Timed:
+    """What one timed run saw, between the halves of bare's run."""
+
+    wall: float
+    busy: float
+    worker_cpu: list[float]
+    client_cpu: float
+
+
 def measure(
     store: str,
     url: str,
@@ -216,107 +115,109 @@ def measure(
     logs: Path,
 ) -> list[Result]:
     """One server; a timed run per mode on it."""
-    reconnect = not args.sticky
     results = []
     with server(url, workers, args.threads, logs / f"{store}-w{workers}.log") as (port, pids):
         for mode in modes:
-            inbox = mode == "inbox"
-            tag = f"{store}-w{workers}-{mode}"
-            clients = [Worker(f"{tag}-c{n}") for n in range(args.clients)]
-            per_client = args.warmup + args.completions
-            instances = -(-per_client // PER_INSTANCE) + 1
-            run_threads(port, tokens, clients, lambda w, c, n=instances: w.start_instances(c, n))
-            run_threads(
-                port,
-                tokens,
-                clients,
-                lambda w, c, i=inbox: w.complete(c, args.warmup, False, reconnect, i),
-            )
-            total = args.clients * args.completions
-            gc.collect()
-            bare_seconds = bare.run(total // 2)
-            gc.collect()
-            cpu_before = [cpu_seconds(p) for p in pids]
-            busy_before = machine_busy()
-            client_before = sum(os.times()[:2])
-            wall = run_threads(
-                port,
-                tokens,
-                clients,
-                lambda w, c, i=inbox: w.complete(c, args.completions, True, reconnect, i),
-            )
-            busy_after = machine_busy()
-            client_cpu = sum(os.times()[:2]) - client_before
-            cpu = [cpu_seconds(p) - b for p, b in zip(pids, cpu_before, strict=True)]
-            gc.collect()
-            bare_seconds += bare.run(total - total // 2)
-            posts = [s for w in clients for s in w.post_seconds]
-            gets = [s for w in clients for s in w.get_seconds]
-            results.append(
-                Result(
-                    store=store,
-                    workers=workers,
-                    mode=mode,
-                    completions=total,
-                    wall=wall,
-                    get_p50=statistics.median(gets) if gets else None,
-                    post_p50=statistics.median(posts),
-                    post_p95=statistics.quantiles(posts, n=20)[-1],
-                    bare_rate=total / bare_seconds,
-                    busy=(busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1),
-                    worker_cpu=sorted(cpu, reverse=True),
-                    client_cpu=client_cpu,
-                )
-            )
+            results.append(run_mode(store, workers, mode, port, pids, tokens, bare, args))
             show(results[-1])
     return results
 
 
-# -- PostgreSQL ----------------------------------------------------------------------
+def run_mode(
+    store: str,
+    workers: int,
+    mode: str,
+    port: int,
+    pids: list[int],
+    tokens: dict[str, str],
+    bare: Bare,
+    args: argparse.Namespace,
+) -> Result:
+    """Clients of their own start their instances, warm up, then run timed, between the
+    halves of bare's run."""
+    inbox, reconnect = mode == "inbox", not args.sticky
+    clients = [Worker(f"{store}-w{workers}-{mode}-c{n}") for n in range(args.clients)]
+    instances = -(-(args.warmup + args.completions) // PER_INSTANCE) + 1
+    run_threads(port, tokens, clients, lambda w, c: w.start_instances(c, instances))
 
+    def complete(count: int, timed: bool) -> float:
+        return run_threads(
+            port,
+            tokens,
+            clients,
+            lambda w, c: w.complete(c, count, timed=timed, reconnect=reconnect, inbox=inbox),
+        )
 
-def pg_admin(url: str) -> psycopg.Connection[Any] | None:
-    try:
-        return psycopg.connect(url, autocommit=True, connect_timeout=3)
-    except psycopg.Error as exc:
-        print(f"PostgreSQL at {url} does not answer ({exc.__class__.__name__}): skipped")
-        return None
+    complete(args.warmup, False)
 
+    def timed_run() -> Timed:
+        cpu_before = [cpu_seconds(p) for p in pids]
+        busy_before = machine_jiffies()
+        client_before = time.process_time()
+        wall = complete(args.completions, True)
+        busy = busy_share(busy_before, machine_jiffies())
+        client_cpu = time.process_time() - client_before
+        cpu = [cpu_seconds(p) - b for p, b in zip(pids, cpu_before, strict=True)]
+        return Timed(wall, busy, sorted(cpu, reverse=True), client_cpu)
 
-@contextmanager
-def pg_database(admin: psycopg.Connection[Any], url: str, name: str) -> Iterator[str]:
-    """A fresh database ``name`` on the server of ``url``, dropped afterwards; its URL."""
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    total = args.clients * args.completions
+    run, bare_rate = bracketed(bare.run, total, timed_run)
+    posts = [s for w in clients for s in w.post_seconds]
+    gets = [s for w in clients for s in w.get_seconds]
+    return Result(
+        store=store,
+        workers=workers,
+        mode=mode,
+        completions=total,
+        wall=run.wall,
+        get_p50=percentile(gets, 0.5) if gets else None,
+        post_p50=percentile(posts, 0.5),
+        post_p95=percentile(posts, 0.95),
+        bare_rate=bare_rate,
+        busy=run.busy,
+        worker_cpu=run.worker_cpu,
+        client_cpu=run.client_cpu,
+    )
 
 
 # -- report --------------------------------------------------------------------------
+
+TABLE = Table(
+    Column("store", 10, left=True),
+    Column("w", 2, "d"),
+    Column("mode", 5, left=True),
+    Column("per s\nHTTP", 7, ".1f"),
+    Column("per s\nbare", 7, ".1f"),
+    Column("HTTP/\nbare", 6, ".2f"),
+    Column("POST ms\np50", 7, ".1f"),
+    Column("POST ms\np95", 7, ".1f"),
+    Column("GET ms\np50", 6, ".1f"),
+    Column("CPU ms\nserver", 6, ".1f"),
+    Column("CPU ms\nclient", 6, ".1f"),
+    Column("CPU\nbusy %", 6, ".0f"),
+    Column("server\nsplit %", 8, left=True),
+)
 
 
 def show(result: Result) -> None:
     split = "/".join(
         f"{100 * s / max(sum(result.worker_cpu), 1e-9):.0f}" for s in result.worker_cpu
     )
-    get = f"{1000 * result.get_p50:5.1f}" if result.get_p50 is not None else "    -"
-    print(
-        f"  {result.store:10s} {result.workers:>2d} {result.mode:5s} {result.rate:7.1f}"
-        f" {result.bare_rate:7.1f}  {result.ratio:5.2f}"
-        f"  {1000 * result.post_p50:5.1f} {1000 * result.post_p95:5.1f} {get}"
-        f"  {1000 * sum(result.worker_cpu) / result.completions:5.1f}"
-        f" {1000 * result.client_cpu / result.completions:5.1f} {100 * result.busy:4.0f}%"
-        f"  {split}",
-        flush=True,
+    TABLE.print_row(
+        result.store,
+        result.workers,
+        result.mode,
+        result.rate,
+        result.bare_rate,
+        result.ratio,
+        1000 * result.post_p50,
+        1000 * result.post_p95,
+        None if result.get_p50 is None else 1000 * result.get_p50,
+        1000 * sum(result.worker_cpu) / result.completions,
+        1000 * result.client_cpu / result.completions,
+        100 * result.busy,
+        split,
     )
-
-
-HEADER = """\
-                        completions/s  HTTP/   POST ms     GET   CPU ms/compl.  CPU  server
-  store       w mode      HTTP    bare  bare   p50   p95   p50  server client busy  split %\
-"""
 
 
 def verdict(results: list[Result]) -> None:
@@ -360,12 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sqlite-workers", default="1,2,3,4", help="worker counts (1,2,3,4)")
     parser.add_argument("--pg-workers", default="1,2,4", help="worker counts ('' skips) (1,2,4)")
-    parser.add_argument(
-        "--pg-url",
-        default="postgresql://postgres@127.0.0.1:5432/test",
-        help="a PostgreSQL database to connect to; the benchmark creates its own beside it",
+    add_pg_url(parser)
+    args = parse(
+        parser,
+        argv,
+        {"completions": 20, "warmup": 5, "clients": 2, "sqlite_workers": "1", "pg_workers": "1"},
     )
-    args = parser.parse_args(argv)
     if args.completions < 1 or args.warmup < 0 or args.clients < 1 or args.threads < 1:
         parser.error("--completions, --clients and --threads must be positive")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -381,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         f" {args.clients} client threads x {args.completions} timed (+{args.warmup} warm-up),"
         f" granian, {args.threads} Python thread(s) per worker, {os.cpu_count()} CPUs"
     )
-    print(HEADER, flush=True)
+    TABLE.print_header()
     with tempfile.TemporaryDirectory(prefix="tradeflow-http-") as tmp:
         root = Path(tmp)
         (root / "bare").mkdir()
@@ -393,20 +294,20 @@ def main(argv: list[str] | None = None) -> int:
                 tokens = prepare(url)
                 for workers in sqlite_workers:
                     results += measure("sqlite", url, tokens, bare, workers, modes, args, root)
-            admin = pg_admin(args.pg_url) if pg_workers else None
-            if admin is not None:
-                with admin, pg_database(admin, args.pg_url, PG_DATABASE) as url:
-                    tokens = prepare(url)
-                    for workers in pg_workers:
-                        results += measure(
-                            "postgresql", url, tokens, bare, workers, modes, args, root
-                        )
+            if pg_workers:
+                with postgres(args.pg_url, PG_DATABASE) as pg_url:
+                    if pg_url is not None:
+                        tokens = prepare(pg_url)
+                        for workers in pg_workers:
+                            results += measure(
+                                "postgresql", pg_url, tokens, bare, workers, modes, args, root
+                            )
         finally:
             bare.close()
     print(
         "  chain: one POST per completion, the task id from the previous answer; inbox: a"
         " GET of the inbox first; rates: completions / wall time; bare: Bare of"
-        " bench/completions.py, same count, half before and half after each HTTP run;"
+        " bench/bare.py, same count, half before and half after each HTTP run;"
         " busy: all CPUs, timed run"
     )
     verdict(results)

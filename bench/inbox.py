@@ -18,7 +18,7 @@ When a target is missed (p95 <= 20 ms at 10,000, <= 50 ms at 100,000), the plan 
 engine's page statement is shown for each query that missed (EXPLAIN QUERY PLAN on
 SQLite, EXPLAIN ANALYZE on PostgreSQL), so one can see why.
 
-    .venv/bin/python bench/inbox.py [--sizes 10000,100000] [--samples 200] [--warmup 20]
+    .venv/bin/python -m bench.inbox [--quick] [--sizes 10000,100000] [--samples 200] [--warmup 20]
         [--sql-samples 30] [--closed 1] [--roles finance,risk_compliance]
         [--no-postgres] [--no-diagnose] [--sqlite-analyze] [--pg-url URL]
 """
@@ -26,26 +26,29 @@ SQLite, EXPLAIN ANALYZE on PostgreSQL), so one can see why.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import psycopg
-from completions import shipped_files
 from flask.testing import FlaskClient
-from inbox_fill import COLLEAGUES, ROLES, USER, Filler, analyze, role_templates, templates
 from sqlalchemy import Connection, Engine, event
-from sqlalchemy.engine import make_url
 
 from api import create_app
+from bench.harness import Column, Table, parse, percentile, sample
+from bench.inbox_fill import (
+    ROLES,
+    USER,
+    Filler,
+    analyze,
+    open_flow,
+    role_templates,
+    templates,
+)
+from bench.stores import add_pg_url, databases
 from engine import queues
-from engine.db import Database
 from engine.tradeflow import Tradeflow
 
 QUERIES = {
@@ -54,7 +57,6 @@ QUERIES = {
     "overdue=true": "limit=50&sort=due&overdue=true",
 }
 TARGETS = {10_000: 20.0, 100_000: 50.0}  # p95 ms
-PG_DATABASE = "tradeflow_bench_inbox"
 PLAN_LINES = 12
 PG_NOISE = (  # EXPLAIN ANALYZE lines left out of what is shown
     "Workers Planned",
@@ -115,11 +117,6 @@ class SqlTimer:
             self.on = False
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 @dataclass(frozen=True)
 class Latency:
     p50: float
@@ -127,23 +124,7 @@ class Latency:
 
     @classmethod
     def of(cls, seconds: list[float]) -> Latency:
-        return cls(1000 * statistics.median(seconds), 1000 * percentile(seconds, 0.95))
-
-
-def sample(
-    calls: dict[str, Callable[[], object]], samples: int, warmup: int
-) -> dict[str, list[float]]:
-    """Time each call ``samples`` times after ``warmup`` untimed, the calls taking turns."""
-    for _ in range(warmup):
-        for call in calls.values():
-            call()
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(samples):
-        for name, call in calls.items():
-            began = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - began)
-    return times
+        return cls(1000 * percentile(seconds, 0.5), 1000 * percentile(seconds, 0.95))
 
 
 def inbox_query(name: str) -> queues.InboxQuery:
@@ -238,21 +219,32 @@ def depth(parent: int, rows: list[Any]) -> int:
     return level
 
 
-def show(row: Row, target: float) -> None:
-    mark = "" if row.http.p95 <= target else "  MISSED"
-    print(
-        f"  {row.store:10s} {row.size:>7,d}  {row.query:14s}"
-        f" {row.http.p50:7.1f} {row.http.p95:7.1f}  {row.page.p50:8.1f} {row.count.p50:9.1f}"
-        f" {row.http.p50 - row.page.p50:6.1f}  {row.visible:>6,d}{mark}",
-        flush=True,
-    )
-
-
-HEADER = (
-    f"  {'store':10s} {'open':>7s}  {'query':14s} {'HTTP ms':>15s}  {'SQL page':>8s}"
-    f" {'SQL count':>9s} {'rest':>6s}  {'total':>6s}\n"
-    f"  {'':10s} {'':7s}  {'':14s} {'p50':>7s} {'p95':>7s}  {'p50':>8s} {'p50':>9s} {'p50':>6s}"
+TABLE = Table(
+    Column("store", 10, left=True),
+    Column("open", 7, ",d"),
+    Column("query", 14, left=True),
+    Column("HTTP ms\np50", 7, ".1f"),
+    Column("\np95", 7, ".1f"),
+    Column("SQL page\np50", 8, ".1f"),
+    Column("SQL count\np50", 9, ".1f"),
+    Column("rest\np50", 6, ".1f"),
+    Column("total", 6, ",d"),
 )
+
+
+def show(row: Row, target: float) -> None:
+    TABLE.print_row(
+        row.store,
+        row.size,
+        row.query,
+        row.http.p50,
+        row.http.p95,
+        row.page.p50,
+        row.count.p50,
+        row.http.p50 - row.page.p50,
+        row.visible,
+        note="" if row.http.p95 <= target else "MISSED",
+    )
 
 
 def diagnose(store: Store, size: int, rows: list[Row]) -> None:
@@ -267,14 +259,8 @@ def diagnose(store: Store, size: int, rows: list[Row]) -> None:
 
 
 def open_store(name: str, url: str, args: argparse.Namespace) -> Store:
-    flow = Tradeflow(Database(url))
-    flow.upgrade()
-    flow.deploy(shipped_files(), actor="bench")
     user_roles = frozenset(args.roles.split(","))
-    _, token = flow.add_user(USER, sorted(user_roles))
-    flow.add_user("boss", list(ROLES))
-    for colleague in COLLEAGUES:
-        flow.add_user(colleague, list(ROLES))
+    flow, token = open_flow(url, user_roles)
     filler = Filler(
         flow.db, role_templates(templates(flow)), args.closed, flow.clock.now(), user_roles
     )
@@ -303,27 +289,6 @@ def run_store(name: str, url: str, args: argparse.Namespace) -> list[Row]:
     finally:
         store.flow.db.dispose()
     return rows
-
-
-# -- PostgreSQL ----------------------------------------------------------------------
-
-
-@contextmanager
-def pg_database(url: str) -> Iterator[str | None]:
-    """A fresh database beside ``url``'s, dropped afterwards; None if nobody answers."""
-    try:
-        admin = psycopg.connect(url, autocommit=True, connect_timeout=3)
-    except psycopg.Error as exc:
-        print(f"PostgreSQL at {url} does not answer ({exc.__class__.__name__}): skipped")
-        yield None
-        return
-    with admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{PG_DATABASE}"')
-        try:
-            yield make_url(url).set(database=PG_DATABASE).render_as_string(hide_password=False)
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
 
 
 def summary(rows: list[Row]) -> None:
@@ -360,8 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sqlite-analyze", action="store_true", help="run ANALYZE on SQLite after each fill"
     )
-    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
-    args = parser.parse_args(argv)
+    add_pg_url(parser)
+    args = parse(parser, argv, {"sizes": "500,1000", "samples": 5, "warmup": 2, "sql_samples": 3})
     args.sizes = sorted(int(n) for n in args.sizes.split(",") if n.strip())
     if not args.sizes or args.sizes[0] < 1 or args.closed < 0:
         parser.error("--sizes must be positive, --closed not negative")
@@ -375,14 +340,10 @@ def main(argv: list[str] | None = None) -> int:
         f"inbox latency, GET /api/v1/tasks?limit=50 as {USER} ({args.roles}), Flask test"
         f" client, {args.samples} samples per query after {args.warmup} warm-up"
     )
-    print(HEADER, flush=True)
+    TABLE.print_header()
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="tradeflow-inbox-") as tmp:
-        rows += run_store("sqlite", f"sqlite:///{Path(tmp) / 'inbox.db'}", args)
-    if args.postgres:
-        with pg_database(args.pg_url) as url:
-            if url is not None:
-                rows += run_store("postgresql", url, args)
+    for store, url in databases("inbox", args.pg_url if args.postgres else None):
+        rows += run_store(store, url, args)
     summary(rows)
     print(f"  ({time.perf_counter() - began:.0f} s)")
     return 0

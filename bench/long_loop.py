@@ -9,7 +9,8 @@ Spiff's timers read the system clock, so time-machine moves it together with the
 The engine runs on a SQLite file, with the live-workflow cache on (as served) or off
 (every command deserialises the state: ``--no-live``).
 
-    .venv/bin/python bench/long_loop.py [--checkpoints 10,300,3000] [--window 5] [--no-live]
+    .venv/bin/python -m bench.long_loop [--quick] [--checkpoints 10,300,3000] [--window 5]
+                                        [--no-live]
 """
 
 from __future__ import annotations
@@ -18,14 +19,11 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import time_machine
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from bench.harness import Column, Table, parse, timed
 from cli.demo import shipped_files
 from engine.caches import LiveWorkflows
 from engine.db import Database
@@ -54,12 +52,12 @@ class Clock:
         return self.moment
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--checkpoints", default="10,300,3000")
     parser.add_argument("--window", type=int, default=5, help="rounds measured per checkpoint")
     parser.add_argument("--no-live", action="store_true", help="live-workflow cache off")
-    args = parser.parse_args()
+    args = parse(parser, argv, {"checkpoints": "5,20", "window": 3})
     checkpoints = sorted(int(c) for c in args.checkpoints.split(","))
     clock = Clock()
     with (
@@ -82,9 +80,7 @@ def main() -> None:
                 for t in flow.tasks_of(iid)
                 if t.element_id == element and t.state == TaskState.OPEN
             ]
-            began = time.perf_counter()
-            flow.complete(task.id, actor=by, data=data)
-            return time.perf_counter() - began
+            return timed(lambda: flow.complete(task.id, actor=by, data=data))[1]
 
         do("screen_lead", "sales", **LEAD)
         do("assign_key_account", "boss", account_manager="Li Wei", service_level="premium")
@@ -98,25 +94,33 @@ def main() -> None:
         wakes: list[float] = []
         completes: list[float] = []
         print(f"live-workflow cache {'off' if args.no_live else 'on'}")
-        print(f"{'round':>6} {'wake ms':>8} {'complete ms':>12} {'state bytes':>12} {'tasks':>6}")
+        table = Table(
+            Column("round", 6, "d"),
+            Column("wake ms", 8, ".2f"),
+            Column("complete ms", 12, ".2f"),
+            Column("state bytes", 12, ",d"),
+            Column("tasks", 6, "d"),
+            indent="",
+        )
+        table.print_header()
         for done in range(1, checkpoints[-1] + 1):
             clock.moment += timedelta(days=7, minutes=1)
             traveller.shift(timedelta(days=7, minutes=1))
-            began = time.perf_counter()
-            fired = flow.wake(iid)
-            wakes.append(time.perf_counter() - began)
+            fired, seconds = timed(lambda: flow.wake(iid))
+            wakes.append(seconds)
             if fired != ["follow_up_due"]:
                 print(f"round {done}: the follow-up timer did not fire (fired: {fired})")
-                return
+                return 1
             completes.append(do("follow_up_customer", "sales", **FOLLOW_UP))
             if done in checkpoints:
                 state = flow.instance(iid).state
                 tasks = state.count('"task_spec"')
                 wake = statistics.median(wakes[-args.window :]) * 1000
                 complete = statistics.median(completes[-args.window :]) * 1000
-                print(f"{done:>6} {wake:>8.2f} {complete:>12.2f} {len(state):>12,} {tasks:>6}")
+                table.print_row(done, wake, complete, len(state), tasks)
         db.dispose()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -13,7 +13,7 @@ completion is completed, once, in the rows and in the audit trail; each running
 instance's open task rows are exactly its workflow's ready user tasks; every audit chain
 verifies (``tradeflow verify``); every timer that fell due fired exactly once.
 
-    .venv/bin/python bench/soak.py [--seconds 180] [--clients 16] [--workers 3]
+    .venv/bin/python -m bench.soak [--quick] [--seconds 180] [--clients 16] [--workers 3]
         [--pg-url postgresql://postgres@127.0.0.1:5432/test]
 """
 
@@ -23,34 +23,31 @@ import argparse
 import http.client
 import json
 import random
-import statistics
 import sys
 import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import psycopg
-from served import cli, server
 from SpiffWorkflow.util.task import TaskState as SpiffState
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
+from bench.harness import ROOT, Column, Table, parse, percentile
+from bench.served import prepare, server
+from bench.stores import add_pg_url, postgres
 from engine.db import Database
 from engine.models import AuditEvent, HumanTask, Instance, InstanceStatus, TaskState
 from engine.queues import ROW
 from engine.tradeflow import Tradeflow
 
-ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "tradeflow_soak"
 USERS = {
-    "clerk": ["--role", "documents_logistics"],
-    "clerk2": ["--role", "documents_logistics"],
-    "checker": ["--role", "risk_compliance"],
-    "cashier": ["--role", "finance"],
-    "bank": ["--integration"],
+    "clerk": ("--role", "documents_logistics"),
+    "clerk2": ("--role", "documents_logistics"),
+    "checker": ("--role", "risk_compliance"),
+    "cashier": ("--role", "finance"),
+    "bank": ("--integration",),
 }
 WAIT = b"""<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -302,29 +299,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=180)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
-    args = parser.parse_args(argv)
-    try:
-        admin = psycopg.connect(args.pg_url, autocommit=True, connect_timeout=3)
-    except psycopg.Error as exc:
-        print(f"PostgreSQL at {args.pg_url} does not answer: {exc}")
-        return 1
-    admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    admin.execute(f'CREATE DATABASE "{DATABASE}"')
-    url = make_url(args.pg_url).set(database=DATABASE).render_as_string(hide_password=False)
+    add_pg_url(parser)
+    args = parse(parser, argv, {"seconds": 5, "clients": 4, "workers": 1})
     log = Log()
-    try:
-        cli(url, "db", "upgrade")
-        tokens = {
-            u: cli(url, "users", "add", u, *f).strip().splitlines()[-1] for u, f in USERS.items()
-        }
+    with postgres(args.pg_url, DATABASE) as url:
+        if url is None:
+            return 1
         wait_file = ROOT / "var" / "soak_wait.bpmn"
         wait_file.parent.mkdir(exist_ok=True)
         wait_file.write_bytes(WAIT)
-        files = [str(p) for p in sorted((ROOT / "bpmn").glob("*.bpmn"))]
-        files += [str(p) for p in sorted((ROOT / "bpmn").glob("*.dmn"))]
-        files += [str(p) for p in sorted((ROOT / "forms").glob("*.form"))]
-        cli(url, "deploy", *files, str(wait_file))
+        tokens = prepare(url, USERS, extra=[wait_file])
         print(
             f"soak: {args.workers} server processes on PostgreSQL, {args.clients} clients,"
             f" {args.seconds:.0f} s of mixed work",
@@ -349,19 +333,26 @@ def main(argv: list[str] | None = None) -> int:
         flow = Tradeflow(Database(url))
         failures = check(flow, log)
         flow.db.dispose()
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        admin.close()
     total = sum(log.statuses.values())
     print(f"  {total:,} requests in {took:.0f} s ({total / took:.0f}/s); by operation:")
+    table = Table(
+        Column("operation", 11, left=True),
+        Column("count", 7, ",d"),
+        Column("ms p50", 7, ".1f"),
+        Column("ms p95", 7, ".1f"),
+        Column("answers", 7, left=True),
+        indent="    ",
+    )
+    table.print_header()
     for op in sorted(log.seconds):
         answers = {s: n for (o, s), n in log.statuses.items() if o == op}
-        times = sorted(log.seconds[op])
-        p95 = statistics.quantiles(times, n=20)[-1] if len(times) > 1 else times[0]
-        print(
-            f"    {op:11s} {sum(answers.values()):7,}"
-            f"  p50 {1000 * statistics.median(times):6.1f} ms  p95 {1000 * p95:6.1f} ms"
-            f"  {dict(sorted(answers.items()))}"
+        times = log.seconds[op]
+        table.print_row(
+            op,
+            sum(answers.values()),
+            1000 * percentile(times, 0.5),
+            1000 * percentile(times, 0.95),
+            str(dict(sorted(answers.items()))),
         )
     print(f"  completions acknowledged: {len(log.completed):,}; waits started: {len(log.waits):,}")
     if failures:

@@ -4,17 +4,19 @@ against code in the same minutes.
 The machine is shared and its speed drifts by half within minutes, so two runs of
 bench/http_completions.py an hour apart compare the hours, not the code. Here both
 versions run at once, each a ``tradeflow serve`` (one worker of one thread) on a
-database of its own, and the 4 client threads of bench/http_completions.py alternate short
+database of its own, and the 4 client threads of bench/served.py alternate short
 bursts of chain completions between them (A then B, then B then A), with bare
-SpiffWorkflow's cycle (``Bare`` of bench/completions.py) run between the bursts. Each
+SpiffWorkflow's cycle (``Bare`` of bench/bare.py) run between the bursts. Each
 round gives both versions' rates, their ratios to bare, the server's CPU per completion,
 and B/A; the medians of those are the figures.
 
 A version is a git revision (checked out into a temporary worktree, removed afterwards)
-or ``.`` for the working tree. Both run on this virtual environment: it must hold what
-both need (an old revision may want another server, say).
+or ``.`` for the working tree. Each version's server (and its ``db upgrade``, ``users
+add`` and ``deploy``) runs with that tree first on PYTHONPATH; the bench itself (clients,
+bare, bench/harness.py) is the current tree's. Both run on this virtual environment: it must
+hold what both need (an old revision may want another server, say).
 
-    .venv/bin/python bench/versus.py REV_A [REV_B=.] [--store sqlite|postgresql]
+    .venv/bin/python -m bench.versus [--quick] REV_A [REV_B=.] [--store sqlite|postgresql]
                                      [--rounds 8] [--completions 150]
 """
 
@@ -22,23 +24,31 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from completions import ROOT, Bare
-from http_completions import PER_INSTANCE, PG_DATABASE, Worker, pg_admin, pg_database, run_threads
-from served import _healthy, children, cpu_seconds, free_port
+from bench.bare import PER_INSTANCE, Bare
+from bench.harness import (
+    ROOT,
+    Column,
+    Spread,
+    Table,
+    alternating,
+    bracketed,
+    cpu_seconds,
+    paired,
+    parse,
+)
+from bench.served import Worker, prepare, run_threads, server
+from bench.stores import add_pg_url, pg_admin, pg_database
 
 CLIENTS = 4
-USERS = {"clerk": "documents_logistics", "checker": "risk_compliance"}
+PG_DATABASE = "tradeflow_bench_versus"
 
 
 @dataclass
@@ -51,18 +61,6 @@ class Side:
     clients: list[Worker] = field(default_factory=list)
     rates: list[float] = field(default_factory=list)
     cpu_ms: list[float] = field(default_factory=list)
-
-
-def _tradeflow(code: Path, url: str, *args: str) -> str:
-    """``tradeflow ARGS`` as the version in ``code`` runs it."""
-    env = {**os.environ, "TRADEFLOW_DATABASE_URL": url, "PYTHONPATH": str(code)}
-    command = [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]
-    done = subprocess.run(
-        [*command, *args], env=env, cwd=code, capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"tradeflow {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-    return done.stdout
 
 
 @contextmanager
@@ -89,35 +87,12 @@ def checkout(revision: str) -> Iterator[Path]:
 
 @contextmanager
 def served(side: Side, url: str, log: Path) -> Iterator[None]:
-    """The side's version prepared on ``url`` and serving, until the block ends."""
-    _tradeflow(side.code, url, "db", "upgrade")
-    for name, role in USERS.items():
-        out = _tradeflow(side.code, url, "users", "add", name, "--role", role)
-        side.tokens[name] = out.strip().splitlines()[-1]
-    files = [str(p) for p in sorted((ROOT / "bpmn").glob("*.bpmn"))]
-    files += [str(p) for p in sorted((ROOT / "bpmn").glob("*.dmn"))]
-    files += [str(p) for p in sorted((ROOT / "forms").glob("*.form"))]
-    _tradeflow(side.code, url, "deploy", *files)
-    side.port = free_port()
-    env = {**os.environ, "TRADEFLOW_DATABASE_URL": url, "PYTHONPATH": str(side.code)}
-    command = [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]
-    command += ["serve", "--host", "127.0.0.1", "--port", str(side.port)]
-    command += ["--workers", "1", "--threads", "1", "--no-scheduler"]
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            command, env=env, cwd=side.code, stdout=out, stderr=out, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while not (len(children(process.pid)) == 1 and _healthy(side.port)):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{side.name} did not come up:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-        [side.pid] = children(process.pid)
+    """The side's version prepared on ``url`` and serving (one worker of one thread, no
+    scheduler), until the block ends."""
+    side.tokens = prepare(url, code=side.code)
+    with server(url, 1, 1, log, code=side.code, scheduler=False) as (port, pids):
+        side.port, [side.pid] = port, pids
         yield
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def burst(side: Side, completions: int) -> None:
@@ -128,7 +103,7 @@ def burst(side: Side, completions: int) -> None:
         side.port,
         side.tokens,
         side.clients,
-        lambda w, c: w.complete(c, completions, False, True, False),
+        lambda w, c: w.complete(c, completions, timed=False, reconnect=True, inbox=False),
     )
     total = CLIENTS * completions
     side.rates.append(total / wall)
@@ -142,12 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--rounds", type=int, default=8, help="rounds (8)")
     parser.add_argument("--completions", type=int, default=150, help="per client and burst (150)")
-    parser.add_argument(
-        "--pg-url",
-        default="postgresql://postgres@127.0.0.1:5432/test",
-        help="a PostgreSQL database to connect to; databases are created beside it",
-    )
-    args = parser.parse_args(argv)
+    add_pg_url(parser)
+    args = parse(parser, argv, {"rounds": 2, "completions": 20})
     if args.rounds < 1 or args.completions < 1:
         parser.error("--rounds and --completions must be positive")
     with ExitStack() as stack:
@@ -157,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         admin = pg_admin(args.pg_url) if args.store == "postgresql" else None
         if args.store == "postgresql" and admin is None:
             return 1
+        instances = args.completions * (args.rounds + 1) // PER_INSTANCE + 2
         for side in sides:
             if admin is not None:
                 name = f"{PG_DATABASE}_{side.name.lower()}"
@@ -165,51 +137,52 @@ def main(argv: list[str] | None = None) -> int:
                 url = f"sqlite:///{tmp / side.name}.db"
             stack.enter_context(served(side, url, tmp / f"{side.name}.log"))
             side.clients = [Worker(f"{side.name}{n}") for n in range(CLIENTS)]
-            per_client = args.completions * (args.rounds + 1)
             run_threads(
-                side.port,
-                side.tokens,
-                side.clients,
-                lambda w, c, n=per_client // PER_INSTANCE + 2: w.start_instances(c, n),
+                side.port, side.tokens, side.clients, lambda w, c: w.start_instances(c, instances)
             )
             burst(side, args.completions)  # warm-up
             side.rates.clear()
             side.cpu_ms.clear()
         bare = Bare(tmp)
+        stack.callback(bare.close)
         bare.run(100)
         bare_rates: list[float] = []
         print(f"{args.a} (A) against {args.b} (B), {args.store}, {CLIENTS} clients", flush=True)
+        a, b = sides
         for number in range(args.rounds):
-            total = CLIENTS * args.completions
-            gc.collect()
-            seconds = bare.run(total // 2)
-            for side in sides if number % 2 == 0 else reversed(sides):
-                burst(side, args.completions)
-            gc.collect()
-            seconds += bare.run(total - total // 2)
-            bare_rates.append(total / seconds)
-            a, b = sides
+
+            def bursts(number: int = number) -> None:
+                for side in alternating(sides, number):
+                    burst(side, args.completions)
+
+            _, bare_rate = bracketed(bare.run, CLIENTS * args.completions, bursts)
+            bare_rates.append(bare_rate)
             print(
-                f"  round {number + 1}: bare {bare_rates[-1]:6.0f}/s"
+                f"  round {number + 1}: bare {bare_rate:6.0f}/s"
                 + "".join(
-                    f"  {s.name} {s.rates[-1]:6.0f}/s ({s.rates[-1] / bare_rates[-1]:.2f},"
+                    f"  {s.name} {s.rates[-1]:6.0f}/s ({s.rates[-1] / bare_rate:.2f},"
                     f" {s.cpu_ms[-1]:.2f} ms)"
                     for s in sides
                 )
                 + f"  B/A {b.rates[-1] / a.rates[-1]:.2f}",
                 flush=True,
             )
-        bare.close()
-    median = statistics.median
-    a, b = sides
+    table = Table(
+        Column("", 2, left=True),
+        Column("ratio to bare\nmedian (range)", 18, ".2f"),
+        Column("completions/s\nmedian (range)", 18, ".0f"),
+        Column("server CPU ms\na completion", 18, ".2f"),
+    )
+    table.print_header()
     for side in sides:
-        ratios = [r / b for r, b in zip(side.rates, bare_rates, strict=True)]
-        print(
-            f"  {side.name}: ratio to bare {median(ratios):.2f} ({min(ratios):.2f}-"
-            f"{max(ratios):.2f}), {median(side.rates):.0f} completions/s,"
-            f" server CPU {median(side.cpu_ms):.2f} ms a completion (medians)"
+        table.print_row(
+            side.name,
+            paired(side.rates, bare_rates),
+            Spread.of(side.rates),
+            Spread.of(side.cpu_ms),
         )
-    print(f"  B/A {median(y / x for x, y in zip(a.rates, b.rates, strict=True)):.2f} (median)")
+    print(f"  bare SpiffWorkflow between the bursts: {Spread.of(bare_rates):.0f} completions/s")
+    print(f"  B/A {paired(b.rates, a.rates):.2f} (median of the rounds' own ratios)")
     return 0
 
 
