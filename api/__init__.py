@@ -94,6 +94,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     api.register_blueprint(analytics.kpis_blp)
     errors.init_app(app)
     metrics.init_app(app, flow)
+    auth.init_app(app)
     web.init_app(app)
     headers.init_app(app)
 

@@ -1,29 +1,102 @@
-"""Who is calling: a bearer token names a user; permissions are checked here."""
+"""Who is calling: a bearer token names a user, or a session cookie (the pages, and the
+API calls their scripts make) does; permissions are checked here."""
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from flask import current_app, g, request, session
+from flask import Flask, g, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask.wrappers import Request as FlaskRequest
+from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import Unauthorized
 
+from api.context import actor, flow
 from engine import users
 from engine.errors import Forbidden
-from engine.tradeflow import Tradeflow
 from engine.users import Actor
 
 F = TypeVar("F", bound=Callable[..., Any])
 SESSION_TOKEN = "sid"  # the cookie session's key for its row's token (engine/sign_in.py)
 
 
-def flow() -> Tradeflow:
-    return cast(Tradeflow, current_app.extensions["tradeflow"])
+csrf = CSRFProtect()
 
 
-def actor() -> Actor:
-    return cast(Actor, g.actor)
+def init_app(app: Flask) -> None:
+    """Cookie sessions and CSRF protection, for the pages and for the API calls their
+    scripts make with the session cookie."""
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = secret_key()
+    app.session_interface = CookieSessions()
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked where sessions act
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the session
+    # Flask's own defaults are in app.config already (SameSite None): set, not setdefault
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    secure = app.config.get(
+        "TRADEFLOW_SECURE_COOKIES", os.environ.get("TRADEFLOW_SECURE_COOKIES", "auto")
+    )
+    if secure not in ("auto", "always", "never"):
+        raise ValueError(f"TRADEFLOW_SECURE_COOKIES is auto, always or never, not {secure!r}")
+    app.config["TRADEFLOW_SECURE_COOKIES"] = secure
+    csrf.init_app(app)
+
+
+def secret_key() -> str:
+    """TRADEFLOW_SECRET_KEY, else a random key kept in var/secret_key (made once, 0600):
+    every worker process and every restart signs sessions alike."""
+    if os.environ.get("TRADEFLOW_SECRET_KEY"):
+        return os.environ["TRADEFLOW_SECRET_KEY"]
+    path = Path(os.environ.get("TRADEFLOW_SECRET_FILE", "var/secret_key"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, but a request without the cookie (every API call
+    with a bearer token) gets its empty session without Flask first building the cookie's
+    signer: some 2% of a task completion's time in process, for nothing."""
+
+    def open_session(self, app: Flask, request: FlaskRequest) -> SecureCookieSession | None:
+        if app.secret_key and (
+            "HTTP_COOKIE" not in request.environ  # no cookies: not even parsed
+            or not request.cookies.get(self.get_cookie_name(app))
+        ):
+            return self.session_class()
+        return super().open_session(app, request)
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        """``Secure`` as TRADEFLOW_SECURE_COOKIES says: ``auto`` (the default) when this
+        request came over HTTPS (behind a proxy, as it tells: X-Forwarded-Proto is
+        believed only with TRADEFLOW_PROXIES set), ``always`` or ``never``."""
+        mode = str(app.config["TRADEFLOW_SECURE_COOKIES"])
+        if mode == "auto":
+            return request.is_secure
+        return mode == "always"
+
+
+def signed_in() -> Actor | None:
+    """The person of this session, read afresh (roles change, accounts go): None once
+    the session ended on the server (logout, revoke, disable, a new password)."""
+    token = session.get(SESSION_TOKEN)
+    if not token or not isinstance(token, str):
+        return None
+    person = users.session_holder(flow().db, token, flow().clock.now())
+    if person is None:
+        session.clear()
+    return person
 
 
 def authenticate() -> None:
@@ -32,8 +105,6 @@ def authenticate() -> None:
     that changes something must carry the session's CSRF token (X-CSRFToken)."""
     header = request.headers.get("Authorization", "")
     if not header and session.get(SESSION_TOKEN):
-        from api.web import csrf, signed_in  # the pages are optional to the API
-
         person = signed_in()
         if person is None:
             raise Unauthorized("the session has ended: sign in again")

@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, mult
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from api import auth
+from api import auth, context
 from engine import queues
 from engine.errors import Forbidden
 from engine.scheduler import Timers
@@ -78,7 +78,7 @@ def init_app(app: Flask, flow: Tradeflow) -> None:
     def metrics() -> Response:
         if not _from_allowed(networks):
             auth.authenticate()
-            if not (auth.actor().is_admin or auth.actor().is_integration):
+            if not (context.actor().is_admin or context.actor().is_integration):
                 raise Forbidden("only admins and integrations (a scraper) may read the metrics")
         registry = CollectorRegistry()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -9,7 +9,7 @@ from typing import Any
 from flask_smorest.fields import Upload
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
-from api.auth import flow
+from api.context import flow
 from engine.clock import as_utc
 from engine.models import HumanTask, InstanceStatus, TaskState
 from engine.queues import is_overdue

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from werkzeug.exceptions import BadRequest
 
-from api.auth import actor, flow, reads_everything
+from api.auth import reads_everything
+from api.context import actor, flow
 from api.schemas import INT_MAX
 from engine import instances
 from engine.errors import Forbidden, NotInRole

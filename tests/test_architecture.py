@@ -84,3 +84,17 @@ def _instance_status_set_outside() -> list[str]:
                         if "InstanceStatus" in source:
                             found.append(f"{name}: {source}")
     return found
+
+
+def test_the_api_does_not_depend_on_the_pages() -> None:
+    """Sessions, CSRF and who is calling belong to the API (api/auth.py, api/context.py):
+    only the app factory knows the pages exist, to install them."""
+    web = ROOT / "api" / "web"
+    found = [
+        (str(file.relative_to(ROOT)), node.module)
+        for file in sorted((ROOT / "api").rglob("*.py"))
+        if web not in file.parents and file != ROOT / "api" / "__init__.py"
+        for node in ast.walk(ast.parse(file.read_text()))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("api.web")
+    ]
+    assert found == []

@@ -7,7 +7,8 @@ from typing import Any
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
-from api.auth import flow, oversees, require
+from api.auth import oversees, require
+from api.context import flow
 from api.openapi import Blueprint
 from api.schemas import _In
 from engine import analytics

@@ -8,7 +8,8 @@ from typing import Any
 from flask import Response
 from flask.views import MethodView
 
-from api.auth import flow, reads_everything, require
+from api.auth import reads_everything, require
+from api.context import flow
 from api.openapi import Blueprint
 from api.schemas import AuditArgs, AuditPage, ExportArgs
 from engine import audit, export

@@ -8,7 +8,8 @@ from flask import Response, request
 from flask.views import MethodView
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
-from api.auth import actor, flow, owner_or_admin, require
+from api.auth import owner_or_admin, require
+from api.context import actor, flow
 from api.headers import attachment
 from api.openapi import Blueprint
 from api.schemas import (

@@ -8,7 +8,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields
 from sqlalchemy import text
 
-from api.auth import flow
+from api.context import flow
 from api.openapi import Blueprint
 
 blp = Blueprint("health", __name__, url_prefix="/api/v1/health", description="Liveness")

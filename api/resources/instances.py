@@ -6,7 +6,8 @@ from typing import Any
 
 from flask.views import MethodView
 
-from api.auth import actor, flow, owner_or_admin, reads_everything, require, starts_instances
+from api.auth import owner_or_admin, reads_everything, require, starts_instances
+from api.context import actor, flow
 from api.openapi import Blueprint
 from api.schemas import (
     INT_MAX,

@@ -7,7 +7,8 @@ from typing import Any
 
 from flask.views import MethodView
 
-from api.auth import actor, flow, require, sends_messages
+from api.auth import require, sends_messages
+from api.context import actor, flow
 from api.openapi import Blueprint
 from api.schemas import MessageIn, MessageOut
 

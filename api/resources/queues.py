@@ -6,7 +6,8 @@ from typing import Any
 
 from flask.views import MethodView
 
-from api.auth import actor, flow, reads_everything
+from api.auth import reads_everything
+from api.context import actor, flow
 from api.openapi import Blueprint
 from api.schemas import QueuesOut
 from engine import queues

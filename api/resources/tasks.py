@@ -6,7 +6,7 @@ from typing import Any
 
 from flask.views import MethodView
 
-from api.auth import actor, flow
+from api.context import actor, flow
 from api.openapi import Blueprint
 from api.schemas import (
     INT_MAX,

@@ -11,10 +11,7 @@ would refuse. Front-end libraries (form-js, bpmn-js) come from npm, bundled into
 from __future__ import annotations
 
 import math
-import os
-import secrets
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,16 +27,14 @@ from flask import (
     session,
     url_for,
 )
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from flask.wrappers import Request as FlaskRequest
 from flask_babel import Babel, gettext
-from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from api.auth import SESSION_TOKEN, flow
+from api.auth import SESSION_TOKEN, csrf, signed_in
+from api.context import flow
 from api.views import check_can_read, check_can_see_task, latest_form
-from engine import definitions, queues, sign_in, users
+from engine import definitions, queues, sign_in
 from engine import tasks as engine_tasks
 from engine.clock import as_utc
 from engine.compaction import elements
@@ -79,66 +74,13 @@ EVENT_NAMES = {
 
 blp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                 static_url_path="/static")  # fmt: skip
-csrf = CSRFProtect()
 babel = Babel()
 
 
-def secret_key() -> str:
-    """TRADEFLOW_SECRET_KEY, else a random key kept in var/secret_key (made once, 0600):
-    every worker process and every restart signs sessions alike."""
-    if os.environ.get("TRADEFLOW_SECRET_KEY"):
-        return os.environ["TRADEFLOW_SECRET_KEY"]
-    path = Path(os.environ.get("TRADEFLOW_SECRET_FILE", "var/secret_key"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
-
-
-class CookieSessions(SecureCookieSessionInterface):
-    """Flask's signed-cookie sessions, but a request without the cookie (every API call
-    with a bearer token) gets its empty session without Flask first building the cookie's
-    signer: some 2% of a task completion's time in process, for nothing."""
-
-    def open_session(self, app: Flask, request: FlaskRequest) -> SecureCookieSession | None:
-        if app.secret_key and (
-            "HTTP_COOKIE" not in request.environ  # no cookies: not even parsed
-            or not request.cookies.get(self.get_cookie_name(app))
-        ):
-            return self.session_class()
-        return super().open_session(app, request)
-
-    def get_cookie_secure(self, app: Flask) -> bool:
-        """``Secure`` as TRADEFLOW_SECURE_COOKIES says: ``auto`` (the default) when this
-        request came over HTTPS (behind a proxy, as it tells: X-Forwarded-Proto is
-        believed only with TRADEFLOW_PROXIES set), ``always`` or ``never``."""
-        mode = str(app.config["TRADEFLOW_SECURE_COOKIES"])
-        if mode == "auto":
-            return request.is_secure
-        return mode == "always"
-
-
 def init_app(app: Flask) -> None:
-    if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = secret_key()
-    app.session_interface = CookieSessions()
-    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked where sessions act
-    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the session
-    # Flask's own defaults are in app.config already (SameSite None): set, not setdefault
-    app.config["SESSION_COOKIE_HTTPONLY"] = True
-    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
-    secure = app.config.get(
-        "TRADEFLOW_SECURE_COOKIES", os.environ.get("TRADEFLOW_SECURE_COOKIES", "auto")
-    )
-    if secure not in ("auto", "always", "never"):
-        raise ValueError(f"TRADEFLOW_SECURE_COOKIES is auto, always or never, not {secure!r}")
-    app.config["TRADEFLOW_SECURE_COOKIES"] = secure
+    """The pages: their blueprint, translations and filters (sessions and CSRF are the
+    API's too: api/auth.py installs them)."""
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", "web/translations")
-    csrf.init_app(app)
     babel.init_app(app, locale_selector=_locale)
     app.register_blueprint(blp)
     app.jinja_env.filters["when"] = _when
@@ -155,18 +97,6 @@ def _locale() -> str:
 
 def _when(value: datetime | None) -> str:
     return as_utc(value).strftime("%Y-%m-%d %H:%M UTC") if value else ""
-
-
-def signed_in() -> Actor | None:
-    """The person of this session, read afresh (roles change, accounts go): None once
-    the session ended on the server (logout, revoke, disable, a new password)."""
-    token = session.get(SESSION_TOKEN)
-    if not token or not isinstance(token, str):
-        return None
-    person = users.session_holder(flow().db, token, flow().clock.now())
-    if person is None:
-        session.clear()
-    return person
 
 
 @blp.before_request

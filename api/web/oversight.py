@@ -10,7 +10,8 @@ from typing import Any
 from flask import abort, g, render_template, request
 from werkzeug.wrappers import Response
 
-from api.auth import flow, oversees, owner_or_admin
+from api.auth import oversees, owner_or_admin
+from api.context import flow
 from api.headers import allow_inline_styles
 from api.views import check_can_read
 from api.web import blp
