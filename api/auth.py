@@ -67,7 +67,7 @@ def secret_key() -> str:
 class CookieSessions(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, but a request without the cookie (every API call
     with a bearer token) gets its empty session without Flask first building the cookie's
-    signer: some 2% of a task completion's time in process, for nothing."""
+    signer: a share of a task completion's time, for nothing (docs/performance.md)."""
 
     def open_session(self, app: Flask, request: FlaskRequest) -> SecureCookieSession | None:
         if app.secret_key and (

@@ -1,8 +1,8 @@
 """Response bodies: a marshmallow schema's dump, compiled once into a plain function.
 
 marshmallow's dump goes through ``Field.serialize``, ``get_value``, the schema's accessor
-and ``utils.get_value`` for every field of every object: 31 µs for a completed task and
-the task after it, 2% of a completion, and most of an inbox page's time. The compiled
+and ``utils.get_value`` for every field of every object: a measurable share of a
+completion, and most of an inbox page's time (docs/performance.md). The compiled
 dump reads each value by the same rule (``marshmallow.utils._get_value_for_key``: an item,
 else an attribute), applies the same default and calls the field's own ``_serialize``, so
 it gives the same data, field for field (tests/api/test_dumps.py). A schema it cannot
@@ -122,7 +122,7 @@ _UNCHANGED: dict[type[fields.Field[Any]], type] = {
 
 
 class JsonProvider(DefaultJSONProvider):
-    """Flask's JSON, encoded by orjson: a completion's answer in 2 µs, not 12. The same
+    """Flask's JSON, encoded by orjson (several times faster: docs/performance.md). The same
     types (Flask's own ``default`` for dates, decimals, dataclasses), keys sorted; what
     orjson refuses (an integer past 64 bits) is encoded by the standard library, as is
     indented output. Only a float that is not a number differs: ``null``, where the

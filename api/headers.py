@@ -79,7 +79,7 @@ def _swagger_policy(body: bytes) -> str:
 
 
 def _secure(response: Response) -> Response:
-    # Headers.extend validates each value again (~3 µs); these were checked when built.
+    # Headers.extend validates each value again; these were checked when built.
     if response.mimetype != "text/html":
         response.headers._list.extend(_DATA)
     elif request.endpoint == SWAGGER_UI:

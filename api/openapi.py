@@ -134,7 +134,7 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
 
     def arguments(self, schema: type[Schema] | Schema, *args: Any, **kwargs: Any) -> Any:
         """As flask-smorest's, but a schema class is made an instance once, here: webargs
-        would make one per request (a tenth of a millisecond), for the same document."""
+        would make one per request, for the same document."""
         instance = schema() if isinstance(schema, type) else schema
         return super().arguments(instance, *args, **kwargs)
 

@@ -1,7 +1,7 @@
 """Two versions of Tradeflow served side by side: completions per second over HTTP, code
 against code in the same minutes.
 
-The machine is shared and its speed drifts by half within minutes, so two runs of
+The machine is shared and its speed drifts within minutes (docs/performance.md), so two runs of
 bench/http_completions.py an hour apart compare the hours, not the code. Here both
 versions run at once, each a ``tradeflow serve`` (one worker of one thread) on a
 database of its own, and the 4 client threads of bench/served.py alternate short

@@ -2,9 +2,8 @@
 
 granian (a Rust HTTP server, hyper inside) reads and writes HTTP on threads of its own,
 without the interpreter lock, while the worker's Python thread runs the app. gunicorn
-parses HTTP in Python on that same thread: with the same settings a task completion
-took 1.2 to 1.3 times as long through it (bench/http_completions.py, the README's "API
-performance"). A connection that sends slowly, or nothing, holds no Python thread.
+parses HTTP in Python on that same thread, and a task completion took longer through it
+(docs/performance.md). A connection that sends slowly, or nothing, holds no Python thread.
 
 Each worker process builds its own app (``app`` below, after the fork), starts its
 timers' scheduler and, on an SQLite file, the log's checkpointer, then serves with
@@ -51,8 +50,8 @@ def app() -> Flask:
         Scheduler(Timers(flow.runtime), anchoring=anchors.configured()).start()
     # What start-up made (modules, the app, its caches) is never garbage: frozen, no
     # collection walks it again. A request makes thousands of short-lived objects
-    # (Spiff's task tree, rows, dicts), so collect the young generation less often.
-    # Measured: 7-10% more completions per second (bench/http_completions.py).
+    # (Spiff's task tree, rows, dicts), so collect the young generation less often
+    # (measured in docs/performance.md).
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     return built
@@ -91,8 +90,8 @@ def run(
         blocking_threads=threads,  # granian's default for WSGI is hundreds
         http=HTTPModes.http1,
         websockets=False,
-        # off unless asked, as gunicorn's default: a line per request cost 3% of a task
-        # completion's time in the worker (bench/http_completions.py)
+        # off unless asked, as gunicorn's default: a line per request costs a share of
+        # a task completion's time in the worker (docs/performance.md)
         log_access=access_log,
         respawn_failed_workers=True,  # a worker that died is replaced
         workers_kill_timeout=GRACE_SECONDS,

@@ -1,8 +1,8 @@
 """A form field's ``validate.pattern``, checked on the server as form-js checks it in the
 browser (``new RegExp(pattern).test(value)``: found anywhere in the value unless anchored,
 an empty value not checked) but on RE2, which matches in time linear in the value
-whatever the pattern. Python's ``re`` backtracks: ``^(a+)+$`` against thirty 'a's and a
-'!' takes about a minute, inside the unit of work that holds the database's write lock.
+whatever the pattern. Python's ``re`` backtracks: ``^(a+)+$`` against a few dozen 'a's
+and a '!' runs for minutes, inside the unit of work that holds the database's write lock.
 
 A pattern is refused (at deploy, naming the form and the field) when RE2 cannot compile
 it, when it uses what needs backtracking (lookarounds, backreferences), or when the
