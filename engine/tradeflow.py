@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from engine import (
     audit,
@@ -20,15 +22,32 @@ from engine import (
 )
 from engine.calendar import BusinessCalendar
 from engine.clock import Clock
+from engine.compaction import elements
 from engine.db import Database
-from engine.errors import DiagramInvalid, Problem
-from engine.models import AuditEvent, HumanTask, Instance, User
+from engine.errors import DiagramInvalid, InstanceNotFound, Problem
+from engine.frontier import variables
+from engine.models import AuditEvent, Definition, HumanTask, Instance, TaskState, User
 from engine.runtime import Runtime
 from engine.store import TaskRow
 
 
 class _DryRun(Exception):
     """Rolls a checked deployment back."""
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    """What a page shows of an instance: its diagram with what is done, active and
+    overdue, its variables, its open tasks and its trail."""
+
+    instance: Instance
+    xml: str
+    done: list[str]  # element ids finished and not active again
+    active: list[str]  # element ids running or waiting, within their time
+    overdue: list[str]  # element ids of open tasks past their due time
+    variables: dict[str, Any]
+    open_tasks: list[HumanTask]
+    history: list[AuditEvent]
 
 
 class Tradeflow:
@@ -108,6 +127,42 @@ class Tradeflow:
 
     def variables(self, instance_id: int) -> dict[str, Any]:
         return instances.current_variables(self.runtime, instance_id)
+
+    def view(self, instance_id: int) -> InstanceView:
+        """An instance as its page shows it (read in one snapshot, but the trail)."""
+        now = self.clock.now()
+        with self.db.reading() as session:
+            instance = session.get(
+                Instance,
+                instance_id,
+                options=[joinedload(Instance.definition).defer(Definition.spec_json)],
+            )
+            if instance is None:
+                raise InstanceNotFound(f"no instance {instance_id}", instance=instance_id)
+            definition = instance.definition
+            xml = definitions.source(session, definition.key, definition.version)
+            workflow = self.runtime.load(session, instance)
+            rows = list(
+                session.scalars(
+                    select(HumanTask)
+                    .where(HumanTask.instance_id == instance_id)
+                    .order_by(HumanTask.id)
+                )
+            )
+        # the tree holds only what is live (compaction): the done elements of the tasks
+        # dropped from it are recorded on its root, and elements() adds them
+        done, active = elements(workflow)
+        overdue = {t.element_id for t in rows if queues.is_overdue(t, now)}
+        return InstanceView(
+            instance=instance,
+            xml=xml,
+            done=sorted(done - active),
+            active=sorted(active - overdue),
+            overdue=sorted(overdue),
+            variables=variables(workflow),
+            open_tasks=[t for t in rows if t.state == TaskState.OPEN],
+            history=self.history(instance_id),
+        )
 
     # tasks
     def claim(self, task_id: int, *, actor: str) -> TaskRow:

@@ -28,16 +28,14 @@ from flask import (
     url_for,
 )
 from flask_babel import Babel, gettext
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from api.auth import SESSION_TOKEN, csrf, signed_in
 from api.context import flow
 from api.views import check_can_read, check_can_see_task, latest_form
-from engine import definitions, queues, sign_in
+from engine import queues, sign_in
 from engine import tasks as engine_tasks
 from engine.clock import as_utc
-from engine.compaction import elements
 from engine.errors import TooManyAttempts, TradeflowError
 from engine.models import HumanTask, TaskState
 from engine.queues import ClaimFilter, InboxQuery, is_overdue
@@ -246,34 +244,16 @@ def _form_data(form: dict[str, Any] | None, data: dict[str, Any]) -> dict[str, A
 
 @blp.get("/instances/<int:instance_id>")
 def instance_page(instance_id: int) -> str:
-    instance = check_can_read(instance_id)
-    runtime = flow().runtime
-    now = flow().clock.now()
-    with flow().db.reading() as db:
-        xml = definitions.source(db, instance.definition.key, instance.definition.version)
-        workflow = runtime.load(db, instance)
-        rows = list(
-            db.scalars(
-                select(HumanTask).where(HumanTask.instance_id == instance_id).order_by(HumanTask.id)
-            )
-        )
-    # the tree holds only what is live (engine/compaction.py): done elements of the
-    # tasks dropped from it are recorded on its root, and elements() adds them
-    done, active = elements(workflow)
-    overdue = {t.element_id for t in rows if is_overdue(t, now)}
-    history = flow().history(instance_id)
+    check_can_read(instance_id)
+    view = flow().view(instance_id)
     return render_template(
         "instance.html",
-        instance=instance,
-        xml=xml,
-        markers={
-            "done": sorted(done - active),
-            "active": sorted(active - overdue),
-            "overdue": sorted(overdue),
-        },
-        variables=flow().variables(instance_id),
-        open_tasks=[t for t in rows if t.state == TaskState.OPEN],
-        history=history,
+        instance=view.instance,
+        xml=view.xml,
+        markers={"done": view.done, "active": view.active, "overdue": view.overdue},
+        variables=view.variables,
+        open_tasks=view.open_tasks,
+        history=view.history,
     )
 
 

@@ -220,3 +220,21 @@ def test_a_customer_is_found_in_the_saved_state_however_it_was_written(
     assert found('Söhne "GmbH') == ["SO-DE"]
     assert found("Lyon") == ["SO-FR"]
     assert found("Tokyo") == []
+
+
+def test_the_view_of_an_instance_is_what_its_page_shows(scenario: Scenario) -> None:
+    """Done, active and overdue elements for the diagram, variables, open tasks and the
+    trail, from the engine: pages deserialise no workflow themselves."""
+    flow = scenario.flow
+    iid = flow.start("document_review", actor="clerk", variables={"order_id": "SO-7"})
+    scenario.complete(iid, "prepare_documents", by="clerk", invoice_number="INV-7")
+    view = flow.view(iid)
+    assert "prepare_documents" in view.done and "review_documents" not in view.done
+    assert view.active == ["review_documents"] and view.overdue == []
+    assert [t.element_id for t in view.open_tasks] == ["review_documents"]
+    assert view.variables["invoice_number"] == "INV-7"
+    assert [e.kind for e in view.history][:2] == ["instance_started", "task_created"]
+    assert view.xml.startswith("<?xml") and 'id="review_documents"' in view.xml
+    flow.clock.advance(days=30)  # type: ignore[attr-defined]
+    assert flow.view(iid).overdue == ["review_documents"]  # its SLA has passed
+    assert flow.view(iid).active == []
