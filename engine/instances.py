@@ -246,6 +246,7 @@ def wake(runtime: Runtime, instance_id: int, *, actor: str = "system") -> list[s
 
 def fire_timers(work: Work) -> list[str]:
     """Inside a unit of work: fire what is due, audit each as ``timer_fired``."""
+    work.firing = True
     waiting = {t.id: t for t in work.workflow.get_tasks(state=SpiffState.WAITING)}
     before = {t.id: _cycle_next(t) for t in waiting.values()}
     stepping.run(work, work.workflow.refresh_timers)

@@ -154,13 +154,13 @@ class Unit:
         self.session.connection()
         try:
             yield
+            nested.commit()  # flushes the ORM's changes: an error there is the part's too
         except BaseException:
             nested.rollback()
             for work in self.settled[settled:]:
                 self.runtime.live.drop(work.instance.id)
             del self.settled[settled:], self.ended[ended:]
             raise
-        nested.commit()
 
     def fail(self, instance_id: int, error: str, actor: str) -> bool:
         """Mark a running instance failed after a step could not run: its workflow as it
@@ -177,12 +177,19 @@ class Unit:
         return True
 
     def cancel_failed(self, instance: InstanceRow, actor: str, reason: str | None) -> None:
-        """Cancel an instance that failed: nothing runs, the failure's error stays."""
+        """Cancel an instance that failed: nothing runs, the failure's error stays. Open
+        tasks it still has (failed before failing let go of them) are cancelled now."""
         trail = self._trail(instance)
+        self._let_go(trail, instance, actor, "instance cancelled")
         instance.status, instance.ended_at = InstanceStatus.CANCELLED, self._now
         data = {"reason": reason, "was": InstanceStatus.FAILED.value}
         _append(trail, instance, self._now, actor, EventKind.INSTANCE_CANCELLED, data)
         self._end(trail, instance)
+
+    def postpone(self, instance: InstanceRow, until: datetime) -> None:
+        """Move a running instance's next wake-up (the row as this unit locked it)."""
+        instance.next_wakeup_at = until
+        store.save_instance(self.conn, instance)
 
     @property
     def _now(self) -> datetime:

@@ -30,13 +30,14 @@ from engine import anchors, instances, messages, metrics, rollups, start_timers,
 from engine.clock import as_utc
 from engine.errors import AnchorFailed, ProcessFailed, TradeflowError
 from engine.models import Instance, InstanceStatus, StartTimer
-from engine.runtime import Runtime
+from engine.runtime import Runtime, Unit
 
 log = logging.getLogger("tradeflow.scheduler")
 
 ACTOR = "scheduler"
 BATCH = 20  # due instances fired per transaction
 SWEEP_SECONDS = 1.0
+RETRY_SECONDS = 60.0  # an instance that could not even be marked failed
 EXPIRE_EVERY = 60.0  # seconds between passes over kept messages past their expiry
 ANCHOR_LOOK_EVERY = 60.0  # seconds between looks at whether an anchor is due
 ANCHOR_RETRY = 300.0  # seconds before a process tries again after an anchor failed
@@ -46,7 +47,7 @@ _GRACE = timedelta(milliseconds=2)
 
 @dataclass(frozen=True)
 class Fired:
-    instance_id: int
+    instance_id: int | None  # None: a failed start round whose failure could not be recorded
     due: datetime
     at: datetime
     elements: list[str]
@@ -91,7 +92,14 @@ class Timers:
         now (up to ``limit`` each, and only until ``stopping()``); what was fired."""
         done: list[Fired] = []
         count = 0
-        while count < limit and not stopping() and (fired := self.fire_start_one()):
+        while count < limit and not stopping():
+            try:
+                fired = self.fire_start_one()
+            except Exception:  # one schedule must not keep every instance's timers waiting
+                log.exception("a timer start could not run; the instances' timers go on")
+                break
+            if fired is None:
+                break
             done.append(fired)
             count += 1
         if not self._anything_due(self.runtime.clock.now()):  # a read: no writer lock idle
@@ -126,13 +134,24 @@ class Timers:
                         error = f"{type(exc).__name__}: {exc}"
                     # the diagram cannot go on: don't retry forever
                     log.warning("instance %s failed on a timer: %s", row.id, error)
-                    unit.fail(row.id, error, ACTOR)
+                    self._fail(unit, row, error, now)
                     result.append(Fired(row.id, due, now, []))
                     continue
                 fired.append(Fired(row.id, due, work.now, elements))
         for done in fired:  # committed
             metrics.timer_lateness((done.at - done.due).total_seconds())
         return fired + result
+
+    @staticmethod
+    def _fail(unit: Unit, row: store.InstanceRow, error: str, now: datetime) -> None:
+        """Mark the instance failed in its own savepoint; if even that cannot be done,
+        look at it again a little later rather than undo the batch or claim it at once."""
+        try:
+            with unit.savepoint():
+                unit.fail(row.id, error, ACTOR)
+        except Exception:
+            log.exception("instance %s could not be marked failed; retried later", row.id)
+            unit.postpone(row, now + timedelta(seconds=RETRY_SECONDS))
 
     def preload(self, horizon: timedelta = timedelta(seconds=10), limit: int = 2000) -> int:
         """Restore the workflows of instances due within ``horizon`` into the live cache
@@ -179,9 +198,7 @@ class Timers:
                 unit.session.delete(row)
                 error = f"timer start event '{element}' {too_fast}; its schedule was stopped"
                 log.error("%s", error)
-                iid = instances.start_failed(
-                    unit, row.definition_id, error, actor=ACTOR, timer=element
-                )
+                iid = _record_failed_start(unit, row.definition_id, error, element)
                 return Fired(iid, due, now, [])
             row_id, definition_id = row.id, row.definition_id
             try:
@@ -195,9 +212,10 @@ class Timers:
                     else f"{type(exc).__name__}: {exc}"
                 )
                 log.warning("timer start of %s failed: %s", element, error)
-                # the round is skipped, and kept as a failed instance saying why
+                # the round is skipped (committed whatever follows), and kept as a failed
+                # instance saying why
                 start_timers.skip_round(unit.session, row_id, due, now, runtime.db.is_postgres)
-                iid = instances.start_failed(unit, definition_id, error, actor=ACTOR, timer=element)
+                iid = _record_failed_start(unit, definition_id, error, element)
                 return Fired(iid, due, now, [])
         fired = Fired(work.instance.id, due, runtime.clock.now(), [element])
         metrics.timer_lateness((fired.at - due).total_seconds())
@@ -216,6 +234,17 @@ class Timers:
                 )
                 is not None
             )
+
+
+def _record_failed_start(unit: Unit, definition_id: int, error: str, element: str) -> int | None:
+    """The failed round as a failed instance, in a savepoint: what fails to build the
+    process (its stored spec, say) may fail this too, and must not undo the skip."""
+    try:
+        with unit.savepoint():
+            return instances.start_failed(unit, definition_id, error, actor=ACTOR, timer=element)
+    except Exception:
+        log.exception("the failed round of start timer %s could not be recorded", element)
+        return None
 
 
 class Scheduler:

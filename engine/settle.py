@@ -117,33 +117,35 @@ def office_dates(s: Settling) -> None:
 
 
 def wakeup(s: Settling) -> None:
-    """The next wake-up: the earliest timer or SLA. A timer this command fired that waits
-    again at once (a loop; its wait computed from the data, else deploy checked it) is
-    not due before the minimum interval: a loop of millisecond waits must not flood."""
+    """The next wake-up: the earliest timer or SLA. A duration or date timer this command
+    fired that waits again at once (a loop; its wait computed from the data, else deploy
+    checked it) is not due before the minimum interval: a loop of millisecond waits must
+    not flood. Cycles are left alone (checked against the minimum, and catching up on
+    rounds missed counts from their schedule, not from now)."""
     work = s.work
     min_interval = work.budget.limits.min_timer_interval
-    timers = [(t, _timer_due(t, min_interval)) for t in s.frontier.waiting]
-    due = [d for _, d in timers if d is not None]
-    if work.fired_timers:
-        floor = work.now + timedelta(seconds=min_interval)
-        again = [d for t, d in timers if d is not None and t.task_spec.bpmn_id in work.fired_timers]
-        if again and min(again) < floor:
+    floor = work.now + timedelta(seconds=min_interval)
+    due: list[datetime] = []
+    for task in s.frontier.waiting:
+        found = _timer_due(task, min_interval)
+        if found is None:
+            continue
+        again = task.task_spec.bpmn_id in work.fired_timers
+        if again and found < floor and not isinstance(task.internal_data.get("event_value"), dict):
             log.warning(
-                "instance %s: a timer that fired waits again in under %g s; due in %g s",
+                "instance %s: timer '%s' fired and waits again in under %g s; due in %g s",
                 work.instance.id,
+                task.task_spec.bpmn_id,
                 min_interval,
                 min_interval,
             )
-            due = [
-                max(d, floor) if t.task_spec.bpmn_id in work.fired_timers else d
-                for t, d in timers
-                if d is not None
-            ]
+            found = floor
+        due.append(found)
     sla = queues.next_due(s.frontier.ready_manual)
     if sla is not None:
         due.append(sla)
     next_due = min(due) if due else None
-    if work.fired_timers and next_due is not None and as_utc(next_due) <= work.now:
+    if work.firing and next_due is not None and as_utc(next_due) <= work.now:
         # a date Spiff reads its own way: claimed again at once, for ever, if left due
         log.warning("instance %s is still due after firing; retried shortly", work.instance.id)
         next_due = work.now + RETRY

@@ -52,9 +52,12 @@ class Work:
     # set by a command that answers with the instance's open tasks once settled
     report_open: bool = False
     open_after: list[TaskRow] = field(default_factory=list)
-    # the timer elements a command fired: one waiting again in the same command (a
-    # loop) is not due before the minimum interval, and an instance still due after
-    # firing (a date Spiff reads its own way) is looked at again a little later
+    # set by a command that fires timers: an instance still due after firing (a date
+    # Spiff reads its own way, or nothing fired) is looked at again a little later, not
+    # claimed again at once for ever
+    firing: bool = False
+    # the timer elements it fired: one waiting again in the same command (a loop) is not
+    # due before the minimum interval
     fired_timers: set[str] = field(default_factory=set)
     resumed: int = 0  # engine runs added for READY tasks the engine's iterator missed
 

@@ -21,7 +21,15 @@ from engine.caches import LiveWorkflows
 from engine.db import Database
 from engine.errors import ProcessFailed
 from engine.limits import Limits
-from engine.models import Definition, HumanTask, Instance, InstanceStatus, StepWeek, TaskState
+from engine.models import (
+    Definition,
+    HumanTask,
+    Instance,
+    InstanceStatus,
+    StartTimer,
+    StepWeek,
+    TaskState,
+)
 from engine.queues import InboxQuery
 from engine.scheduler import Scheduler, Timers
 from engine.tradeflow import Tradeflow
@@ -653,3 +661,82 @@ def test_a_timer_that_waits_again_at_once_waits_the_minimum_interval(
     clocks.advance(seconds=minimum)
     assert len(timers.fire_due()) == 1
     assert flow.variables(iid)["n"] == 3
+
+
+def test_a_start_timer_that_cannot_even_fail_does_not_hold_up_the_other_timers(
+    db: Database, clock: FakeClock, clocks: Clocks
+) -> None:
+    """A schedule whose process cannot be built (its stored spec unreadable) neither
+    starts nor records a failed round; the round is skipped all the same, and the
+    instances' own timers fire in the same sweep."""
+    flow = Tradeflow(db, clock)
+    flow.deploy([WAIT, spinning("hourly", start=timer("timeCycle", "R/PT1H"))], actor="owner")
+    flow.add_user("cashier", ["finance"])
+    waiting = flow.start("wait", actor="cashier")
+    with db.transaction() as session:
+        definition = session.scalars(select(Definition).where(Definition.key == "hourly")).one()
+        definition.spec_json = '{"spec": 1}'
+    clocks.advance(hours=2)
+    fresh = Tradeflow(db, clock)  # another process: nothing cached
+    fired = Timers(fresh.runtime).fire_due()
+    assert [(f.instance_id, f.elements) for f in fired] == [(None, []), (waiting, ["pause"])]
+    assert open_task(fresh, waiting, "after")
+    with db.reading() as session:
+        [schedule] = session.scalars(select(StartTimer)).all()
+        assert schedule.next_at.replace(tzinfo=UTC) > clock.now()  # the round was skipped
+    assert Timers(fresh.runtime).fire_due() == []
+
+
+def test_a_cycle_behind_after_an_outage_catches_up_then_keeps_its_schedule(
+    flow: Tradeflow, clocks: Clocks
+) -> None:
+    """Rounds missed while the service was down fire one sweep after another (each
+    round's due time counts from the schedule), not one per minimum interval; each
+    round nudges someone."""
+    flow.deploy(
+        [
+            diagram(
+                "reminded",
+                '<bpmn:startEvent id="s" />'
+                '<bpmn:userTask id="answer" camunda:candidateGroups="finance" />'
+                '<bpmn:boundaryEvent id="remind" attachedToRef="answer" cancelActivity="false">'
+                f"{timer('timeCycle', 'R/PT60S')}</bpmn:boundaryEvent>"
+                '<bpmn:userTask id="nudge" camunda:candidateGroups="finance" />'
+                '<bpmn:endEvent id="e" />'
+                '<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="answer" />'
+                '<bpmn:sequenceFlow id="f2" sourceRef="answer" targetRef="e" />'
+                '<bpmn:sequenceFlow id="f3" sourceRef="remind" targetRef="nudge" />',
+            )
+        ],
+        actor="owner",
+    )
+    iid = flow.start("reminded", actor="cashier")
+    clocks.advance(minutes=10, seconds=1)  # down for ten rounds
+    timers = Timers(flow.runtime)
+    fired_at = []
+    for second in range(180):  # then a sweep a second for three minutes
+        if any(f.elements for f in timers.fire_due()):
+            fired_at.append(second)
+        clocks.advance(seconds=1)
+    assert fired_at[:2] == [0, 1]  # catching up at once
+    assert fired_at[-2:] == [60, 120]  # then on its schedule
+    nudges = [t for t in flow.tasks_of(iid) if t.element_id == "nudge"]
+    assert len(nudges) == 12  # a nudge a round: the ten missed, and two on time
+    due = flow.instance(iid).next_wakeup_at
+    assert due is not None and due.replace(tzinfo=UTC) <= flow.clock.now() + timedelta(minutes=1)
+
+
+def test_an_instance_due_that_fires_nothing_is_looked_at_again_a_second_later(
+    flow: Tradeflow, clocks: Clocks
+) -> None:
+    """Claimed at exactly its due time, when Spiff (which fires strictly after it) fires
+    nothing: retried a second later, not claimed again and again in the same sweep."""
+    iid = flow.start("wait", actor="cashier")
+    due = flow.instance(iid).next_wakeup_at
+    assert due is not None
+    clocks.advance(minutes=10)  # exactly the due time
+    fired = Timers(flow.runtime).fire_due(limit=50)
+    assert [(f.instance_id, f.elements) for f in fired] == [(iid, [])]
+    instance = flow.instance(iid)
+    assert instance.next_wakeup_at is not None
+    assert instance.next_wakeup_at.replace(tzinfo=UTC) == flow.clock.now() + timedelta(seconds=1)

@@ -168,3 +168,23 @@ def test_a_failed_instance_can_be_cancelled(flow: Tradeflow, clock: FakeClock) -
         flow.cancel(iid, actor="boss")
     # the business key is free again for the process's next instance
     assert flow.start("breaking", actor="cashier", business_key="B-1") != iid
+
+
+def test_cancelling_an_instance_failed_before_failing_let_go_clears_its_tasks(
+    flow: Tradeflow, clock: FakeClock
+) -> None:
+    """Instances failed by earlier versions kept their open tasks: cancelling one now
+    takes them out of every inbox."""
+    iid = flow.start("breaking", actor="cashier", business_key="B-9")
+    with flow.db.transaction() as session:  # as the earlier fail left it
+        instance = session.get_one(Instance, iid)
+        instance.status, instance.error = InstanceStatus.FAILED, "timer could not run"
+    [task] = flow.tasks_of(iid)
+    assert task.state == TaskState.OPEN
+    flow.cancel(iid, actor="boss")
+    assert flow.tasks_of(iid)[0].state == TaskState.CANCELLED
+    assert flow.inbox("cashier", InboxQuery()).tasks == []
+    kinds = [e.kind for e in flow.history(iid)]
+    assert kinds[-2:] == ["task_cancelled", "instance_cancelled"]
+    with flow.db.reading() as session:
+        assert verify_stream(session, instance_stream(iid)).ok
