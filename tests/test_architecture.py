@@ -98,3 +98,66 @@ def test_the_api_does_not_depend_on_the_pages() -> None:
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("api.web")
     ]
     assert found == []
+
+
+def _module_graph(package: str) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports when it is loaded (imports inside
+    functions and under ``if TYPE_CHECKING`` are not run then, so not counted)."""
+    modules = {}
+    for file in sorted((ROOT / package).rglob("*.py")):
+        parts = list(file.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        modules[".".join(parts)] = file
+    graph: dict[str, set[str]] = {}
+    for name, file in modules.items():
+        found: set[str] = set()
+        for node in ast.parse(file.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and node.module in modules:
+                found.add(node.module)
+                found |= {f"{node.module}.{a.name}" for a in node.names} & modules.keys()
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names} & modules.keys()
+        graph[name] = found - {name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            members = []
+            while True:
+                member = stack.pop()
+                members.append(member)
+                if member == node:
+                    break
+            if len(members) > 1:
+                found.append(sorted(members))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_engine_has_no_import_cycles() -> None:
+    """Modules that import each other as they load work only in one order, and hide
+    which way the layers go (the unit of work and messages did, through a function-level
+    import)."""
+    graph = _module_graph("engine")
+    assert len(graph) > 20 and sum(map(len, graph.values())) > 50, "the scan found little"
+    assert _cycles(graph) == []
