@@ -13,7 +13,7 @@ from api.auth import actor, flow, reads_everything
 from api.schemas import INT_MAX
 from engine import instances
 from engine.errors import Forbidden, NotInRole
-from engine.models import Form, HumanTask, Instance
+from engine.storage import Form, HumanTask, Instance
 
 
 def with_business_keys(tasks: Iterable[HumanTask]) -> list[HumanTask]:

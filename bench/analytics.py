@@ -53,10 +53,7 @@ from bench.history_fill import NOW, Expected, Stopped, make_history
 from bench.stores import add_pg_url, databases
 from cli.demo import shipped_files
 from engine import facts, rollups
-from engine.db import Database
-from engine.models import (
-    AuditEvent,
-)
+from engine.storage import AuditEvent, Database
 from engine.tradeflow import Tradeflow
 from engine.users import Flags
 

@@ -19,11 +19,9 @@ from typing import Any
 from sqlalchemy import BindParameter, Connection, Table, bindparam, insert, text
 from sqlalchemy.orm import Session
 
-from engine import audit, store
+from engine import audit
 from engine.audit import GENESIS, AuditTrail, EventKind
-from engine.db import Prepared
-from engine.models import HumanTask, Instance
-from engine.store import InstanceRow, TaskRow
+from engine.storage import HumanTask, Instance, InstanceRow, Prepared, TaskRow, store
 
 INSTANCES: Table = Instance.__table__  # type: ignore[assignment]
 TASKS: Table = HumanTask.__table__  # type: ignore[assignment]

@@ -37,8 +37,7 @@ from bench.harness import ROOT, Column, Table, parse, percentile
 from bench.served import spawn, stop
 from bench.stores import add_pg_url, postgres
 from engine.caches import LiveWorkflows
-from engine.db import Database
-from engine.models import AuditEvent
+from engine.storage import AuditEvent, Database
 from engine.tradeflow import Tradeflow
 
 TARGET_P99 = 1.0

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from engine import anchor_log, anchors, verification
 from engine.errors import AnchorFailed, TradeflowError
-from engine.models import AuditAnchor
+from engine.storage import AuditAnchor
 from engine.tradeflow import Tradeflow
 
 

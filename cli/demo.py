@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import users
-from engine.models import TaskState
+from engine.storage import TaskState
 from engine.tradeflow import Tradeflow
 from engine.users import Flags
 

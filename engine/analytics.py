@@ -34,8 +34,8 @@ from sqlalchemy.orm import Session
 
 from engine import rollups
 from engine.clock import as_utc
-from engine.models import CaseFacts
 from engine.rollups import Slice
+from engine.storage import CaseFacts
 from engine.timesql import epoch
 
 ElementQuery = Slice  # a period, definition, role, user, customer grade

@@ -34,9 +34,8 @@ from sqlalchemy.orm import Session
 from engine.anchor_log import Heads, Record, digest, last_record
 from engine.audit import canonical_at
 from engine.clock import Clock, as_utc
-from engine.db import Database
 from engine.errors import AnchorFailed
-from engine.models import AuditAnchor, AuditAnchored
+from engine.storage import AuditAnchor, AuditAnchored, Database
 from engine.verification import recorded_heads, snapshot
 
 TARGET_ENV = "TRADEFLOW_AUDIT_ANCHOR"

@@ -28,8 +28,7 @@ from sqlalchemy.orm import Session
 
 from engine import facts
 from engine.clock import as_utc
-from engine.db import Prepared
-from engine.models import AuditEvent, AuditHead
+from engine.storage import AuditEvent, AuditHead, Prepared
 
 GENESIS = "0" * 64
 DEFINITIONS_STREAM = "definitions"
@@ -284,7 +283,7 @@ class AuditQuery:
 
 def search(session: Session, query: AuditQuery) -> tuple[list[AuditEvent], int]:
     """Events across every stream, oldest first."""
-    from engine.models import Definition, Instance  # the trail itself needs neither
+    from engine.storage import Definition, Instance  # the trail itself needs neither
 
     stmt = select(AuditEvent)
     if query.since is not None:  # in UTC: SQLite would compare the wall-clock digits

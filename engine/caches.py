@@ -22,9 +22,8 @@ from sqlalchemy.orm import Session
 
 from engine.diagrams import names_listed
 from engine.events import message_variables
-from engine.models import Definition, DefinitionTask, InstanceStatus
 from engine.serialization import SpecPair, StateSerializer
-from engine.store import InstanceRow
+from engine.storage import Definition, DefinitionTask, InstanceRow, InstanceStatus
 
 K = TypeVar("K")
 V = TypeVar("V")

@@ -19,15 +19,8 @@ from engine.errors import DefinitionNotFound, DiagramInvalid, Problem
 from engine.events import messages_of
 from engine.limits import Limits
 from engine.lint import Bundle, lint, read_files
-from engine.models import (
-    Definition,
-    DefinitionTask,
-    Deployment,
-    Form,
-    Resource,
-    ResourceKind,
-)
 from engine.serialization import StateSerializer
+from engine.storage import Definition, DefinitionTask, Deployment, Form, Resource, ResourceKind
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,7 @@ from engine.audit import EventKind
 from engine.clock import as_utc
 from engine.events import messages_of
 from engine.frontier import Frontier, variables
-from engine.models import Instance, Message, MessageStatus
-from engine.store import InstanceRow
+from engine.storage import Instance, InstanceRow, Message, MessageStatus
 from engine.work import Work
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from engine.audit import EventKind, canonical_data
 from engine.clock import as_utc
-from engine.models import AuditEvent, Definition, Instance
+from engine.storage import AuditEvent, Definition, Instance
 
 BATCH = 500  # rows fetched at a time
 

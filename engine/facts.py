@@ -24,8 +24,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, insert, select, upd
 from sqlalchemy.sql.expression import func
 
 from engine.clock import as_utc
-from engine.db import Prepared
-from engine.models import AuditEvent, CaseFacts
+from engine.storage import AuditEvent, CaseFacts, Prepared
 
 Event = Mapping[Any, Any]  # an audit event row: kind, element_id, at, actor, data...
 _TABLE: Table = CaseFacts.__table__  # type: ignore[assignment]  # Core: a Table

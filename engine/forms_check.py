@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from engine.diagrams import is_variable_name
 from engine.errors import FormInvalid, Invalid
-from engine.models import Form
+from engine.storage import Form
 from forms import FormUnusable, ValidationError, schema_for
 
 # A stored form version never changes, so its schema is built once per database (ids are

@@ -26,10 +26,16 @@ from engine.errors import BusinessKeyTaken, FormInvalid, InstanceNotFound, Proce
 from engine.events import definitions_of, waits_for_timer
 from engine.forms_check import check_names, form_fields
 from engine.frontier import variables
-from engine.models import Definition, HumanTask, HumanTaskRole, Instance, InstanceStatus
 from engine.runtime import Runtime, Unit
 from engine.serialization import SAFE_ENGINE
-from engine.store import InstanceRow
+from engine.storage import (
+    Definition,
+    HumanTask,
+    HumanTaskRole,
+    Instance,
+    InstanceRow,
+    InstanceStatus,
+)
 from engine.users import Actor
 from engine.work import Work
 

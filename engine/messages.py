@@ -27,7 +27,8 @@ from engine.errors import MessageInvalid, MessageUndeliverable
 from engine.forms_check import check_names
 from engine.frontier import variables
 from engine.instances import MAX_BUSINESS_KEY
-from engine.models import (
+from engine.runtime import Runtime
+from engine.storage import (
     Definition,
     Instance,
     InstanceStatus,
@@ -35,7 +36,6 @@ from engine.models import (
     MessageStatus,
     MessageSubscription,
 )
-from engine.runtime import Runtime
 
 DEFAULT_TTL = timedelta(days=7)
 MAX_TTL = timedelta(days=366)

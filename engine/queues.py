@@ -12,15 +12,13 @@ from SpiffWorkflow.task import Task
 from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
-from engine import store
 from engine.audit import EventKind
 from engine.clock import as_utc
 from engine.diagrams import role_id
 from engine.errors import Invalid
 from engine.events import messages_of
 from engine.frontier import Frontier, scan
-from engine.models import HumanTask, HumanTaskRole, Instance, TaskState
-from engine.store import TaskRow
+from engine.storage import HumanTask, HumanTaskRole, Instance, TaskRow, TaskState, store
 from engine.users import Actor
 
 if TYPE_CHECKING:

@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 
 from engine.clock import as_utc
-from engine.models import CaseFacts, HumanTask, StepWeek, SummaryMark, TaskState
+from engine.storage import CaseFacts, HumanTask, StepWeek, SummaryMark, TaskState
 from engine.timesql import epoch
 
 MARK = "step_week"
@@ -397,7 +397,7 @@ def instances_at(
 ) -> list[tuple[int, str | None, int]]:
     """(instance, business key, tasks late) for the slice's tasks at one element, most
     late first (read off the task rows: one element's are few)."""
-    from engine.models import Instance
+    from engine.storage import Instance
 
     stmt = (
         _task_rows([HumanTask.element_id == element_id, _in_period(query), *case_filters(query)])

@@ -27,19 +27,17 @@ from typing import Any
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from sqlalchemy.orm import Session
 
-from engine import limits, metrics, store
+from engine import limits, metrics
 from engine.audit import AuditTrail, EventKind, instance_stream
 from engine.caches import DefinitionCache, DefinitionInfo, LiveWorkflows
 from engine.calendar import BusinessCalendar, load_calendar
 from engine.clock import Clock, SystemClock
-from engine.db import Database
 from engine.errors import InstanceNotFound, InstanceNotRunning
 from engine.frontier import scan
-from engine.models import Instance, InstanceStatus
 from engine.queues import ROW
 from engine.serialization import StateSerializer
 from engine.settle import settle
-from engine.store import InstanceRow
+from engine.storage import Database, Instance, InstanceRow, InstanceStatus, store
 from engine.work import Work
 
 

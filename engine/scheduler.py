@@ -26,11 +26,11 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import func, select
 
-from engine import anchors, instances, messages, metrics, rollups, start_timers, store
+from engine import anchors, instances, messages, metrics, rollups, start_timers
 from engine.clock import as_utc
 from engine.errors import AnchorFailed, ProcessFailed, TradeflowError
-from engine.models import Instance, InstanceStatus, StartTimer
 from engine.runtime import Runtime
+from engine.storage import Instance, InstanceStatus, StartTimer, store
 
 log = logging.getLogger("tradeflow.scheduler")
 

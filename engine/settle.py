@@ -28,15 +28,14 @@ from typing import TYPE_CHECKING
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import DurationTimerEventDefinition
 from SpiffWorkflow.task import Task
 
-from engine import delivery, queues, stepping, store
+from engine import delivery, queues, stepping
 from engine.audit import EventKind
 from engine.clock import as_utc
 from engine.compaction import SPIFF_MAX_DEPTH, compact
 from engine.errors import ProcessFailed
 from engine.events import waits_for_timer
 from engine.frontier import Frontier, scan, variables
-from engine.models import InstanceStatus, TaskState
-from engine.store import TaskRow
+from engine.storage import InstanceStatus, TaskRow, TaskState, store
 from engine.work import Work
 
 if TYPE_CHECKING:

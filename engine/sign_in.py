@@ -27,9 +27,8 @@ from sqlalchemy.orm import Session
 from engine import users
 from engine.audit import SIGN_IN_STREAM, AuditTrail, EventKind
 from engine.clock import as_utc
-from engine.db import Database
 from engine.errors import TooManyAttempts
-from engine.models import SignInFailure, User, WebSession
+from engine.storage import Database, SignInFailure, User, WebSession
 from engine.users import PASSWORDS, Actor
 
 ADDRESS_CHARS = 64  # an IPv6 address with its zone, and then some

@@ -31,7 +31,7 @@ from engine.clock import as_utc
 from engine.errors import DiagramInvalid, Problem
 from engine.expressions import evaluate_expression
 from engine.limits import cycle_too_fast
-from engine.models import StartTimer
+from engine.storage import StartTimer
 
 
 def timer_start(spec: Any) -> tuple[str, TimerEventDefinition] | None:

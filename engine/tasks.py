@@ -13,7 +13,7 @@ from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState as SpiffState
 
-from engine import stepping, store
+from engine import stepping
 from engine.audit import EventKind
 from engine.errors import (
     DelegationRefused,
@@ -26,9 +26,8 @@ from engine.errors import (
 )
 from engine.forms_check import check_submission
 from engine.frontier import variables
-from engine.models import Instance, TaskState
 from engine.runtime import Runtime
-from engine.store import TaskRow
+from engine.storage import Instance, TaskRow, TaskState, store
 from engine.users import Actor, identity
 from engine.work import Work
 

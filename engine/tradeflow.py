@@ -7,24 +7,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine import (
-    audit,
-    definitions,
-    instances,
-    messages,
-    queues,
-    schema,
-    tasks,
-    users,
-    verification,
-)
+from engine import audit, definitions, instances, messages, queues, tasks, users, verification
 from engine.calendar import BusinessCalendar
 from engine.clock import Clock
-from engine.db import Database
 from engine.errors import DiagramInvalid, Problem
-from engine.models import AuditEvent, HumanTask, Instance, User
 from engine.runtime import Runtime
-from engine.store import TaskRow
+from engine.storage import AuditEvent, Database, HumanTask, Instance, TaskRow, User, schema
 
 
 class _DryRun(Exception):

@@ -13,9 +13,8 @@ from argon2 import PasswordHasher
 from sqlalchemy import Connection, FromClause, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from engine.db import Database, Prepared
 from engine.errors import Invalid, UserNotFound
-from engine.models import ApiToken, Role, User, UserRole, WebSession
+from engine.storage import ApiToken, Database, Prepared, Role, User, UserRole, WebSession
 
 ROLE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")

@@ -26,8 +26,7 @@ from sqlalchemy import Select, Text, select, text, type_coerce
 from sqlalchemy.orm import Session
 
 from engine.audit import COLUMNS, GENESIS, TABLE, event_hash, instance_of, instance_stream
-from engine.db import Database
-from engine.models import AuditHead, Instance
+from engine.storage import AuditHead, Database, Instance
 
 CHECKS = (
     "every event's link to the one before and its hash, from each stream's first event",

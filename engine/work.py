@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from engine.caches import DefinitionInfo
     from engine.calendar import BusinessCalendar
     from engine.limits import Budget
-    from engine.store import InstanceRow, TaskRow
+    from engine.storage import InstanceRow, TaskRow
 
 
 @dataclass(eq=False)

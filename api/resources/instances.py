@@ -21,7 +21,7 @@ from api.schemas import (
 )
 from api.views import check_can_read
 from engine import audit, instances, verification
-from engine.models import Instance, InstanceStatus, TaskState
+from engine.storage import Instance, InstanceStatus, TaskState
 
 blp = Blueprint(
     "instances",

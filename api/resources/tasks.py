@@ -27,8 +27,8 @@ from api.views import (
 )
 from engine import queues, tasks
 from engine.errors import TaskNotFound
-from engine.models import HumanTask
 from engine.queues import ClaimFilter, InboxQuery
+from engine.storage import HumanTask
 
 blp = Blueprint(
     "tasks", __name__, url_prefix="/api/v1/tasks", description="Inboxes, claims and completions"

@@ -44,8 +44,8 @@ from engine import tasks as engine_tasks
 from engine.clock import as_utc
 from engine.compaction import elements
 from engine.errors import TooManyAttempts, TradeflowError
-from engine.models import HumanTask, TaskState
 from engine.queues import ClaimFilter, InboxQuery, is_overdue
+from engine.storage import HumanTask, TaskState
 from engine.users import Actor
 
 LANGUAGES = {"zh": "中文", "en": "English"}

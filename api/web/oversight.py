@@ -17,7 +17,7 @@ from api.web import blp
 from engine import analytics, definitions, export, instances, users
 from engine.errors import TradeflowError
 from engine.instances import InstanceQuery
-from engine.models import InstanceStatus
+from engine.storage import InstanceStatus
 
 # one instance's trail: who did what, when, and the hash chain to check it by
 TRAIL_COLUMNS = ("seq", "at", "actor", "kind", "element_id", "element_name", "role", "data",

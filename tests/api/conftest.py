@@ -19,9 +19,9 @@ from werkzeug.test import TestResponse
 
 from api import create_app
 from engine import users
-from engine.db import Database
-from engine.models import (
+from engine.storage import (
     AuditEvent,
+    Database,
     Definition,
     Deployment,
     Form,

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from engine import verification
-from engine.db import Database
+from engine.storage import Database
 from tests.api.conftest import V1, ApiClient, ok, problem
 from tests.engine.test_audit import as_owner
 

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from engine.limits import Limits
-from engine.models import Deployment, Form
+from engine.storage import Deployment, Form
 from tests.api.conftest import V1, ApiClient, multipart, ok, problem
 from tests.engine.test_lint import _definitions, bpmn
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from engine.models import ApiToken
+from engine.storage import ApiToken
 from engine.users import token_digest
 from tests.api.conftest import V1, ApiClient, ok, problem
 

@@ -32,7 +32,7 @@ from api import create_app
 from api.schemas import UNSTORABLE
 from api.views import encode_cursor
 from engine import users
-from engine.db import Database
+from engine.storage import Database
 from engine.tradeflow import Tradeflow
 from engine.users import Flags
 from tests.api.conftest import V1, ApiClient, multipart, problem

@@ -17,8 +17,7 @@ import time_machine
 
 from cli.demo import SAMPLES, shipped_files
 from engine.caches import LiveWorkflows
-from engine.db import Database
-from engine.models import InstanceStatus, TaskState
+from engine.storage import Database, InstanceStatus, TaskState
 from engine.tradeflow import Tradeflow
 from engine.users import Flags
 from tests.conftest import FakeClock

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.models import InstanceStatus
+from engine.storage import InstanceStatus
 from tests.content.conftest import Trade
 
 LEAD = {

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engine.errors import FormInvalid
-from engine.models import InstanceStatus
+from engine.storage import InstanceStatus
 from engine.tasks import starting_data
 from tests.content.conftest import (
     BOOKED,

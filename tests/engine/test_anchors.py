@@ -22,8 +22,8 @@ from engine.anchor_log import Record
 from engine.anchors import FileTarget, WebhookTarget
 from engine.audit import DEFINITIONS_STREAM, GENESIS
 from engine.errors import AnchorFailed
-from engine.models import AuditAnchor
 from engine.scheduler import Scheduler, Timers
+from engine.storage import AuditAnchor
 from engine.tradeflow import Tradeflow
 from tests.conftest import FakeClock
 from tests.engine.conftest import Scenario

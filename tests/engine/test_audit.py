@@ -26,8 +26,7 @@ from engine.audit import (
     event_hash,
 )
 from engine.clock import as_utc
-from engine.db import Database
-from engine.models import AuditEvent
+from engine.storage import AuditEvent, Database
 from engine.tradeflow import Tradeflow
 from engine.verification import TrailReport
 from tests.engine.conftest import Scenario, read

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.db import Database
+from engine.storage import Database
 from tests.conftest import ROOT
 
 TRADEFLOW = Path(sys.executable).with_name("tradeflow")
@@ -99,7 +99,7 @@ def test_a_role_given_twice_is_added_once(run) -> None:  # type: ignore[no-untyp
 def test_messages_list_reports_what_was_not_delivered(run) -> None:  # type: ignore[no-untyped-def]
     from datetime import timedelta
 
-    from engine.db import Database
+    from engine.storage import Database
     from engine.tradeflow import Tradeflow
     from tests.engine.conftest import fixture_files
 
@@ -135,7 +135,7 @@ def test_a_user_with_no_role_can_be_added(run) -> None:  # type: ignore[no-untyp
 
 def test_revoking_a_user_stops_every_token(run) -> None:  # type: ignore[no-untyped-def]
     from engine import users
-    from engine.db import Database
+    from engine.storage import Database
 
     first = run("users", "add", "temp", "--role", "finance").stdout.strip().splitlines()[-1]
     second = run("users", "add", "temp").stdout.strip().splitlines()[-1]
@@ -155,7 +155,7 @@ def test_revoking_a_user_stops_every_token(run) -> None:  # type: ignore[no-unty
 
 def test_disabling_a_user_stops_their_tokens_until_enabled(run) -> None:  # type: ignore[no-untyped-def]
     from engine import users
-    from engine.db import Database
+    from engine.storage import Database
 
     token = run("users", "add", "temp", "--role", "finance").stdout.strip().splitlines()[-1]
     assert run("users", "disable", "temp").stdout.strip() == "temp disabled"
@@ -173,7 +173,7 @@ def test_disabling_a_user_stops_their_tokens_until_enabled(run) -> None:  # type
 
 def test_demo_sets_up_people_and_orders_once(run) -> None:  # type: ignore[no-untyped-def]
     from cli.demo import ORDERS, PEOPLE
-    from engine.db import Database
+    from engine.storage import Database
     from engine.tradeflow import Tradeflow
 
     result = run("demo")

@@ -32,11 +32,10 @@ from sqlalchemy import select
 from engine.audit import instance_stream
 from engine.caches import LiveWorkflows
 from engine.compaction import elements
-from engine.db import Database
 from engine.errors import ProcessFailed
-from engine.models import AuditEvent, InstanceStatus
 from engine.queues import InboxQuery
 from engine.serialization import thaw
+from engine.storage import AuditEvent, Database, InstanceStatus
 from engine.tradeflow import Tradeflow
 from engine.users import Flags
 from tests.conftest import FakeClock

@@ -15,9 +15,8 @@ from sqlalchemy import func, select
 from engine import diagrams
 from engine.audit import DEFINITIONS_STREAM, EventKind
 from engine.clock import as_utc
-from engine.db import Database
 from engine.errors import DefinitionNotFound
-from engine.models import AuditEvent, Definition, DefinitionTask, Form, InstanceStatus
+from engine.storage import AuditEvent, Database, Definition, DefinitionTask, Form, InstanceStatus
 from engine.tradeflow import Tradeflow
 from tests.conftest import FakeClock
 from tests.engine.conftest import Scenario, fixture_files, read

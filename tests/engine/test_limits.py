@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from engine.errors import FormInvalid, MessageInvalid
 from engine.forms_check import MAX_DATA_BYTES, MAX_DATA_DEPTH
-from engine.models import AuditEvent, Instance
+from engine.storage import AuditEvent, Instance
 from engine.tradeflow import Tradeflow
 from tests.engine.conftest import Scenario
 

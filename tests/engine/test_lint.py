@@ -15,10 +15,10 @@ import pytest
 from lxml import etree
 from sqlalchemy import func, select
 
-from engine.db import Database
 from engine.errors import DiagramInvalid, Problem
-from engine.models import (
+from engine.storage import (
     AuditEvent,
+    Database,
     Definition,
     DefinitionTask,
     Deployment,

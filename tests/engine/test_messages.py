@@ -11,7 +11,7 @@ from sqlalchemy import select
 from engine import messages
 from engine.audit import MESSAGES_STREAM
 from engine.errors import BusinessKeyTaken, MessageInvalid, MessageUndeliverable, ProcessFailed
-from engine.models import AuditEvent, Message, MessageStatus
+from engine.storage import AuditEvent, Message, MessageStatus
 from tests.diagrams import diagram, message, seq
 from tests.diagrams import messages as declared
 from tests.engine.conftest import Scenario, read

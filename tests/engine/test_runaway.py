@@ -13,7 +13,7 @@ from sqlalchemy import select
 from engine import runaway
 from engine.errors import Problem, ProcessFailed
 from engine.limits import Limits
-from engine.models import Instance
+from engine.storage import Instance
 from engine.tradeflow import Tradeflow
 from tests import diagrams
 from tests.engine.test_lint import _definitions, bpmn, refuse

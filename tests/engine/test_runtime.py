@@ -17,8 +17,8 @@ from engine.errors import (
     TaskNotOpen,
 )
 from engine.instances import InstanceQuery
-from engine.models import AuditEvent, HumanTask, Instance, TaskState
 from engine.serialization import SAFE_ENGINE
+from engine.storage import AuditEvent, HumanTask, Instance, TaskState
 from engine.tradeflow import Tradeflow
 from tests.engine.conftest import Scenario, undecidable_review
 

@@ -19,8 +19,8 @@ from engine.errors import (
     TaskNotOpen,
     UserNotFound,
 )
-from engine.models import HumanTask, TaskState
 from engine.queues import ClaimFilter, InboxQuery
+from engine.storage import HumanTask, TaskState
 from tests.engine.conftest import Scenario
 
 
@@ -178,7 +178,7 @@ def test_inbox_orders_by_due_time_then_priority_and_filters_overdue(scenario: Sc
     now = flow.clock.now()
     from datetime import timedelta
 
-    from engine.models import HumanTask
+    from engine.storage import HumanTask
 
     ids = [flow.start("document_review", actor="clerk") for _ in range(3)]
     tasks = [scenario.open_task(i, "prepare_documents").id for i in ids]

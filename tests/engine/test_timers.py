@@ -18,12 +18,19 @@ import time_machine
 from sqlalchemy import select
 
 from engine.caches import LiveWorkflows
-from engine.db import Database
 from engine.errors import ProcessFailed
 from engine.limits import Limits
-from engine.models import Definition, HumanTask, Instance, InstanceStatus, StepWeek, TaskState
 from engine.queues import InboxQuery
 from engine.scheduler import Scheduler, Timers
+from engine.storage import (
+    Database,
+    Definition,
+    HumanTask,
+    Instance,
+    InstanceStatus,
+    StepWeek,
+    TaskState,
+)
 from engine.tradeflow import Tradeflow
 from tests.conftest import FakeClock
 
@@ -438,7 +445,7 @@ def test_a_monthly_start_follows_the_calendar_and_skips_missed_rounds(
     flow.deploy([starting_on("month_end", "timeCycle", "R/P1M")], actor="owner")
     timers = Timers(flow.runtime)
     with flow.db.reading() as session:
-        from engine.models import StartTimer
+        from engine.storage import StartTimer
 
         first = session.scalars(select(StartTimer.next_at)).one()
     assert first.replace(tzinfo=UTC) == datetime(2026, 12, 27, 9, tzinfo=UTC)  # a month on
@@ -610,7 +617,7 @@ def test_a_start_timer_stored_too_fast_is_stopped_not_flooding(
     assert instance.status == InstanceStatus.FAILED
     assert "'tick'" in (instance.error or "") and "schedule was stopped" in (instance.error or "")
     with restarted.db.reading() as session:
-        from engine.models import StartTimer
+        from engine.storage import StartTimer
 
         assert session.scalars(select(StartTimer)).all() == []
 

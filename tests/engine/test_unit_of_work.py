@@ -11,10 +11,12 @@ from sqlalchemy import select
 
 from engine.audit import instance_stream
 from engine.caches import LiveWorkflows
-from engine.db import Database
 from engine.errors import BudgetExceeded, InstanceNotRunning, TaskNotOpen
 from engine.limits import Limits
-from engine.models import (
+from engine.queues import InboxQuery
+from engine.scheduler import Timers
+from engine.storage import (
+    Database,
     Instance,
     InstanceStatus,
     Message,
@@ -22,8 +24,6 @@ from engine.models import (
     MessageSubscription,
     TaskState,
 )
-from engine.queues import InboxQuery
-from engine.scheduler import Timers
 from engine.tradeflow import Tradeflow
 from engine.verification import verify_stream
 from tests.conftest import FakeClock

@@ -16,8 +16,7 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from engine import users
-from engine.db import Database
-from engine.models import TaskState
+from engine.storage import Database, TaskState
 from engine.tradeflow import Tradeflow
 from tests.conftest import FakeClock
 from tests.engine.conftest import fixture_files

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from api import create_app
 from engine import users
 from engine.audit import SIGN_IN_STREAM
-from engine.models import AuditEvent, SignInFailure
 from engine.sign_in import Throttle
+from engine.storage import AuditEvent, SignInFailure
 from engine.tradeflow import Tradeflow
 from tests.conftest import FakeClock
 from tests.web.test_pages import PASSWORD, browser, csrf, flow, hashed, sign_in  # noqa: F401

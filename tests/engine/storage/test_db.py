@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select, text
 
-from engine.db import Database, Prepared
+from engine.storage import Database, Prepared
 
 
 def _write(db: Database, rows: int) -> int:

@@ -10,9 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import insert
 
-from engine.db import Database
-from engine.models import AuditEvent, Base
-from engine.schema import alembic_config, current, upgrade
+from engine.storage import AuditEvent, Base, Database, upgrade
+from engine.storage.schema import alembic_config, current
 
 # Indexes with expressions or DESC: SQLite reflects them without those, so the
 # comparison below cannot see them; their presence is checked by name instead.

@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from engine.db import Database
+from engine.storage.db import Database
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 

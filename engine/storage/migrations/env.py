@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from engine.db import make_engine
-from engine.models import Base
+from engine.storage.db import make_engine
+from engine.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata

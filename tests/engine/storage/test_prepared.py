@@ -9,10 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Table, bindparam, insert, select, text
 
-from engine import audit, facts, store, verification
-from engine.db import Database, Prepared
-from engine.models import HumanTask, TaskState
-from engine.store import TaskRow
+from engine import audit, facts, verification
+from engine.storage import Database, HumanTask, Prepared, TaskRow, TaskState, store
 from engine.tradeflow import Tradeflow
 
 _T: Table = HumanTask.__table__  # type: ignore[assignment]

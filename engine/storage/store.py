@@ -29,8 +29,8 @@ from sqlalchemy import (
     update,
 )
 
-from engine.db import Prepared, driver_of, run_together
-from engine.models import (
+from engine.storage.db import Prepared, driver_of, run_together
+from engine.storage.models import (
     Form,
     HumanTask,
     HumanTaskRole,
