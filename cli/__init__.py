@@ -18,9 +18,10 @@ import click
 from sqlalchemy.orm import Session
 
 from cli import audit as audit_commands
-from engine import anchors, facts, messages, rollups, users
+from engine import anchors, messages, users
 from engine.errors import DiagramInvalid, TradeflowError
 from engine.limits import Limits
+from engine.reporting import facts, rollups
 from engine.tradeflow import Tradeflow
 
 T = TypeVar("T")

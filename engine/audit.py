@@ -26,8 +26,8 @@ from typing import Any
 from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from engine import facts
 from engine.clock import as_utc
+from engine.reporting import facts
 from engine.storage import AuditEvent, AuditHead, Prepared
 
 GENESIS = "0" * 64

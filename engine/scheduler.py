@@ -26,9 +26,10 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import func, select
 
-from engine import anchors, instances, messages, metrics, rollups, start_timers
+from engine import anchors, instances, messages, metrics, start_timers
 from engine.clock import as_utc
 from engine.errors import AnchorFailed, ProcessFailed, TradeflowError
+from engine.reporting import rollups
 from engine.runtime import Runtime
 from engine.storage import Instance, InstanceStatus, StartTimer, store
 

@@ -10,7 +10,7 @@ from marshmallow import Schema, fields, validate
 from api.auth import flow, oversees, require
 from api.openapi import Blueprint
 from api.schemas import _In
-from engine import analytics
+from engine.reporting import analytics
 
 blp = Blueprint(
     "analytics",

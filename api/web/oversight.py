@@ -14,9 +14,10 @@ from api.auth import flow, oversees, owner_or_admin
 from api.headers import allow_inline_styles
 from api.views import check_can_read
 from api.web import blp
-from engine import analytics, definitions, export, instances, users
+from engine import definitions, export, instances, users
 from engine.errors import TradeflowError
 from engine.instances import InstanceQuery
+from engine.reporting import analytics
 from engine.storage import InstanceStatus
 
 # one instance's trail: who did what, when, and the hash chain to check it by

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, select
 
-from engine import analytics, facts, rollups
-from engine.analytics import ElementQuery, Sample
 from engine.clock import as_utc
+from engine.reporting import analytics, facts, rollups
+from engine.reporting.analytics import ElementQuery, Sample
 from engine.storage import CaseFacts
 from tests.content.conftest import (
     BOOKED,

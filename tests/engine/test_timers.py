@@ -473,7 +473,7 @@ def test_stopping_the_scheduler_mid_sweep_returns_promptly(flow: Tradeflow) -> N
 
 def test_the_sweep_sums_the_weeks_that_are_over(flow: Tradeflow, clocks: Clocks) -> None:
     """The step measures' weekly summaries (engine/rollups.py) are made by the sweep."""
-    from engine import rollups
+    from engine.reporting import rollups
 
     iid = flow.start("checking", actor="cashier")
     flow.complete(open_task(flow, iid, "check").id, actor="cashier")

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Table, bindparam, insert, select, text
 
-from engine import audit, facts, verification
+from engine import audit, verification
+from engine.reporting import facts
 from engine.storage import Database, HumanTask, Prepared, TaskRow, TaskState, store
 from engine.tradeflow import Tradeflow
 

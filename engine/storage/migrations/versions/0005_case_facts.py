@@ -73,7 +73,7 @@ def upgrade() -> None:
 
     from datetime import UTC, datetime
 
-    from engine import facts, rollups
+    from engine.reporting import facts, rollups
 
     conn = op.get_bind()
     facts.rebuild(conn)

@@ -39,8 +39,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 
 from engine.clock import as_utc
+from engine.reporting.timesql import epoch
 from engine.storage import CaseFacts, HumanTask, StepWeek, SummaryMark, TaskState
-from engine.timesql import epoch
 
 MARK = "step_week"
 _WEEKS: Table = StepWeek.__table__  # type: ignore[assignment]

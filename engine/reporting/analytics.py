@@ -32,11 +32,11 @@ from typing import Any
 from sqlalchemy import Connection, case, func, select
 from sqlalchemy.orm import Session
 
-from engine import rollups
 from engine.clock import as_utc
-from engine.rollups import Slice
+from engine.reporting import rollups
+from engine.reporting.rollups import Slice
+from engine.reporting.timesql import epoch
 from engine.storage import CaseFacts
-from engine.timesql import epoch
 
 ElementQuery = Slice  # a period, definition, role, user, customer grade
 
