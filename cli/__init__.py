@@ -18,7 +18,8 @@ import click
 from sqlalchemy.orm import Session
 
 from cli import audit as audit_commands
-from engine import anchors, messages, users
+from engine import messages, users
+from engine.audit import anchors
 from engine.errors import DiagramInvalid, TradeflowError
 from engine.limits import Limits
 from engine.reporting import facts, rollups

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from engine import anchor_log, anchors, verification
+from engine.audit import anchor_log, anchors, verification
 from engine.errors import AnchorFailed, TradeflowError
 from engine.storage import AuditAnchor
 from engine.tradeflow import Tradeflow

@@ -22,7 +22,7 @@ from granian.constants import HTTPModes, Interfaces
 from granian.server import Server
 
 from api import create_app
-from engine import anchors
+from engine.audit import anchors
 from engine.scheduler import Scheduler, Timers
 
 GC_THRESHOLDS = (20_000, 20, 20)  # Python's defaults: (700, 10, 10)

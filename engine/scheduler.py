@@ -26,7 +26,8 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import func, select
 
-from engine import anchors, instances, messages, metrics, start_timers
+from engine import instances, messages, metrics, start_timers
+from engine.audit import anchors
 from engine.clock import as_utc
 from engine.errors import AnchorFailed, ProcessFailed, TradeflowError
 from engine.reporting import rollups

@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine import audit, definitions, instances, messages, queues, tasks, users, verification
+from engine import audit, definitions, instances, messages, queues, tasks, users
+from engine.audit import verification
 from engine.calendar import BusinessCalendar
 from engine.clock import Clock
 from engine.errors import DiagramInvalid, Problem

@@ -11,7 +11,8 @@ from flask.views import MethodView
 from api.auth import flow, reads_everything, require
 from api.openapi import Blueprint
 from api.schemas import AuditArgs, AuditPage, ExportArgs
-from engine import audit, export
+from engine import audit
+from engine.audit import export
 
 blp = Blueprint(
     "audit", __name__, url_prefix="/api/v1/audit", description="Every recorded event, filtered"

@@ -20,7 +20,8 @@ from api.schemas import (
     VerifyOut,
 )
 from api.views import check_can_read
-from engine import audit, instances, verification
+from engine import audit, instances
+from engine.audit import verification
 from engine.storage import Instance, InstanceStatus, TaskState
 
 blp = Blueprint(

@@ -218,8 +218,8 @@ def test_db_measures_makes_the_summaries_again(run) -> None:  # type: ignore[no-
 
 def _reviewed_in(db_file: Path) -> tuple[Database, int]:
     from engine.tradeflow import Tradeflow
+    from tests.engine.audit.test_audit import _reviewed
     from tests.engine.conftest import Scenario, fixture_files
-    from tests.engine.test_audit import _reviewed
 
     db = Database(f"sqlite:///{db_file}")
     flow = Tradeflow(db)
@@ -230,7 +230,7 @@ def _reviewed_in(db_file: Path) -> tuple[Database, int]:
 
 
 def test_verify_reports_the_newest_events_deleted_and_says_what_it_checked(run) -> None:  # type: ignore[no-untyped-def]
-    from tests.engine.test_audit import as_owner
+    from tests.engine.audit.test_audit import as_owner
 
     db, iid = _reviewed_in(run.db_file)
     intact = run("verify")
@@ -258,7 +258,7 @@ def test_verify_reports_the_newest_events_deleted_and_says_what_it_checked(run) 
 def test_an_anchor_outside_the_database_catches_a_rewrite_of_chain_and_head(  # type: ignore[no-untyped-def]
     run, tmp_path: Path
 ) -> None:
-    from tests.engine.test_audit import as_owner, rewrite
+    from tests.engine.audit.test_audit import as_owner, rewrite
 
     db, iid = _reviewed_in(run.db_file)
     anchors = tmp_path / "anchors" / "trail.jsonl"
@@ -309,7 +309,7 @@ def test_anchor_settings_are_checked_before_anything_runs(run) -> None:  # type:
 def test_verify_says_when_anchors_stopped_coming(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from datetime import UTC, datetime, timedelta
 
-    from engine import anchors
+    from engine.audit import anchors
     from tests.conftest import FakeClock
 
     db, _ = _reviewed_in(run.db_file)

@@ -10,6 +10,7 @@ import time_machine
 from sqlalchemy import select
 
 from engine.audit import instance_stream
+from engine.audit.verification import verify_stream
 from engine.caches import LiveWorkflows
 from engine.errors import BudgetExceeded, InstanceNotRunning, TaskNotOpen
 from engine.limits import Limits
@@ -25,7 +26,6 @@ from engine.storage import (
     TaskState,
 )
 from engine.tradeflow import Tradeflow
-from engine.verification import verify_stream
 from tests.conftest import FakeClock
 from tests.diagrams import diagram, message, messages, seq, timer, user
 

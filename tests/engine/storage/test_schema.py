@@ -51,8 +51,8 @@ def test_the_audit_heads_migration_records_the_shared_streams_heads(db: Database
     and the trail verifies; going back down and up again is clean."""
     from alembic import command
 
-    from engine import verification
-    from engine.audit import DEFINITIONS_STREAM, GENESIS, event_hash
+    from engine.audit import DEFINITIONS_STREAM, GENESIS, verification
+    from engine.audit.trail import event_hash
     def down_to(revision: str) -> None:
         with db.engine.begin() as conn:
             cfg = alembic_config(db)

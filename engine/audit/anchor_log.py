@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.audit.verification import Pin
 from engine.errors import AnchorFailed
-from engine.verification import Pin
 
 FORMAT = 1
 _HASH = re.compile(r"[0-9a-f]{64}")

@@ -31,12 +31,12 @@ from typing import Any, Protocol
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from engine.anchor_log import Heads, Record, digest, last_record
-from engine.audit import canonical_at
+from engine.audit.anchor_log import Heads, Record, digest, last_record
+from engine.audit.trail import canonical_at
+from engine.audit.verification import recorded_heads, snapshot
 from engine.clock import Clock, as_utc
 from engine.errors import AnchorFailed
 from engine.storage import AuditAnchor, AuditAnchored, Database
-from engine.verification import recorded_heads, snapshot
 
 TARGET_ENV = "TRADEFLOW_AUDIT_ANCHOR"
 EVERY_ENV = "TRADEFLOW_AUDIT_ANCHOR_EVERY"  # minutes

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Select, Text, select, text, type_coerce
 from sqlalchemy.orm import Session
 
-from engine.audit import COLUMNS, GENESIS, TABLE, event_hash, instance_of, instance_stream
+from engine.audit.trail import COLUMNS, GENESIS, TABLE, event_hash, instance_of, instance_stream
 from engine.storage import AuditHead, Database, Instance
 
 CHECKS = (

@@ -15,20 +15,12 @@ from hypothesis import strategies as st
 from sqlalchemy import Text, delete, select, text, type_coerce, update
 from sqlalchemy.exc import DBAPIError
 
-from engine import verification
-from engine.audit import (
-    COLUMNS,
-    DEFINITIONS_STREAM,
-    GENESIS,
-    MESSAGES_STREAM,
-    canonical_at,
-    canonical_data,
-    event_hash,
-)
+from engine.audit import DEFINITIONS_STREAM, GENESIS, MESSAGES_STREAM, verification
+from engine.audit.trail import COLUMNS, canonical_at, canonical_data, event_hash
+from engine.audit.verification import TrailReport
 from engine.clock import as_utc
 from engine.storage import AuditEvent, Database
 from engine.tradeflow import Tradeflow
-from engine.verification import TrailReport
 from tests.engine.conftest import Scenario, read
 
 

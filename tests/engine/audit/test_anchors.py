@@ -17,17 +17,16 @@ from typing import Any
 
 import pytest
 
-from engine import anchor_log, anchors, verification
-from engine.anchor_log import Record
-from engine.anchors import FileTarget, WebhookTarget
-from engine.audit import DEFINITIONS_STREAM, GENESIS
+from engine.audit import DEFINITIONS_STREAM, GENESIS, anchor_log, anchors, verification
+from engine.audit.anchor_log import Record
+from engine.audit.anchors import FileTarget, WebhookTarget
 from engine.errors import AnchorFailed
 from engine.scheduler import Scheduler, Timers
 from engine.storage import AuditAnchor
 from engine.tradeflow import Tradeflow
 from tests.conftest import FakeClock
+from tests.engine.audit.test_audit import _reviewed, as_owner, rewrite
 from tests.engine.conftest import Scenario
-from tests.engine.test_audit import _reviewed, as_owner, rewrite
 
 
 def _anchor(flow: Tradeflow, target: anchors.Target, **options: Any) -> anchors.Anchored:

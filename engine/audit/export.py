@@ -19,7 +19,7 @@ from xml.sax.saxutils import quoteattr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.audit import EventKind, canonical_data
+from engine.audit.trail import EventKind, canonical_data
 from engine.clock import as_utc
 from engine.storage import AuditEvent, Definition, Instance
 
