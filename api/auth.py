@@ -9,10 +9,9 @@ from typing import Any, TypeVar, cast
 from flask import current_app, g, request, session
 from werkzeug.exceptions import Unauthorized
 
-from engine import users
 from engine.errors import Forbidden
+from engine.people import Actor, users
 from engine.tradeflow import Tradeflow
-from engine.users import Actor
 
 F = TypeVar("F", bound=Callable[..., Any])
 SESSION_TOKEN = "sid"  # the cookie session's key for its row's token (engine/sign_in.py)

@@ -18,10 +18,11 @@ import click
 from sqlalchemy.orm import Session
 
 from cli import audit as audit_commands
-from engine import messages, users
+from engine import messages
 from engine.audit import anchors
 from engine.errors import DiagramInvalid, TradeflowError
 from engine.limits import Limits
+from engine.people import users
 from engine.reporting import facts, rollups
 from engine.tradeflow import Tradeflow
 

@@ -26,6 +26,7 @@ from engine.errors import BusinessKeyTaken, FormInvalid, InstanceNotFound, Proce
 from engine.events import definitions_of, waits_for_timer
 from engine.forms_check import check_names, form_fields
 from engine.frontier import variables
+from engine.people import Actor
 from engine.runtime import Runtime, Unit
 from engine.serialization import SAFE_ENGINE
 from engine.storage import (
@@ -36,7 +37,6 @@ from engine.storage import (
     InstanceRow,
     InstanceStatus,
 )
-from engine.users import Actor
 from engine.work import Work
 
 _LONG_AGO = "1970-01-01T00:00:00+00:00"

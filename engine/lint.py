@@ -28,7 +28,7 @@ from engine.events import MESSAGE_VARIABLES
 from engine.expressions import check_expression, check_script
 from engine.limits import Limits, cycle_too_fast
 from engine.parser import Parser
-from engine.users import ROLE_ID
+from engine.people import ROLE_ID
 
 _VALIDATOR: BpmnValidator | None = None
 UNSUPPORTED = {

@@ -18,8 +18,8 @@ from engine.diagrams import role_id
 from engine.errors import Invalid
 from engine.events import messages_of
 from engine.frontier import Frontier, scan
+from engine.people import Actor
 from engine.storage import HumanTask, HumanTaskRole, Instance, TaskRow, TaskState, store
-from engine.users import Actor
 
 if TYPE_CHECKING:
     from engine.work import Work

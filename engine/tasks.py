@@ -26,9 +26,9 @@ from engine.errors import (
 )
 from engine.forms_check import check_submission
 from engine.frontier import variables
+from engine.people import Actor, identity
 from engine.runtime import Runtime
 from engine.storage import Instance, TaskRow, TaskState, store
-from engine.users import Actor, identity
 from engine.work import Work
 
 

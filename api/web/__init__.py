@@ -39,14 +39,14 @@ from werkzeug.wrappers import Response
 
 from api.auth import SESSION_TOKEN, flow
 from api.views import check_can_read, check_can_see_task, latest_form
-from engine import definitions, queues, sign_in, users
+from engine import definitions, queues
 from engine import tasks as engine_tasks
 from engine.clock import as_utc
 from engine.compaction import elements
 from engine.errors import TooManyAttempts, TradeflowError
+from engine.people import Actor, sign_in, users
 from engine.queues import ClaimFilter, InboxQuery, is_overdue
 from engine.storage import HumanTask, TaskState
-from engine.users import Actor
 
 LANGUAGES = {"zh": "中文", "en": "English"}
 # what the pages call roles and audit events (English; zh in translations/)

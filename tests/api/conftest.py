@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
 from api import create_app
-from engine import users
+from engine.people import Flags, users
 from engine.storage import (
     AuditEvent,
     Database,
@@ -31,7 +31,6 @@ from engine.storage import (
     TaskState,
 )
 from engine.tradeflow import Tradeflow
-from engine.users import Flags
 from tests.conftest import FakeClock
 from tests.engine.conftest import fixture_files
 

@@ -17,9 +17,9 @@ import time_machine
 
 from cli.demo import SAMPLES, shipped_files
 from engine.caches import LiveWorkflows
+from engine.people import Flags
 from engine.storage import Database, InstanceStatus, TaskState
 from engine.tradeflow import Tradeflow
-from engine.users import Flags
 from tests.conftest import FakeClock
 
 # one person per role; the names say what they do

@@ -134,7 +134,7 @@ def test_a_user_with_no_role_can_be_added(run) -> None:  # type: ignore[no-untyp
 
 
 def test_revoking_a_user_stops_every_token(run) -> None:  # type: ignore[no-untyped-def]
-    from engine import users
+    from engine.people import users
     from engine.storage import Database
 
     first = run("users", "add", "temp", "--role", "finance").stdout.strip().splitlines()[-1]
@@ -154,7 +154,7 @@ def test_revoking_a_user_stops_every_token(run) -> None:  # type: ignore[no-unty
 
 
 def test_disabling_a_user_stops_their_tokens_until_enabled(run) -> None:  # type: ignore[no-untyped-def]
-    from engine import users
+    from engine.people import users
     from engine.storage import Database
 
     token = run("users", "add", "temp", "--role", "finance").stdout.strip().splitlines()[-1]
@@ -193,7 +193,7 @@ def test_demo_sets_up_people_and_orders_once(run) -> None:  # type: ignore[no-un
     assert inbox["sun.li"] == ["investigate_complaint"]
     assert "SO-2026-0087 " in result.stdout and "waiting" in result.stdout  # for the payment
     with flow.db.reading() as session:
-        from engine import users
+        from engine.people import users
 
         assert users.bearer(session, tokens["wang.fang"]).roles == {"market_development"}  # type: ignore[union-attr]
     flow.db.dispose()

@@ -33,11 +33,11 @@ from engine.audit import instance_stream
 from engine.caches import LiveWorkflows
 from engine.compaction import elements
 from engine.errors import ProcessFailed
+from engine.people import Flags
 from engine.queues import InboxQuery
 from engine.serialization import thaw
 from engine.storage import AuditEvent, Database, InstanceStatus
 from engine.tradeflow import Tradeflow
-from engine.users import Flags
 from tests.conftest import FakeClock
 from tests.diagrams import diagram, message, messages, seq, timer, user
 

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from sqlalchemy import text, update
 
-from engine import users
 from engine.errors import (
     DelegationRefused,
     NotInRole,
@@ -19,6 +18,7 @@ from engine.errors import (
     TaskNotOpen,
     UserNotFound,
 )
+from engine.people import users
 from engine.queues import ClaimFilter, InboxQuery
 from engine.storage import HumanTask, TaskState
 from tests.engine.conftest import Scenario

@@ -15,7 +15,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from api import create_app
-from engine import users
+from engine.people import users
 from engine.storage import Database, TaskState
 from engine.tradeflow import Tradeflow
 from tests.conftest import FakeClock

@@ -14,9 +14,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from api import create_app
-from engine import users
 from engine.audit import SIGN_IN_STREAM
-from engine.sign_in import Throttle
+from engine.people import users
+from engine.people.sign_in import Throttle
 from engine.storage import AuditEvent, SignInFailure
 from engine.tradeflow import Tradeflow
 from tests.conftest import FakeClock

@@ -24,12 +24,12 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from engine import users
 from engine.audit import SIGN_IN_STREAM, AuditTrail, EventKind
 from engine.clock import as_utc
 from engine.errors import TooManyAttempts
+from engine.people import users
+from engine.people.users import PASSWORDS, Actor
 from engine.storage import Database, SignInFailure, User, WebSession
-from engine.users import PASSWORDS, Actor
 
 ADDRESS_CHARS = 64  # an IPv6 address with its zone, and then some
 

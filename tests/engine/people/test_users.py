@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from engine import users
 from engine.errors import Invalid, UserNotFound
+from engine.people import users
 from engine.tradeflow import Tradeflow
 
 
