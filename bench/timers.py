@@ -36,7 +36,7 @@ from bench.bare import StateTable, parsed, serializer
 from bench.harness import ROOT, Column, Table, parse, percentile
 from bench.served import spawn, stop
 from bench.stores import add_pg_url, postgres
-from engine.caches import LiveWorkflows
+from engine.runtime import LiveWorkflows
 from engine.storage import AuditEvent, Database
 from engine.tradeflow import Tradeflow
 

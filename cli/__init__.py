@@ -21,9 +21,9 @@ from cli import audit as audit_commands
 from engine import messages
 from engine.audit import anchors
 from engine.errors import DiagramInvalid, TradeflowError
-from engine.limits import Limits
 from engine.people import users
 from engine.reporting import facts, rollups
+from engine.runtime import Limits
 from engine.tradeflow import Tradeflow
 
 T = TypeVar("T")
@@ -329,7 +329,7 @@ def _metrics_directory() -> None:
 def worker(sweep: float) -> None:
     """Fire timers only, no HTTP: beside `tradeflow serve --no-scheduler`, or to add
     capacity (several processes share the due timers, each fired once)."""
-    from engine.caches import LiveWorkflows
+    from engine.runtime import LiveWorkflows
     from engine.scheduler import Scheduler, Timers
 
     flow = _flow()

@@ -17,9 +17,8 @@ from engine import diagrams, start_timers
 from engine.audit import DEFINITIONS_STREAM, AuditTrail, EventKind
 from engine.errors import DefinitionNotFound, DiagramInvalid, Problem
 from engine.events import messages_of
-from engine.limits import Limits
 from engine.lint import Bundle, lint, read_files
-from engine.serialization import StateSerializer
+from engine.runtime import Limits, StateSerializer
 from engine.storage import Definition, DefinitionTask, Deployment, Form, Resource, ResourceKind
 
 

@@ -20,15 +20,13 @@ from SpiffWorkflow.util.task import TaskState as SpiffState
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session, joinedload
 
-from engine import definitions, queues, stepping
+from engine import definitions, queues
 from engine.audit import GENESIS, EventKind
 from engine.errors import BusinessKeyTaken, FormInvalid, InstanceNotFound, ProcessFailed
 from engine.events import definitions_of, waits_for_timer
 from engine.forms_check import check_names, form_fields
-from engine.frontier import variables
 from engine.people import Actor
-from engine.runtime import Runtime, Unit
-from engine.serialization import SAFE_ENGINE
+from engine.runtime import SAFE_ENGINE, Runtime, Unit, Work, stepping, variables
 from engine.storage import (
     Definition,
     HumanTask,
@@ -37,7 +35,6 @@ from engine.storage import (
     InstanceRow,
     InstanceStatus,
 )
-from engine.work import Work
 
 _LONG_AGO = "1970-01-01T00:00:00+00:00"
 MAX_BUSINESS_KEY = 255

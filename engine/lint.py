@@ -20,15 +20,20 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 
 import forms
 from engine import diagrams, runaway
-from engine.caches import FORM_INPUTS, escalation_roles
 from engine.calendar import BusinessCalendar
 from engine.diagrams import BPMN_NS, NS, UnreadableFile
 from engine.errors import ExpressionRefused, Problem
 from engine.events import MESSAGE_VARIABLES
-from engine.expressions import check_expression, check_script
-from engine.limits import Limits, cycle_too_fast
 from engine.parser import Parser
 from engine.people import ROLE_ID
+from engine.runtime import (
+    FORM_INPUTS,
+    Limits,
+    check_expression,
+    check_script,
+    cycle_too_fast,
+    escalation_roles,
+)
 
 _VALIDATOR: BpmnValidator | None = None
 UNSUPPORTED = {

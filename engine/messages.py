@@ -21,13 +21,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import delivery
 from engine.audit import MESSAGES_STREAM, AuditTrail, EventKind
 from engine.errors import MessageInvalid, MessageUndeliverable
 from engine.forms_check import check_names
-from engine.frontier import variables
 from engine.instances import MAX_BUSINESS_KEY
-from engine.runtime import Runtime
+from engine.runtime import Runtime, delivery, variables
 from engine.storage import (
     Definition,
     Instance,

@@ -17,12 +17,12 @@ from engine.clock import as_utc
 from engine.diagrams import role_id
 from engine.errors import Invalid
 from engine.events import messages_of
-from engine.frontier import Frontier, scan
 from engine.people import Actor
+from engine.runtime import Frontier, scan
 from engine.storage import HumanTask, HumanTaskRole, Instance, TaskRow, TaskState, store
 
 if TYPE_CHECKING:
-    from engine.work import Work
+    from engine.runtime import Work
 
 
 ROW = "tradeflow_task"  # internal_data key on a READY user task: its human_task row id

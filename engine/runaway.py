@@ -27,8 +27,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from engine import diagrams
 from engine.diagrams import BPMN_NS, NS
 from engine.errors import ExpressionRefused, Problem
-from engine.expressions import check_expression, evaluate_expression
-from engine.limits import TIMER_VAR
+from engine.runtime import TIMER_VAR, check_expression, evaluate_expression
 
 # what holds a token until something from outside happens
 _WAITING_TASKS = {"userTask", "manualTask", "receiveTask", "eventBasedGateway"}

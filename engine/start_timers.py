@@ -29,8 +29,7 @@ from sqlalchemy.orm import Session
 from engine.calendar import load_calendar
 from engine.clock import as_utc
 from engine.errors import DiagramInvalid, Problem
-from engine.expressions import evaluate_expression
-from engine.limits import cycle_too_fast
+from engine.runtime import cycle_too_fast, evaluate_expression
 from engine.storage import StartTimer
 
 

@@ -13,7 +13,6 @@ from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState as SpiffState
 
-from engine import stepping
 from engine.audit import EventKind
 from engine.errors import (
     DelegationRefused,
@@ -25,11 +24,9 @@ from engine.errors import (
     UserNotFound,
 )
 from engine.forms_check import check_submission
-from engine.frontier import variables
 from engine.people import Actor, identity
-from engine.runtime import Runtime
+from engine.runtime import Runtime, Work, stepping, variables
 from engine.storage import Instance, TaskRow, TaskState, store
-from engine.work import Work
 
 
 @contextmanager

@@ -49,19 +49,19 @@ def test_only_the_unit_of_work_changes_an_instance() -> None:
     or saves an instance row, or opens the unit's transaction (db.unit()). The scheduler
     may claim due rows, which it hands to the unit."""
     allowed = {
-        ("engine/runtime.py", "lock_instance"),
-        ("engine/runtime.py", "insert_instance"),
-        ("engine/runtime.py", "save_instance"),
-        ("engine/runtime.py", "unit"),
-        ("engine/settle.py", "save_instance"),
+        ("engine/runtime/unit.py", "lock_instance"),
+        ("engine/runtime/unit.py", "insert_instance"),
+        ("engine/runtime/unit.py", "save_instance"),
+        ("engine/runtime/unit.py", "unit"),
+        ("engine/runtime/settle.py", "save_instance"),
         ("engine/scheduler.py", "claim_due_many"),
     }
     found = set()
     for package in ("engine", "api", "cli", "tools"):
         found |= set(_calls(package, _UNIT_OF_WORK_CALLS | {"unit"}))
     # runtime.unit(...) is the way in for everyone; the database's unit() only for it
-    found = {(f, name) for f, name in found if name != "unit" or f == "engine/runtime.py"}
-    assert ("engine/runtime.py", "unit") in found, "the scan found no unit of work"
+    found = {(f, name) for f, name in found if name != "unit" or f == "engine/runtime/unit.py"}
+    assert ("engine/runtime/unit.py", "unit") in found, "the scan found no unit of work"
     assert found - allowed == set()
     assert _instance_status_set_outside() == []
 
@@ -69,7 +69,7 @@ def test_only_the_unit_of_work_changes_an_instance() -> None:
 def _instance_status_set_outside() -> list[str]:
     """Assignments to an instance's status outside the unit of work and the commands
     that run inside it (instances.py: cancel, a failed start)."""
-    inside = {"engine/runtime.py", "engine/settle.py", "engine/instances.py"}
+    inside = {"engine/runtime/unit.py", "engine/runtime/settle.py", "engine/instances.py"}
     found = []
     for file in sorted((ROOT / "engine").rglob("*.py")):
         name = str(file.relative_to(ROOT))

@@ -42,10 +42,10 @@ from api.views import check_can_read, check_can_see_task, latest_form
 from engine import definitions, queues
 from engine import tasks as engine_tasks
 from engine.clock import as_utc
-from engine.compaction import elements
 from engine.errors import TooManyAttempts, TradeflowError
 from engine.people import Actor, sign_in, users
 from engine.queues import ClaimFilter, InboxQuery, is_overdue
+from engine.runtime import elements
 from engine.storage import HumanTask, TaskState
 
 LANGUAGES = {"zh": "中文", "en": "English"}

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from engine.limits import Limits
+from engine.runtime import Limits
 from engine.storage import Deployment, Form
 from tests.api.conftest import V1, ApiClient, multipart, ok, problem
 from tests.engine.test_lint import _definitions, bpmn

@@ -16,8 +16,8 @@ import pytest
 import time_machine
 
 from cli.demo import SAMPLES, shipped_files
-from engine.caches import LiveWorkflows
 from engine.people import Flags
+from engine.runtime import LiveWorkflows
 from engine.storage import Database, InstanceStatus, TaskState
 from engine.tradeflow import Tradeflow
 from tests.conftest import FakeClock

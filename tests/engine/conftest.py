@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from engine.caches import LiveWorkflows
+from engine.runtime import LiveWorkflows
 from engine.storage import Database, HumanTask, TaskState
 from engine.tradeflow import Tradeflow
 from tests.conftest import ROOT, FakeClock

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from engine import runaway
 from engine.errors import Problem, ProcessFailed
-from engine.limits import Limits
+from engine.runtime import Limits
 from engine.storage import Instance
 from engine.tradeflow import Tradeflow
 from tests import diagrams

@@ -17,10 +17,9 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from engine.caches import LiveWorkflows
 from engine.errors import ProcessFailed
-from engine.limits import Limits
 from engine.queues import InboxQuery
+from engine.runtime import Limits, LiveWorkflows
 from engine.scheduler import Scheduler, Timers
 from engine.storage import (
     Database,

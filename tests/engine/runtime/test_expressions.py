@@ -14,15 +14,9 @@ from SpiffWorkflow.dmn.engine.DMNEngine import DMNEngine
 from SpiffWorkflow.util.task import TaskState
 
 from engine.errors import BudgetExceeded, ExpressionRefused
-from engine.expressions import (
-    MAX_EXPRESSION_LENGTH,
-    SafeScriptEngine,
-    check_expression,
-    check_script,
-    evaluate_expression,
-    run_script,
-)
-from engine.limits import Budget, Limits, enter, leave
+from engine.runtime import Limits, check_expression, check_script, evaluate_expression
+from engine.runtime.expressions import MAX_EXPRESSION_LENGTH, SafeScriptEngine, run_script
+from engine.runtime.limits import Budget, enter, leave
 
 DATA: dict[str, Any] = {
     "amount": 25_000,

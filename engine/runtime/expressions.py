@@ -30,9 +30,9 @@ from SpiffWorkflow.bpmn.script_engine import (
 )
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from engine import limits
 from engine.errors import BudgetExceeded, ExpressionRefused
-from engine.limits import CLOCK_EVERY, Budget
+from engine.runtime import limits
+from engine.runtime.limits import CLOCK_EVERY, Budget
 
 MAX_EXPRESSION_LENGTH = 2000
 MAX_SCRIPT_LENGTH = 20_000

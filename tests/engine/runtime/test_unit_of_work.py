@@ -11,10 +11,9 @@ from sqlalchemy import select
 
 from engine.audit import instance_stream
 from engine.audit.verification import verify_stream
-from engine.caches import LiveWorkflows
 from engine.errors import BudgetExceeded, InstanceNotRunning, TaskNotOpen
-from engine.limits import Limits
 from engine.queues import InboxQuery
+from engine.runtime import Limits, LiveWorkflows
 from engine.scheduler import Timers
 from engine.storage import (
     Database,

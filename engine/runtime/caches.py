@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from engine.diagrams import names_listed
 from engine.events import message_variables
-from engine.serialization import SpecPair, StateSerializer
+from engine.runtime.serialization import SpecPair, StateSerializer
 from engine.storage import Definition, DefinitionTask, InstanceRow, InstanceStatus
 
 K = TypeVar("K")

@@ -27,18 +27,18 @@ from typing import Any
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from sqlalchemy.orm import Session
 
-from engine import limits, metrics
+from engine import queues  # the package, not its names: it imports the runtime back
 from engine.audit import AuditTrail, EventKind, instance_stream
-from engine.caches import DefinitionCache, DefinitionInfo, LiveWorkflows
 from engine.calendar import BusinessCalendar, load_calendar
 from engine.clock import Clock, SystemClock
 from engine.errors import InstanceNotFound, InstanceNotRunning
-from engine.frontier import scan
-from engine.queues import ROW
-from engine.serialization import StateSerializer
-from engine.settle import settle
+from engine.runtime import limits, metrics
+from engine.runtime.caches import DefinitionCache, DefinitionInfo, LiveWorkflows
+from engine.runtime.frontier import scan
+from engine.runtime.serialization import StateSerializer
+from engine.runtime.settle import settle
+from engine.runtime.work import Work
 from engine.storage import Database, Instance, InstanceRow, InstanceStatus, store
-from engine.work import Work
 
 
 class Runtime:
@@ -203,9 +203,9 @@ class Unit:
             trail=self._trail(instance),
             stream=instance_stream(instance.id),
             open_rows={
-                str(t.id): (t.internal_data[ROW], t.task_spec.bpmn_id, t.task_spec.bpmn_name)
+                str(t.id): (t.internal_data[queues.ROW], t.task_spec.bpmn_id, t.task_spec.bpmn_name)
                 for t in frontier.ready_manual
-                if ROW in t.internal_data
+                if queues.ROW in t.internal_data
             },
             stored_cycles=[
                 t for t in frontier.waiting if isinstance(t.internal_data.get("event_value"), dict)

@@ -10,13 +10,13 @@ from SpiffWorkflow.bpmn import BpmnEvent
 from SpiffWorkflow.util.task import TaskState as SpiffState
 from sqlalchemy import or_, select
 
-from engine import stepping
 from engine.audit import EventKind
 from engine.clock import as_utc
 from engine.events import messages_of
-from engine.frontier import Frontier, variables
+from engine.runtime import stepping
+from engine.runtime.frontier import Frontier, variables
+from engine.runtime.work import Work
 from engine.storage import Instance, InstanceRow, Message, MessageStatus
-from engine.work import Work
 
 
 def matches(message: Message, instance: Instance | InstanceRow, data: dict[str, Any]) -> bool:

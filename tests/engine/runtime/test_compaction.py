@@ -30,12 +30,11 @@ import time_machine
 from sqlalchemy import select
 
 from engine.audit import instance_stream
-from engine.caches import LiveWorkflows
-from engine.compaction import elements
 from engine.errors import ProcessFailed
 from engine.people import Flags
 from engine.queues import InboxQuery
-from engine.serialization import thaw
+from engine.runtime import LiveWorkflows, elements
+from engine.runtime.serialization import thaw
 from engine.storage import AuditEvent, Database, InstanceStatus
 from engine.tradeflow import Tradeflow
 from tests.conftest import FakeClock

@@ -15,9 +15,9 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from engine.audit import AuditTrail, EventKind
-    from engine.caches import DefinitionInfo
     from engine.calendar import BusinessCalendar
-    from engine.limits import Budget
+    from engine.runtime.caches import DefinitionInfo
+    from engine.runtime.limits import Budget
     from engine.storage import InstanceRow, TaskRow
 
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 
-from engine import limits
 from engine.errors import ExpressionRefused, ProcessFailed
-from engine.work import Work
+from engine.runtime import limits
+from engine.runtime.work import Work
 
 
 def run(work: Work, step: Callable[[], object] | None = None) -> None:

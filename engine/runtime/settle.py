@@ -28,18 +28,19 @@ from typing import TYPE_CHECKING
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import DurationTimerEventDefinition
 from SpiffWorkflow.task import Task
 
-from engine import delivery, queues, stepping
+from engine import queues  # the package, not its names: it imports the runtime back
 from engine.audit import EventKind
 from engine.clock import as_utc
-from engine.compaction import SPIFF_MAX_DEPTH, compact
 from engine.errors import ProcessFailed
 from engine.events import waits_for_timer
-from engine.frontier import Frontier, scan, variables
+from engine.runtime import delivery, stepping
+from engine.runtime.compaction import SPIFF_MAX_DEPTH, compact
+from engine.runtime.frontier import Frontier, scan, variables
+from engine.runtime.work import Work
 from engine.storage import InstanceStatus, TaskRow, TaskState, store
-from engine.work import Work
 
 if TYPE_CHECKING:
-    from engine.runtime import Runtime
+    from engine.runtime.unit import Runtime
 
 log = logging.getLogger("tradeflow.settle")
 

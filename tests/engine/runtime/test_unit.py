@@ -17,7 +17,7 @@ from engine.errors import (
     TaskNotOpen,
 )
 from engine.instances import InstanceQuery
-from engine.serialization import SAFE_ENGINE
+from engine.runtime import SAFE_ENGINE
 from engine.storage import AuditEvent, HumanTask, Instance, TaskState
 from engine.tradeflow import Tradeflow
 from tests.engine.conftest import Scenario, undecidable_review

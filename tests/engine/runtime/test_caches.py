@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.caches import LiveWorkflows
 from engine.errors import ProcessFailed
+from engine.runtime import LiveWorkflows
 from engine.tradeflow import Tradeflow
 from tests.engine.conftest import Scenario, undecidable_review
 
