@@ -20,11 +20,10 @@ from SpiffWorkflow.util.task import TaskState as SpiffState
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session, joinedload
 
-from engine import definitions, queues
+from engine import queues
 from engine.audit import GENESIS, EventKind
 from engine.errors import BusinessKeyTaken, FormInvalid, InstanceNotFound, ProcessFailed
-from engine.events import definitions_of, waits_for_timer
-from engine.forms_check import check_names, form_fields
+from engine.modeling import check_names, definitions, definitions_of, form_fields, waits_for_timer
 from engine.people import Actor
 from engine.runtime import SAFE_ENGINE, Runtime, Unit, Work, stepping, variables
 from engine.storage import (

@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from engine.audit import MESSAGES_STREAM, AuditTrail, EventKind
 from engine.errors import MessageInvalid, MessageUndeliverable
-from engine.forms_check import check_names
 from engine.instances import MAX_BUSINESS_KEY
+from engine.modeling import check_names
 from engine.runtime import Runtime, delivery, variables
 from engine.storage import (
     Definition,

@@ -14,9 +14,8 @@ from sqlalchemy.orm import Session
 
 from engine.audit import EventKind
 from engine.clock import as_utc
-from engine.diagrams import role_id
 from engine.errors import Invalid
-from engine.events import messages_of
+from engine.modeling import messages_of, role_id
 from engine.people import Actor
 from engine.runtime import Frontier, scan
 from engine.storage import HumanTask, HumanTaskRole, Instance, TaskRow, TaskState, store

@@ -23,7 +23,7 @@ from engine.errors import (
     TaskNotOpen,
     UserNotFound,
 )
-from engine.forms_check import check_submission
+from engine.modeling import check_submission
 from engine.people import Actor, identity
 from engine.runtime import Runtime, Work, stepping, variables
 from engine.storage import Instance, TaskRow, TaskState, store

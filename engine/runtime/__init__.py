@@ -24,11 +24,10 @@ from engine.runtime.work import Work
 # isort: split
 # the modules that reach into other rooms, after what those rooms take from this one
 from engine.runtime import delivery
-from engine.runtime.caches import FORM_INPUTS, LiveWorkflows, escalation_roles
+from engine.runtime.caches import LiveWorkflows
 from engine.runtime.unit import Runtime, Unit
 
 __all__ = [
-    "FORM_INPUTS",
     "SAFE_ENGINE",
     "TIMER_VAR",
     "Frontier",
@@ -43,7 +42,6 @@ __all__ = [
     "cycle_too_fast",
     "delivery",
     "elements",
-    "escalation_roles",
     "evaluate_expression",
     "metrics",
     "scan",

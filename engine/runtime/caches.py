@@ -14,14 +14,13 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.diagrams import names_listed
-from engine.events import message_variables
+from engine.modeling import FORM_INPUTS, escalation_roles, message_variables, names_listed
 from engine.runtime.serialization import SpecPair, StateSerializer
 from engine.storage import Definition, DefinitionTask, InstanceRow, InstanceStatus
 
@@ -98,14 +97,6 @@ class DefinitionInfo:
 
     def rule_for_element(self, element_id: str) -> TaskRule | None:
         return next((r for r in self.rules.values() if r.element_id == element_id), None)
-
-
-FORM_INPUTS = "formInputs"  # a user task's property: the variables its form starts from
-
-
-def escalation_roles(properties: dict[str, Any]) -> tuple[str, ...]:
-    """The ``escalateTo`` property: comma-separated role ids."""
-    return names_listed(properties.get("escalateTo"))
 
 
 class DefinitionCache:

@@ -12,7 +12,7 @@ from sqlalchemy import or_, select
 
 from engine.audit import EventKind
 from engine.clock import as_utc
-from engine.events import messages_of
+from engine.modeling import messages_of
 from engine.runtime import stepping
 from engine.runtime.frontier import Frontier, variables
 from engine.runtime.work import Work

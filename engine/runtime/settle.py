@@ -32,7 +32,7 @@ from engine import queues  # the package, not its names: it imports the runtime 
 from engine.audit import EventKind
 from engine.clock import as_utc
 from engine.errors import ProcessFailed
-from engine.events import waits_for_timer
+from engine.modeling import waits_for_timer
 from engine.runtime import delivery, stepping
 from engine.runtime.compaction import SPIFF_MAX_DEPTH, compact
 from engine.runtime.frontier import Frontier, scan, variables

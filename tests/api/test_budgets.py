@@ -19,7 +19,7 @@ from sqlalchemy import select
 from engine.runtime import Limits
 from engine.storage import Deployment, Form
 from tests.api.conftest import V1, ApiClient, multipart, ok, problem
-from tests.engine.test_lint import _definitions, bpmn
+from tests.engine.modeling.test_lint import _definitions, bpmn
 
 # start -> count -> more? -> count ... : the count only grows, so the loop never ends,
 # and nothing in it waits (lint can't tell: the conditions read the data). Each round

@@ -12,10 +12,10 @@ import pytest
 from lxml import etree
 from sqlalchemy import func, select
 
-from engine import diagrams
 from engine.audit import DEFINITIONS_STREAM, EventKind
 from engine.clock import as_utc
 from engine.errors import DefinitionNotFound
+from engine.modeling import diagrams
 from engine.storage import AuditEvent, Database, Definition, DefinitionTask, Form, InstanceStatus
 from engine.tradeflow import Tradeflow
 from tests.conftest import FakeClock

@@ -10,13 +10,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from engine import runaway
 from engine.errors import Problem, ProcessFailed
+from engine.modeling import runaway
 from engine.runtime import Limits
 from engine.storage import Instance
 from engine.tradeflow import Tradeflow
 from tests import diagrams
-from tests.engine.test_lint import _definitions, bpmn, refuse
+from tests.engine.modeling.test_lint import _definitions, bpmn, refuse
 
 USER = '<bpmn:userTask id="ask" camunda:candidateGroups="finance" />'
 CALL = '<bpmn:callActivity id="again" calledElement="{pid}" />'

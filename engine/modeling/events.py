@@ -11,7 +11,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import EventBasedGateway
 
-from engine.diagrams import names_listed
+from engine.modeling.diagrams import names_listed
 
 
 def definitions_of(task_spec: Any) -> list[Any]:

@@ -13,11 +13,12 @@ from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import diagrams, start_timers
+from engine import start_timers
 from engine.audit import DEFINITIONS_STREAM, AuditTrail, EventKind
 from engine.errors import DefinitionNotFound, DiagramInvalid, Problem
-from engine.events import messages_of
-from engine.lint import Bundle, lint, read_files
+from engine.modeling import diagrams
+from engine.modeling.events import messages_of
+from engine.modeling.lint import Bundle, lint, read_files
 from engine.runtime import Limits, StateSerializer
 from engine.storage import Definition, DefinitionTask, Deployment, Form, Resource, ResourceKind
 

@@ -19,21 +19,14 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
 import forms
-from engine import diagrams, runaway
 from engine.calendar import BusinessCalendar
-from engine.diagrams import BPMN_NS, NS, UnreadableFile
 from engine.errors import ExpressionRefused, Problem
-from engine.events import MESSAGE_VARIABLES
-from engine.parser import Parser
+from engine.modeling import diagrams, runaway
+from engine.modeling.diagrams import BPMN_NS, FORM_INPUTS, NS, UnreadableFile, escalation_roles
+from engine.modeling.events import MESSAGE_VARIABLES
+from engine.modeling.parser import Parser
 from engine.people import ROLE_ID
-from engine.runtime import (
-    FORM_INPUTS,
-    Limits,
-    check_expression,
-    check_script,
-    cycle_too_fast,
-    escalation_roles,
-)
+from engine.runtime import Limits, check_expression, check_script, cycle_too_fast
 
 _VALIDATOR: BpmnValidator | None = None
 UNSUPPORTED = {

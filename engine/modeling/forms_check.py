@@ -12,8 +12,8 @@ from marshmallow import Schema
 from sqlalchemy import Engine, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from engine.diagrams import is_variable_name
 from engine.errors import FormInvalid, Invalid
+from engine.modeling.diagrams import is_variable_name
 from engine.storage import Form
 from forms import FormUnusable, ValidationError, schema_for
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from lxml import etree
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
-from engine import diagrams
-from engine.diagrams import BPMN_NS, NS
 from engine.errors import ExpressionRefused, Problem
+from engine.modeling import diagrams
+from engine.modeling.diagrams import BPMN_NS, NS
 from engine.runtime import TIMER_VAR, check_expression, evaluate_expression
 
 # what holds a token until something from outside happens

@@ -186,6 +186,14 @@ def names_listed(raw: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
 
 
+FORM_INPUTS = "formInputs"  # a user task's property: the variables its form starts from
+
+
+def escalation_roles(properties: dict[str, Any]) -> tuple[str, ...]:
+    """The ``escalateTo`` property: comma-separated role ids."""
+    return names_listed(properties.get("escalateTo"))
+
+
 def is_variable_name(name: object) -> bool:
     """What an expression can use as a variable: an identifier, no dunders."""
     return isinstance(name, str) and name.isidentifier() and not name.startswith("__")

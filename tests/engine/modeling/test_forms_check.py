@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from engine.errors import FormInvalid, MessageInvalid
-from engine.forms_check import MAX_DATA_BYTES, MAX_DATA_DEPTH
+from engine.modeling.forms_check import MAX_DATA_BYTES, MAX_DATA_DEPTH
 from engine.storage import AuditEvent, Instance
 from engine.tradeflow import Tradeflow
 from tests.engine.conftest import Scenario
