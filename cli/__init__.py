@@ -330,7 +330,7 @@ def worker(sweep: float) -> None:
     """Fire timers only, no HTTP: beside `tradeflow serve --no-scheduler`, or to add
     capacity (several processes share the due timers, each fired once)."""
     from engine.runtime import LiveWorkflows
-    from engine.scheduler import Scheduler, Timers
+    from engine.timers.scheduler import Scheduler, Timers  # see engine/timers/__init__.py
 
     flow = _flow()
     anchoring = _anchoring()  # a wrong setting stops here, before anything runs

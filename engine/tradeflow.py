@@ -9,13 +9,13 @@ from sqlalchemy import select
 
 from engine import audit, instances, messages, queues, tasks
 from engine.audit import verification
-from engine.calendar import BusinessCalendar
 from engine.clock import Clock
 from engine.errors import DiagramInvalid, Problem
 from engine.modeling import definitions
 from engine.people import users
 from engine.runtime import Runtime
 from engine.storage import AuditEvent, Database, HumanTask, Instance, TaskRow, User, schema
+from engine.timers import BusinessCalendar
 
 
 class _DryRun(Exception):

@@ -54,7 +54,7 @@ def test_only_the_unit_of_work_changes_an_instance() -> None:
         ("engine/runtime/unit.py", "save_instance"),
         ("engine/runtime/unit.py", "unit"),
         ("engine/runtime/settle.py", "save_instance"),
-        ("engine/scheduler.py", "claim_due_many"),
+        ("engine/timers/scheduler.py", "claim_due_many"),
     }
     found = set()
     for package in ("engine", "api", "cli", "tools"):

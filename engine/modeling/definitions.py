@@ -13,7 +13,6 @@ from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import start_timers
 from engine.audit import DEFINITIONS_STREAM, AuditTrail, EventKind
 from engine.errors import DefinitionNotFound, DiagramInvalid, Problem
 from engine.modeling import diagrams
@@ -21,6 +20,7 @@ from engine.modeling.events import messages_of
 from engine.modeling.lint import Bundle, lint, read_files
 from engine.runtime import Limits, StateSerializer
 from engine.storage import Definition, DefinitionTask, Deployment, Form, Resource, ResourceKind
+from engine.timers import start_timers  # a module, not names: timers → runtime → modeling
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ from sqlalchemy.orm import Session
 
 from engine import queues  # the package, not its names: it imports the runtime back
 from engine.audit import AuditTrail, EventKind, instance_stream
-from engine.calendar import BusinessCalendar, load_calendar
 from engine.clock import Clock, SystemClock
 from engine.errors import InstanceNotFound, InstanceNotRunning
 from engine.runtime import limits, metrics
@@ -39,6 +38,7 @@ from engine.runtime.serialization import StateSerializer
 from engine.runtime.settle import settle
 from engine.runtime.work import Work
 from engine.storage import Database, Instance, InstanceRow, InstanceStatus, store
+from engine.timers import BusinessCalendar, load_calendar
 
 
 class Runtime:

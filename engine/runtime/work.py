@@ -15,10 +15,10 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from engine.audit import AuditTrail, EventKind
-    from engine.calendar import BusinessCalendar
     from engine.runtime.caches import DefinitionInfo
     from engine.runtime.limits import Budget
     from engine.storage import InstanceRow, TaskRow
+    from engine.timers import BusinessCalendar
 
 
 @dataclass(eq=False)

@@ -21,8 +21,8 @@ from engine.audit import DEFINITIONS_STREAM, GENESIS, anchor_log, anchors, verif
 from engine.audit.anchor_log import Record
 from engine.audit.anchors import FileTarget, WebhookTarget
 from engine.errors import AnchorFailed
-from engine.scheduler import Scheduler, Timers
 from engine.storage import AuditAnchor
+from engine.timers.scheduler import Scheduler, Timers
 from engine.tradeflow import Tradeflow
 from tests.conftest import FakeClock
 from tests.engine.audit.test_audit import _reviewed, as_owner, rewrite

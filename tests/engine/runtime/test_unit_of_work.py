@@ -14,7 +14,6 @@ from engine.audit.verification import verify_stream
 from engine.errors import BudgetExceeded, InstanceNotRunning, TaskNotOpen
 from engine.queues import InboxQuery
 from engine.runtime import Limits, LiveWorkflows
-from engine.scheduler import Timers
 from engine.storage import (
     Database,
     Instance,
@@ -24,6 +23,7 @@ from engine.storage import (
     MessageSubscription,
     TaskState,
 )
+from engine.timers.scheduler import Timers
 from engine.tradeflow import Tradeflow
 from tests.conftest import FakeClock
 from tests.diagrams import diagram, message, messages, seq, timer, user

@@ -26,11 +26,11 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from engine.calendar import load_calendar
 from engine.clock import as_utc
 from engine.errors import DiagramInvalid, Problem
 from engine.runtime import cycle_too_fast, evaluate_expression
 from engine.storage import StartTimer
+from engine.timers.calendar import load_calendar
 
 
 def timer_start(spec: Any) -> tuple[str, TimerEventDefinition] | None:

@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo
 import holidays
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config" / "calendar.toml"
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "config" / "calendar.toml"
 ENV_VAR = "TRADEFLOW_CALENDAR"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 KEYS = (

@@ -26,13 +26,14 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import func, select
 
-from engine import instances, messages, start_timers
+from engine import instances, messages
 from engine.audit import anchors
 from engine.clock import as_utc
 from engine.errors import AnchorFailed, ProcessFailed, TradeflowError
 from engine.reporting import rollups
 from engine.runtime import Runtime, metrics
 from engine.storage import Instance, InstanceStatus, StartTimer, store
+from engine.timers import start_timers
 
 log = logging.getLogger("tradeflow.scheduler")
 

@@ -20,7 +20,6 @@ from sqlalchemy import select
 from engine.errors import ProcessFailed
 from engine.queues import InboxQuery
 from engine.runtime import Limits, LiveWorkflows
-from engine.scheduler import Scheduler, Timers
 from engine.storage import (
     Database,
     Definition,
@@ -30,6 +29,7 @@ from engine.storage import (
     StepWeek,
     TaskState,
 )
+from engine.timers.scheduler import Scheduler, Timers
 from engine.tradeflow import Tradeflow
 from tests.conftest import FakeClock
 

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 import holidays
 import pytest
 
-from engine.calendar import DEFAULT_PATH, BusinessCalendar, from_mapping, load_calendar
+from engine.timers import BusinessCalendar, load_calendar
+from engine.timers.calendar import DEFAULT_PATH, from_mapping
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")
