@@ -11,7 +11,7 @@ from werkzeug.exceptions import BadRequest
 
 from api.auth import actor, flow, reads_everything
 from api.schemas import INT_MAX
-from engine import instances
+from engine.commands import instances
 from engine.errors import Forbidden, NotInRole
 from engine.storage import Form, HumanTask, Instance
 

@@ -18,8 +18,8 @@ import click
 from sqlalchemy.orm import Session
 
 from cli import audit as audit_commands
-from engine import messages
 from engine.audit import anchors
+from engine.commands import messages
 from engine.errors import DiagramInvalid, TradeflowError
 from engine.people import users
 from engine.reporting import facts, rollups

@@ -7,9 +7,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine import audit, instances, messages, queues, tasks
+from engine import audit, queues
 from engine.audit import verification
 from engine.clock import Clock
+from engine.commands import instances, messages, tasks
 from engine.errors import DiagramInvalid, Problem
 from engine.modeling import definitions
 from engine.people import users

@@ -20,8 +20,9 @@ from api.schemas import (
     VerifyOut,
 )
 from api.views import check_can_read
-from engine import audit, instances
+from engine import audit
 from engine.audit import verification
+from engine.commands import instances
 from engine.storage import Instance, InstanceStatus, TaskState
 
 blp = Blueprint(

@@ -25,7 +25,8 @@ from api.views import (
     latest_form,
     with_business_keys,
 )
-from engine import queues, tasks
+from engine import queues
+from engine.commands import tasks
 from engine.errors import TaskNotFound
 from engine.queues import ClaimFilter, InboxQuery
 from engine.storage import HumanTask

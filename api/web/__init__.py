@@ -40,8 +40,8 @@ from werkzeug.wrappers import Response
 from api.auth import SESSION_TOKEN, flow
 from api.views import check_can_read, check_can_see_task, latest_form
 from engine import queues
-from engine import tasks as engine_tasks
 from engine.clock import as_utc
+from engine.commands import tasks as engine_tasks
 from engine.errors import TooManyAttempts, TradeflowError
 from engine.modeling import definitions
 from engine.people import Actor, sign_in, users

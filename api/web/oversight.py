@@ -14,10 +14,9 @@ from api.auth import flow, oversees, owner_or_admin
 from api.headers import allow_inline_styles
 from api.views import check_can_read
 from api.web import blp
-from engine import instances
 from engine.audit import export
+from engine.commands import InstanceQuery, instances
 from engine.errors import TradeflowError
-from engine.instances import InstanceQuery
 from engine.modeling import definitions
 from engine.people import users
 from engine.reporting import analytics

@@ -26,9 +26,9 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import func, select
 
-from engine import instances, messages
 from engine.audit import anchors
 from engine.clock import as_utc
+from engine.commands import instances, messages
 from engine.errors import AnchorFailed, ProcessFailed, TradeflowError
 from engine.reporting import rollups
 from engine.runtime import Runtime, metrics

@@ -8,7 +8,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from engine import instances
+from engine.commands import InstanceQuery, instances
 from engine.errors import (
     Conflict,
     FormInvalid,
@@ -16,7 +16,6 @@ from engine.errors import (
     ProcessFailed,
     TaskNotOpen,
 )
-from engine.instances import InstanceQuery
 from engine.runtime import SAFE_ENGINE
 from engine.storage import AuditEvent, HumanTask, Instance, TaskState
 from engine.tradeflow import Tradeflow
@@ -173,7 +172,7 @@ def test_two_threads_completing_one_task_succeed_once(scenario: Scenario) -> Non
 
 
 def test_a_failed_instance_is_recorded_and_stops(scenario: Scenario) -> None:
-    from engine.instances import fail
+    from engine.commands.instances import fail
 
     flow = scenario.flow
     iid = flow.start("document_review", actor="clerk")

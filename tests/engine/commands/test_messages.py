@@ -8,8 +8,8 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from engine import messages
 from engine.audit import MESSAGES_STREAM
+from engine.commands import messages
 from engine.errors import BusinessKeyTaken, MessageInvalid, MessageUndeliverable, ProcessFailed
 from engine.storage import AuditEvent, Message, MessageStatus
 from tests.diagrams import diagram, message, seq

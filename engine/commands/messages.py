@@ -22,8 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.audit import MESSAGES_STREAM, AuditTrail, EventKind
+from engine.commands.instances import MAX_BUSINESS_KEY
 from engine.errors import MessageInvalid, MessageUndeliverable
-from engine.instances import MAX_BUSINESS_KEY
 from engine.modeling import check_names
 from engine.runtime import Runtime, delivery, variables
 from engine.storage import (
