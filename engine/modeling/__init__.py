@@ -1,16 +1,15 @@
-"""Modeling: what a process owner deploys and how it is read. Parsing uploads safely and
+"""Modeling: what a process owner deploys, and how it is read. Parsing uploads safely and
 the way Camunda Modeler means them (``diagrams``, ``parser``), what an element waits for
 (``events``), checking a submission against its form (``forms_check``), lint and the
-refusal of diagrams that would run away (``lint``, ``runaway``), and deploying
+refusal of diagrams that would run on for ever (``lint``, ``runaway``), and deploying
 definitions, decisions and forms in versions (``definitions``). It imports
 ``engine.storage``, ``engine.audit``, ``engine.people`` (role ids), the runtime's
 evaluator and limits, and ``engine.timers`` (the business calendar, start timers).
-
-The runtime reads diagrams through this package while lint and deployment use the
-runtime's evaluator, so the two import each other: the modules that need no other room
-come first, and those that reach into the runtime after them.
 """
 
+# The runtime reads diagrams through this package, and lint and deployment use the
+# runtime's evaluator: the two import each other. What the runtime takes from here needs
+# no other room and loads first.
 from engine.modeling.diagrams import FORM_INPUTS, escalation_roles, names_listed, role_id
 from engine.modeling.events import (
     definitions_of,
@@ -28,7 +27,7 @@ from engine.modeling.forms_check import (
 )
 
 # isort: split
-# the modules that use the runtime, after what the runtime takes from this package
+# deployment, lint and runaway use the runtime
 from engine.modeling import definitions
 
 __all__ = [
