@@ -14,7 +14,7 @@ from engine.people import Actor, users
 from engine.tradeflow import Tradeflow
 
 F = TypeVar("F", bound=Callable[..., Any])
-SESSION_TOKEN = "sid"  # the cookie session's key for its row's token (engine/sign_in.py)
+SESSION_TOKEN = "sid"  # the cookie session's key for its row's token (engine/people/sign_in.py)
 
 
 def flow() -> Tradeflow:

@@ -1,12 +1,12 @@
 """Bulk rows for the fills, made of the storage layer's own row types and written by its
 own insert functions, so that what a row holds is said once, in the engine.
 
-An instance is engine/store.py's ``InstanceRow``, a task its ``TaskRow``, an audit event
-the row engine/audit.py's ``AuditTrail`` appends (chained and hashed as the unit of work
+An instance is engine/storage/store.py's ``InstanceRow``, a task its ``TaskRow``, an audit event
+the row engine/audit/trail.py's ``AuditTrail`` appends (chained and hashed as the unit of work
 does). Tasks and their roles go in through ``store.insert_tasks_with_ids`` and
 ``store.add_task_roles``; instances and events, which the engine writes one command at a
 time, through a statement built from the model's table (every column the rows carry), run
-by the driver's executemany (``engine.db.Prepared``). Nothing here names a column.
+by the driver's executemany (``engine.storage.Prepared``). Nothing here names a column.
 """
 
 from __future__ import annotations

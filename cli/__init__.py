@@ -62,7 +62,7 @@ def db_upgrade() -> None:
 @db.command("measures")
 def db_measures() -> None:
     """Make the KPIs' summaries again from the audit trail and the task rows (after a
-    diagram renamed an element that a measure reads: engine/facts.py)."""
+    diagram renamed an element that a measure reads: engine/reporting/facts.py)."""
     flow = _flow()
     with flow.db.transaction() as session:
         conn = session.connection()
@@ -307,7 +307,7 @@ def serve(
 
 
 def _anchoring() -> anchors.Setting | None:
-    """Where and how often the scheduler anchors the audit trail (engine/anchors.py)."""
+    """Where and how often the scheduler anchors the audit trail (engine/audit/anchors.py)."""
     try:
         return anchors.configured()
     except TradeflowError as exc:

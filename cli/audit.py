@@ -1,5 +1,5 @@
 """``tradeflow verify`` and ``tradeflow audit anchor``: the audit trail checked, and its
-heads anchored outside the database (engine/verification.py, engine/anchors.py)."""
+heads anchored outside the database (engine/audit/verification.py, engine/audit/anchors.py)."""
 
 from __future__ import annotations
 

@@ -328,7 +328,7 @@ def instance_page(instance_id: int) -> str:
                 select(HumanTask).where(HumanTask.instance_id == instance_id).order_by(HumanTask.id)
             )
         )
-    # the tree holds only what is live (engine/compaction.py): done elements of the
+    # the tree holds only what is live (engine/runtime/compaction.py): done elements of the
     # tasks dropped from it are recorded on its root, and elements() adds them
     done, active = elements(workflow)
     overdue = {t.element_id for t in rows if is_overdue(t, now)}

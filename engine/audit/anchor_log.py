@@ -1,4 +1,4 @@
-"""The anchor record, and an anchor file read back (engine/anchors.py writes them).
+"""The anchor record, and an anchor file read back (engine/audit/anchors.py writes them).
 
 An anchor record is one line of JSON (sorted keys, no spaces)::
 

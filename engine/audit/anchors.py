@@ -8,7 +8,7 @@ file or a webhook (``TRADEFLOW_AUDIT_ANCHOR``). ``tradeflow verify --anchors FIL
 checks that every anchored event is still there with its anchored hash, and that no
 anchored stream vanished.
 
-The record's format is engine/anchor_log.py's.
+The record's format is engine/audit/anchor_log.py's.
 
 One process writes an anchor at a time: it claims the ``audit_anchor`` row in a short
 transaction (a compare-and-set, on SQLite and PostgreSQL alike), reads the heads in a read

@@ -7,9 +7,9 @@ triggers refuse UPDATE and DELETE on the table (and REPLACE on SQLite).
 
 Every stream's head (its last seq and hash) is recorded in the same transaction as its
 events: an instance stream's on the instance row, which the unit of work writes anyway;
-a shared stream's in ``audit_head``. Verify (engine/verification.py) compares each chain's
+a shared stream's in ``audit_head``. Verify (engine/audit/verification.py) compares each chain's
 end with it, so the newest events cannot be deleted unnoticed unless the head is rewritten
-too; anchors written outside the database (engine/anchors.py) cover that.
+too; anchors written outside the database (engine/audit/anchors.py) cover that.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from engine.storage import AuditEvent, AuditHead, Prepared
 GENESIS = "0" * 64
 DEFINITIONS_STREAM = "definitions"
 MESSAGES_STREAM = "messages"
-SIGN_IN_STREAM = "sign-in"  # lockouts of accounts and addresses (engine/sign_in.py)
+SIGN_IN_STREAM = "sign-in"  # lockouts of accounts and addresses (engine/people/sign_in.py)
 
 
 class EventKind(enum.StrEnum):
@@ -137,7 +137,7 @@ def _scalar(value: Any) -> str:
 
 def event_hash(event: AuditEvent | dict[str, Any], data_text: str | None = None) -> str:
     """SHA-256 over prev_hash and the canonical JSON of the event's content: the sorted
-    fields, no spaces, not ASCII-escaped (tests/engine/test_audit.py holds it equal to
+    fields, no spaces, not ASCII-escaped (tests/engine/audit/test_audit.py holds it equal to
     json.dumps of the whole body, which it spells out field by field, a third faster).
 
     ``data_text``, the data's canonical JSON when the caller has it, is used as it is
@@ -260,7 +260,7 @@ class AuditTrail:
 
 
 TABLE: Table = AuditEvent.__table__  # type: ignore[assignment]
-# through the driver (engine/db.py Prepared): a tenth of the ORM's path, a third of Core's
+# through the driver (engine/storage/db.py Prepared): a tenth of the ORM's path, a third of Core's
 _INSERT = Prepared(
     insert(TABLE).values({c.name: bindparam(c.name) for c in TABLE.columns if c.name != "id"})
 )

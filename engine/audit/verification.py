@@ -8,7 +8,7 @@ whole stream, or editing an event and recomputing every later hash is reported, 
 whoever did it rewrote the recorded head as well. Events whose instance row is gone, and
 instance rows whose events are gone, are reported too.
 
-Anchors (engine/anchors.py) pin events outside the database: given their pins, every
+Anchors (engine/audit/anchors.py) pin events outside the database: given their pins, every
 anchored event must still be there with its anchored hash, and every anchored stream must
 still exist. That holds even against someone who rewrote the chain and the heads.
 """

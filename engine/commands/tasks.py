@@ -238,7 +238,7 @@ def starting_data(runtime: Runtime, task_id: int) -> dict[str, Any]:
         if rule is None or not rule.form_inputs:
             return {}
         workflow = runtime.load(session, instance)
-    # a closed task may be gone from the task tree (engine/compaction.py): its data went
+    # a closed task may be gone from the task tree (engine/runtime/compaction.py): its data went
     # with it; what it submitted is in the audit trail
     spiff_id = UUID(row.spiff_task_id)
     data: dict[str, Any] = {}

@@ -193,7 +193,7 @@ _CATCHES = ("intermediateCatchEvent", "boundaryEvent", "startEvent", "receiveTas
 
 def _check_message_catches(bundle: Bundle, name: str, root: etree._Element) -> None:
     """A message catch lists the variables a message may set (``messageVariables``):
-    identifiers, which nothing else may stand in for (engine/messages.py)."""
+    identifiers, which nothing else may stand in for (engine/commands/messages.py)."""
     for node in root.iter(*(f"{{{BPMN_NS}}}{tag}" for tag in _CATCHES)):
         if not node.xpath("./bpmn:messageEventDefinition", namespaces=NS) and not (
             etree.QName(node).localname == "receiveTask" and node.get("messageRef")

@@ -2,7 +2,7 @@
 
 Its task parsers keep a task's properties on the spec (``task_spec.extensions``), but its
 event parsers drop them; a message catch declares there which variables the message may
-set (``messageVariables``, engine/messages.py), and the spec must carry that to run time.
+set (``messageVariables``, engine/commands/messages.py), and the spec must carry that to run time.
 """
 
 from __future__ import annotations

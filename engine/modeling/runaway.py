@@ -1,6 +1,6 @@
 """Deploy-time refusal of diagrams that would run on for ever without waiting.
 
-Every command runs on a budget (engine/limits.py), so nothing can hang the service; but
+Every command runs on a budget (engine/runtime/limits.py), so nothing can hang the service; but
 what lint can see for certain is refused at deploy, where the process owner can fix it,
 instead of failing each instance later:
 
@@ -356,7 +356,7 @@ def _literal(text: str) -> str | None:
     try:
         value = ast.literal_eval(text.strip())
     except (ValueError, SyntaxError):
-        return None  # computed from the data: bounded when it runs (settle.py)
+        return None  # computed from the data: bounded when it runs (runtime/settle.py)
     return value if isinstance(value, str) else None
 
 

@@ -215,7 +215,7 @@ def bearer(db: Database | Session | Connection, token: str) -> Actor | None:
 
 
 def session_holder(db: Database, token: str, now: datetime) -> Actor | None:
-    """Who a web session's token belongs to (engine/sign_in.py), read afresh on every
+    """Who a web session's token belongs to (engine/people/sign_in.py), read afresh on every
     request: None once the session ended or expired, or its account was disabled."""
     return _holder(db.first(_SESSION_QUERY, {"digest": token_digest(token), "now": now}))
 
@@ -256,7 +256,7 @@ def enable(session: Session, name: str) -> None:
 
 
 def end_sessions(session: Session, user_id: int, now: datetime) -> None:
-    """End every open web session of a user (engine/sign_in.py)."""
+    """End every open web session of a user (engine/people/sign_in.py)."""
     session.execute(
         update(WebSession)
         .where(WebSession.user_id == user_id, WebSession.ended_at.is_(None))

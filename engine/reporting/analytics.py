@@ -8,7 +8,7 @@ audit trail, so nothing here replays the trail:
   often a step came back (rework loops), how often it missed its time limit; the on-time
   rate and each role's workload. Aggregated in SQL, percentiles too (window functions),
   so a million-event history answers in well under the 2 s target (bench/analytics.py).
-* case facts (engine/facts.py, one row per instance with its milestones): the order
+* case facts (engine/reporting/facts.py, one row per instance with its milestones): the order
   measures. Each is a sample per case (a span, a yes/no, a score) summarised as
   percentiles, a share or a mean, and ``behind`` lists the same samples: the instances
   behind each figure.

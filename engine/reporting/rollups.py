@@ -109,7 +109,7 @@ def _task_rows(where: list[Any]) -> Any:
             HumanTask.state,
             HumanTask.assignee,
             HumanTask.completed_by,
-            # as seconds since 1970 (engine/timesql.py): numbers, not datetime objects
+            # as seconds since 1970 (engine/reporting/timesql.py): numbers, not datetime objects
             epoch(HumanTask.created_at).label("created"),
             epoch(HumanTask.claimed_at).label("claimed"),
             epoch(HumanTask.ended_at).label("ended"),

@@ -87,7 +87,7 @@ class DefinitionInfo:
     specs: SpecPair
     rules: dict[tuple[str, str], TaskRule] = field(default_factory=dict)
     business_timers: frozenset[str] = frozenset()
-    # per message name, the variables its catch events declare they take (events.py)
+    # per message name, the variables its catch events declare they take (modeling/events.py)
     message_variables: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def rule(self, process_id: str, element_id: str) -> TaskRule | None:

@@ -3,7 +3,7 @@
 A diagram can hang or flood the service only by running without a wait state: a process
 calling itself, a loop through gateways or a standard loop whose condition stays true, an
 expression that computes for minutes, data built until the worker runs out of memory, a
-timer cycle of a millisecond. Deploy-time lint refuses what it can see (engine/lint.py);
+timer cycle of a millisecond. Deploy-time lint refuses what it can see (engine/modeling/lint.py);
 everything else runs on a budget. Every command (a start, a completion, a message, a
 timer fired by the scheduler) gets one ``Budget`` of engine steps, seconds and data built
 by expressions. Spending past it raises ``BudgetExceeded``, which names the element that

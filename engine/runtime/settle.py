@@ -211,7 +211,7 @@ def open_tasks(work: Work) -> list[TaskRow]:
 
 
 def _compact(work: Work) -> None:
-    """Drop the finished tasks nothing needs any more (engine/compaction.py). A tree
+    """Drop the finished tasks nothing needs any more (engine/runtime/compaction.py). A tree
     still too deep for Spiff's iterator after that would stall the next command
     without a word: refused here instead."""
     depth = compact(work.workflow).depth

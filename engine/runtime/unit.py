@@ -57,7 +57,7 @@ class Runtime:
         self.definitions = DefinitionCache(self.serializer)
         self.live = LiveWorkflows()
         # finished tasks are dropped from the task tree as each command settles
-        # (engine/compaction.py); off only to compare with Spiff's own tree in tests
+        # (engine/runtime/compaction.py); off only to compare with Spiff's own tree in tests
         self.compact_trees = True
 
     @contextmanager

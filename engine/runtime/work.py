@@ -1,5 +1,5 @@
 """What one command on one instance holds while it runs: plain data, no behaviour of its
-own beyond bookkeeping. The unit of work (runtime.py) makes it, the command changes it,
+own beyond bookkeeping. The unit of work (unit.py) makes it, the command changes it,
 settling (settle.py) finishes it and writes it."""
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def make_engine(url: str | None = None) -> Engine:
         # LIFO: a thread gets back the connection it used last. An SQLite connection drops
         # its page cache when another connection has written since its last statement, so
         # reads on the connection that last wrote cost a fourth (the bearer lookup after a
-        # unit of work: 45 -> 12 µs, tests/engine/test_db.py)
+        # unit of work: 45 -> 12 µs, tests/engine/storage/test_db.py)
         in_memory = not path or path == ":memory:"  # one connection per thread already
         engine = create_engine(
             url,
@@ -112,7 +112,7 @@ class Checkpointer:
     def _run(self) -> None:
         # Opened once the file has a log: a connection opened before the file was in WAL
         # checkpoints nothing, and setting WAL here as well raced the file's own connections
-        # doing it ("database is locked": tests/engine/test_db.py failed so, now and then)
+        # doing it ("database is locked": tests/engine/storage/test_db.py failed so, now and then)
         conn: sqlite3.Connection | None = None
         try:
             while not self._stop.wait(self.interval):
@@ -162,7 +162,7 @@ class Prepared:
     command runs the same few statements (bench/completions.py, bench/http_completions.py).
     Here the statement is compiled once, with the same type conversions on the way in and
     out as SQLAlchemy applies (its own processors), so what is stored and read back is the
-    same, byte for byte (tests/engine/test_prepared.py). No expanding (IN) parameters.
+    same, byte for byte (tests/engine/storage/test_prepared.py). No expanding (IN) parameters.
     """
 
     def __init__(self, statement: ClauseElement) -> None:

@@ -371,7 +371,7 @@ class AuditHead(Base):
 
 
 class AuditAnchor(Base):
-    """One row: the last anchor written outside the database (engine/anchors.py), and
+    """One row: the last anchor written outside the database (engine/audit/anchors.py), and
     the claim of the process writing the next one."""
 
     __tablename__ = "audit_anchor"
@@ -394,7 +394,7 @@ class AuditAnchored(Base):
 
 class CaseFacts(Base):
     """One row per instance: when it reached each milestone the department measures, and
-    the few answers the measures need (engine/facts.py). Kept by the unit of work from the
+    the few answers the measures need (engine/reporting/facts.py). Kept by the unit of work from the
     audit events it writes, in the same transaction; rebuilt from the trail at will."""
 
     __tablename__ = "case_facts"
@@ -423,7 +423,7 @@ class CaseFacts(Base):
 
 class StepWeek(Base):
     """The tasks that ended in one week (Monday to Monday, UTC), summed per step and slice:
-    what the step measures read instead of every task row (engine/rollups.py). A week is
+    what the step measures read instead of every task row (engine/reporting/rollups.py). A week is
     summed once it is over, when no more of its tasks can end."""
 
     __tablename__ = "step_week"
@@ -445,7 +445,7 @@ class StepWeek(Base):
     met: Mapped[int] = mapped_column(Integer)  # ... and within it
     late: Mapped[int] = mapped_column(Integer)  # ended past the limit
     # seconds, created -> claimed and claimed -> completed, of the completed tasks: sorted
-    # little-endian doubles (engine/rollups.py: read back without parsing)
+    # little-endian doubles (engine/reporting/rollups.py: read back without parsing)
     waits: Mapped[bytes] = mapped_column(LargeBinary)
     works: Mapped[bytes] = mapped_column(LargeBinary)
 

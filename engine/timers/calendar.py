@@ -1,6 +1,6 @@
 """The business calendar: SLA due times and timers counted in working time.
 
-Rules (one of each, tested in tests/engine/test_calendar.py):
+Rules (one of each, tested in tests/engine/timers/test_calendar.py):
 
 * Working day: its ISO weekday is in ``working_days`` or it is a make-up day (China's 调休:
   a weekend day worked in exchange for a bridge day off, from ``make_up_days`` and from the

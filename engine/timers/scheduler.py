@@ -10,7 +10,7 @@ nobody fires it again; a crash before the commit leaves it due for the next swee
 due time this process knows of (its own commands report theirs at once), and a sweep
 every second that fires whatever is due (set by another process, or due while the
 service was down) and learns the next due time. Where anchors are configured
-(engine/anchors.py), a third job writes one when the last is ``every`` old; the processes
+(engine/audit/anchors.py), a third job writes one when the last is ``every`` old; the processes
 share it through a claim on the database, so one of them writes each.
 """
 
@@ -339,7 +339,7 @@ class Scheduler:
         return done
 
     def _sum_days(self) -> None:
-        """The step measures' daily summaries, as days close (engine/rollups.py)."""
+        """The step measures' daily summaries, as days close (engine/reporting/rollups.py)."""
         runtime = self.timers.runtime
         with runtime.db.transaction() as session:
             rollups.roll_up(session.connection(), runtime.clock.now(), runtime.db.is_postgres)

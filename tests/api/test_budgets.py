@@ -1,7 +1,7 @@
 """Diagrams, forms and data that would hang or flood the service, over HTTP.
 
 What can be seen in the upload is refused at deploy, naming the element or the form's
-field. The rest runs on the command's budget (engine/limits.py): past it the command is
+field. The rest runs on the command's budget (engine/runtime/limits.py): past it the command is
 stopped, rolled back and answered with a 422 ``budget-exceeded`` naming the element and
 the budget spent, and the service goes on answering.
 """

@@ -1,4 +1,4 @@
-"""Alembic environment: run with the connection or URL that engine.schema hands over."""
+"""Alembic environment: run with the connection or URL that engine.storage.schema hands over."""
 
 from __future__ import annotations
 

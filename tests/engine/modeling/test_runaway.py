@@ -1,5 +1,5 @@
-"""Deploy-time refusal of what would run for ever without waiting (engine/runaway.py),
-and of timer cycles faster than the minimum interval (engine/lint.py).
+"""Deploy-time refusal of what would run for ever without waiting (engine/modeling/runaway.py),
+and of timer cycles faster than the minimum interval (engine/modeling/lint.py).
 
 Each refusal names the file and the element and says what to draw instead; each diagram
 that only looks alike (a wait state on every way round, a loop that can end) deploys.

@@ -59,7 +59,7 @@ def test_the_lookup_keeps_one_connection_per_thread_and_replaces_a_broken_one(
     flow: Tradeflow,
 ) -> None:
     """PostgreSQL only: SQLite's lookups read on the units' own connection, from the pool
-    (tests/engine/test_db.py)."""
+    (tests/engine/storage/test_db.py)."""
     _, token = flow.add_user("wu.lei", ["finance"])
     assert users.bearer(flow.db, token) is not None
     [kept] = flow.db._lookups_kept

@@ -1,5 +1,5 @@
 """Long-lived loops: every kind of element the engine runs, in a loop, for rounds past
-SpiffWorkflow's task-tree depth of 1000 (engine/compaction.py).
+SpiffWorkflow's task-tree depth of 1000 (engine/runtime/compaction.py).
 
 Each loop runs three times side by side on one database and one clock:
 
@@ -487,7 +487,7 @@ def test_a_side_path_s_variables_reach_the_result(loops: Loops) -> None:
 
 def test_the_saved_state_is_what_a_fresh_save_writes(loops: Loops) -> None:
     """Compaction changes finished tasks' parents and children; the JSON kept for them
-    (engine/serialization.py) must be made anew, and a reload must write the same."""
+    (engine/runtime/serialization.py) must be made anew, and a reload must write the same."""
     loops.start("boundary", **MORE)
     live = loops.runs[0]
     runtime = live.flow.runtime

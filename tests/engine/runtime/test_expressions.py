@@ -315,7 +315,7 @@ def test_real_workflow_refuses_unsafe_condition() -> None:
         run_workflow(3, condition="__import__('os').system('id')")
 
 
-# --- the command's budget (engine/limits.py) -----------------------------------------------
+# --- the command's budget (engine/runtime/limits.py) ---------------------------------------
 
 
 def within(limits: Limits) -> Any:

@@ -1,4 +1,4 @@
-"""Statements run straight through the driver (engine/db.py ``Prepared``) store and read
+"""Statements run straight through the driver (engine/storage/db.py ``Prepared``) store and read
 exactly what SQLAlchemy's own execute does, on both databases."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""engine/calendar.py: SLA due times counted in working time, and the calendar's config.
+"""engine/timers/calendar.py: SLA due times counted in working time, and the calendar's config.
 
 Dates are real: 2026-11-23 is a Monday with no holiday that week, 2026-10-01..07 is China's
 National Day week (worked off on Sunday 09-20 and Saturday 10-10), and Berlin's clocks go

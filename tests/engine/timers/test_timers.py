@@ -471,7 +471,7 @@ def test_stopping_the_scheduler_mid_sweep_returns_promptly(flow: Tradeflow) -> N
 
 
 def test_the_sweep_sums_the_weeks_that_are_over(flow: Tradeflow, clocks: Clocks) -> None:
-    """The step measures' weekly summaries (engine/rollups.py) are made by the sweep."""
+    """The step measures' weekly summaries (engine/reporting/rollups.py) are made by the sweep."""
     from engine.reporting import rollups
 
     iid = flow.start("checking", actor="cashier")
@@ -490,7 +490,7 @@ def test_the_sweep_sums_the_weeks_that_are_over(flow: Tradeflow, clocks: Clocks)
     assert [tuple(row) for row in summed] == [("check", 1)]
 
 
-# --- budgets and too-fast cycles (engine/limits.py) ------------------------------------------
+# --- budgets and too-fast cycles (engine/runtime/limits.py) ----------------------------------
 
 
 def spinning(pid: str, start: str = "", pause: bool = True) -> tuple[str, bytes]:

@@ -1,6 +1,6 @@
-"""The department's measures at scale: one row of facts per instance (engine/facts.py),
+"""The department's measures at scale: one row of facts per instance (engine/reporting/facts.py),
 kept by the unit of work, and the tasks of each past week summed per step
-(engine/rollups.py). Existing trails and tasks are summed here.
+(engine/reporting/rollups.py). Existing trails and tasks are summed here.
 
 Revision ID: 0005
 Revises: 0004

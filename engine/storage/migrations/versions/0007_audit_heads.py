@@ -58,7 +58,8 @@ def upgrade() -> None:
     )
     if op.get_bind().dialect.name == "postgresql":
         # audit_event: the statement trigger of 0001 already refuses UPDATE, DELETE and
-        # TRUNCATE, and so INSERT ... ON CONFLICT DO UPDATE and MERGE (tests/engine/test_audit.py)
+        # TRUNCATE, and so INSERT ... ON CONFLICT DO UPDATE and MERGE
+        # (tests/engine/audit/test_audit.py)
         op.execute(
             f"""
             CREATE FUNCTION audit_head_forward_only() RETURNS trigger AS $$
