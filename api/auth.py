@@ -17,12 +17,11 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import Unauthorized
 
 from api.context import actor, flow
-from engine import users
 from engine.errors import Forbidden
-from engine.users import Actor
+from engine.people import Actor, users
 
 F = TypeVar("F", bound=Callable[..., Any])
-SESSION_TOKEN = "sid"  # the cookie session's key for its row's token (engine/sign_in.py)
+SESSION_TOKEN = "sid"  # the cookie session's key for its row's token (engine/people/sign_in.py)
 
 
 csrf = CSRFProtect()

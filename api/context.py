@@ -6,8 +6,8 @@ from typing import cast
 
 from flask import current_app, g
 
+from engine.people import Actor
 from engine.tradeflow import Tradeflow
-from engine.users import Actor
 
 
 def flow() -> Tradeflow:

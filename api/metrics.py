@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from api import auth, context
 from engine import queues
 from engine.errors import Forbidden
-from engine.scheduler import Timers
+from engine.timers.scheduler import Timers  # not re-exported: see engine/timers/__init__.py
 from engine.tradeflow import Tradeflow
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -26,7 +26,7 @@ from werkzeug.exceptions import BadRequest
 
 from api.dumps import compile_dump
 from api.errors import PROBLEM
-from engine.forms_check import INT_RANGE, nested_messages, number_problems
+from engine.modeling import INT_RANGE, nested_messages, number_problems
 
 F = TypeVar("F", bound=Callable[..., Any])
 

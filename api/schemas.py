@@ -11,8 +11,8 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, vali
 
 from api.context import flow
 from engine.clock import as_utc
-from engine.models import HumanTask, InstanceStatus, TaskState
 from engine.queues import is_overdue
+from engine.storage import HumanTask, InstanceStatus, TaskState
 
 INT_MAX = 2**31 - 1
 """The largest id, version or offset the API takes: the database's integer (PostgreSQL's

@@ -12,9 +12,9 @@ from werkzeug.exceptions import BadRequest
 from api.auth import reads_everything
 from api.context import actor, flow
 from api.schemas import INT_MAX
-from engine import instances
+from engine.commands import instances
 from engine.errors import Forbidden, NotInRole
-from engine.models import Form, HumanTask, Instance
+from engine.storage import Form, HumanTask, Instance
 
 
 def with_business_keys(tasks: Iterable[HumanTask]) -> list[HumanTask]:

@@ -52,13 +52,10 @@ from bench.harness import Column, Table, parse, sample
 from bench.history_fill import NOW, Expected, Stopped, make_history
 from bench.stores import add_pg_url, databases
 from cli.demo import shipped_files
-from engine import facts, rollups
-from engine.db import Database
-from engine.models import (
-    AuditEvent,
-)
+from engine.people import Flags
+from engine.reporting import facts, rollups
+from engine.storage import AuditEvent, Database
 from engine.tradeflow import Tradeflow
-from engine.users import Flags
 
 TARGET_SECONDS = 2.0
 

@@ -36,10 +36,8 @@ from pathlib import Path
 from bench.bare import PER_INSTANCE, PROCESS, Bare, workload
 from bench.harness import Column, Spread, Stopwatch, Table, against_bare, paired, parse, rounds
 from cli.demo import shipped_files
-from engine.caches import LiveWorkflows
-from engine.db import Database
-from engine.models import TaskState
-from engine.schema import upgrade
+from engine.runtime import LiveWorkflows
+from engine.storage import Database, TaskState, upgrade
 from engine.tradeflow import Tradeflow
 
 TARGET = 0.7

@@ -28,9 +28,7 @@ from bench.rows import Trail, write
 from bench.stores import add_pg_url, databases
 from cli.demo import shipped_files
 from engine.audit import EventKind
-from engine.db import Database
-from engine.models import Definition, InstanceStatus, TaskState
-from engine.store import InstanceRow, TaskRow
+from engine.storage import Database, Definition, InstanceRow, InstanceStatus, TaskRow, TaskState
 from engine.tradeflow import Tradeflow
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)

@@ -31,9 +31,7 @@ from bench.harness import parse
 from bench.rows import instance_row, move_sequences, task_row, write
 from bench.stores import add_pg_url, databases
 from cli.demo import SAMPLES, shipped_files
-from engine.db import Database
-from engine.models import HumanTask, Instance, TaskState
-from engine.store import InstanceRow, TaskRow
+from engine.storage import Database, HumanTask, Instance, InstanceRow, TaskRow, TaskState
 from engine.tradeflow import Tradeflow
 
 ROLES = (

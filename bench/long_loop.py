@@ -25,10 +25,8 @@ import time_machine
 
 from bench.harness import Column, Table, parse, timed
 from cli.demo import shipped_files
-from engine.caches import LiveWorkflows
-from engine.db import Database
-from engine.models import TaskState
-from engine.schema import upgrade
+from engine.runtime import LiveWorkflows
+from engine.storage import Database, TaskState, upgrade
 from engine.tradeflow import Tradeflow
 
 LEAD = {

@@ -1,12 +1,12 @@
 """Bulk rows for the fills, made of the storage layer's own row types and written by its
 own insert functions, so that what a row holds is said once, in the engine.
 
-An instance is engine/store.py's ``InstanceRow``, a task its ``TaskRow``, an audit event
-the row engine/audit.py's ``AuditTrail`` appends (chained and hashed as the unit of work
+An instance is engine/storage/store.py's ``InstanceRow``, a task its ``TaskRow``, an audit event
+the row engine/audit/trail.py's ``AuditTrail`` appends (chained and hashed as the unit of work
 does). Tasks and their roles go in through ``store.insert_tasks_with_ids`` and
 ``store.add_task_roles``; instances and events, which the engine writes one command at a
 time, through a statement built from the model's table (every column the rows carry), run
-by the driver's executemany (``engine.db.Prepared``). Nothing here names a column.
+by the driver's executemany (``engine.storage.Prepared``). Nothing here names a column.
 """
 
 from __future__ import annotations
@@ -19,11 +19,9 @@ from typing import Any
 from sqlalchemy import BindParameter, Connection, Table, bindparam, insert, text
 from sqlalchemy.orm import Session
 
-from engine import audit, store
+from engine import audit
 from engine.audit import GENESIS, AuditTrail, EventKind
-from engine.db import Prepared
-from engine.models import HumanTask, Instance
-from engine.store import InstanceRow, TaskRow
+from engine.storage import HumanTask, Instance, InstanceRow, Prepared, TaskRow, store
 
 INSTANCES: Table = Instance.__table__  # type: ignore[assignment]
 TASKS: Table = HumanTask.__table__  # type: ignore[assignment]

@@ -36,9 +36,8 @@ from sqlalchemy import select
 from bench.harness import ROOT, Column, Table, parse, percentile
 from bench.served import prepare, server
 from bench.stores import add_pg_url, postgres
-from engine.db import Database
-from engine.models import AuditEvent, HumanTask, Instance, InstanceStatus, TaskState
 from engine.queues import ROW
+from engine.storage import AuditEvent, Database, HumanTask, Instance, InstanceStatus, TaskState
 from engine.tradeflow import Tradeflow
 
 DATABASE = "tradeflow_soak"

@@ -36,9 +36,8 @@ from bench.bare import StateTable, parsed, serializer
 from bench.harness import ROOT, Column, Table, parse, percentile
 from bench.served import spawn, stop
 from bench.stores import add_pg_url, postgres
-from engine.caches import LiveWorkflows
-from engine.db import Database
-from engine.models import AuditEvent
+from engine.runtime import LiveWorkflows
+from engine.storage import AuditEvent, Database
 from engine.tradeflow import Tradeflow
 
 TARGET_P99 = 1.0

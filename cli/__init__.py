@@ -18,9 +18,12 @@ import click
 from sqlalchemy.orm import Session
 
 from cli import audit as audit_commands
-from engine import anchors, facts, messages, rollups, users
+from engine.audit import anchors
+from engine.commands import messages
 from engine.errors import DiagramInvalid, TradeflowError
-from engine.limits import Limits
+from engine.people import users
+from engine.reporting import facts, rollups
+from engine.runtime import Limits
 from engine.tradeflow import Tradeflow
 
 T = TypeVar("T")
@@ -59,7 +62,7 @@ def db_upgrade() -> None:
 @db.command("measures")
 def db_measures() -> None:
     """Make the KPIs' summaries again from the audit trail and the task rows (after a
-    diagram renamed an element that a measure reads: engine/facts.py)."""
+    diagram renamed an element that a measure reads: engine/reporting/facts.py)."""
     flow = _flow()
     with flow.db.transaction() as session:
         conn = session.connection()
@@ -304,7 +307,7 @@ def serve(
 
 
 def _anchoring() -> anchors.Setting | None:
-    """Where and how often the scheduler anchors the audit trail (engine/anchors.py)."""
+    """Where and how often the scheduler anchors the audit trail (engine/audit/anchors.py)."""
     try:
         return anchors.configured()
     except TradeflowError as exc:
@@ -326,8 +329,8 @@ def _metrics_directory() -> None:
 def worker(sweep: float) -> None:
     """Fire timers only, no HTTP: beside `tradeflow serve --no-scheduler`, or to add
     capacity (several processes share the due timers, each fired once)."""
-    from engine.caches import LiveWorkflows
-    from engine.scheduler import Scheduler, Timers
+    from engine.runtime import LiveWorkflows
+    from engine.timers.scheduler import Scheduler, Timers  # see engine/timers/__init__.py
 
     flow = _flow()
     anchoring = _anchoring()  # a wrong setting stops here, before anything runs

@@ -1,5 +1,5 @@
 """``tradeflow verify`` and ``tradeflow audit anchor``: the audit trail checked, and its
-heads anchored outside the database (engine/verification.py, engine/anchors.py)."""
+heads anchored outside the database (engine/audit/verification.py, engine/audit/anchors.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from engine import anchor_log, anchors, verification
+from engine.audit import anchor_log, anchors, verification
 from engine.errors import AnchorFailed, TradeflowError
-from engine.models import AuditAnchor
+from engine.storage import AuditAnchor
 from engine.tradeflow import Tradeflow
 
 

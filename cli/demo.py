@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine import users
-from engine.models import TaskState
+from engine.people import Flags, users
+from engine.storage import TaskState
 from engine.tradeflow import Tradeflow
-from engine.users import Flags
 
 ROOT = Path(__file__).resolve().parent.parent
 

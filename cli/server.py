@@ -21,8 +21,8 @@ from granian.constants import HTTPModes, Interfaces
 from granian.server import Server
 
 from api import create_app
-from engine import anchors
-from engine.scheduler import Scheduler, Timers
+from engine.audit import anchors
+from engine.timers.scheduler import Scheduler, Timers  # see engine/timers/__init__.py
 
 GC_THRESHOLDS = (20_000, 20, 20)  # Python's defaults: (700, 10, 10)
 SCHEDULER = "TRADEFLOW_SERVE_SCHEDULER"  # "1": every worker fires timers (set by `run`)

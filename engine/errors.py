@@ -154,4 +154,4 @@ class AnchorFailed(TradeflowError):
 
 class BudgetExceeded(ProcessFailed):
     """The command spent more engine steps, seconds or built data than it may (see
-    engine/limits.py); rolled back. ``details``: ``budget`` and ``element``."""
+    engine/runtime/limits.py); rolled back. ``details``: ``budget`` and ``element``."""

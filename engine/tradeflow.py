@@ -9,26 +9,26 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from engine import (
-    audit,
-    definitions,
-    instances,
-    messages,
-    queues,
-    schema,
-    tasks,
-    users,
-    verification,
-)
-from engine.calendar import BusinessCalendar
+from engine import audit, queues
+from engine.audit import verification
 from engine.clock import Clock
-from engine.compaction import elements
-from engine.db import Database
+from engine.commands import instances, messages, tasks
 from engine.errors import DiagramInvalid, InstanceNotFound, Problem
-from engine.frontier import variables
-from engine.models import AuditEvent, Definition, HumanTask, Instance, TaskState, User
-from engine.runtime import Runtime
-from engine.store import TaskRow
+from engine.modeling import definitions
+from engine.people import users
+from engine.runtime import Runtime, elements, variables
+from engine.storage import (
+    AuditEvent,
+    Database,
+    Definition,
+    HumanTask,
+    Instance,
+    TaskRow,
+    TaskState,
+    User,
+    schema,
+)
+from engine.timers import BusinessCalendar
 
 
 class _DryRun(Exception):

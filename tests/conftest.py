@@ -20,8 +20,7 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
-from engine.db import Database, make_engine
-from engine.schema import upgrade
+from engine.storage import Database, make_engine, upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("TRADEFLOW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

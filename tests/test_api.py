@@ -9,7 +9,7 @@ import urllib.request
 from werkzeug.serving import make_server
 
 from api import create_app
-from engine.db import Database
+from engine.storage import Database
 from engine.tradeflow import Tradeflow
 
 

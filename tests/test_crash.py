@@ -20,9 +20,8 @@ import pytest
 from SpiffWorkflow.util.task import TaskState as SpiffState
 from sqlalchemy import select
 
-from engine.db import Database
-from engine.models import AuditEvent, HumanTask, Instance, InstanceStatus, TaskState
 from engine.queues import ROW
+from engine.storage import AuditEvent, Database, HumanTask, Instance, InstanceStatus, TaskState
 from engine.tradeflow import Tradeflow
 from tests.conftest import ROOT, postgres_database
 from tests.engine.conftest import fixture_files

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from engine.db import Database
-from engine.models import AuditEvent, Instance, InstanceStatus
+from engine.storage import AuditEvent, Database, Instance, InstanceStatus
 from engine.tradeflow import Tradeflow
 from tests.conftest import ROOT, postgres_database
 from tests.test_e2e import _free_port

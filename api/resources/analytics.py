@@ -11,7 +11,7 @@ from api.auth import oversees, require
 from api.context import flow
 from api.openapi import Blueprint
 from api.schemas import _In
-from engine import analytics
+from engine.reporting import analytics
 
 blp = Blueprint(
     "analytics",

@@ -12,7 +12,8 @@ from api.auth import reads_everything, require
 from api.context import flow
 from api.openapi import Blueprint
 from api.schemas import AuditArgs, AuditPage, ExportArgs
-from engine import audit, export
+from engine import audit
+from engine.audit import export
 
 blp = Blueprint(
     "audit", __name__, url_prefix="/api/v1/audit", description="Every recorded event, filtered"

@@ -21,8 +21,8 @@ from api.schemas import (
     VersionArgs,
     storable,
 )
-from engine import definitions
 from engine.errors import DiagramInvalid, Invalid
+from engine.modeling import definitions
 
 blp = Blueprint(
     "definitions",

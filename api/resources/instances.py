@@ -21,8 +21,10 @@ from api.schemas import (
     VerifyOut,
 )
 from api.views import check_can_read
-from engine import audit, instances, verification
-from engine.models import Instance, InstanceStatus, TaskState
+from engine import audit
+from engine.audit import verification
+from engine.commands import instances
+from engine.storage import Instance, InstanceStatus, TaskState
 
 blp = Blueprint(
     "instances",

@@ -25,10 +25,11 @@ from api.views import (
     latest_form,
     with_business_keys,
 )
-from engine import queues, tasks
+from engine import queues
+from engine.commands import tasks
 from engine.errors import TaskNotFound
-from engine.models import HumanTask
 from engine.queues import ClaimFilter, InboxQuery
+from engine.storage import HumanTask
 
 blp = Blueprint(
     "tasks", __name__, url_prefix="/api/v1/tasks", description="Inboxes, claims and completions"

@@ -33,13 +33,13 @@ from werkzeug.wrappers import Response
 from api.auth import SESSION_TOKEN, csrf, signed_in
 from api.context import flow
 from api.views import check_can_read, check_can_see_task, latest_form
-from engine import queues, sign_in
-from engine import tasks as engine_tasks
+from engine import queues
 from engine.clock import as_utc
+from engine.commands import tasks as engine_tasks
 from engine.errors import TooManyAttempts, TradeflowError
-from engine.models import HumanTask, TaskState
+from engine.people import Actor, sign_in
 from engine.queues import ClaimFilter, InboxQuery, is_overdue
-from engine.users import Actor
+from engine.storage import HumanTask, TaskState
 
 LANGUAGES = {"zh": "中文", "en": "English"}
 # what the pages call roles and audit events (English; zh in translations/)

@@ -15,10 +15,13 @@ from api.context import flow
 from api.headers import allow_inline_styles
 from api.views import check_can_read
 from api.web import blp
-from engine import analytics, definitions, export, instances, users
+from engine.audit import export
+from engine.commands import InstanceQuery, instances
 from engine.errors import TradeflowError
-from engine.instances import InstanceQuery
-from engine.models import InstanceStatus
+from engine.modeling import definitions
+from engine.people import users
+from engine.reporting import analytics
+from engine.storage import InstanceStatus
 
 # one instance's trail: who did what, when, and the hash chain to check it by
 TRAIL_COLUMNS = ("seq", "at", "actor", "kind", "element_id", "element_name", "role", "data",

@@ -18,10 +18,10 @@ from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
 from api import create_app
-from engine import users
-from engine.db import Database
-from engine.models import (
+from engine.people import Flags, users
+from engine.storage import (
     AuditEvent,
+    Database,
     Definition,
     Deployment,
     Form,
@@ -31,7 +31,6 @@ from engine.models import (
     TaskState,
 )
 from engine.tradeflow import Tradeflow
-from engine.users import Flags
 from tests.conftest import FakeClock
 from tests.engine.conftest import fixture_files
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from engine import verification
-from engine.db import Database
+from engine.audit import verification
+from engine.storage import Database
 from tests.api.conftest import V1, ApiClient, ok, problem
-from tests.engine.test_audit import as_owner
+from tests.engine.audit.test_audit import as_owner
 
 EVENT_FIELDS = {
     "seq",

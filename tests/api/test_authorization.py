@@ -32,7 +32,7 @@ import pytest
 from werkzeug.test import TestResponse
 
 from api import create_app
-from engine.db import Database
+from engine.storage import Database
 from engine.tradeflow import Tradeflow
 from tests.api.conftest import USERS, V1, ApiClient, multipart, ok, problem
 from tests.conftest import ROOT, FakeClock, _postgres, _sqlite

@@ -1,7 +1,7 @@
 """Diagrams, forms and data that would hang or flood the service, over HTTP.
 
 What can be seen in the upload is refused at deploy, naming the element or the form's
-field. The rest runs on the command's budget (engine/limits.py): past it the command is
+field. The rest runs on the command's budget (engine/runtime/limits.py): past it the command is
 stopped, rolled back and answered with a 422 ``budget-exceeded`` naming the element and
 the budget spent, and the service goes on answering.
 """
@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from engine.limits import Limits
-from engine.models import Deployment, Form
+from engine.runtime import Limits
+from engine.storage import Deployment, Form
 from tests.api.conftest import V1, ApiClient, multipart, ok, problem
-from tests.engine.test_lint import _definitions, bpmn
+from tests.engine.modeling.test_lint import _definitions, bpmn
 
 # start -> count -> more? -> count ... : the count only grows, so the loop never ends,
 # and nothing in it waits (lint can't tell: the conditions read the data). Each round

@@ -21,8 +21,8 @@ from api import schemas
 from api.dumps import JsonProvider, compile_dump
 from api.resources import analytics, instances, queues
 from engine import audit
+from engine.people import identity
 from engine.queues import ClaimFilter, InboxQuery
-from engine.users import identity
 from tests.api.conftest import V1, ApiClient
 
 

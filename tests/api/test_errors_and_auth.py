@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from engine.models import ApiToken
-from engine.users import token_digest
+from engine.people.users import token_digest
+from engine.storage import ApiToken
 from tests.api.conftest import V1, ApiClient, ok, problem
 
 # one request of each resource (method, path, JSON body)

@@ -14,7 +14,7 @@ import pytest
 from lxml import etree
 from werkzeug.test import TestResponse
 
-from engine.audit import canonical_data
+from engine.audit.trail import canonical_data
 from engine.clock import as_utc
 from tests.api.conftest import V1, ApiClient, problem
 

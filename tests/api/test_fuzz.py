@@ -31,10 +31,9 @@ from schemathesis.specs.openapi.checks import (
 from api import create_app
 from api.schemas import UNSTORABLE
 from api.views import encode_cursor
-from engine import users
-from engine.db import Database
+from engine.people import Flags, users
+from engine.storage import Database
 from engine.tradeflow import Tradeflow
-from engine.users import Flags
 from tests.api.conftest import V1, ApiClient, multipart, problem
 from tests.conftest import FakeClock, _postgres, _sqlite
 from tests.engine.conftest import fixture_files

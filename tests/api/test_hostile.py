@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import pytest
 
 from tests.api.conftest import V1, ApiClient, multipart, ok, problem
-from tests.engine.test_lint import bpmn
+from tests.engine.modeling.test_lint import bpmn
 
 QUICK = 1.0  # seconds: the bound for refusing a hostile upload
 

@@ -7,8 +7,8 @@ import re
 from datetime import timedelta
 
 from api import create_app
-from engine import metrics
-from engine.scheduler import Timers
+from engine.runtime import metrics
+from engine.timers.scheduler import Timers
 from tests.api.conftest import TRIAGE, ApiClient, problem
 
 

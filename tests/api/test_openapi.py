@@ -11,7 +11,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from api import create_app
-from engine.db import Database
+from engine.storage import Database
 from engine.tradeflow import Tradeflow
 from tests.api.conftest import PROBLEM, V1, ok, problem
 

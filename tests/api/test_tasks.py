@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.scheduler import Timers
+from engine.timers.scheduler import Timers
 from tests.api.conftest import TRIAGE, V1, ApiClient, ok, problem, snapshot
 from tests.api.test_instances import TASK_FIELDS
 from tests.engine.conftest import fixture_files

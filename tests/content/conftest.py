@@ -16,11 +16,10 @@ import pytest
 import time_machine
 
 from cli.demo import SAMPLES, shipped_files
-from engine.caches import LiveWorkflows
-from engine.db import Database
-from engine.models import InstanceStatus, TaskState
+from engine.people import Flags
+from engine.runtime import LiveWorkflows
+from engine.storage import Database, InstanceStatus, TaskState
 from engine.tradeflow import Tradeflow
-from engine.users import Flags
 from tests.conftest import FakeClock
 
 # one person per role; the names say what they do

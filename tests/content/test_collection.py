@@ -3,7 +3,7 @@ and the due date taken from the contract's payment terms."""
 
 from __future__ import annotations
 
-from engine.models import InstanceStatus
+from engine.storage import InstanceStatus
 from tests.content.conftest import INVOICE, SETTLED, Trade
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import SeparationOfDuty
-from engine.models import InstanceStatus
+from engine.storage import InstanceStatus
 from tests.content.conftest import (
     BOOKED,
     DECLARED,

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from engine.commands.tasks import starting_data
 from engine.errors import FormInvalid
-from engine.models import InstanceStatus
-from engine.tasks import starting_data
+from engine.storage import InstanceStatus
 from tests.content.conftest import (
     BOOKED,
     CLEARED,

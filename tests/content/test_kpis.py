@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, select
 
-from engine import analytics, facts, rollups
-from engine.analytics import ElementQuery, Sample
 from engine.clock import as_utc
-from engine.models import CaseFacts
+from engine.reporting import analytics, facts, rollups
+from engine.reporting.analytics import ElementQuery, Sample
+from engine.storage import CaseFacts
 from tests.content.conftest import (
     BOOKED,
     CLEARED,
@@ -221,7 +221,8 @@ def test_the_upgrade_that_adds_the_summaries_replays_an_existing_history(trade: 
     from its trail equal those kept step by step, and the figures do not change."""
     from alembic import command
 
-    from engine.schema import alembic_config, upgrade
+    from engine.storage import upgrade
+    from engine.storage.schema import alembic_config
 
     history(trade)
     end, db = trade.clock.now(), trade.flow.db

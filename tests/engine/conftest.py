@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from engine.caches import LiveWorkflows
-from engine.db import Database
-from engine.models import HumanTask, TaskState
+from engine.runtime import LiveWorkflows
+from engine.storage import Database, HumanTask, TaskState
 from engine.tradeflow import Tradeflow
 from tests.conftest import ROOT, FakeClock
 

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from cli.demo import PASSWORD
-from engine.db import Database
+from engine.storage import Database
 from engine.tradeflow import Tradeflow
 from tests.conftest import ROOT
 from tests.test_e2e import TRADEFLOW, _free_port

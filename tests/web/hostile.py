@@ -11,7 +11,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from cli.demo import DOER, SAMPLES
 from engine.errors import FormInvalid
-from engine.models import TaskState
+from engine.storage import TaskState
 from engine.tradeflow import Tradeflow
 from tools.bpmn_layout import relayout
 

@@ -15,9 +15,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from api import create_app
-from engine import users
-from engine.db import Database
-from engine.models import TaskState
+from engine.people import users
+from engine.storage import Database, TaskState
 from engine.tradeflow import Tradeflow
 from tests.conftest import FakeClock
 from tests.engine.conftest import fixture_files
@@ -181,12 +180,11 @@ def test_an_instance_page_marks_the_diagram_and_shows_the_trail(
     assert "<code>invoice_number</code>: — → INV-9" in page  # the trail says what changed
 
 
-
 def test_an_instance_page_marks_what_the_compacted_task_tree_no_longer_holds(
     browser: FlaskClient, flow: Tradeflow
 ) -> None:
     """Sent back three times: the first rounds' tasks are gone from the task tree
-    (engine/compaction.py), and the diagram still shows them done."""
+    (engine/runtime/compaction.py), and the diagram still shows them done."""
     iid = flow.start("document_review", actor="clerk")
     for _ in range(3):
         [prepare] = [t for t in flow.tasks_of(iid) if t.state == TaskState.OPEN]
@@ -344,8 +342,9 @@ def test_a_page_runs_only_the_scripts_it_was_sent_with(
         assert found, policy
         nonces.append(found.group(1))
         for tag in re.findall(r"<script[^>]*>", response.get_data(as_text=True)):
-            assert re.fullmatch(rf'<script nonce="{found.group(1)}" src="/static/[\w/.-]+">', tag) \
-                or re.fullmatch(r'<script type="application/json" id="[\w-]+">', tag), tag
+            assert re.fullmatch(
+                rf'<script nonce="{found.group(1)}" src="/static/[\w/.-]+">', tag
+            ) or re.fullmatch(r'<script type="application/json" id="[\w-]+">', tag), tag
         assert "style-src 'self';" in policy and "'unsafe-eval'" not in policy
         for header, value in {"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
                               "Referrer-Policy": "same-origin"}.items():  # fmt: skip

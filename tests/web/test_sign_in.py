@@ -14,10 +14,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from api import create_app
-from engine import users
 from engine.audit import SIGN_IN_STREAM
-from engine.models import AuditEvent, SignInFailure
-from engine.sign_in import Throttle
+from engine.people import users
+from engine.people.sign_in import Throttle
+from engine.storage import AuditEvent, SignInFailure
 from engine.tradeflow import Tradeflow
 from tests.conftest import FakeClock
 from tests.web.test_pages import PASSWORD, browser, csrf, flow, hashed, sign_in  # noqa: F401
@@ -344,8 +344,6 @@ def test_behind_a_proxy_the_forwarded_address_is_the_one_throttled(
     with flow.db.reading() as session:
         keys = {row.key for row in session.query(SignInFailure)}
     assert "address:203.0.113.7" in keys
-
-
 
 
 def test_the_lockout_is_said_in_chinese_to_a_chinese_browser(app_of: Any) -> None:

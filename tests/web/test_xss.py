@@ -355,4 +355,3 @@ def test_a_trail_downloads_as_csv(page: Any, site: str, ids: dict[str, int]) -> 
     with p.expect_download() as download:
         p.click("a:has-text('CSV')")
     assert download.value.suggested_filename == f"instance-{ids['probe']}-audit.csv"
-

@@ -1,0 +1,49 @@
+"""Modeling: what a process owner deploys, and how it is read. Parsing uploads safely and
+the way Camunda Modeler means them (``diagrams``, ``parser``), what an element waits for
+(``events``), checking a submission against its form (``forms_check``), lint and the
+refusal of diagrams that would run on for ever (``lint``, ``runaway``), and deploying
+definitions, decisions and forms in versions (``definitions``). It imports
+``engine.storage``, ``engine.audit``, ``engine.people`` (role ids), the runtime's
+evaluator and limits, and ``engine.timers`` (the business calendar, start timers).
+"""
+
+# The runtime reads diagrams through this package, and lint and deployment use the
+# runtime's evaluator: the two import each other. What the runtime takes from here needs
+# no other room and loads first.
+from engine.modeling.diagrams import FORM_INPUTS, escalation_roles, names_listed, role_id
+from engine.modeling.events import (
+    definitions_of,
+    message_variables,
+    messages_of,
+    waits_for_timer,
+)
+from engine.modeling.forms_check import (
+    INT_RANGE,
+    check_names,
+    check_submission,
+    form_fields,
+    nested_messages,
+    number_problems,
+)
+
+# isort: split
+# deployment, lint and runaway use the runtime
+from engine.modeling import definitions
+
+__all__ = [
+    "FORM_INPUTS",
+    "INT_RANGE",
+    "check_names",
+    "check_submission",
+    "definitions",
+    "definitions_of",
+    "escalation_roles",
+    "form_fields",
+    "message_variables",
+    "messages_of",
+    "names_listed",
+    "nested_messages",
+    "number_problems",
+    "role_id",
+    "waits_for_timer",
+]

@@ -1,0 +1,291 @@
+"""Reading uploaded diagrams safely and the way Camunda Modeler means them.
+
+Everything here is pure: bytes in, lxml trees and small records out. Lint and deploy
+build on it; nothing is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
+DMN_NAMESPACES = frozenset(
+    {
+        "http://www.omg.org/spec/DMN/20151101/dmn.xsd",
+        "https://www.omg.org/spec/DMN/20191111/MODEL/",
+        "https://www.omg.org/spec/DMN/20230324/MODEL/",
+        "http://www.omg.org/spec/DMN/20180521/MODEL/",
+    }
+)
+NS = {"bpmn": BPMN_NS, "camunda": CAMUNDA_NS}
+MAX_FILE_BYTES = 5 * 1024 * 1024
+
+# ISO 8601 literals as Camunda Modeler writes them: durations, dates and cycles.
+_ISO_TIMER = re.compile(
+    r"^(R\d*/)?(P(?=[\dT])[\dYMWDTHS.,]*|\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)"
+    r"(/(P[\dYMWDTHS.,]+|\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:?\d{2})?))?$"
+)
+_JUEL = re.compile(r"^\s*[$#]\{(.*)\}\s*$", re.DOTALL)
+
+
+class UnreadableFile(ValueError):
+    """The file is not something we can read as the kind it claims to be."""
+
+
+def _xml_parser() -> etree.XMLParser:
+    # No entities, no DTDs, no network: an uploaded file can't read files or fetch URLs.
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+    )
+
+
+def parse_xml(content: bytes) -> etree._Element:
+    """Parse uploaded XML safely; raise UnreadableFile with the parser's reason."""
+    if len(content) > MAX_FILE_BYTES:
+        raise UnreadableFile(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(f"not UTF-8: {exc}") from exc
+    if "<!DOCTYPE" in text or "<!ENTITY" in text:
+        raise UnreadableFile("document type declarations and entities are not allowed")
+    try:
+        root = etree.fromstring(content, _xml_parser())
+    except etree.XMLSyntaxError as exc:
+        raise UnreadableFile(f"not well-formed XML: {exc}") from exc
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:  # belt and braces
+        raise UnreadableFile("document type declarations and entities are not allowed")
+    return root
+
+
+def kind_of(root: etree._Element) -> str:
+    """'bpmn' or 'dmn' by the root element, else UnreadableFile."""
+    qname = etree.QName(root)
+    if qname.localname == "definitions" and qname.namespace == BPMN_NS:
+        return "bpmn"
+    if qname.localname == "definitions" and qname.namespace in DMN_NAMESPACES:
+        return "dmn"
+    raise UnreadableFile(f"not a BPMN or DMN document (root element {root.tag!r})")
+
+
+def parse_form(content: bytes) -> dict[str, Any]:
+    """A Camunda Forms (form-js) schema: JSON with an id and a list of components."""
+    if len(content) > MAX_FILE_BYTES:
+        raise UnreadableFile(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+    try:
+        schema = json.loads(content)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UnreadableFile(f"not JSON: {exc}") from exc
+    except RecursionError:  # [[[[...]]]]: the decoder recurses per level
+        raise UnreadableFile("not JSON a form could hold: nested too deeply") from None
+    _check_text(schema)
+    if not isinstance(schema, dict) or not isinstance(schema.get("components"), list):
+        raise UnreadableFile("not a Camunda form: no 'components' list")
+    if not isinstance(schema.get("id"), str) or not schema["id"]:
+        raise UnreadableFile("a Camunda form needs an 'id'")
+    return schema
+
+
+def _check_text(value: Any) -> None:
+    """JSON escapes can spell what no database column holds: NUL, lone surrogates."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                raise UnreadableFile("NUL characters are not allowed")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise UnreadableFile("not valid Unicode: a lone surrogate") from None
+
+
+def normalise_camunda(root: etree._Element) -> None:
+    """Rewrite what Camunda Modeler writes into what SpiffWorkflow runs, in place.
+
+    Timer values come unquoted (``PT24H``) where Spiff evaluates an expression, and
+    conditions may be wrapped in ``${...}``.
+    """
+    for tag in ("timeDuration", "timeDate", "timeCycle"):
+        for node in root.iter(f"{{{BPMN_NS}}}{tag}"):
+            text = (node.text or "").strip()
+            if _ISO_TIMER.match(text):
+                node.text = f'"{text}"'
+            elif match := _JUEL.match(text):
+                node.text = match.group(1).strip()
+    for node in root.iter(f"{{{BPMN_NS}}}conditionExpression"):
+        if node.text and (match := _JUEL.match(node.text)):
+            node.text = match.group(1).strip()
+
+
+def role_id(lane_name: str) -> str:
+    """'Documents and Logistics' -> 'documents_logistics'; 'Risk & Compliance' likewise."""
+    words = [w for w in re.split(r"[^0-9a-z]+", lane_name.lower()) if w and w != "and"]
+    return "_".join(words)
+
+
+@dataclass
+class UserTaskInfo:
+    """What a user task says about routing, forms and rules (camunda attributes)."""
+
+    process_id: str
+    element_id: str
+    name: str | None
+    roles: list[str]
+    form_key: str | None
+    properties: dict[str, str] = field(default_factory=dict)
+    priority: int = 50
+
+    @property
+    def separate_from(self) -> list[str]:
+        raw = self.properties.get("separateFrom", "")
+        return list(names_listed(raw))
+
+    @property
+    def sla(self) -> str | None:
+        return self.properties.get("sla")
+
+
+def _camunda(node: etree._Element, name: str) -> str | None:
+    value = node.get(f"{{{CAMUNDA_NS}}}{name}")
+    return value.strip() if value and value.strip() else None
+
+
+def form_key_of(node: etree._Element) -> str | None:
+    """camunda:formRef, else camunda:formKey (with Camunda's deployment prefixes removed)."""
+    ref = _camunda(node, "formRef")
+    if ref:
+        return ref
+    key = _camunda(node, "formKey")
+    if not key:
+        return None
+    for prefix in ("camunda-forms:deployment:", "camunda-forms:app:", "embedded:deployment:"):
+        key = key.removeprefix(prefix)
+    return key.removesuffix(".form")
+
+
+def names_listed(raw: object) -> tuple[str, ...]:
+    """A comma-separated attribute's or property's names, each once, in order."""
+    text = str(raw or "")
+    return tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+
+
+FORM_INPUTS = "formInputs"  # a user task's property: the variables its form starts from
+
+
+def escalation_roles(properties: dict[str, Any]) -> tuple[str, ...]:
+    """The ``escalateTo`` property: comma-separated role ids."""
+    return names_listed(properties.get("escalateTo"))
+
+
+def is_variable_name(name: object) -> bool:
+    """What an expression can use as a variable: an identifier, no dunders."""
+    return isinstance(name, str) and name.isidentifier() and not name.startswith("__")
+
+
+def properties_of(node: etree._Element) -> dict[str, str]:
+    props: dict[str, str] = {}
+    for prop in node.xpath(
+        "./bpmn:extensionElements/camunda:properties/camunda:property", namespaces=NS
+    ):
+        if prop.get("name"):
+            props[prop.get("name")] = prop.get("value", "")
+    return props
+
+
+def lanes_by_element(process: etree._Element) -> dict[str, str]:
+    lanes: dict[str, str] = {}
+    for lane in process.iter(f"{{{BPMN_NS}}}lane"):
+        for ref in lane.xpath("./bpmn:flowNodeRef", namespaces=NS):
+            if ref.text:
+                lanes[ref.text.strip()] = lane.get("name") or lane.get("id") or ""
+    return lanes
+
+
+def user_tasks(root: etree._Element) -> list[UserTaskInfo]:
+    """Every user (and manual) task in a BPMN document, with its queue(s) resolved."""
+    found: list[UserTaskInfo] = []
+    for process in root.xpath("./bpmn:process", namespaces=NS):
+        lanes = lanes_by_element(process)
+        for node in process.iter(f"{{{BPMN_NS}}}userTask", f"{{{BPMN_NS}}}manualTask"):
+            element_id = node.get("id", "")
+            groups = _camunda(node, "candidateGroups")
+            if groups:
+                roles = list(names_listed(groups))
+            elif lanes.get(element_id):
+                roles = [role_id(lanes[element_id])]
+            else:
+                roles = []
+            props = properties_of(node)
+            raw_priority = _camunda(node, "priority") or props.get("priority") or "50"
+            try:
+                priority = int(raw_priority)
+            except ValueError:
+                priority = 50
+            found.append(
+                UserTaskInfo(
+                    process_id=process.get("id", ""),
+                    element_id=element_id,
+                    name=node.get("name"),
+                    roles=roles,
+                    form_key=form_key_of(node),
+                    properties=props,
+                    priority=priority,
+                )
+            )
+    return found
+
+
+def business_timers(root: etree._Element, process_id: str) -> list[str]:
+    """Timer events of a process that count business time (camunda property
+    ``calendar`` = ``business``): their durations skip nights, weekends and holidays."""
+    found: list[str] = []
+    for process in root.xpath("./bpmn:process", namespaces=NS):
+        if process.get("id") != process_id:
+            continue
+        for node in process.iter(
+            f"{{{BPMN_NS}}}boundaryEvent", f"{{{BPMN_NS}}}intermediateCatchEvent"
+        ):
+            if properties_of(node).get("calendar") == "business":
+                found.append(node.get("id", ""))
+    return found
+
+
+def process_ids(root: etree._Element) -> list[tuple[str, str | None]]:
+    return [(p.get("id", ""), p.get("name")) for p in root.xpath("./bpmn:process", namespaces=NS)]
+
+
+def called_elements(root: etree._Element) -> list[tuple[str, str]]:
+    """(element id, called process id) of every call activity."""
+    return [
+        (node.get("id", ""), node.get("calledElement", ""))
+        for node in root.iter(f"{{{BPMN_NS}}}callActivity")
+    ]
+
+
+def decision_refs(root: etree._Element) -> list[tuple[str, str]]:
+    """(element id, decision id) of every business rule task."""
+    return [
+        (node.get("id", ""), _camunda(node, "decisionRef") or "")
+        for node in root.iter(f"{{{BPMN_NS}}}businessRuleTask")
+    ]
+
+
+def decision_ids(root: etree._Element) -> list[str]:
+    return [d.get("id", "") for d in root if etree.QName(d).localname == "decision"]

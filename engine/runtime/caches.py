@@ -1,0 +1,178 @@
+"""In-process caches that keep the unit of work off the slow paths.
+
+* Definitions never change once stored, so each is read and its spec restored once.
+* Live workflows: the deserialised workflow of an instance is kept after a command
+  commits, tagged with the instance's revision. The next command on that instance
+  uses it if the row's revision still matches (no other process or thread saved since);
+  otherwise it deserialises from the row. A command that fails never puts its
+  workflow back. This is Temporal's "sticky" workflow cache, for the same reason:
+  deserialising is the largest cost of a command.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.modeling import FORM_INPUTS, escalation_roles, message_variables, names_listed
+from engine.runtime.serialization import SpecPair, StateSerializer
+from engine.storage import Definition, DefinitionTask, InstanceRow, InstanceStatus
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Lru(Generic[K, V]):
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def pop(self, key: K) -> V | None:
+        with self._lock:
+            return self._items.pop(key, None)
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    @property
+    def capacity(self) -> int:
+        return self._size
+
+
+@dataclass(frozen=True)
+class TaskRule:
+    """A user task's routing and rules, as extracted at deploy."""
+
+    process_id: str
+    element_id: str
+    roles: tuple[str, ...]
+    form_key: str | None
+    separate_from: tuple[str, ...]
+    priority: int
+    sla: str | None
+    escalate_to: tuple[str, ...] = ()  # roles whose queues an overdue task joins
+    # the variables its form starts from (formInputs); every other field starts empty
+    form_inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DefinitionInfo:
+    id: int
+    key: str
+    version: int
+    name: str | None
+    messages: frozenset[str]
+    specs: SpecPair
+    rules: dict[tuple[str, str], TaskRule] = field(default_factory=dict)
+    business_timers: frozenset[str] = frozenset()
+    # per message name, the variables its catch events declare they take (modeling/events.py)
+    message_variables: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def rule(self, process_id: str, element_id: str) -> TaskRule | None:
+        """By process and element; embedded subprocesses run under their own spec name,
+        so fall back to the element id, which is unique within a diagram."""
+        return self.rules.get((process_id, element_id)) or self.rule_for_element(element_id)
+
+    def rule_for_element(self, element_id: str) -> TaskRule | None:
+        return next((r for r in self.rules.values() if r.element_id == element_id), None)
+
+
+class DefinitionCache:
+    def __init__(self, serializer: StateSerializer, size: int = 256) -> None:
+        self._serializer = serializer
+        self._items: _Lru[int, DefinitionInfo] = _Lru(size)
+
+    def get(self, session: Session, definition_id: int) -> DefinitionInfo:
+        info = self._items.get(definition_id)
+        if info is None:
+            info = self._load(session, definition_id)
+            self._items.put(definition_id, info)
+        return info
+
+    def _load(self, session: Session, definition_id: int) -> DefinitionInfo:
+        row = session.get_one(Definition, definition_id)
+        tasks = session.scalars(
+            select(DefinitionTask).where(DefinitionTask.definition_id == definition_id)
+        )
+        rules = {
+            (t.process_id, t.element_id): TaskRule(
+                t.process_id,
+                t.element_id,
+                tuple(t.roles),
+                t.form_key,
+                tuple(t.separate_from),
+                t.priority,
+                t.sla,
+                escalation_roles(t.properties),
+                names_listed(t.properties.get(FORM_INPUTS)),
+            )
+            for t in tasks
+        }
+        specs = self._serializer.spec_from_json(row.spec_json)
+        return DefinitionInfo(
+            id=row.id,
+            key=row.key,
+            version=row.version,
+            name=row.name,
+            messages=frozenset(row.messages),
+            business_timers=frozenset(row.business_timers),
+            specs=specs,
+            rules=rules,
+            message_variables=message_variables((specs[0], *specs[1].values())),
+        )
+
+
+class LiveWorkflows:
+    """Deserialised workflows by instance id, valid for one revision of the row."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._items: _Lru[int, tuple[int, BpmnWorkflow]] = _Lru(size)
+
+    def take(self, instance_id: int, revision: int) -> BpmnWorkflow | None:
+        """Remove and return the cached workflow if it is of this revision."""
+        found = self._items.pop(instance_id)
+        if found is not None and found[0] == revision:
+            return found[1]
+        return None
+
+    def keep(self, instance: InstanceRow, workflow: BpmnWorkflow) -> None:
+        """Keep a committed workflow for the next command, if there can be one."""
+        if instance.status == InstanceStatus.RUNNING:
+            self._items.put(instance.id, (instance.revision, workflow))
+
+    def drop(self, instance_id: int) -> None:
+        """Forget the instance's workflow (it ended, or its command was rolled back)."""
+        self._items.pop(instance_id)
+
+    def holds(self, instance_id: int, revision: int) -> bool:
+        found = self._items.get(instance_id)
+        return found is not None and found[0] == revision
+
+    @property
+    def size(self) -> int:
+        return self._items.capacity
+
+    def clear(self) -> None:
+        self._items.clear()

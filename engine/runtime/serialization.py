@@ -1,0 +1,242 @@
+"""Workflow state as JSON, with the spec stored by reference.
+
+SpiffWorkflow embeds the whole process spec in every serialized workflow; about half
+the bytes and most of the cost of a load-save cycle. We store each definition's spec
+once (``definition.spec_json``), keep parsed specs in a per-process cache keyed by
+definition id, and serialize only the task tree and data of an instance.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import orjson
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import (
+    BpmnSubWorkflowConverter,
+    BpmnWorkflowConverter,
+    TaskConverter,
+    WorkflowConverter,
+)
+from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
+from SpiffWorkflow.camunda.serializer import DEFAULT_CONFIG as CAMUNDA_CONFIG
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.task import TaskState
+
+from engine.runtime.expressions import SafeScriptEngine
+
+SpecPair = tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]
+
+
+class _FrozenTasks:
+    """A workflow converter whose task mapping takes a finished task's kept dict straight,
+    without the registry's dispatch or a new text of its id (a fifth of a save)."""
+
+    registry: Any
+
+    def mapping_to_dict(self, mapping: dict[Any, Any], **kwargs: Any) -> dict[str, Any]:
+        convert = self.registry.convert
+        out: dict[str, Any] = {}
+        for key, value in mapping.items():
+            frozen = getattr(value, _FROZEN, None)
+            if frozen is not None and not kwargs and frozen[0] == _frozen_key(value):
+                out[frozen[2]] = frozen[1]
+            else:
+                out[str(key)] = convert(value, **kwargs)
+        return out
+
+
+class _SubWorkflowConverter(_FrozenTasks, BpmnSubWorkflowConverter):  # type: ignore[misc]
+    """A called process's workflow, its finished tasks as the top workflow's."""
+
+
+class _ReferencedWorkflowConverter(_FrozenTasks, BpmnWorkflowConverter):  # type: ignore[misc]
+    """Serializes a workflow without its spec; restores it onto a given spec."""
+
+    def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
+        dct: dict[str, Any] = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(
+        self, dct: dict[str, Any], spec: BpmnProcessSpec, subprocess_specs: dict[str, Any]
+    ) -> BpmnWorkflow:
+        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+_FINISHED = TaskState.COMPLETED | TaskState.CANCELLED
+_FROZEN = "_tradeflow_frozen"
+
+
+def _frozen_key(task: Task) -> tuple[int, float, int]:
+    return (task.state, task.last_state_change, len(task._children))
+
+
+def thaw(task: Task) -> None:
+    """Forget a finished task's kept dict and JSON: something its key doesn't cover
+    changed (its parent, its children, its internal data), so the next save makes them
+    anew."""
+    if hasattr(task, _FROZEN):
+        delattr(task, _FROZEN)
+
+
+_SEPARATORS = (",", ":")
+# what orjson would write that the standard library refuses, it is made to refuse too
+_ORJSON = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def _dumps(value: Any) -> str:
+    """``json.dumps(value, separators=(",", ":"))`` as json.loads reads it back: orjson
+    writes it in a fourteenth of the time (0.5 µs a task, bench/completions.py). Where the
+    two would not give the same data, the standard library writes it: a key that is not a
+    string, an integer past 64 bits, a string with a lone surrogate (orjson refuses them),
+    and a NaN or infinity, which orjson writes as null (json keeps them)."""
+    try:
+        out = orjson.dumps(value, option=_ORJSON)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return json.dumps(value, separators=_SEPARATORS)
+    if b"null" in out and not _finite(value):
+        return json.dumps(value, separators=_SEPARATORS)
+    return out.decode()
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinity anywhere in ``value``."""
+    pending = [value]
+    while pending:  # no recursion: data may nest deep
+        item = pending.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return False
+        elif isinstance(item, dict):
+            pending += item.values()
+        elif isinstance(item, list | tuple):
+            pending += item
+    return True
+
+
+class _FrozenDict(dict[str, Any]):
+    """A finished task's dict, which also keeps its JSON text once encoded."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, source: dict[str, Any]) -> None:
+        super().__init__(source)
+        self.text: str | None = None
+
+    def encode(self) -> str:
+        if self.text is None:
+            self.text = _dumps(self)
+        return self.text
+
+
+class _FrozenTaskConverter(TaskConverter):  # type: ignore[misc]
+    """A completed or cancelled task never changes again: its dict and its JSON are
+    made once and kept on the task (on load, from the JSON just read), keyed by state,
+    last change and child count, so any change makes them anew. A long-running instance
+    then pays per save for its open tasks, not for its whole history. A save takes the
+    kept dict itself (_FrozenTasks); this converter makes the others, and keeps them."""
+
+    def to_dict(self, task: Task) -> dict[str, Any]:
+        dct: dict[str, Any] = super().to_dict(task)
+        if task.state & _FINISHED:
+            dct = _FrozenDict(dct)
+            setattr(task, _FROZEN, (_frozen_key(task), dct, dct["id"]))
+        return dct
+
+    def from_dict(self, dct: dict[str, Any], workflow: Any) -> Task:
+        task: Task = super().from_dict(dct, workflow)
+        if task.state & _FINISHED:
+            frozen = _FrozenDict(dct)
+            # the registry took it off to restore the task; saving puts it back
+            frozen["typename"] = self.registry.typenames[self.target_class]
+            setattr(task, _FROZEN, (_frozen_key(task), frozen, dct["id"]))
+        return task
+
+
+def _encode_task(dct: dict[str, Any]) -> str:
+    if isinstance(dct, _FrozenDict):
+        return dct.encode()
+    return _dumps(dct)
+
+
+def _encode_workflow(dct: dict[str, Any]) -> str:
+    """json.dumps of a serialized workflow, reusing the kept JSON of finished tasks."""
+    rest = {k: v for k, v in dct.items() if k not in ("tasks", "subprocesses")}
+    parts = [json.dumps(rest, separators=_SEPARATORS)[:-1], "," if rest else ""]
+    tasks = ",".join(f'"{key}":{_encode_task(task)}' for key, task in dct["tasks"].items())
+    parts.append(f'"tasks":{{{tasks}}}')
+    if "subprocesses" in dct:
+        subs = ",".join(
+            f"{json.dumps(key)}:{_encode_workflow(sub)}" for key, sub in dct["subprocesses"].items()
+        )
+        parts.append(f',"subprocesses":{{{subs}}}')
+    return "".join(parts) + "}"
+
+
+def _registry() -> Any:
+    registry = BpmnWorkflowSerializer.configure(CAMUNDA_CONFIG)
+    # Form data often carries money and dates; keep their types across saves.
+    registry.register(Decimal, lambda v: {"value": str(v)}, lambda v: Decimal(v["value"]))
+    registry.register(
+        date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"])
+    )
+    return registry
+
+
+class StateSerializer:
+    """Converts specs (once, at deploy) and workflow states (every command)."""
+
+    VERSION = "1.5"  # SpiffWorkflow's serialization format this state is written in
+
+    def __init__(self) -> None:
+        self._full = BpmnWorkflowSerializer(_registry())
+        self._ref = BpmnWorkflowSerializer(_registry())
+        _ReferencedWorkflowConverter(BpmnWorkflow, self._ref.registry)
+        _SubWorkflowConverter(BpmnSubWorkflow, self._ref.registry)
+        _FrozenTaskConverter(Task, self._ref.registry)
+
+    def spec_to_json(self, spec: BpmnProcessSpec, subprocess_specs: dict[str, Any]) -> str:
+        registry = self._full.registry
+        return json.dumps(
+            {
+                "spec": registry.convert(spec),
+                "subprocess_specs": {k: registry.convert(v) for k, v in subprocess_specs.items()},
+            },
+            sort_keys=True,
+        )
+
+    def spec_from_json(self, text: str) -> SpecPair:
+        dct = json.loads(text)
+        registry = self._full.registry
+        subs = {k: registry.restore(v) for k, v in dct["subprocess_specs"].items()}
+        return registry.restore(dct["spec"]), subs
+
+    def dumps(self, workflow: BpmnWorkflow) -> str:
+        dct = self._ref.to_dict(workflow)
+        dct["serializer_version"] = self.VERSION
+        return _encode_workflow(dct)
+
+    def loads(self, text: str, specs: SpecPair) -> BpmnWorkflow:
+        dct = json.loads(text)
+        self._ref.migrate(dct)
+        workflow = self._ref.from_dict(dct, spec=specs[0], subprocess_specs=specs[1])
+        workflow.script_engine = SAFE_ENGINE  # deserialising drops the engine: always attach
+        return workflow
+
+
+SAFE_ENGINE = SafeScriptEngine()

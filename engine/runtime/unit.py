@@ -1,0 +1,270 @@
+"""The unit of work: every change to an instance goes through here.
+
+A ``Unit`` is one transaction. Inside it, each command on an instance (``Unit.command``
+for one that exists, ``Unit.create`` for a new one) 1. locks the instance row; 2. loads
+the workflow (the live copy if the row's revision still matches, else deserialised onto
+the cached spec, the safe script engine attached); 3. lets the caller change it, running
+the engine on the command's budget (stepping.py); 4. settles (settle.py): queues,
+subscriptions, kept messages, time limits, the next wake-up, the audit events, the save.
+An instance that cannot go on is ended without its workflow (``Unit.fail``, and
+``Unit.cancel_failed`` for one that failed earlier): its open tasks are cancelled, its
+subscriptions dropped, the reason recorded.
+
+Once the transaction commits, the unit does what must follow every commit: the live
+cache keeps the new workflows, the metrics count the commands, the scheduler hears of
+the next wake-ups. Any exception rolls the whole transaction back (or the savepoint it
+happened in) and the live copies it touched are dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from sqlalchemy.orm import Session
+
+from engine import queues  # the package, not its names: it imports the runtime back
+from engine.audit import AuditTrail, EventKind, instance_stream
+from engine.clock import Clock, SystemClock
+from engine.errors import InstanceNotFound, InstanceNotRunning
+from engine.runtime import limits, metrics
+from engine.runtime.caches import DefinitionCache, DefinitionInfo, LiveWorkflows
+from engine.runtime.frontier import scan
+from engine.runtime.serialization import StateSerializer
+from engine.runtime.settle import settle
+from engine.runtime.work import Work
+from engine.storage import Database, Instance, InstanceRow, InstanceStatus, store
+from engine.timers import BusinessCalendar, load_calendar
+
+
+class Runtime:
+    """Long-lived: one per process. Holds the database, the clock and the caches."""
+
+    def __init__(
+        self, db: Database, clock: Clock | None = None, calendar: BusinessCalendar | None = None
+    ) -> None:
+        self.db = db
+        self.clock: Clock = clock or SystemClock()
+        self.calendar = calendar or load_calendar()
+        self.limits = limits.Limits.from_env()  # what one command may spend (limits.py)
+        # told of every committed wake-up time (the scheduler of this process listens)
+        self.on_wakeup: Callable[[datetime], None] | None = None
+        self.serializer = StateSerializer()
+        self.definitions = DefinitionCache(self.serializer)
+        self.live = LiveWorkflows()
+        # finished tasks are dropped from the task tree as each command settles
+        # (engine/runtime/compaction.py); off only to compare with Spiff's own tree in tests
+        self.compact_trees = True
+
+    @contextmanager
+    def unit(self, name: str) -> Iterator[Unit]:
+        """One transaction for the commands the caller runs in it; what must follow the
+        commit happens when it has (``name``: the commands' name in the metrics)."""
+        began = time.perf_counter()
+        with self.db.unit() as session:
+            unit = Unit(self, session)
+            yield unit
+        seconds = time.perf_counter() - began
+        for work in unit.settled:
+            self.live.keep(work.instance, work.workflow)
+            metrics.unit_of_work(name, seconds)
+            if self.on_wakeup is not None and work.instance.next_wakeup_at is not None:
+                self.on_wakeup(work.instance.next_wakeup_at)
+        for instance_id in unit.ended:
+            self.live.drop(instance_id)
+            metrics.unit_of_work(name, seconds)
+
+    @contextmanager
+    def command(self, instance_id: int, actor: str, *, name: str = "command") -> Iterator[Work]:
+        """One command on one instance, in a transaction of its own."""
+        with self.unit(name) as unit, unit.command(instance_id, actor) as work:
+            yield work
+
+    def load(self, session: Session, instance: Instance | InstanceRow) -> BpmnWorkflow:
+        """A private copy of an instance's workflow, for reading."""
+        definition = self.definitions.get(session, instance.definition_id)
+        return self.serializer.loads(instance.state, definition.specs)
+
+
+class Unit:
+    """One transaction and the commands run in it (made by ``Runtime.unit``)."""
+
+    def __init__(self, runtime: Runtime, session: Session) -> None:
+        self.runtime = runtime
+        self.session = session
+        self.conn = session.connection()
+        self.settled: list[Work] = []  # commands done, in the order they settled
+        self.ended: list[int] = []  # instances ended without their workflow
+
+    def lock(self, instance_id: int) -> InstanceRow:
+        """The instance's row, locked until the unit ends."""
+        found = store.lock_instance(self.conn, instance_id, self.runtime.db.is_postgres)
+        if found is None:
+            raise InstanceNotFound(f"no instance {instance_id}", instance=instance_id)
+        return found
+
+    @contextmanager
+    def command(self, target: int | InstanceRow, actor: str) -> Iterator[Work]:
+        """A command on a running instance: its id, or its row this unit already locked
+        (read along with a task, or claimed with other due instances)."""
+        instance = target if isinstance(target, InstanceRow) else self.lock(target)
+        if instance.status != InstanceStatus.RUNNING:
+            raise InstanceNotRunning(
+                f"instance {instance.id} is {instance.status.value}", instance=instance.id
+            )
+        runtime = self.runtime
+        definition = runtime.definitions.get(self.session, instance.definition_id)
+        workflow = runtime.live.take(instance.id, instance.revision)
+        if workflow is None:
+            workflow = runtime.serializer.loads(instance.state, definition.specs)
+        work = self._work(instance, definition, workflow, actor)
+        yield work
+        settle(runtime, work)
+        self.settled.append(work)
+
+    @contextmanager
+    def create(
+        self, instance: InstanceRow, definition: DefinitionInfo, workflow: BpmnWorkflow, actor: str
+    ) -> Iterator[Work]:
+        """A command that makes a new instance: its row is inserted, the caller starts it."""
+        store.insert_instance(self.conn, instance)
+        work = self._work(instance, definition, workflow, actor)
+        yield work
+        if instance.status == InstanceStatus.FAILED:  # it never ran: nothing to settle
+            instance.state = self.runtime.serializer.dumps(workflow)
+            self._end(work.trail, instance)
+            return
+        settle(self.runtime, work)
+        self.settled.append(work)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of the unit that can fail on its own: rolled back alone, its commands
+        forgotten, and the exception raised on to the caller."""
+        settled, ended = len(self.settled), len(self.ended)
+        nested = self.session.begin_nested()
+        # the session would emit its SAVEPOINT only when it next used the connection
+        # itself, after the Core statements the savepoint is there to undo
+        self.session.connection()
+        try:
+            yield
+            nested.commit()  # flushes the ORM's changes: an error there is the part's too
+        except BaseException:
+            nested.rollback()
+            for work in self.settled[settled:]:
+                self.runtime.live.drop(work.instance.id)
+            del self.settled[settled:], self.ended[ended:]
+            raise
+
+    def fail(self, instance_id: int, error: str, actor: str) -> bool:
+        """Mark a running instance failed after a step could not run: its workflow as it
+        was before that step, its open tasks cancelled, its subscriptions dropped, the
+        error recorded. False if it was no longer running."""
+        instance = self.lock(instance_id)
+        if instance.status != InstanceStatus.RUNNING:
+            return False
+        trail = self._trail(instance)
+        self._let_go(trail, instance, actor, "instance failed")
+        instance.status, instance.error = InstanceStatus.FAILED, error
+        _append(trail, instance, self._now, actor, EventKind.INSTANCE_FAILED, {"error": error})
+        self._end(trail, instance)
+        return True
+
+    def cancel_failed(self, instance: InstanceRow, actor: str, reason: str | None) -> None:
+        """Cancel an instance that failed: nothing runs, the failure's error stays. Open
+        tasks it still has (failed before failing let go of them) are cancelled now."""
+        trail = self._trail(instance)
+        self._let_go(trail, instance, actor, "instance cancelled")
+        instance.status, instance.ended_at = InstanceStatus.CANCELLED, self._now
+        data = {"reason": reason, "was": InstanceStatus.FAILED.value}
+        _append(trail, instance, self._now, actor, EventKind.INSTANCE_CANCELLED, data)
+        self._end(trail, instance)
+
+    def postpone(self, instance: InstanceRow, until: datetime) -> None:
+        """Move a running instance's next wake-up (the row as this unit locked it)."""
+        instance.next_wakeup_at = until
+        store.save_instance(self.conn, instance)
+
+    @property
+    def _now(self) -> datetime:
+        return self.runtime.clock.now()
+
+    def _work(
+        self, instance: InstanceRow, definition: DefinitionInfo, workflow: BpmnWorkflow, actor: str
+    ) -> Work:
+        frontier = scan(workflow)
+        work = Work(
+            session=self.session,
+            conn=self.conn,
+            instance=instance,
+            definition=definition,
+            workflow=workflow,
+            actor=actor,
+            now=self._now,
+            budget=limits.Budget(self.runtime.limits),
+            calendar=self.runtime.calendar,
+            trail=self._trail(instance),
+            stream=instance_stream(instance.id),
+            open_rows={
+                str(t.id): (t.internal_data[queues.ROW], t.task_spec.bpmn_id, t.task_spec.bpmn_name)
+                for t in frontier.ready_manual
+                if queues.ROW in t.internal_data
+            },
+            stored_cycles=[
+                t for t in frontier.waiting if isinstance(t.internal_data.get("event_value"), dict)
+            ],
+        )
+        return work
+
+    def _trail(self, instance: InstanceRow) -> AuditTrail:
+        trail = AuditTrail(self.session)
+        trail.seed(instance_stream(instance.id), instance.audit_seq, instance.audit_hash)
+        return trail
+
+    def _let_go(self, trail: AuditTrail, instance: InstanceRow, actor: str, why: str) -> None:
+        """Cancel the instance's open tasks (read from their rows: the workflow may be
+        what cannot be loaded) and drop its message subscriptions."""
+        now = self._now
+        for row in store.open_tasks_of(self.conn, instance.id):
+            store.cancel_task(self.conn, row.id, now)
+            kind, data = EventKind.TASK_CANCELLED, {"task_id": row.id, "why": why}
+            _append(trail, instance, now, actor, kind, data, row.element_id, row.name)
+        store.replace_subscriptions(self.conn, instance.id, instance.business_key, [])
+
+    def _end(self, trail: AuditTrail, instance: InstanceRow) -> None:
+        """Save an instance ended without running its workflow (a failed one keeps no
+        end time: it may still be cancelled)."""
+        instance.updated_at = self._now
+        instance.next_wakeup_at = None
+        instance.revision += 1
+        instance.audit_seq, instance.audit_hash = trail.head(instance_stream(instance.id))
+        store.save_instance(self.conn, instance)
+        trail.write()
+        if instance.id not in self.ended:
+            self.ended.append(instance.id)
+
+
+def _append(
+    trail: AuditTrail,
+    instance: InstanceRow,
+    now: datetime,
+    actor: str,
+    kind: EventKind,
+    data: dict[str, Any],
+    element_id: str | None = None,
+    element_name: str | None = None,
+) -> None:
+    trail.append(
+        instance_stream(instance.id),
+        kind,
+        at=now,
+        actor=actor,
+        instance_id=instance.id,
+        element_id=element_id,
+        element_name=element_name,
+        data=data,
+    )
