@@ -6,15 +6,17 @@ the names listed here.
 """
 
 from engine.storage import schema, store
+from engine.storage.accounts import (
+    ApiToken,
+    Role,
+    SignInFailure,
+    User,
+    UserRole,
+    WebSession,
+)
 from engine.storage.db import Database, Prepared, make_engine
 from engine.storage.models import (
-    ApiToken,
-    AuditAnchor,
-    AuditAnchored,
-    AuditEvent,
-    AuditHead,
     Base,
-    CaseFacts,
     Definition,
     DefinitionTask,
     Deployment,
@@ -28,15 +30,17 @@ from engine.storage.models import (
     MessageSubscription,
     Resource,
     ResourceKind,
-    Role,
-    SignInFailure,
     StartTimer,
+    TaskState,
+)
+from engine.storage.records import (
+    AuditAnchor,
+    AuditAnchored,
+    AuditEvent,
+    AuditHead,
+    CaseFacts,
     StepWeek,
     SummaryMark,
-    TaskState,
-    User,
-    UserRole,
-    WebSession,
 )
 from engine.storage.schema import upgrade
 from engine.storage.store import InstanceRow, TaskRow

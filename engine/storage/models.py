@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import enum
 import json
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
-    Boolean,
-    Date,
     DateTime,
     Enum,
     Float,
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -84,70 +81,6 @@ class ResourceKind(enum.StrEnum):
     BPMN = "bpmn"
     DMN = "dmn"
     FORM = "form"
-
-
-class Role(Base):
-    __tablename__ = "role"
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    created_at: Mapped[datetime]
-
-
-class User(Base):
-    __tablename__ = "app_user"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
-    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
-    is_process_owner: Mapped[bool] = mapped_column(Boolean, default=False)
-    is_auditor: Mapped[bool] = mapped_column(Boolean, default=False)
-    is_integration: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime]
-    password_hash: Mapped[str | None] = mapped_column(String(255))  # argon2; None: no sign-in
-    locale: Mapped[str | None] = mapped_column(String(8))  # the pages' language: zh, en
-    disabled_at: Mapped[datetime | None]  # set: no token, session or password works
-    roles: Mapped[list[Role]] = relationship(secondary="user_role", lazy="selectin")
-
-    @property
-    def role_ids(self) -> set[str]:
-        return {r.id for r in self.roles}
-
-
-class UserRole(Base):
-    __tablename__ = "user_role"
-    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), primary_key=True)
-    role_id: Mapped[str] = mapped_column(ForeignKey("role.id"), primary_key=True)
-
-
-class ApiToken(Base):
-    __tablename__ = "api_token"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
-    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime]
-    revoked_at: Mapped[datetime | None]
-
-
-class WebSession(Base):
-    """A signed-in browser. The cookie carries a random token; only its SHA-256 is kept,
-    so ending the row (logout, revoke, disable) ends the session wherever it was copied."""
-
-    __tablename__ = "web_session"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
-    created_at: Mapped[datetime]
-    expires_at: Mapped[datetime]
-    ended_at: Mapped[datetime | None]
-    address: Mapped[str | None] = mapped_column(String(64))  # where it signed in from
-
-
-class SignInFailure(Base):
-    """Failed sign-ins counted per key (``account:NAME`` or ``address:IP``) in a window."""
-
-    __tablename__ = "sign_in_failure"
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    failures: Mapped[int] = mapped_column(Integer)
-    first_at: Mapped[datetime]
-    locked_until: Mapped[datetime | None]
 
 
 class Deployment(Base):
@@ -335,124 +268,3 @@ class MessageSubscription(Base):
     instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id"), index=True)
     name: Mapped[str] = mapped_column(String(255))
     business_key: Mapped[str | None] = mapped_column(String(255))
-
-
-class AuditEvent(Base):
-    """Append-only, hash-chained per stream; database triggers refuse UPDATE and DELETE."""
-
-    __tablename__ = "audit_event"
-    __table_args__ = (UniqueConstraint("stream", "seq"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    stream: Mapped[str] = mapped_column(String(64))
-    seq: Mapped[int] = mapped_column(Integer)
-    instance_id: Mapped[int | None] = mapped_column(ForeignKey("instance.id"), index=True)
-    at: Mapped[datetime]
-    actor: Mapped[str] = mapped_column(String(128))
-    kind: Mapped[str] = mapped_column(String(32), index=True)
-    element_id: Mapped[str | None] = mapped_column(String(255))
-    element_name: Mapped[str | None] = mapped_column(String(255))
-    role: Mapped[str | None] = mapped_column(String(64))
-    data: Mapped[dict[str, Any]] = mapped_column(CanonicalJson)  # stored as it was hashed
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
-
-
-class AuditHead(Base):
-    """The head of a stream that has no instance row to carry it (``definitions``,
-    ``messages``, ``sign-in``), written with the stream's events: verify compares the
-    chain's end with it. Triggers let it only move forward; the anchors are what make that
-    hold."""
-
-    __tablename__ = "audit_head"
-    __table_args__ = ({"sqlite_with_rowid": False},)  # no rowid a REPLACE could aim at
-    stream: Mapped[str] = mapped_column(String(64), primary_key=True)
-    seq: Mapped[int] = mapped_column(Integer)
-    hash: Mapped[str] = mapped_column(String(64))
-
-
-class AuditAnchor(Base):
-    """One row: the last anchor written outside the database (engine/audit/anchors.py), and
-    the claim of the process writing the next one."""
-
-    __tablename__ = "audit_anchor"
-    id: Mapped[int] = mapped_column(primary_key=True)  # always 1
-    made: Mapped[int] = mapped_column(Integer)  # anchors written so far
-    anchored_at: Mapped[datetime | None]
-    digest: Mapped[str | None] = mapped_column(String(64))
-    claimed_until: Mapped[datetime | None]
-
-
-class AuditAnchored(Base):
-    """The heads as the last anchor listed them: the next anchor lists what moved."""
-
-    __tablename__ = "audit_anchored"
-    __table_args__ = ({"sqlite_with_rowid": False},)
-    stream: Mapped[str] = mapped_column(String(64), primary_key=True)
-    seq: Mapped[int] = mapped_column(Integer)
-    hash: Mapped[str] = mapped_column(String(64))
-
-
-class CaseFacts(Base):
-    """One row per instance: when it reached each milestone the department measures, and
-    the few answers the measures need (engine/reporting/facts.py). Kept by the unit of work from the
-    audit events it writes, in the same transaction; rebuilt from the trail at will."""
-
-    __tablename__ = "case_facts"
-    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id"), primary_key=True)
-    definition_key: Mapped[str] = mapped_column(String(255), index=True)
-    business_key: Mapped[str | None] = mapped_column(String(255))
-    started_at: Mapped[datetime]
-    owner: Mapped[str | None] = mapped_column(String(128))  # who took the inquiry or lead
-    grade: Mapped[str | None] = mapped_column(String(16))  # the customer's grade
-    quoted_at: Mapped[datetime | None]
-    quote_sent_at: Mapped[datetime | None]
-    signed_at: Mapped[datetime | None]
-    promised_date: Mapped[str | None] = mapped_column(String(32))  # delivery date, as agreed
-    shipped_at: Mapped[datetime | None]
-    reviewed_at: Mapped[datetime | None]  # the documents' first review
-    documents_first_pass: Mapped[bool | None] = mapped_column(Boolean)
-    invoiced_at: Mapped[datetime | None]
-    overdue_at: Mapped[datetime | None]  # payment due date passed unpaid
-    paid_at: Mapped[datetime | None]
-    collection_outcome: Mapped[str | None] = mapped_column(String(32))
-    surveyed_at: Mapped[datetime | None]
-    satisfaction: Mapped[int | None] = mapped_column(Integer)
-    complaint: Mapped[bool | None] = mapped_column(Boolean)
-    customer_recorded_at: Mapped[datetime | None]
-
-
-class StepWeek(Base):
-    """The tasks that ended in one week (Monday to Monday, UTC), summed per step and slice:
-    what the step measures read instead of every task row (engine/reporting/rollups.py). A week is
-    summed once it is over, when no more of its tasks can end."""
-
-    __tablename__ = "step_week"
-    __table_args__ = (
-        UniqueConstraint("week", "definition_key", "element_id", "roles", "user_name", "grade"),
-    )
-    id: Mapped[int] = mapped_column(primary_key=True)
-    week: Mapped[date] = mapped_column(Date)  # its Monday
-    definition_key: Mapped[str] = mapped_column(String(255))
-    element_id: Mapped[str] = mapped_column(String(255))
-    name: Mapped[str | None] = mapped_column(String(255))
-    roles: Mapped[str] = mapped_column(String(512))  # the candidate roles, as on the task
-    user_name: Mapped[str] = mapped_column(String(128))  # who completed ('' if cancelled)
-    grade: Mapped[str] = mapped_column(String(16))  # the customer's ('' if none)
-    ended: Mapped[int] = mapped_column(Integer)
-    completed: Mapped[int] = mapped_column(Integer)
-    reworked: Mapped[int] = mapped_column(Integer)  # a step's second or later occurrence
-    limited: Mapped[int] = mapped_column(Integer)  # completed, with a time limit
-    met: Mapped[int] = mapped_column(Integer)  # ... and within it
-    late: Mapped[int] = mapped_column(Integer)  # ended past the limit
-    # seconds, created -> claimed and claimed -> completed, of the completed tasks: sorted
-    # little-endian doubles (engine/reporting/rollups.py: read back without parsing)
-    waits: Mapped[bytes] = mapped_column(LargeBinary)
-    works: Mapped[bytes] = mapped_column(LargeBinary)
-
-
-class SummaryMark(Base):
-    """How far a summary has been made: what ended before ``until`` is summed."""
-
-    __tablename__ = "summary_mark"
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    until: Mapped[date] = mapped_column(Date)

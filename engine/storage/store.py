@@ -29,6 +29,10 @@ from sqlalchemy import (
     update,
 )
 
+from engine.storage.accounts import (
+    User,
+    UserRole,
+)
 from engine.storage.db import Prepared, driver_of, run_together
 from engine.storage.models import (
     Form,
@@ -38,8 +42,6 @@ from engine.storage.models import (
     InstanceStatus,
     MessageSubscription,
     TaskState,
-    User,
-    UserRole,
 )
 
 _I: Table = Instance.__table__  # type: ignore[assignment]
