@@ -37,7 +37,7 @@ UNSUPPORTED = {
 
 def _validator() -> BpmnValidator:
     global _VALIDATOR
-    if _VALIDATOR is None:  # loading the XSDs takes ~100 ms: once per process
+    if _VALIDATOR is None:  # loading the XSDs is slow: once per process
         _VALIDATOR = BpmnValidator()
     return _VALIDATOR
 

@@ -30,8 +30,8 @@ SECONDS_VAR = "TRADEFLOW_COMMAND_MAX_SECONDS"
 BUILT_VAR = "TRADEFLOW_COMMAND_MAX_BUILT"
 TIMER_VAR = "TRADEFLOW_MIN_TIMER_INTERVAL"
 
-# nodes an expression evaluates between two looks at the clock: a node takes about a
-# microsecond, reading the thread's CPU clock about half of one
+# nodes an expression evaluates between two looks at the clock: reading the thread's
+# CPU clock costs about as much as evaluating a node (docs/performance.md)
 CLOCK_EVERY = 100
 
 

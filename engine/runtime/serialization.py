@@ -101,7 +101,7 @@ _ORJSON = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
 
 def _dumps(value: Any) -> str:
     """``json.dumps(value, separators=(",", ":"))`` as json.loads reads it back: orjson
-    writes it in a fourteenth of the time (0.5 µs a task, bench/completions.py). Where the
+    writes it in a small fraction of the time (docs/performance.md). Where the
     two would not give the same data, the standard library writes it: a key that is not a
     string, an integer past 64 bits, a string with a lone surrogate (orjson refuses them),
     and a NaN or infinity, which orjson writes as null (json keeps them)."""

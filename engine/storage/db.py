@@ -45,8 +45,8 @@ def make_engine(url: str | None = None) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # LIFO: a thread gets back the connection it used last. An SQLite connection drops
         # its page cache when another connection has written since its last statement, so
-        # reads on the connection that last wrote cost a fourth (the bearer lookup after a
-        # unit of work: 45 -> 12 µs, tests/engine/storage/test_db.py)
+        # reads on the connection that last wrote cost a fraction (docs/performance.md,
+        # tests/engine/storage/test_db.py)
         in_memory = not path or path == ":memory:"  # one connection per thread already
         engine = create_engine(
             url,
@@ -56,7 +56,7 @@ def make_engine(url: str | None = None) -> Engine:
         _configure_sqlite(engine)
         return engine
     # no pre-ping: it is a round trip per checkout; recycle instead, and a connection that
-    # died under a restart fails one request. No JIT: its compiling (some 0.4 s) is for
+    # died under a restart fails one request. No JIT: its compiling (most of a second) is for
     # long analytic queries; ours are short, and the planner's cost estimate of a KPI
     # query can reach its threshold and pay it on every run (bench/analytics.py)
     return create_engine(
@@ -75,7 +75,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         # pages read through a memory map, not a read() each: a unit of work's statements
-        # read some 20 pages (strace over bench/http_completions.py)
+        # read a score of pages (docs/performance.md)
         cur.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
         if engine in _checkpointers:
             cur.execute(f"PRAGMA wal_autocheckpoint={_FALLBACK_AUTOCHECKPOINT}")
@@ -92,9 +92,9 @@ class Checkpointer:
     """Copies an SQLite file's write-ahead log into the database from a thread of its own.
 
     By default the commit that fills the log past 1000 pages does this, with two fsyncs,
-    inside a request: a unit of work writes some 25 pages (the instance, its task rows
-    and their indexes, the audit rows), so every 40th command waited 10-30 ms for the
-    disk (bench/http_completions.py). Here a passive checkpoint runs every ``interval``
+    inside a request: a unit of work writes a few dozen pages (the instance, its task
+    rows and their indexes, the audit rows), so every so many commands one waited for the
+    disk (docs/performance.md). Here a passive checkpoint runs every ``interval``
     seconds instead, beside the requests (SQLite lets one writer go on meanwhile, and
     the driver releases the interpreter lock while it waits). Durability is SQLite's
     synchronous=NORMAL either way: a commit reaches the disk at the next checkpoint.
@@ -157,9 +157,9 @@ class _Plan:
 class Prepared:
     """A Core statement compiled once per dialect and run straight through the driver.
 
-    SQLAlchemy's execute costs some 40 µs of Python per statement (cache key, parameter
-    processing, result set-up), several times the SQL itself on the hot path, where every
-    command runs the same few statements (bench/completions.py, bench/http_completions.py).
+    SQLAlchemy's execute costs tens of microseconds of Python per statement (cache key,
+    parameter processing, result set-up), several times the SQL itself on the hot path,
+    where every command runs the same few statements (docs/performance.md).
     Here the statement is compiled once, with the same type conversions on the way in and
     out as SQLAlchemy applies (its own processors), so what is stored and read back is the
     same, byte for byte (tests/engine/storage/test_prepared.py). No expanding (IN) parameters.
@@ -316,7 +316,7 @@ class Database:
         self.engine = engine or make_engine(url)
         self.is_postgres = self.engine.dialect.name == "postgresql"
         # SQLite has one writer at a time. Threads of one process queue here, in order,
-        # rather than in SQLite's busy handler, whose backoff sleeps gave 0.5 s tails.
+        # rather than in SQLite's busy handler, whose backoff sleeps gave long tails.
         self._writer: AbstractContextManager[Any] = (
             nullcontext() if self.is_postgres else threading.Lock()
         )

@@ -1,4 +1,4 @@
-"""Indexes in the inbox's sort orders (p95 at 100,000 open tasks: 224 ms -> 9 ms on SQLite).
+"""Indexes in the inbox's sort orders (the inbox's p95 at scale: docs/performance.md).
 
 Revision ID: 0002
 Revises: 0001
