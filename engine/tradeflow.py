@@ -7,20 +7,19 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import Session
 
 from engine import audit, queues
 from engine.audit import verification
 from engine.clock import Clock
 from engine.commands import instances, messages, tasks
-from engine.errors import DiagramInvalid, InstanceNotFound, Problem
+from engine.errors import DiagramInvalid, Problem
 from engine.modeling import definitions
 from engine.people import users
 from engine.runtime import Runtime, elements, variables
 from engine.storage import (
     AuditEvent,
     Database,
-    Definition,
     HumanTask,
     Instance,
     TaskRow,
@@ -70,27 +69,25 @@ class Tradeflow:
     # definitions
     def deploy(self, files: list[tuple[str, bytes]], *, actor: str) -> definitions.DeploymentResult:
         with self.db.transaction() as session:
-            return definitions.deploy(
-                session,
-                self.runtime.serializer,
-                files,
-                actor=actor,
-                now=self.clock.now(),
-                limits=self.runtime.limits,
-            )
+            return self._deploy_in(session, files, actor)
+
+    def _deploy_in(
+        self, session: Session, files: list[tuple[str, bytes]], actor: str
+    ) -> definitions.DeploymentResult:
+        return definitions.deploy(
+            session,
+            self.runtime.serializer,
+            files,
+            actor=actor,
+            now=self.clock.now(),
+            limits=self.runtime.limits,
+        )
 
     def check(self, files: list[tuple[str, bytes]], *, actor: str) -> list[Problem]:
         """Lint and parse as a deployment would, and store nothing: the modeler's check."""
         try:
             with self.db.transaction() as session:
-                definitions.deploy(
-                    session,
-                    self.runtime.serializer,
-                    files,
-                    actor=actor,
-                    now=self.clock.now(),
-                    limits=self.runtime.limits,
-                )
+                self._deploy_in(session, files, actor)
                 raise _DryRun
         except DiagramInvalid as exc:
             return list(exc.problems)
@@ -132,23 +129,11 @@ class Tradeflow:
         """An instance as its page shows it (read in one snapshot, but the trail)."""
         now = self.clock.now()
         with self.db.reading() as session:
-            instance = session.get(
-                Instance,
-                instance_id,
-                options=[joinedload(Instance.definition).defer(Definition.spec_json)],
-            )
-            if instance is None:
-                raise InstanceNotFound(f"no instance {instance_id}", instance=instance_id)
+            instance = instances.read(session, instance_id)
             definition = instance.definition
             xml = definitions.source(session, definition.key, definition.version)
             workflow = self.runtime.load(session, instance)
-            rows = list(
-                session.scalars(
-                    select(HumanTask)
-                    .where(HumanTask.instance_id == instance_id)
-                    .order_by(HumanTask.id)
-                )
-            )
+            rows = instances.tasks_of(session, instance_id)
         # the tree holds only what is live (compaction): the done elements of the tasks
         # dropped from it are recorded on its root, and elements() adds them
         done, active = elements(workflow)
@@ -188,13 +173,7 @@ class Tradeflow:
 
     def tasks_of(self, instance_id: int) -> list[HumanTask]:
         with self.db.reading() as session:
-            return list(
-                session.scalars(
-                    select(HumanTask)
-                    .where(HumanTask.instance_id == instance_id)
-                    .order_by(HumanTask.id)
-                )
-            )
+            return instances.tasks_of(session, instance_id)
 
     # messages
     def correlate(

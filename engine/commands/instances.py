@@ -299,14 +299,25 @@ def fail(runtime: Runtime, instance_id: int, error: str, *, actor: str = "system
 def get(runtime: Runtime, instance_id: int) -> Instance:
     """The instance row with its definition (without the stored spec), for reading."""
     with runtime.db.reading() as session:
-        instance = session.get(
-            Instance,
-            instance_id,
-            options=[joinedload(Instance.definition).defer(Definition.spec_json)],
-        )
-        if instance is None:
-            raise InstanceNotFound(f"no instance {instance_id}", instance=instance_id)
-        return instance
+        return read(session, instance_id)
+
+
+def read(session: Session, instance_id: int) -> Instance:
+    """``get`` inside the caller's reading session."""
+    instance = session.get(
+        Instance,
+        instance_id,
+        options=[joinedload(Instance.definition).defer(Definition.spec_json)],
+    )
+    if instance is None:
+        raise InstanceNotFound(f"no instance {instance_id}", instance=instance_id)
+    return instance
+
+
+def tasks_of(session: Session, instance_id: int) -> list[HumanTask]:
+    """The instance's task rows, oldest first."""
+    query = select(HumanTask).where(HumanTask.instance_id == instance_id)
+    return list(session.scalars(query.order_by(HumanTask.id)))
 
 
 def current_variables(runtime: Runtime, instance_id: int) -> dict[str, Any]:
@@ -317,7 +328,17 @@ def current_variables(runtime: Runtime, instance_id: int) -> dict[str, Any]:
         return variables(runtime.load(session, instance))
 
 
-__all__ = ["cancel", "current_variables", "fail", "get", "start", "start_failed", "wake"]
+__all__ = [
+    "cancel",
+    "current_variables",
+    "fail",
+    "get",
+    "read",
+    "start",
+    "start_failed",
+    "tasks_of",
+    "wake",
+]
 
 
 @dataclass(frozen=True)

@@ -324,11 +324,8 @@ def _check(
 def _check_timer_literal(tag: str, text: str, min_interval: float) -> None:
     """A quoted ISO 8601 value must parse now, not fail when the timer is reached; a
     cycle must not repeat more often than the minimum interval."""
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return  # an expression over variables ('"P" + str(days) + "D"'): checked when evaluated
-    if not isinstance(value, str):
+    value = runaway.timer_literal(text)
+    if value is None:  # an expression over variables ('"P" + str(days) + "D"'): checked when run
         return
     try:
         if tag == "timeCycle":

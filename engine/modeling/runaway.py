@@ -327,7 +327,7 @@ def _too_soon(node: etree._Element | None, min_interval: float) -> str | None:
         return None
     for tag in ("timeDate", "timeDuration"):
         for found in node.xpath(f"./bpmn:timerEventDefinition/bpmn:{tag}", namespaces=NS):
-            value = _literal(found.text or "")
+            value = timer_literal(found.text or "")
             if value is None:
                 continue
             if tag == "timeDate":
@@ -352,7 +352,9 @@ def _too_soon(node: etree._Element | None, min_interval: float) -> str | None:
     return None
 
 
-def _literal(text: str) -> str | None:
+def timer_literal(text: str) -> str | None:
+    """A timer's value when the diagram writes it as a quoted literal; None when it is
+    computed from the data."""
     try:
         value = ast.literal_eval(text.strip())
     except (ValueError, SyntaxError):

@@ -121,16 +121,9 @@ class Actor:
 
 
 _U, _UR = User.__table__.c, UserRole.__table__.c  # Core columns: no ORM on the hot path
+_WHO = (_U.name, _U.is_admin, _U.is_process_owner, _U.is_auditor, _U.is_integration)
 _IDENTITY = (
-    select(
-        _U.name,
-        _U.is_admin,
-        _U.is_process_owner,
-        _U.is_auditor,
-        _U.is_integration,
-        _U.disabled_at,
-        _UR.role_id,
-    )
+    select(*_WHO, _U.disabled_at, _UR.role_id)
     .select_from(User.__table__.outerjoin(UserRole.__table__, _UR.user_id == _U.id))
     .where(_U.name == bindparam("name"))
 )
@@ -161,11 +154,7 @@ def _credential_query(credential: FromClause, *conditions: Any) -> Prepared:
     belongs to: name, flags and roles in one row, for one statement per request."""
     return Prepared(
         select(
-            _U.name,
-            _U.is_admin,
-            _U.is_process_owner,
-            _U.is_auditor,
-            _U.is_integration,
+            *_WHO,
             select(func.aggregate_strings(_UR.role_id, ","))
             .where(_UR.user_id == _U.id)
             .correlate(User.__table__)

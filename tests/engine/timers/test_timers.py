@@ -33,19 +33,7 @@ from engine.storage import (
 from engine.timers.scheduler import Scheduler, Timers
 from engine.tradeflow import Tradeflow
 from tests.conftest import FakeClock
-
-HEAD = (
-    '<?xml version="1.0" encoding="UTF-8"?>\n<bpmn:definitions '
-    'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
-    'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" '
-    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" id="d_{pid}" '
-    'targetNamespace="http://bpmn.io/schema/bpmn"><bpmn:process id="{pid}" isExecutable="true">'
-)
-TAIL = "</bpmn:process></bpmn:definitions>"
-
-
-def diagram(pid: str, body: str) -> tuple[str, bytes]:
-    return f"{pid}.bpmn", (HEAD.format(pid=pid) + body + TAIL).encode()
+from tests.diagrams import diagram, timer
 
 
 def props(**values: str) -> str:
@@ -53,13 +41,6 @@ def props(**values: str) -> str:
     return (
         f"<bpmn:extensionElements><camunda:properties>{inner}</camunda:properties>"
         "</bpmn:extensionElements>"
-    )
-
-
-def timer(kind: str, value: str) -> str:
-    return (
-        f'<bpmn:timerEventDefinition><bpmn:{kind} xsi:type="bpmn:tFormalExpression">{value}'
-        f"</bpmn:{kind}></bpmn:timerEventDefinition>"
     )
 
 
