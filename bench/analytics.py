@@ -114,7 +114,7 @@ def measure(name: str, url: str, args: argparse.Namespace) -> Result:
     began = time.perf_counter()
     with flow.db.transaction() as session:
         facts.rebuild(session.connection())
-        rollups.roll_up(session.connection(), NOW, flow.db.is_postgres)
+        rollups.roll_up(session.connection(), NOW)
     rebuilt = time.perf_counter() - began
     with flow.db.engine.begin() as conn:  # as autovacuum, or an operator, would have
         conn.exec_driver_sql("ANALYZE")  # (committed: statistics roll back with the rest)

@@ -67,7 +67,7 @@ def db_measures() -> None:
     with flow.db.transaction() as session:
         conn = session.connection()
         cases = facts.rebuild(conn)
-        tasks = rollups.resum(conn, flow.clock.now(), flow.db.is_postgres)
+        tasks = rollups.resum(conn, flow.clock.now())
     click.echo(f"case facts of {cases} instances replayed; {tasks} tasks of past weeks summed")
 
 

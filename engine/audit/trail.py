@@ -23,12 +23,12 @@ from decimal import Decimal
 from json.encoder import encode_basestring
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.clock import as_utc
 from engine.reporting import facts
-from engine.storage import AuditEvent, AuditHead, Prepared
+from engine.storage import AuditEvent, AuditHead, Writes, locks
 
 GENESIS = "0" * 64
 DEFINITIONS_STREAM = "definitions"
@@ -177,12 +177,9 @@ class AuditTrail:
 
     def _head(self, stream: str) -> tuple[int, str]:
         if stream not in self._heads:
-            if self.session.get_bind().dialect.name == "postgresql":
-                # Shared streams (deployments, messages) have no row to lock; writers of a
-                # stream queue here until commit. SQLite already serialises writers.
-                self.session.execute(
-                    text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": stream}
-                )
+            # Shared streams (deployments, messages) have no row to lock; writers of a
+            # stream queue here until commit.
+            locks.queue_writers(self.session, stream)
             recorded = None
             if instance_of(stream) is None:  # a shared stream: its head has a row
                 recorded = self.session.execute(
@@ -234,13 +231,17 @@ class AuditTrail:
         self._heads[stream] = (row["seq"], row["hash"])
         return row
 
-    def write(self) -> None:
-        """Insert what was appended, in one statement; call it before the commit."""
+    def write(self, writes: Writes | None = None) -> None:
+        """Hand what was appended to the unit's pending writes (the unit flushes them);
+        without one, insert it now. Call it before the commit."""
         if self._pending:
             rows, self._pending = self._pending, []
-            conn = self.session.connection()
-            _INSERT.run_many(conn, rows)
-            facts.record(conn, rows)  # the measures' summary rows, in the same transaction
+            own = writes is None
+            writes = writes or Writes(self.session.connection())
+            writes.add_events(rows)
+            facts.record(writes, rows)  # the measures' summary rows, in the same transaction
+            if own:
+                writes.flush()
         if self._recorded:  # shared streams only: a unit of work on an instance skips this
             self._record_heads()
 
@@ -260,10 +261,6 @@ class AuditTrail:
 
 
 TABLE: Table = AuditEvent.__table__  # type: ignore[assignment]
-# through the driver (engine/storage/db.py Prepared): a tenth of the ORM's path, a third of Core's
-_INSERT = Prepared(
-    insert(TABLE).values({c.name: bindparam(c.name) for c in TABLE.columns if c.name != "id"})
-)
 
 
 def streams(session: Session) -> list[str]:

@@ -22,11 +22,11 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Select, Text, select, text, type_coerce
+from sqlalchemy import Select, Text, select, type_coerce
 from sqlalchemy.orm import Session
 
 from engine.audit.trail import COLUMNS, GENESIS, TABLE, event_hash, instance_of, instance_stream
-from engine.storage import AuditHead, Database, Instance
+from engine.storage import AuditHead, Database, Instance, locks
 
 CHECKS = (
     "every event's link to the one before and its hash, from each stream's first event",
@@ -101,8 +101,7 @@ def snapshot(db: Database) -> Iterator[Session]:
     agree (PostgreSQL's READ COMMITTED would take a new snapshot per statement, and a
     unit of work committed between them would look like a cut)."""
     with db.reading() as session:
-        if db.is_postgres:
-            session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+        locks.read_one_moment(session)
         yield session
 
 

@@ -17,7 +17,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 )
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState as SpiffState
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from engine import queues
@@ -33,6 +33,7 @@ from engine.storage import (
     Instance,
     InstanceRow,
     InstanceStatus,
+    locks,
 )
 
 _LONG_AGO = "1970-01-01T00:00:00+00:00"
@@ -96,13 +97,8 @@ def _claim_business_key(
     """Refuse a second running instance with this business key among the processes
     that catch any of the same messages (this one's versions, and others: the order's
     payment is caught by the whole order and by a collection on its own): messages find
-    their instance by it. Starts with the same business key queue here on PostgreSQL;
-    SQLite has one writer at a time anyway."""
-    if runtime.db.is_postgres:
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
-            {"k": f"business-key:{business_key}"},
-        )
+    their instance by it. Starts with the same business key take turns here."""
+    locks.queue_writers(session, f"business-key:{business_key}")
     running = session.execute(
         select(Instance.id, Definition.key, Definition.messages)
         .join(Definition, Definition.id == Instance.definition_id)

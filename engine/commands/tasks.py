@@ -31,18 +31,13 @@ from engine.storage import Instance, TaskRow, TaskState, store
 
 @contextmanager
 def _on_task(
-    runtime: Runtime, task_id: int, actor: str, name: str
+    runtime: Runtime, task_id: int, actor: str, name: str, creates_task: bool = False
 ) -> Iterator[tuple[Work, TaskRow, Actor]]:
     """The unit of work of the task's instance, the task as read under its lock, and who
-    acts: their roles and what they did in this instance (flags are not read here)."""
+    acts: their roles and what they did in this instance (flags are not read here).
+    ``creates_task``: the command will likely create the next task (a completion)."""
     with runtime.unit(name) as unit:
-        facts = store.task_facts(
-            unit.conn,
-            task_id,
-            actor,
-            runtime.db.is_postgres,
-            spare_id=name == "complete",  # what mostly creates the next task
-        )
+        facts = unit.writes.task_facts(task_id, actor, creates_task)
         if facts is None:
             raise TaskNotFound(f"no task {task_id}", task=task_id)
         if facts.task.state != TaskState.OPEN:
@@ -51,8 +46,6 @@ def _on_task(
             raise UserNotFound(f"no user '{actor}'", user=actor)
         with unit.command(facts.instance, actor) as work:
             user = Actor(actor, facts.actor_roles, done=facts.actor_done)
-            if facts.spare_task_id is not None:
-                work.spare_task_ids.append(facts.spare_task_id)
             row = work.task(facts.task)
             row.business_key = work.instance.business_key
             yield work, row, user

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
-from sqlalchemy import Connection, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.audit import SIGN_IN_STREAM, AuditTrail, EventKind
@@ -29,7 +28,7 @@ from engine.clock import as_utc
 from engine.errors import TooManyAttempts
 from engine.people import users
 from engine.people.users import PASSWORDS, Actor
-from engine.storage import Database, SignInFailure, User, WebSession
+from engine.storage import Database, SignInFailure, User, WebSession, locks
 
 ADDRESS_CHARS = 64  # an IPv6 address with its zone, and then some
 
@@ -181,12 +180,8 @@ def _drop_stale(session: Session, now: datetime, throttle: Throttle) -> None:
 def _failure_row(session: Session, key: str, now: datetime) -> SignInFailure:
     """The key's row, made if new, and locked for this transaction (PostgreSQL; SQLite
     has one writer at a time anyway)."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(
-        dialect.insert(SignInFailure)
-        .values(key=key, failures=0, first_at=now)
-        .on_conflict_do_nothing(index_elements=["key"])
-    )
+    table: Table = SignInFailure.__table__  # type: ignore[assignment]
+    locks.insert_missing(session, table, {"key": key, "failures": 0, "first_at": now}, ["key"])
     query = select(SignInFailure).where(SignInFailure.key == key).with_for_update()
     return session.scalars(query).one()
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from argon2 import PasswordHasher
-from sqlalchemy import Connection, FromClause, bindparam, func, select, update
+from sqlalchemy import FromClause, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from engine.errors import Invalid, UserNotFound
@@ -191,16 +191,11 @@ def _holder(row: tuple[Any, ...] | None) -> Actor | None:
     )
 
 
-def bearer(db: Database | Session | Connection, token: str) -> Actor | None:
-    """Who an unrevoked token belongs to, with roles and flags: one statement per request.
-    Given the Database (the API, on every request), straight through the driver, with no
-    transaction of its own (one SELECT reads one snapshot); else in the caller's."""
-    params = {"digest": token_digest(token)}
-    if isinstance(db, Database):
-        return _holder(db.first(_BEARER_QUERY, params))
-    conn = db.connection() if isinstance(db, Session) else db
-    rows = _BEARER_QUERY.run(conn, params)
-    return _holder(rows[0] if rows else None)
+def bearer(db: Database, token: str) -> Actor | None:
+    """Who an unrevoked token belongs to, with roles and flags: one statement per request,
+    straight through the driver, with no transaction of its own (one SELECT reads one
+    snapshot)."""
+    return _holder(db.first(_BEARER_QUERY, {"digest": token_digest(token)}))
 
 
 def session_holder(db: Database, token: str, now: datetime) -> Actor | None:

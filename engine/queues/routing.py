@@ -30,7 +30,7 @@ def reconcile(work: Work, frontier: Frontier | None = None) -> None:
     _reconcile_tasks(work, frontier.ready_manual)
     if work.definition.messages:  # else nothing here (or in what it calls) awaits a message
         names = sorted({d.name for t in frontier.waiting for d in messages_of(t.task_spec)})
-        store.replace_subscriptions(work.conn, work.instance.id, work.instance.business_key, names)
+        work.writes.subscribe(work.instance, names)
 
 
 def _reconcile_tasks(work: Work, ready: list[Task]) -> None:
@@ -44,11 +44,7 @@ def _reconcile_tasks(work: Work, ready: list[Task]) -> None:
         if closed is not None and closed.state != TaskState.OPEN:
             continue  # this command completed it
         # gone without being completed: an interrupting timer or a cancel took it away
-        if closed is not None:
-            closed = work.task(closed)  # saved with the unit's last writes
-            closed.state, closed.ended_at = TaskState.CANCELLED, work.now
-        else:
-            store.cancel_task(work.conn, row_id, work.now)
+        work.writes.cancel_task(row_id, work.now)
         work.audit(
             EventKind.TASK_CANCELLED,
             element_id=element_id,
@@ -80,12 +76,7 @@ def _reconcile_tasks(work: Work, ready: list[Task]) -> None:
             due_at=due,
             candidate_roles=",".join(roles),
         )
-        if work.spare_task_ids:  # its id taken ahead: the row goes with the last writes
-            row.id = work.spare_task_ids.pop()
-            work.new_tasks.append(row)
-        else:
-            store.insert_task(work.conn, row)
-        work.new_roles += [(row.id, role) for role in roles]
+        work.writes.add_task(row, roles)
         work.created[row.id] = row
         task.internal_data[ROW] = row.id
         if due is not None:
@@ -120,7 +111,7 @@ def breach_overdue(work: Work, ready: list[Task]) -> None:
         added = [r for r in (rule.escalate_to if rule else ()) if r not in row.role_ids]
         if added:
             row.candidate_roles = ",".join([*row.role_ids, *added])
-            work.new_roles += [(row.id, role) for role in added]
+            work.writes.add_roles(row.id, added)
         work.audit(
             EventKind.SLA_BREACHED,
             element_id=row.element_id,

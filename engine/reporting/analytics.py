@@ -35,8 +35,7 @@ from sqlalchemy.orm import Session
 from engine.clock import as_utc
 from engine.reporting import rollups
 from engine.reporting.rollups import Slice
-from engine.reporting.timesql import epoch
-from engine.storage import CaseFacts
+from engine.storage import CaseFacts, epoch
 
 ElementQuery = Slice  # a period, definition, role, user, customer grade
 

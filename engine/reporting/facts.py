@@ -20,11 +20,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
-from sqlalchemy.sql.expression import func
+from sqlalchemy import Connection, Table, delete, insert, select
 
 from engine.clock import as_utc
-from engine.storage import AuditEvent, CaseFacts, Prepared
+from engine.storage import AuditEvent, CaseChange, CaseFacts, Writes
 
 Event = Mapping[Any, Any]  # an audit event row: kind, element_id, at, actor, data...
 _TABLE: Table = CaseFacts.__table__  # type: ignore[assignment]  # Core: a Table
@@ -141,44 +140,19 @@ def _started(event: Event) -> dict[str, Any]:
     }
 
 
-_INSERT_STARTED = Prepared(
-    insert(_TABLE).values(
-        {n: bindparam(n) for n in ("instance_id", "definition_key", "business_key", "started_at")}
-    )
-)
-# (columns set if empty, columns overwritten) -> its UPDATE, built on first use
-_UPDATES: dict[tuple[tuple[str, ...], tuple[str, ...]], Prepared] = {}
-
-
-def _update(first: tuple[str, ...], latest: tuple[str, ...]) -> Prepared:
-    found = _UPDATES.get((first, latest))
-    if found is None:
-        values: dict[str, Any] = {
-            n: func.coalesce(_TABLE.c[n], bindparam(f"b_{n}", type_=_TABLE.c[n].type))
-            for n in first
-        }
-        values.update({n: bindparam(f"b_{n}") for n in latest})
-        statement = update(_TABLE).where(_TABLE.c.instance_id == bindparam("b_instance_id"))
-        found = _UPDATES[(first, latest)] = Prepared(statement.values(values))
-    return found
-
-
-def record(conn: Connection, events: Iterable[Event]) -> None:
+def record(writes: Writes, events: Iterable[Event]) -> None:
     """Apply the milestones among ``events`` (rows about to be written to the trail)."""
     for event in events:
         kind = event["kind"]
         if kind == STARTED:
             if event["instance_id"] is not None:
-                _INSERT_STARTED.run(conn, _started(event))
+                writes.add_case(**_started(event))
             continue
         milestone = MILESTONES.get((kind, event["element_id"] or ""))
         if milestone is None or event["instance_id"] is None:
             continue
         first, latest = _changes(milestone, event)
-        if first or latest:
-            params = {f"b_{n}": v for n, v in (*first.items(), *latest.items())}
-            params["b_instance_id"] = event["instance_id"]
-            _update(tuple(first), tuple(latest)).run(conn, params)
+        writes.change_case(CaseChange(event["instance_id"], first, latest))
 
 
 def rebuild(conn: Connection) -> int:

@@ -39,8 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 
 from engine.clock import as_utc
-from engine.reporting.timesql import epoch
-from engine.storage import CaseFacts, HumanTask, StepWeek, SummaryMark, TaskState
+from engine.storage import CaseFacts, HumanTask, StepWeek, SummaryMark, TaskState, epoch
 
 MARK = "step_week"
 _WEEKS: Table = StepWeek.__table__  # type: ignore[assignment]
@@ -109,7 +108,7 @@ def _task_rows(where: list[Any]) -> Any:
             HumanTask.state,
             HumanTask.assignee,
             HumanTask.completed_by,
-            # as seconds since 1970 (engine/reporting/timesql.py): numbers, not datetime objects
+            # as seconds since 1970 (engine/storage/timesql.py): numbers, not datetime objects
             epoch(HumanTask.created_at).label("created"),
             epoch(HumanTask.claimed_at).label("claimed"),
             epoch(HumanTask.ended_at).label("ended"),
@@ -185,12 +184,12 @@ def summed_until(conn: Connection) -> date | None:
 GRACE = timedelta(hours=1)
 
 
-def roll_up(conn: Connection, now: datetime, is_postgres: bool = False) -> int:
+def roll_up(conn: Connection, now: datetime) -> int:
     """Sum the weeks that are over and not summed yet; answers how many tasks."""
     today = monday((as_utc(now) - GRACE).date())  # the week under way
     moment = as_utc(now).timestamp()
     lock = select(SummaryMark.until).where(SummaryMark.name == MARK)
-    start = conn.scalar(lock.with_for_update() if is_postgres else lock)
+    start = conn.scalar(lock.with_for_update())
     if start is None:  # the first time: from the first task that ended, if any has
         first = conn.scalar(
             select(func.min(HumanTask.ended_at)).where(HumanTask.ended_at.is_not(None))
@@ -233,12 +232,12 @@ def roll_up(conn: Connection, now: datetime, is_postgres: bool = False) -> int:
     return tasks
 
 
-def resum(conn: Connection, now: datetime, is_postgres: bool = False) -> int:
+def resum(conn: Connection, now: datetime) -> int:
     """Forget the summaries and sum every past week again (after a change to how they
     are made); answers how many tasks."""
     conn.execute(_WEEKS.delete())
     conn.execute(SummaryMark.__table__.delete())  # type: ignore[attr-defined]
-    return roll_up(conn, now, is_postgres)
+    return roll_up(conn, now)
 
 
 def _week_filters(query: Slice) -> list[Any]:

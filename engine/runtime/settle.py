@@ -171,13 +171,9 @@ def save(s: Settling) -> None:
     instance.updated_at = work.now
     instance.revision += 1
     instance.audit_seq, instance.audit_hash = work.trail.head(work.stream)
-    with store.batch(work.conn):  # the writes that answer nothing, in one round trip
-        store.insert_tasks_with_ids(work.conn, work.new_tasks)
-        store.add_task_roles(work.conn, work.new_roles)
-        for row in work.tasks.values():
-            store.save_task(work.conn, row)
-        store.save_instance(work.conn, instance)
-        work.trail.write()
+    work.writes.save_instance(instance)
+    work.trail.write(work.writes)
+    work.writes.flush()  # what answers nothing, in one round trip
 
 
 def report(s: Settling) -> None:

@@ -37,7 +37,7 @@ from engine.runtime.frontier import scan
 from engine.runtime.serialization import StateSerializer
 from engine.runtime.settle import settle
 from engine.runtime.work import Work
-from engine.storage import Database, Instance, InstanceRow, InstanceStatus, store
+from engine.storage import Database, Instance, InstanceRow, InstanceStatus, Writes, store
 from engine.timers import BusinessCalendar, load_calendar
 
 
@@ -97,12 +97,13 @@ class Unit:
         self.runtime = runtime
         self.session = session
         self.conn = session.connection()
+        self.writes = Writes(self.conn)  # every row the unit's commands add or change
         self.settled: list[Work] = []  # commands done, in the order they settled
         self.ended: list[int] = []  # instances ended without their workflow
 
     def lock(self, instance_id: int) -> InstanceRow:
         """The instance's row, locked until the unit ends."""
-        found = store.lock_instance(self.conn, instance_id, self.runtime.db.is_postgres)
+        found = store.lock_instance(self.conn, instance_id)
         if found is None:
             raise InstanceNotFound(f"no instance {instance_id}", instance=instance_id)
         return found
@@ -131,7 +132,7 @@ class Unit:
         self, instance: InstanceRow, definition: DefinitionInfo, workflow: BpmnWorkflow, actor: str
     ) -> Iterator[Work]:
         """A command that makes a new instance: its row is inserted, the caller starts it."""
-        store.insert_instance(self.conn, instance)
+        self.writes.add_instance(instance)
         work = self._work(instance, definition, workflow, actor)
         yield work
         if instance.status == InstanceStatus.FAILED:  # it never ran: nothing to settle
@@ -146,6 +147,7 @@ class Unit:
         """A part of the unit that can fail on its own: rolled back alone, its commands
         forgotten, and the exception raised on to the caller."""
         settled, ended = len(self.settled), len(self.ended)
+        self.writes.flush()  # what came before is not the part's to undo
         nested = self.session.begin_nested()
         # the session would emit its SAVEPOINT only when it next used the connection
         # itself, after the Core statements the savepoint is there to undo
@@ -154,6 +156,7 @@ class Unit:
             yield
             nested.commit()  # flushes the ORM's changes: an error there is the part's too
         except BaseException:
+            self.writes.discard()
             nested.rollback()
             for work in self.settled[settled:]:
                 self.runtime.live.drop(work.instance.id)
@@ -187,7 +190,8 @@ class Unit:
     def postpone(self, instance: InstanceRow, until: datetime) -> None:
         """Move a running instance's next wake-up (the row as this unit locked it)."""
         instance.next_wakeup_at = until
-        store.save_instance(self.conn, instance)
+        self.writes.save_instance(instance)
+        self.writes.flush()
 
     @property
     def _now(self) -> datetime:
@@ -200,6 +204,7 @@ class Unit:
         work = Work(
             session=self.session,
             conn=self.conn,
+            writes=self.writes,
             instance=instance,
             definition=definition,
             workflow=workflow,
@@ -230,10 +235,10 @@ class Unit:
         what cannot be loaded) and drop its message subscriptions."""
         now = self._now
         for row in store.open_tasks_of(self.conn, instance.id):
-            store.cancel_task(self.conn, row.id, now)
+            self.writes.cancel_task(row.id, now)
             kind, data = EventKind.TASK_CANCELLED, {"task_id": row.id, "why": why}
             _append(trail, instance, now, actor, kind, data, row.element_id, row.name)
-        store.replace_subscriptions(self.conn, instance.id, instance.business_key, [])
+        self.writes.subscribe(instance, [])
 
     def _end(self, trail: AuditTrail, instance: InstanceRow) -> None:
         """Save an instance ended without running its workflow (a failed one keeps no
@@ -242,8 +247,9 @@ class Unit:
         instance.next_wakeup_at = None
         instance.revision += 1
         instance.audit_seq, instance.audit_hash = trail.head(instance_stream(instance.id))
-        store.save_instance(self.conn, instance)
-        trail.write()
+        self.writes.save_instance(instance)
+        trail.write(self.writes)
+        self.writes.flush()
         if instance.id not in self.ended:
             self.ended.append(instance.id)
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from engine.audit import AuditTrail, EventKind
     from engine.runtime.caches import DefinitionInfo
     from engine.runtime.limits import Budget
-    from engine.storage import InstanceRow, TaskRow
+    from engine.storage import InstanceRow, TaskRow, Writes
     from engine.timers import BusinessCalendar
 
 
@@ -26,7 +26,8 @@ class Work:
     """One command in progress on one instance."""
 
     session: Session
-    conn: Connection  # the session's: the hot path's statements run on it directly
+    conn: Connection  # the session's: the hot path's reads run on it directly
+    writes: Writes  # the unit's pending writes: every row this command adds or changes
     instance: InstanceRow
     definition: DefinitionInfo
     workflow: BpmnWorkflow
@@ -43,12 +44,7 @@ class Work:
     # than the minimum (before deploy checked it) would catch up on every round it missed
     stored_cycles: list[Task] = field(default_factory=list)
     tasks: dict[int, TaskRow] = field(default_factory=dict)  # rows read or changed
-    created: dict[int, TaskRow] = field(default_factory=dict)  # rows inserted
-    # written with the unit's last writes: new tasks whose ids were taken ahead (on
-    # PostgreSQL, a round trip fewer), and (task id, role id) rows for the role queues
-    spare_task_ids: list[int] = field(default_factory=list)
-    new_tasks: list[TaskRow] = field(default_factory=list)
-    new_roles: list[tuple[int, str]] = field(default_factory=list)
+    created: dict[int, TaskRow] = field(default_factory=dict)  # rows made
     # set by a command that answers with the instance's open tasks once settled
     report_open: bool = False
     open_after: list[TaskRow] = field(default_factory=list)
@@ -63,7 +59,9 @@ class Work:
 
     def task(self, row: TaskRow) -> TaskRow:
         """Track a task row; it is written back when the command settles."""
-        return self.tasks.setdefault(row.id, row)
+        held = self.tasks.setdefault(row.id, row)
+        self.writes.save_task(held)
+        return held
 
     def audit(self, kind: EventKind, **fields: Any) -> None:
         """Append an event to the instance's trail (written as the command settles)."""

@@ -1,11 +1,13 @@
-"""Storage: the database and its transactions (``db``), the tables (``models``), the
-migrations that build them (``schema``, ``migrations/``), and the unit of work's
-prepared statements (``store``). It is the floor of the house: it imports nothing from
-the other rooms, only ``engine.errors``; everything above reaches the database through
-the names listed here.
+"""Storage: the database and its transactions (``db``), the tables (``models``,
+``accounts``, ``records``), the migrations that build them (``schema``, ``migrations/``),
+the unit of work's prepared statements (``store``) and its pending writes (``Writes``),
+and what differs between SQLite and PostgreSQL (``locks``, ``timesql``). It is the floor
+of the house: it imports nothing from the other rooms, only ``engine.errors``; everything
+above reaches the database through the names listed here, and none of it asks which
+database it is.
 """
 
-from engine.storage import schema, store
+from engine.storage import locks, schema, store
 from engine.storage.accounts import (
     ApiToken,
     Role,
@@ -44,6 +46,8 @@ from engine.storage.records import (
 )
 from engine.storage.schema import upgrade
 from engine.storage.store import InstanceRow, TaskRow
+from engine.storage.timesql import epoch
+from engine.storage.writes import CaseChange, Writes
 
 __all__ = [
     "ApiToken",
@@ -52,6 +56,7 @@ __all__ = [
     "AuditEvent",
     "AuditHead",
     "Base",
+    "CaseChange",
     "CaseFacts",
     "Database",
     "Definition",
@@ -79,6 +84,9 @@ __all__ = [
     "User",
     "UserRole",
     "WebSession",
+    "Writes",
+    "epoch",
+    "locks",
     "make_engine",
     "schema",
     "store",

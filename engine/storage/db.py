@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, cast
 from weakref import WeakKeyDictionary
 
+import sqlalchemy
 from sqlalchemy import Connection, Dialect, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -140,6 +141,31 @@ class Checkpointer:
 
 Processor = Callable[[Any], Any]
 
+# The SQLAlchemy versions whose private compiler members ``_compiled_internals`` reads
+# were checked against (tests/engine/storage/test_prepared.py compares every prepared
+# statement's rows and writes with SQLAlchemy's own): another version must be checked
+# again before it runs here.
+SQLALCHEMY_CHECKED = ("2.1.",)
+
+
+def _compiled_internals(
+    compiled: SQLCompiler, dialect: Dialect
+) -> tuple[Mapping[str, Any], tuple[str, ...], tuple[Processor | None, ...]]:
+    """The three things ``Prepared`` needs that SQLAlchemy keeps private, read here and
+    nowhere else: the compiled statement's bind processors (its type conversions on the
+    way in), its result keys, and each result column's conversion on the way out."""
+    if not sqlalchemy.__version__.startswith(SQLALCHEMY_CHECKED):
+        raise RuntimeError(
+            f"SQLAlchemy {sqlalchemy.__version__}: Prepared reads private members checked "
+            f"against {', '.join(v + 'x' for v in SQLALCHEMY_CHECKED)} only"
+        )
+    entries = compiled._result_columns
+    return (
+        compiled._bind_processors,
+        tuple(e.keyname for e in entries),
+        tuple(e.type._cached_result_processor(dialect, None) for e in entries),
+    )
+
 
 @dataclass(frozen=True)
 class _Plan:
@@ -186,7 +212,7 @@ class Prepared:
                 SQLCompiler,
                 statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True}),
             )
-        processors = compiled._bind_processors
+        processors, columns, results = _compiled_internals(compiled, dialect)
         by_name = {name: bind for bind, name in compiled.bind_names.items()}
         if any(bind.expanding for bind in by_name.values()):
             raise ValueError("Prepared takes no expanding (IN) parameters")
@@ -205,13 +231,11 @@ class Prepared:
             else:
                 value = convert(bind.value) if convert is not None else bind.value
                 binds.append((name, None, None, value))
-        entries = compiled._result_columns
-        results = tuple(e.type._cached_result_processor(dialect, None) for e in entries)
         return _Plan(
             sql=compiled.string,
             binds=tuple(binds),
             positional=compiled.positional,
-            columns=tuple(e.keyname for e in entries),
+            columns=columns,
             results=results if any(results) else None,
         )
 

@@ -12,7 +12,6 @@ Reads outside a command (inboxes, history, admin) use the ORM models as usual.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, fields
 from datetime import datetime
 
@@ -33,7 +32,7 @@ from engine.storage.accounts import (
     User,
     UserRole,
 )
-from engine.storage.db import Prepared, driver_of, run_together
+from engine.storage.db import Prepared, run_together
 from engine.storage.models import (
     Form,
     HumanTask,
@@ -71,7 +70,7 @@ class InstanceRow:
 
 _INSTANCE_COLUMNS = [f.name for f in fields(InstanceRow)]
 _SELECT_INSTANCE = select(*(_I.c[n] for n in _INSTANCE_COLUMNS)).where(_I.c.id == bindparam("id"))
-_LOCK_INSTANCE = Prepared(_SELECT_INSTANCE.with_for_update())
+_LOCK_INSTANCE = Prepared(_SELECT_INSTANCE.with_for_update())  # SQLite: a plain SELECT
 _READ_INSTANCE = Prepared(_SELECT_INSTANCE)
 _MUTABLE_INSTANCE = [
     n
@@ -85,16 +84,10 @@ _SAVE_INSTANCE = Prepared(
 )
 
 
-def batch(conn: Connection) -> AbstractContextManager[object]:
-    """Statements that return nothing, sent together: on PostgreSQL in one round trip
-    (psycopg's pipeline: an error still raises, at the block's end at the latest); on
-    SQLite, in process anyway, one by one."""
-    return driver_of(conn).pipeline() if conn.dialect.name == "postgresql" else nullcontext()
-
-
-def lock_instance(conn: Connection, instance_id: int, postgres: bool) -> InstanceRow | None:
-    """The instance row, locked (FOR UPDATE on PostgreSQL; SQLite's writer lock is held)."""
-    found = (_LOCK_INSTANCE if postgres else _READ_INSTANCE).first(conn, {"id": instance_id})
+def lock_instance(conn: Connection, instance_id: int) -> InstanceRow | None:
+    """The instance row, locked (FOR UPDATE on PostgreSQL; SQLite has no such clause, and
+    its writer lock is held anyway)."""
+    found = _LOCK_INSTANCE.first(conn, {"id": instance_id})
     return InstanceRow(**found) if found is not None else None
 
 
@@ -104,20 +97,20 @@ def read_instance(conn: Connection, instance_id: int) -> InstanceRow | None:
     return InstanceRow(**found) if found is not None else None
 
 
-_SELECT_DUE_MANY = (
+_CLAIM_DUE_MANY = (
     select(*(_I.c[n] for n in _INSTANCE_COLUMNS))
     .where(_I.c.status == InstanceStatus.RUNNING, _I.c.next_wakeup_at <= bindparam("now"))
     .order_by(_I.c.next_wakeup_at)
     .limit(bindparam("size"))
+    .with_for_update(skip_locked=True)
 )
-_CLAIM_DUE_MANY = _SELECT_DUE_MANY.with_for_update(skip_locked=True)
 
 
-def claim_due_many(conn: Connection, now: datetime, postgres: bool, size: int) -> list[InstanceRow]:
+def claim_due_many(conn: Connection, now: datetime, size: int) -> list[InstanceRow]:
     """Up to ``size`` due running instances, soonest first, locked: on PostgreSQL another
     process skips them and takes the next; SQLite's writer lock keeps everybody out."""
-    statement = _CLAIM_DUE_MANY if postgres else _SELECT_DUE_MANY
-    return [InstanceRow(**r._asdict()) for r in conn.execute(statement, {"now": now, "size": size})]
+    rows = conn.execute(_CLAIM_DUE_MANY, {"now": now, "size": size})
+    return [InstanceRow(**r._asdict()) for r in rows]
 
 
 def insert_instance(conn: Connection, row: InstanceRow) -> int:
@@ -223,7 +216,7 @@ class TaskFacts:
     actor_exists: bool
     actor_roles: frozenset[str]
     actor_done: frozenset[str]  # elements the actor completed in this instance
-    # PostgreSQL: an id for the task the command is likely to create (store.insert_task)
+    # PostgreSQL: an id for the task the command is likely to create (writes.py)
     spare_task_id: int | None = None
 
 
@@ -267,7 +260,7 @@ _LOCK_INSTANCE_OF_TASK = Prepared(
 
 
 def task_facts(
-    conn: Connection, task_id: int, actor: str, postgres: bool, spare_id: bool = False
+    conn: Connection, task_id: int, actor: str, take_id: bool = False
 ) -> TaskFacts | None:
     """A task, its instance (locked, as lock_instance) and the actor's roles and past work
     in that instance: one statement where three would do.
@@ -277,13 +270,14 @@ def task_facts(
     hold everything committed before the lock was granted: the task as the command that
     held the lock left it, and the actor's work in the instance (maker-checker). Read with
     the lock, in one statement, the task would be the row as it was before the wait. With
-    ``spare_id``, a task id is taken ahead in the same round trip (a completion mostly
-    creates the next task)."""
+    ``take_id``, a task id is taken ahead in the same round trip (a completion mostly
+    creates the next task; writes.py uses it). SQLite takes no id ahead: it has no
+    round trips to save."""
     params = {"id": task_id, "actor": actor}
     spare = None
-    if postgres:
+    if conn.dialect.name == "postgresql":
         statements = [(_LOCK_INSTANCE_OF_TASK, params), (_READ_TASK_FACTS, params)]
-        if spare_id:
+        if take_id:
             statements.append((_NEXT_TASK_ID, {}))
         _, rows, *taken = run_together(conn, statements)
         if taken:

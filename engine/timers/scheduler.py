@@ -121,7 +121,7 @@ class Timers:
         result: list[Fired] = []
         fired: list[Fired] = []
         with runtime.unit("timer") as unit:
-            rows = store.claim_due_many(unit.conn, now, runtime.db.is_postgres, size)
+            rows = store.claim_due_many(unit.conn, now, size)
             for row in rows:
                 if time.perf_counter() - began > runtime.limits.max_seconds:
                     break  # each firing has its budget; the batch's lock is not held for all
@@ -192,7 +192,7 @@ class Timers:
             if session.scalar(select(StartTimer.id).where(StartTimer.next_at <= now)) is None:
                 return None
         with runtime.unit("timer") as unit:
-            row = start_timers.claim_due(unit.session, now, runtime.db.is_postgres)
+            row = start_timers.claim_due(unit.session, now)
             if row is None:
                 return None
             due, element = as_utc(row.next_at), row.element_id
@@ -217,7 +217,7 @@ class Timers:
                 log.warning("timer start of %s failed: %s", element, error)
                 # the round is skipped (committed whatever follows), and kept as a failed
                 # instance saying why
-                start_timers.skip_round(unit.session, row_id, due, now, runtime.db.is_postgres)
+                start_timers.skip_round(unit.session, row_id, due, now)
                 iid = _record_failed_start(unit, definition_id, error, element)
                 return Fired(iid, due, now, [])
         fired = Fired(work.instance.id, due, runtime.clock.now(), [element])
@@ -371,7 +371,7 @@ class Scheduler:
         """The step measures' daily summaries, as days close (engine/reporting/rollups.py)."""
         runtime = self.timers.runtime
         with runtime.db.transaction() as session:
-            rollups.roll_up(session.connection(), runtime.clock.now(), runtime.db.is_postgres)
+            rollups.roll_up(session.connection(), runtime.clock.now())
 
     @staticmethod
     def _guarded(step: Callable[[], object]) -> object:

@@ -119,11 +119,10 @@ def schedule(
     )
 
 
-def claim_due(session: Session, now: datetime, postgres: bool) -> StartTimer | None:
+def claim_due(session: Session, now: datetime) -> StartTimer | None:
+    """The schedule due first, locked (PostgreSQL: one another process holds is skipped)."""
     query = select(StartTimer).where(StartTimer.next_at <= now).order_by(StartTimer.next_at)
-    if postgres:
-        query = query.with_for_update(skip_locked=True)
-    return session.scalars(query.limit(1)).first()
+    return session.scalars(query.limit(1).with_for_update(skip_locked=True)).first()
 
 
 def advance(session: Session, row: StartTimer, now: datetime) -> None:
@@ -154,10 +153,10 @@ def too_fast(row: StartTimer, min_interval: float) -> str | None:
     return cycle_too_fast(every, min_interval)
 
 
-def skip_round(session: Session, row_id: int, due: datetime, now: datetime, postgres: bool) -> None:
+def skip_round(session: Session, row_id: int, due: datetime, now: datetime) -> None:
     """A round that could not start: move that same schedule on (if nobody else has)."""
-    query = select(StartTimer).where(StartTimer.id == row_id)
-    row = session.scalars(query.with_for_update() if postgres else query).first()
+    query = select(StartTimer).where(StartTimer.id == row_id).with_for_update()
+    row = session.scalars(query).first()
     if row is not None and as_utc(row.next_at) == due:
         advance(session, row, now)
 

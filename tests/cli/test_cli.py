@@ -145,9 +145,8 @@ def test_revoking_a_user_stops_every_token(run) -> None:  # type: ignore[no-unty
         "2 token(s) of temp revoked; sessions ended; password cleared",
     )
     db = Database(f"sqlite:///{run.db_file}")
-    with db.reading() as session:
-        assert users.bearer(session, first) is None
-        assert users.bearer(session, second) is None
+    assert users.bearer(db, first) is None
+    assert users.bearer(db, second) is None
     db.dispose()
     missing = run("users", "revoke", "nobody")
     assert missing.returncode == 1 and "no user 'nobody'" in missing.stderr
@@ -161,11 +160,9 @@ def test_disabling_a_user_stops_their_tokens_until_enabled(run) -> None:  # type
     assert run("users", "disable", "temp").stdout.strip() == "temp disabled"
     assert "temp\tfinance\tdisabled" in run("users", "list").stdout
     db = Database(f"sqlite:///{run.db_file}")
-    with db.reading() as session:
-        assert users.bearer(session, token) is None
+    assert users.bearer(db, token) is None
     assert run("users", "enable", "temp").stdout.strip() == "temp enabled"
-    with db.reading() as session:
-        assert users.bearer(session, token) is not None
+    assert users.bearer(db, token) is not None
     db.dispose()
     missing = run("users", "disable", "nobody")
     assert missing.returncode == 1 and "no user 'nobody'" in missing.stderr
@@ -192,10 +189,9 @@ def test_demo_sets_up_people_and_orders_once(run) -> None:  # type: ignore[no-un
     assert inbox["zhao.lei"] == ["rework_goods"]
     assert inbox["sun.li"] == ["investigate_complaint"]
     assert "SO-2026-0087 " in result.stdout and "waiting" in result.stdout  # for the payment
-    with flow.db.reading() as session:
-        from engine.people import users
+    from engine.people import users
 
-        assert users.bearer(session, tokens["wang.fang"]).roles == {"market_development"}  # type: ignore[union-attr]
+    assert users.bearer(flow.db, tokens["wang.fang"]).roles == {"market_development"}  # type: ignore[union-attr]
     flow.db.dispose()
 
     again = run("demo")

@@ -13,11 +13,11 @@ from engine.tradeflow import Tradeflow
 
 def test_a_token_identifies_its_user_and_nothing_else(flow: Tradeflow) -> None:
     _, token = flow.add_user("zhao.min", ["risk_compliance"], users.Flags(auditor=True))
+    found = users.bearer(flow.db, token)
+    assert found is not None and found.name == "zhao.min"
+    assert users.bearer(flow.db, token + "x") is None
+    assert users.bearer(flow.db, "") is None
     with flow.db.reading() as session:
-        found = users.bearer(session, token)
-        assert found is not None and found.name == "zhao.min"
-        assert users.bearer(session, token + "x") is None
-        assert users.bearer(session, "") is None
         actor = users.identity(session, "zhao.min")
     assert actor.roles == {"risk_compliance"} and actor.is_auditor and not actor.is_admin
 
@@ -34,13 +34,14 @@ def test_bad_names_are_refused(flow: Tradeflow) -> None:
 def test_the_api_lookup_through_the_driver_agrees_with_the_one_in_a_session(
     flow: Tradeflow,
 ) -> None:
-    """The API looks tokens up with users.bearer(db, ...): the same user, roles and flags
-    as inside a transaction, and a revoked token is refused at once."""
+    """The API looks tokens up with users.bearer(db, ...), straight through the driver:
+    the same user, roles and flags as a user's identity read in a transaction, and a
+    revoked token is refused at once."""
     _, token = flow.add_user("wu.lei", ["finance", "risk_compliance"], users.Flags(admin=True))
     _, bare = flow.add_user("he.jing", [])
     with flow.db.reading() as session:
-        assert users.bearer(flow.db, token) == users.bearer(session, token)
-        assert users.bearer(flow.db, bare) == users.bearer(session, bare)
+        assert users.bearer(flow.db, token) == users.identity(session, "wu.lei")
+        assert users.bearer(flow.db, bare) == users.identity(session, "he.jing")
     found = users.bearer(flow.db, token)
     assert found is not None and found.roles == {"finance", "risk_compliance"}
     assert found.is_admin is True and found.is_auditor is False

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Table, bindparam, insert, select, text
 
-from engine.audit import trail as audit  # the module: the test reaches its _INSERT
+from engine.audit import trail as audit
 from engine.audit import verification
 from engine.reporting import facts
-from engine.storage import Database, HumanTask, Prepared, TaskRow, TaskState, store
+from engine.storage import Database, HumanTask, Prepared, TaskRow, TaskState, store, writes
 from engine.tradeflow import Tradeflow
 
 _T: Table = HumanTask.__table__  # type: ignore[assignment]
@@ -104,7 +104,7 @@ def test_the_task_facts_read_through_the_driver_equal_sqlalchemys(flow: Tradeflo
             ours = store._READ_TASK_FACTS.first(conn, {"id": task.id, "actor": actor})
             theirs = conn.execute(store._TASK_FACTS, {"id": task.id, "actor": actor}).first()
             assert theirs is not None and ours == theirs._asdict()
-        facts_ = store.task_facts(conn, task.id, "clerk", flow.db.is_postgres)
+        facts_ = store.task_facts(conn, task.id, "clerk", take_id=True)
         assert facts_ is not None and facts_.actor_done == {"prepare_documents"}
         assert store._READ_TASK_FACTS.first(conn, {"id": 10**9, "actor": "clerk"}) is None
 
@@ -137,7 +137,9 @@ def test_a_milestone_sets_its_first_columns_once_and_its_latest_ones_every_time(
 
     with flow.db.unit() as session:
         conn = session.connection()
-        facts.record(conn, [completed(first, "B"), completed(first + timedelta(days=1), "A")])
+        pending = writes.Writes(conn)
+        facts.record(pending, [completed(first, "B"), completed(first + timedelta(days=1), "A")])
+        pending.flush()
         row = conn.execute(
             select(facts._TABLE.c.quoted_at, facts._TABLE.c.owner, facts._TABLE.c.grade).where(
                 facts._TABLE.c.instance_id == instance_id
@@ -174,7 +176,7 @@ def test_a_write_refused_among_the_units_last_writes_undoes_the_whole_unit(
             kind="note", element_id=None, element_name=None, role=None, data="{}",
             prev_hash="0" * 64, hash="1" * 64,
         )  # fmt: skip
-        audit._INSERT.run(session.connection(), taken)
+        writes.INSERT_EVENT.run(session.connection(), taken)
     with pytest.raises(Exception, match=r"(?i)unique"):
         flow.complete(task.id, actor="clerk", data={"invoice_number": "INV-1"})
     [still] = flow.tasks_of(instance_id)

@@ -77,7 +77,7 @@ def upgrade() -> None:
 
     conn = op.get_bind()
     facts.rebuild(conn)
-    rollups.roll_up(conn, datetime.now(UTC), conn.dialect.name == "postgresql")
+    rollups.roll_up(conn, datetime.now(UTC))
 
 
 def downgrade() -> None:
