@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -14,24 +13,7 @@ from api.context import actor, flow
 from api.schemas import INT_MAX
 from engine.commands import instances
 from engine.errors import Forbidden, NotInRole
-from engine.storage import Form, HumanTask, Instance
-
-
-def with_business_keys(tasks: Iterable[HumanTask]) -> list[HumanTask]:
-    """Tasks carrying their instance's business key (one query for the lot)."""
-    tasks = list(tasks)
-    ids = {t.instance_id for t in tasks}
-    keys: dict[int, str | None] = {}
-    if ids:
-        with flow().db.reading() as session:
-            keys = dict(
-                session.execute(
-                    select(Instance.id, Instance.business_key).where(Instance.id.in_(ids))
-                ).all()
-            )
-    for task in tasks:
-        task.business_key = keys.get(task.instance_id)  # type: ignore[attr-defined]
-    return tasks
+from engine.storage import Form, Instance, TaskRow
 
 
 def check_can_read(instance_id: int) -> Instance:
@@ -48,7 +30,7 @@ def check_can_read(instance_id: int) -> Instance:
     return instance
 
 
-def check_can_see_task(task: HumanTask) -> None:
+def check_can_see_task(task: TaskRow) -> None:
     """A task is seen by those who read every instance, process owners (as for
     instances) and holders of one of its roles."""
     who = actor()

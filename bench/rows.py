@@ -35,8 +35,8 @@ def instance_row(instance: Instance) -> InstanceRow:
     return InstanceRow(**{f.name: getattr(instance, f.name) for f in fields(InstanceRow)})
 
 
-def task_row(task: HumanTask) -> TaskRow:
-    """The store's row of a task the ORM read."""
+def task_row(task: HumanTask | TaskRow) -> TaskRow:
+    """A fresh store row of a task (read by the ORM or the engine), its columns only."""
     return TaskRow(**{name: getattr(task, name) for name in store.TASK_COLUMNS})
 
 

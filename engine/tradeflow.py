@@ -20,7 +20,6 @@ from engine.runtime import Runtime, elements, variables
 from engine.storage import (
     AuditEvent,
     Database,
-    HumanTask,
     Instance,
     TaskRow,
     TaskState,
@@ -45,7 +44,7 @@ class InstanceView:
     active: list[str]  # element ids running or waiting, within their time
     overdue: list[str]  # element ids of open tasks past their due time
     variables: dict[str, Any]
-    open_tasks: list[HumanTask]
+    open_tasks: list[TaskRow]
     history: list[AuditEvent]
 
 
@@ -133,11 +132,11 @@ class Tradeflow:
             definition = instance.definition
             xml = definitions.source(session, definition.key, definition.version)
             workflow = self.runtime.load(session, instance)
-            rows = instances.tasks_of(session, instance_id)
+            rows = instances.tasks_of(session, instance_id, now)
         # the tree holds only what is live (compaction): the done elements of the tasks
         # dropped from it are recorded on its root, and elements() adds them
         done, active = elements(workflow)
-        overdue = {t.element_id for t in rows if queues.is_overdue(t, now)}
+        overdue = {t.element_id for t in rows if t.overdue}
         return InstanceView(
             instance=instance,
             xml=xml,
@@ -150,17 +149,26 @@ class Tradeflow:
         )
 
     # tasks
+    # a task the engine hands out knows whether it is overdue (queues.stamp_overdue)
+    def task(self, task_id: int) -> TaskRow:
+        """One task, with its instance's business key and its form's latest version."""
+        return self._stamped(tasks.read(self.runtime, task_id))
+
     def claim(self, task_id: int, *, actor: str) -> TaskRow:
-        return tasks.claim(self.runtime, task_id, actor)
+        return self._stamped(tasks.claim(self.runtime, task_id, actor))
 
     def unclaim(self, task_id: int, *, actor: str) -> TaskRow:
-        return tasks.unclaim(self.runtime, task_id, actor)
+        return self._stamped(tasks.unclaim(self.runtime, task_id, actor))
 
     def delegate(self, task_id: int, *, actor: str, to: str) -> TaskRow:
-        return tasks.delegate(self.runtime, task_id, actor, to)
+        return self._stamped(tasks.delegate(self.runtime, task_id, actor, to))
 
     def complete(self, task_id: int, *, actor: str, data: dict[str, Any] | None = None) -> TaskRow:
-        return tasks.complete(self.runtime, task_id, actor, data or {})
+        return self._stamped(tasks.complete(self.runtime, task_id, actor, data or {}))
+
+    def _stamped(self, task: TaskRow) -> TaskRow:
+        [found] = queues.stamp_overdue([task], self.clock.now())
+        return found
 
     def inbox(self, user: str, query: queues.InboxQuery | None = None) -> queues.InboxPage:
         with self.db.reading() as session:
@@ -171,9 +179,9 @@ class Tradeflow:
                 self.clock.now(),
             )
 
-    def tasks_of(self, instance_id: int) -> list[HumanTask]:
+    def tasks_of(self, instance_id: int) -> list[TaskRow]:
         with self.db.reading() as session:
-            return instances.tasks_of(session, instance_id)
+            return instances.tasks_of(session, instance_id, self.clock.now())
 
     # messages
     def correlate(

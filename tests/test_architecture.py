@@ -108,6 +108,24 @@ def test_the_api_does_not_depend_on_the_pages() -> None:
     assert found == []
 
 
+def test_schemas_and_templates_read_no_clock() -> None:
+    """Whether a task is overdue is the engine's to say (TaskRow.overdue, stamped as it
+    reads the task): the schemas do not reach into the app context, and neither they nor
+    the pages compute it from a clock of their own."""
+    schemas = (ROOT / "api" / "schemas.py").read_text()
+    imports = [
+        node.module
+        for node in ast.walk(ast.parse(schemas))
+        if isinstance(node, ast.ImportFrom) and node.module
+    ]
+    assert "api.context" not in imports
+    assert "is_overdue" not in schemas
+    pages = [ROOT / "api" / "web" / "__init__.py", *(ROOT / "api" / "web" / "templates").glob("*")]
+    assert [
+        p.name for p in pages if "is_overdue" in p.read_text() or "overdue(" in p.read_text()
+    ] == []
+
+
 def _module_graph(package: str) -> dict[str, set[str]]:
     """Module -> the package's modules it imports when it is loaded (imports inside
     functions and under ``if TYPE_CHECKING`` are not run then, so not counted)."""

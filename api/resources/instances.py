@@ -36,8 +36,6 @@ blp = Blueprint(
 
 def _detail(instance: Instance) -> dict[str, Any]:
     open_tasks = [t for t in flow().tasks_of(instance.id) if t.state == TaskState.OPEN]
-    for task in open_tasks:  # all of one instance: its key is at hand
-        task.business_key = instance.business_key  # type: ignore[attr-defined]
     return {
         **{
             k: getattr(instance, k)

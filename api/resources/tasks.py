@@ -23,25 +23,14 @@ from api.views import (
     decode_cursor,
     encode_cursor,
     latest_form,
-    with_business_keys,
 )
 from engine import queues
 from engine.commands import tasks
-from engine.errors import TaskNotFound
 from engine.queues import ClaimFilter, InboxQuery
-from engine.storage import HumanTask
 
 blp = Blueprint(
     "tasks", __name__, url_prefix="/api/v1/tasks", description="Inboxes, claims and completions"
 )
-
-
-def _task(task_id: int) -> HumanTask:
-    with flow().db.reading() as session:
-        task = session.get(HumanTask, task_id)
-    if task is None:
-        raise TaskNotFound(f"no task {task_id}", task=task_id)
-    return task
 
 
 @blp.route("")
@@ -85,9 +74,8 @@ class TaskItem(MethodView):
     @blp.problems(403)
     def get(self, task_id: int) -> Any:
         """A task with its form and the data it starts from."""
-        task = _task(task_id)
+        task = flow().task(task_id)
         check_can_see_task(task)
-        [task] = with_business_keys([task])
         task.form = latest_form(task.form_key)  # type: ignore[attr-defined]
         task.data = tasks.starting_data(flow().runtime, task_id)  # type: ignore[attr-defined]
         return task

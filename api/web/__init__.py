@@ -36,10 +36,10 @@ from api.views import check_can_read, check_can_see_task, latest_form
 from engine import queues
 from engine.clock import as_utc
 from engine.commands import tasks as engine_tasks
-from engine.errors import TooManyAttempts, TradeflowError
+from engine.errors import TaskNotFound, TooManyAttempts, TradeflowError
 from engine.people import Actor, sign_in
-from engine.queues import ClaimFilter, InboxQuery, is_overdue
-from engine.storage import HumanTask, TaskState
+from engine.queues import ClaimFilter, InboxQuery
+from engine.storage import TaskState
 
 LANGUAGES = {"zh": "中文", "en": "English"}
 # what the pages call roles and audit events (English; zh in translations/)
@@ -182,10 +182,8 @@ def inbox() -> str:
             InboxQuery(role=role, claim=ClaimFilter.ANY, sort="due", limit=200, count=False),
             now,
         )
-    tasks = sorted(page.tasks, key=lambda t: not is_overdue(t, now))  # overdue first
-    return render_template(
-        "inbox.html", tasks=tasks, counts=counts, role=role, now=now, overdue=is_overdue
-    )
+    tasks = sorted(page.tasks, key=lambda t: not t.overdue)  # overdue first
+    return render_template("inbox.html", tasks=tasks, counts=counts, role=role)
 
 
 @blp.post("/tasks/<int:task_id>/claim")
@@ -209,9 +207,9 @@ def _act(step: Any, done: str) -> Response:
 
 @blp.get("/tasks/<int:task_id>")
 def task_page(task_id: int) -> str:
-    with flow().db.reading() as db:
-        task = db.get(HumanTask, task_id)
-    if task is None:
+    try:
+        task = flow().task(task_id)
+    except TaskNotFound:
         abort(404)
     check_can_see_task(task)  # the API's rule
     form = latest_form(task.form_key)
@@ -223,7 +221,6 @@ def task_page(task_id: int) -> str:
         task=task,
         form=form,
         data=_form_data(form, data),
-        overdue=is_overdue(task, flow().clock.now()),
     )
 
 

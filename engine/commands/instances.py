@@ -33,7 +33,9 @@ from engine.storage import (
     Instance,
     InstanceRow,
     InstanceStatus,
+    TaskRow,
     locks,
+    store,
 )
 
 _LONG_AGO = "1970-01-01T00:00:00+00:00"
@@ -310,10 +312,14 @@ def read(session: Session, instance_id: int) -> Instance:
     return instance
 
 
-def tasks_of(session: Session, instance_id: int) -> list[HumanTask]:
-    """The instance's task rows, oldest first."""
-    query = select(HumanTask).where(HumanTask.instance_id == instance_id)
-    return list(session.scalars(query.order_by(HumanTask.id)))
+def tasks_of(session: Session, instance_id: int, now: datetime) -> list[TaskRow]:
+    """The instance's task rows, oldest first, each knowing its instance's business key
+    and whether it is overdue at ``now``."""
+    rows = store.tasks_of(session.connection(), instance_id)
+    key = session.scalar(select(Instance.business_key).where(Instance.id == instance_id))
+    for row in rows:
+        row.business_key = key
+    return queues.stamp_overdue(rows, now)
 
 
 def current_variables(runtime: Runtime, instance_id: int) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState as SpiffState
+from sqlalchemy import select
 
 from engine.audit import EventKind
 from engine.errors import (
@@ -214,6 +215,18 @@ def form_start(form_inputs: tuple[str, ...], data: dict[str, Any]) -> dict[str, 
     """The values a form starts from, out of its task's data: the variables its task lists
     in ``formInputs`` that have one."""
     return {k: data[k] for k in form_inputs if data.get(k) is not None}
+
+
+def read(runtime: Runtime, task_id: int) -> TaskRow:
+    """A task row, with its instance's business key, for reading."""
+    with runtime.db.reading() as session:
+        row = store.task(session.connection(), task_id)
+        if row is None:
+            raise TaskNotFound(f"no task {task_id}", task=task_id)
+        row.business_key = session.scalar(
+            select(Instance.business_key).where(Instance.id == row.instance_id)
+        )
+    return row
 
 
 def starting_data(runtime: Runtime, task_id: int) -> dict[str, Any]:

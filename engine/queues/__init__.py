@@ -13,6 +13,7 @@ from engine.queues.inbox import (
     counts,
     inbox,
     is_overdue,
+    stamp_overdue,
 )
 
 # isort: split
@@ -33,4 +34,5 @@ __all__ = [
     "is_overdue",
     "next_due",
     "reconcile",
+    "stamp_overdue",
 ]

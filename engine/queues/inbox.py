@@ -24,6 +24,14 @@ def is_overdue(task: HumanTask | TaskRow, now: datetime) -> bool:
     return task.state == TaskState.OPEN and task.due_at is not None and as_utc(task.due_at) <= now
 
 
+def stamp_overdue(tasks: list[TaskRow], now: datetime) -> list[TaskRow]:
+    """Set each row's ``overdue`` as of ``now`` (what answers and pages show)."""
+    for task in tasks:
+        task.overdue = is_overdue(task, now)
+        stamp_overdue(task.next_tasks or [], now)
+    return tasks
+
+
 class ClaimFilter(enum.StrEnum):
     ANY = "any"
     CLAIMED = "claimed"  # assigned to the user
@@ -143,7 +151,7 @@ def inbox(session: Session, user: Actor, query: InboxQuery, now: datetime) -> In
     if query.count:
         total = conn.execute(statements.count, params).scalar() or 0
     rows = conn.execute(statements.page, params).all()
-    tasks = [store.task_row(row) for row in rows[: query.limit]]
+    tasks = stamp_overdue([store.task_row(row) for row in rows[: query.limit]], now)
     return InboxPage(tasks, total, more=len(rows) > query.limit)
 
 

@@ -148,13 +148,15 @@ class TaskRow:
     business_key: str | None = None  # its instance's, for answers; not a column
     # after a completion: the instance's open tasks, for answers; not a column
     next_tasks: list[TaskRow] | None = None
+    # open and past its due time when it was read (queues.is_overdue); not a column
+    overdue: bool = False
 
     @property
     def role_ids(self) -> list[str]:
         return [r for r in self.candidate_roles.split(",") if r]
 
 
-_NOT_COLUMNS = ("form_id", "business_key", "next_tasks")
+_NOT_COLUMNS = ("form_id", "business_key", "next_tasks", "overdue")
 TASK_COLUMNS = tuple(f.name for f in fields(TaskRow) if f.name not in _NOT_COLUMNS)
 _LATEST_FORM_OF_TASK = (
     select(_F.c.id)
@@ -322,6 +324,20 @@ _SELECT_OPEN_TASKS = (
     .where(_T.c.instance_id == bindparam("instance_id"), _T.c.state == TaskState.OPEN)
     .order_by(_T.c.id)
 )
+
+
+_SELECT_TASKS_OF = (
+    select(*(_T.c[n] for n in TASK_COLUMNS), _LATEST_FORM_OF_TASK.label("form_id"))
+    .where(_T.c.instance_id == bindparam("instance_id"))
+    .order_by(_T.c.id)
+)
+
+
+def tasks_of(conn: Connection, instance_id: int) -> list[TaskRow]:
+    """Every task row of the instance, oldest first (for reading)."""
+    return [
+        task_row(found) for found in conn.execute(_SELECT_TASKS_OF, {"instance_id": instance_id})
+    ]
 
 
 def open_tasks_of(conn: Connection, instance_id: int) -> list[TaskRow]:
