@@ -37,7 +37,7 @@ run: $(STAMP) $(MO) $(NODE_STAMP)
 
 test: $(STAMP) $(MO) $(NODE_STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy engine api forms cli tools bench
+	$(BIN)/mypy engine api forms cli tools bench trade
 	$(BIN)/pytest -n 2
 
 bench: $(STAMP)

@@ -99,6 +99,10 @@ class DeploymentOut(Schema):
     deployment_id = fields.Int(allow_none=True)
     definitions = fields.List(fields.Nested(DeployedOut))
     forms = fields.List(fields.Nested(FormDeployedOut))
+    warnings = fields.List(
+        fields.Str(),
+        metadata={"description": "deployed anyway: e.g. a version drops a milestone element"},
+    )
 
 
 class VersionArgs(_In):

@@ -18,6 +18,7 @@ from engine.errors import DefinitionNotFound, DiagramInvalid, Problem
 from engine.modeling import diagrams
 from engine.modeling.events import messages_of
 from engine.modeling.lint import Bundle, lint, read_files
+from engine.reporting import facts
 from engine.runtime import Limits, StateSerializer
 from engine.storage import Definition, DefinitionTask, Deployment, Form, Resource, ResourceKind
 from engine.timers import start_timers  # a module, not names: timers → runtime → modeling
@@ -36,6 +37,8 @@ class DeploymentResult:
     deployment_id: int | None
     definitions: list[Deployed] = field(default_factory=list)
     forms: list[Deployed] = field(default_factory=list)
+    # deployed anyway, but worth a look: a version that drops an element a measure reads
+    warnings: list[str] = field(default_factory=list)
 
 
 def _sha(*parts: bytes | str) -> str:
@@ -148,7 +151,7 @@ def deploy(
         deployment = Deployment(deployed_at=now, deployed_by=actor)
         session.add(deployment)
         session.flush()
-        result = DeploymentResult(deployment.id)
+        result = DeploymentResult(deployment.id, warnings=_dropped_milestones(session, bundle))
         resources = _store_resources(session, deployment, bundle)
         for name, schema in bundle.forms.items():
             result.forms.append(_store_form(session, deployment, schema, bundle.raw[name]))
@@ -187,6 +190,26 @@ def deploy(
             savepoint.rollback()
             result.deployment_id = None
     return result
+
+
+def _dropped_milestones(session: Session, bundle: Bundle) -> list[str]:
+    """Warnings for each element the process's latest version has that marks a milestone
+    of the measures (engine/reporting/facts.py) and this version no longer has."""
+    marks = facts.milestone_elements()
+    found = []
+    for root in bundle.bpmn.values():
+        for key, _ in diagrams.process_ids(root):
+            stored = _stored_process_xml(session, key)
+            if stored is None:
+                continue
+            before = diagrams.element_ids(diagrams.parse_xml(stored), key) & marks.keys()
+            for element in sorted(before - diagrams.element_ids(root, key)):
+                found.append(
+                    f"process '{key}': element '{element}' marks a milestone the measures "
+                    f"read ({marks[element]}) and this version drops it; instances of this "
+                    "version leave those measures blank"
+                )
+    return found
 
 
 def _store_resources(

@@ -271,6 +271,12 @@ def process_ids(root: etree._Element) -> list[tuple[str, str | None]]:
     return [(p.get("id", ""), p.get("name")) for p in root.xpath("./bpmn:process", namespaces=NS)]
 
 
+def element_ids(root: etree._Element, process_id: str) -> set[str]:
+    """The ids of every element in a process (its subprocesses' too)."""
+    found = root.xpath("./bpmn:process[@id=$pid]//@id", namespaces=NS, pid=process_id)
+    return {str(i) for i in found}
+
+
 def called_elements(root: etree._Element) -> list[tuple[str, str]]:
     """(element id, called process id) of every call activity."""
     return [

@@ -9,13 +9,18 @@ KPIs then read one short row per order instead of replaying a trail of a million
 (bench/analytics.py). The trail stays the source of truth: ``rebuild`` replays it into
 the same rows (the migration that added them does, and a test holds both ways equal).
 
-The milestones name elements of the shipped diagrams (bpmn/); a diagram that renames one
-must rename it here, or its measure goes blank.
+Which events are milestones, and what each sets, is content, not engine: the trade
+department's are declared beside its diagrams (trade/milestones.py) and loaded by name
+(``TRADEFLOW_MILESTONES``). A diagram version that drops a milestone's element is
+deployed with a warning (engine/modeling/definitions.py).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,19 +34,20 @@ Event = Mapping[Any, Any]  # an audit event row: kind, element_id, at, actor, da
 _TABLE: Table = CaseFacts.__table__  # type: ignore[assignment]  # Core: a Table
 
 
-def _submitted(field_name: str) -> Callable[[Event, dict[str, Any]], Any]:
-    def read(event: Event, data: dict[str, Any]) -> Any:
-        submitted = data.get("submitted")
-        return submitted.get(field_name) if isinstance(submitted, dict) else None
-
-    return read
+Reader = Callable[[Event, dict[str, Any]], Any]  # (event, its data) -> a column's value
 
 
-def _actor(event: Event, data: dict[str, Any]) -> Any:
+def _submitted(field_name: str, event: Event, data: dict[str, Any]) -> Any:
+    submitted = data.get("submitted")
+    return submitted.get(field_name) if isinstance(submitted, dict) else None
+
+
+def actor(event: Event, data: dict[str, Any]) -> Any:
+    """Who completed the step."""
     return event["actor"]
 
 
-def _changed(variable: str) -> Callable[[Event, dict[str, Any]], Any]:
+def changed(variable: str) -> Reader:
     """The value a variable took during the step (a decision table run right after it)."""
 
     def read(event: Event, data: dict[str, Any]) -> Any:
@@ -51,22 +57,31 @@ def _changed(variable: str) -> Callable[[Event, dict[str, Any]], Any]:
     return read
 
 
-def _score(event: Event, data: dict[str, Any]) -> int | None:
-    text = str(_submitted("satisfaction")(event, data) or "")
-    return int(text) if text.isdigit() else None
+def score(field_name: str) -> Reader:
+    """A submitted field read as a whole number (a survey's score)."""
+
+    def read(event: Event, data: dict[str, Any]) -> int | None:
+        found = str(_submitted(field_name, event, data) or "")
+        return int(found) if found.isdigit() else None
+
+    return read
 
 
-def _flag(field_name: str) -> Callable[[Event, dict[str, Any]], Any]:
+def flag(field_name: str) -> Reader:
+    """A submitted field read as yes or no."""
+
     def read(event: Event, data: dict[str, Any]) -> bool | None:
-        value = _submitted(field_name)(event, data)
+        value = _submitted(field_name, event, data)
         return None if value is None else bool(value)
 
     return read
 
 
-def _text(field_name: str) -> Callable[[Event, dict[str, Any]], Any]:
+def text(field_name: str) -> Reader:
+    """A submitted field read as text (empty: nothing)."""
+
     def read(event: Event, data: dict[str, Any]) -> str | None:
-        value = _submitted(field_name)(event, data)
+        value = _submitted(field_name, event, data)
         return None if value in (None, "") else str(value)
 
     return read
@@ -78,35 +93,38 @@ class Milestone:
     occurrence (a rework loop does not move them), the ``latest`` ones the last."""
 
     at: str | None = None  # column that takes the event's time (first occurrence)
-    first: dict[str, Callable[[Event, dict[str, Any]], Any]] = field(default_factory=dict)
-    latest: dict[str, Callable[[Event, dict[str, Any]], Any]] = field(default_factory=dict)
+    first: dict[str, Reader] = field(default_factory=dict)
+    latest: dict[str, Reader] = field(default_factory=dict)
 
 
 COMPLETED, TIMER = "task_completed", "timer_fired"
-MILESTONES: dict[tuple[str, str], Milestone] = {
-    (COMPLETED, "prepare_quotation"): Milestone(
-        "quoted_at", first={"owner": _actor}, latest={"grade": _text("customer_grade")}
-    ),
-    (COMPLETED, "send_quotation"): Milestone("quote_sent_at"),
-    (COMPLETED, "draft_contract"): Milestone(latest={"promised_date": _text("delivery_date")}),
-    (COMPLETED, "sign_contract"): Milestone("signed_at"),
-    (COMPLETED, "review_documents"): Milestone(
-        "reviewed_at", first={"documents_first_pass": _flag("documents_ok")}
-    ),
-    (COMPLETED, "declare_customs"): Milestone("shipped_at"),
-    (COMPLETED, "issue_invoice"): Milestone("invoiced_at"),
-    (TIMER, "payment_overdue"): Milestone("overdue_at"),
-    (COMPLETED, "write_off"): Milestone("paid_at"),
-    (COMPLETED, "chase_payment"): Milestone(latest={"collection_outcome": _text("outcome")}),
-    (COMPLETED, "satisfaction_survey"): Milestone(
-        "surveyed_at", first={"satisfaction": _score, "complaint": _flag("complaint")}
-    ),
-    (COMPLETED, "screen_lead"): Milestone(
-        first={"owner": _actor}, latest={"grade": _changed("grade")}
-    ),
-    (COMPLETED, "create_customer_record"): Milestone("customer_recorded_at"),
-}
 STARTED = "instance_started"
+# (event kind, element id) -> what it sets
+Milestones = Mapping[tuple[str, str], Milestone]
+# the content that declares them: a module with a MILESTONES mapping (trade/milestones.py)
+CONTENT = "TRADEFLOW_MILESTONES"
+DEFAULT_CONTENT = "trade.milestones"
+
+
+@functools.cache
+def configured() -> Milestones:
+    """The milestones of the content this process runs with (``TRADEFLOW_MILESTONES``,
+    a module's name; the trade department's by default)."""
+    name = os.environ.get(CONTENT, DEFAULT_CONTENT)
+    found = getattr(importlib.import_module(name), "MILESTONES", None)
+    if not isinstance(found, Mapping):
+        raise RuntimeError(f"{CONTENT}={name}: the module has no MILESTONES mapping")
+    return found
+
+
+def milestone_elements(milestones: Milestones | None = None) -> dict[str, str]:
+    """The elements that mark a milestone: element id -> what it sets (for warnings)."""
+    found: dict[str, str] = {}
+    for (_, element), milestone in (milestones or configured()).items():
+        found[element] = ", ".join(
+            [*filter(None, [milestone.at]), *milestone.first, *milestone.latest]
+        )
+    return found
 
 
 def _data(event: Event) -> dict[str, Any]:
@@ -140,24 +158,26 @@ def _started(event: Event) -> dict[str, Any]:
     }
 
 
-def record(writes: Writes, events: Iterable[Event]) -> None:
+def record(writes: Writes, events: Iterable[Event], milestones: Milestones | None = None) -> None:
     """Apply the milestones among ``events`` (rows about to be written to the trail)."""
+    milestones = configured() if milestones is None else milestones
     for event in events:
         kind = event["kind"]
         if kind == STARTED:
             if event["instance_id"] is not None:
                 writes.add_case(**_started(event))
             continue
-        milestone = MILESTONES.get((kind, event["element_id"] or ""))
+        milestone = milestones.get((kind, event["element_id"] or ""))
         if milestone is None or event["instance_id"] is None:
             continue
         first, latest = _changes(milestone, event)
         writes.change_case(CaseChange(event["instance_id"], first, latest))
 
 
-def rebuild(conn: Connection) -> int:
+def rebuild(conn: Connection, milestones: Milestones | None = None) -> int:
     """Replay the trail into fresh rows (all instances); answers how many."""
-    kinds = {STARTED, *(kind for kind, _ in MILESTONES)}
+    milestones = configured() if milestones is None else milestones
+    kinds = {STARTED, *(kind for kind, _ in milestones)}
     rows: dict[int, dict[str, Any]] = {}
     stmt = (
         select(
@@ -176,7 +196,7 @@ def rebuild(conn: Connection) -> int:
         if event["kind"] == STARTED:
             rows[instance_id] = _started(event)
             continue
-        milestone = MILESTONES.get((event["kind"], event["element_id"] or ""))
+        milestone = milestones.get((event["kind"], event["element_id"] or ""))
         row = rows.get(instance_id)
         if milestone is None or row is None:
             continue

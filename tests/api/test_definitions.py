@@ -31,10 +31,26 @@ def test_deploy_answers_201_with_definitions_and_forms(client: ApiClient) -> Non
     assert names["payment_collection"] == "Payment collection"
     assert sorted(f["key"] for f in body["forms"]) == FORMS
     assert all((f["version"], f["created"]) == (1, True) for f in body["forms"])
+    assert body["warnings"] == []
 
     events = ok(client.get(f"{V1}/audit", "auditor", query_string={"kind": "definition_deployed"}))
     assert sorted(e["element_id"] for e in events["items"]) == KEYS
     assert {e["actor"] for e in events["items"]} == {"owner"}
+
+
+def test_a_version_that_drops_a_milestone_element_deploys_with_a_warning(
+    deployed: ApiClient,
+) -> None:
+    name, content = read("document_review.bpmn")
+    assert b'id="review_documents"' in content
+    dropped = content
+    for attribute in (b"id", b"sourceRef", b"targetRef", b"bpmnElement"):  # not its form
+        old = attribute + b'="review_documents'
+        dropped = dropped.replace(old, attribute + b'="check_documents')
+    body = deployed.deploy([(name, dropped)], status=201)
+    assert [(d["key"], d["version"]) for d in body["definitions"]] == [("document_review", 2)]
+    [warning] = body["warnings"]
+    assert "'review_documents' marks a milestone" in warning and "reviewed_at" in warning
 
 
 def test_an_identical_redeploy_stores_nothing(deployed: ApiClient) -> None:

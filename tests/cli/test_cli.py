@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import sqlite3
 import stat
@@ -88,6 +89,29 @@ def test_deploy_reports_every_problem_and_exits_1(run, tmp_path: Path) -> None: 
     assert run("verify").returncode == 0
     processes = len(list((ROOT / "bpmn").glob("*.bpmn")))  # one definition_deployed each
     assert f"definitions: {processes} events, intact" in run("verify").stdout
+
+
+def test_deploy_warns_of_a_version_that_drops_a_milestone_element(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.diagrams import diagram, seq, user
+
+    def process(*steps: str) -> str:
+        chain = ["start", *steps, "end"]
+        body = '<bpmn:startEvent id="start"/><bpmn:endEvent id="end"/>'
+        body += "".join(user(s) for s in steps) + "".join(
+            seq(a, b) for a, b in itertools.pairwise(chain)
+        )
+        name, xml = diagram("quoting", body)
+        path = tmp_path / name
+        path.write_bytes(xml)
+        return str(path)
+
+    first = run("deploy", process("prepare_quotation", "sign_contract"))
+    assert first.returncode == 0 and "warning" not in first.stderr
+    second = run("deploy", process("prepare_quotation"))
+    assert second.returncode == 0, second.stderr  # deployed all the same
+    assert "quoting v2 deployed" in second.stdout
+    assert "warning: process 'quoting': element 'sign_contract' marks a milestone" in second.stderr
+    assert "signed_at" in second.stderr
 
 
 def test_a_role_given_twice_is_added_once(run) -> None:  # type: ignore[no-untyped-def]

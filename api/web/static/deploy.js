@@ -34,6 +34,12 @@ window.TradeflowDeploy = {
       if (!response.ok) { outcome.textContent = answer.title + ": " + answer.detail; return; }
       const created = made(answer);
       outcome.textContent = created ? said.deployed + " " + created.version : said.unchanged;
+      for (const warning of answer.warnings || []) {  // deployed all the same: worth a look
+        const item = document.createElement("li");
+        item.className = "warning";
+        item.textContent = warning;
+        list.appendChild(item);
+      }
     });
   },
 };
