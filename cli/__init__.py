@@ -21,9 +21,9 @@ from cli import audit as audit_commands
 from engine.audit import anchors
 from engine.commands import messages
 from engine.errors import DiagramInvalid, TradeflowError
+from engine.execution import Limits
 from engine.people import users
 from engine.reporting import facts, rollups
-from engine.runtime import Limits
 from engine.tradeflow import Tradeflow
 
 T = TypeVar("T")

@@ -154,4 +154,4 @@ class AnchorFailed(TradeflowError):
 
 class BudgetExceeded(ProcessFailed):
     """The command spent more engine steps, seconds or built data than it may (see
-    engine/runtime/limits.py); rolled back. ``details``: ``budget`` and ``element``."""
+    engine/execution/limits.py); rolled back. ``details``: ``budget`` and ``element``."""

@@ -14,9 +14,10 @@ from engine.audit import verification
 from engine.clock import Clock
 from engine.commands import instances, messages, tasks
 from engine.errors import DiagramInvalid, Problem
+from engine.execution import elements, variables
 from engine.modeling import definitions
 from engine.people import users
-from engine.runtime import Runtime, elements, variables
+from engine.runtime import Runtime
 from engine.storage import (
     AuditEvent,
     Database,

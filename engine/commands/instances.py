@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session, joinedload
 from engine import queues
 from engine.audit import GENESIS, EventKind
 from engine.errors import BusinessKeyTaken, FormInvalid, InstanceNotFound, ProcessFailed
+from engine.execution import SAFE_ENGINE, variables
 from engine.modeling import check_names, definitions, definitions_of, form_fields, waits_for_timer
 from engine.people import Actor
-from engine.runtime import SAFE_ENGINE, Runtime, Unit, Work, stepping, variables
+from engine.runtime import Runtime, Unit, Work, stepping
 from engine.storage import (
     Definition,
     HumanTask,

@@ -24,8 +24,9 @@ from sqlalchemy.orm import Session
 from engine.audit import MESSAGES_STREAM, AuditTrail, EventKind
 from engine.commands.instances import MAX_BUSINESS_KEY
 from engine.errors import MessageInvalid, MessageUndeliverable
+from engine.execution import variables
 from engine.modeling import check_names
-from engine.runtime import Runtime, delivery, variables
+from engine.runtime import Runtime, delivery
 from engine.storage import (
     Definition,
     Instance,

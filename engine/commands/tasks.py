@@ -24,9 +24,10 @@ from engine.errors import (
     TaskNotOpen,
     UserNotFound,
 )
+from engine.execution import variables
 from engine.modeling import check_submission
 from engine.people import Actor, identity
-from engine.runtime import Runtime, Work, stepping, variables
+from engine.runtime import Runtime, Work, stepping
 from engine.storage import Instance, TaskRow, TaskState, store
 
 
@@ -244,7 +245,7 @@ def starting_data(runtime: Runtime, task_id: int) -> dict[str, Any]:
         if rule is None or not rule.form_inputs:
             return {}
         workflow = runtime.load(session, instance)
-    # a closed task may be gone from the task tree (engine/runtime/compaction.py): its data went
+    # a closed task may be gone from the task tree (engine/execution/compaction.py): its data went
     # with it; what it submitted is in the audit trail
     spiff_id = UUID(row.spiff_task_id)
     data: dict[str, Any] = {}

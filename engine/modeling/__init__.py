@@ -3,13 +3,12 @@ the way Camunda Modeler means them (``diagrams``, ``parser``), what an element w
 (``events``), checking a submission against its form (``forms_check``), lint and the
 refusal of diagrams that would run on for ever (``lint``, ``runaway``), and deploying
 definitions, decisions and forms in versions (``definitions``). It imports
-``engine.storage``, ``engine.audit``, ``engine.people`` (role ids), the runtime's
-evaluator and limits, and ``engine.timers`` (the business calendar, start timers).
+``engine.storage``, ``engine.audit``, ``engine.people`` (role ids), ``engine.execution``
+(the evaluator and limits), ``engine.reporting`` (which elements mark a milestone) and
+``engine.timers`` (start timers). The runtime stands on it.
 """
 
-# The runtime reads diagrams through this package, and lint and deployment use the
-# runtime's evaluator: the two import each other. What the runtime takes from here needs
-# no other room and loads first.
+from engine.modeling import definitions
 from engine.modeling.diagrams import FORM_INPUTS, escalation_roles, names_listed, role_id
 from engine.modeling.events import (
     definitions_of,
@@ -25,10 +24,6 @@ from engine.modeling.forms_check import (
     nested_messages,
     number_problems,
 )
-
-# isort: split
-# deployment, lint and runaway use the runtime
-from engine.modeling import definitions
 
 __all__ = [
     "FORM_INPUTS",

@@ -15,13 +15,13 @@ from sqlalchemy.orm import Session
 
 from engine.audit import DEFINITIONS_STREAM, AuditTrail, EventKind
 from engine.errors import DefinitionNotFound, DiagramInvalid, Problem
+from engine.execution import Limits, StateSerializer
 from engine.modeling import diagrams
 from engine.modeling.events import messages_of
 from engine.modeling.lint import Bundle, lint, read_files
 from engine.reporting import facts
-from engine.runtime import Limits, StateSerializer
 from engine.storage import Definition, DefinitionTask, Deployment, Form, Resource, ResourceKind
-from engine.timers import start_timers  # a module, not names: timers → runtime → modeling
+from engine.timers import start_timers
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,12 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 
 import forms
 from engine.errors import ExpressionRefused, Problem
+from engine.execution import Limits, check_expression, check_script, cycle_too_fast
 from engine.modeling import diagrams, runaway
 from engine.modeling.diagrams import BPMN_NS, FORM_INPUTS, NS, UnreadableFile, escalation_roles
 from engine.modeling.events import MESSAGE_VARIABLES
 from engine.modeling.parser import Parser
 from engine.people import ROLE_ID
-from engine.runtime import Limits, check_expression, check_script, cycle_too_fast
 from engine.timers import BusinessCalendar
 
 _VALIDATOR: BpmnValidator | None = None

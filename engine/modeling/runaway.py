@@ -1,6 +1,6 @@
 """Deploy-time refusal of diagrams that would run on for ever without waiting.
 
-Every command runs on a budget (engine/runtime/limits.py), so nothing can hang the service; but
+Every command runs on a budget (engine/execution/limits.py), so nothing can hang the service; but
 what lint can see for certain is refused at deploy, where the process owner can fix it,
 instead of failing each instance later:
 
@@ -25,9 +25,9 @@ from lxml import etree
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
 from engine.errors import ExpressionRefused, Problem
+from engine.execution import TIMER_VAR, check_expression, evaluate_expression
 from engine.modeling import diagrams
 from engine.modeling.diagrams import BPMN_NS, NS
-from engine.runtime import TIMER_VAR, check_expression, evaluate_expression
 
 # what holds a token until something from outside happens
 _WAITING_TASKS = {"userTask", "manualTask", "receiveTask", "eventBasedGateway"}

@@ -2,7 +2,8 @@
 rows in their roles' queues, message subscriptions follow what the workflow waits for,
 and SLAs that passed are recorded and escalated. The read side (``inbox``): the open
 tasks a user may work, and the count per queue. It imports ``engine.storage``,
-``engine.audit``, ``engine.people``, ``engine.modeling`` and the runtime's frontier.
+``engine.audit``, ``engine.people``, ``engine.modeling`` and ``engine.execution`` (the
+frontier).
 """
 
 from engine.queues.inbox import (
@@ -15,11 +16,6 @@ from engine.queues.inbox import (
     is_overdue,
     stamp_overdue,
 )
-
-# isort: split
-# The runtime settles through routing, which uses the runtime's frontier: the two
-# packages import each other. The runtime takes this package as a module
-# (queues.reconcile), so it may load while this one is still loading.
 from engine.queues.routing import ROW, breach_overdue, next_due, reconcile
 
 __all__ = [

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from SpiffWorkflow.task import Task
 
 from engine.audit import EventKind
+from engine.execution import Frontier, scan
 from engine.modeling import messages_of, role_id
-from engine.runtime import Frontier, scan
 from engine.storage import TaskRow, TaskState, store
 
 if TYPE_CHECKING:

@@ -20,8 +20,8 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.execution import SpecPair, StateSerializer
 from engine.modeling import FORM_INPUTS, escalation_roles, message_variables, names_listed
-from engine.runtime.serialization import SpecPair, StateSerializer
 from engine.storage import Definition, DefinitionTask, InstanceRow, InstanceStatus
 
 K = TypeVar("K")

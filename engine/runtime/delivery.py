@@ -12,9 +12,9 @@ from sqlalchemy import or_, select
 
 from engine.audit import EventKind
 from engine.clock import as_utc
+from engine.execution import Frontier, variables
 from engine.modeling import messages_of
 from engine.runtime import stepping
-from engine.runtime.frontier import Frontier, variables
 from engine.runtime.work import Work
 from engine.storage import Instance, InstanceRow, Message, MessageStatus
 

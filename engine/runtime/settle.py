@@ -28,14 +28,13 @@ from typing import TYPE_CHECKING
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import DurationTimerEventDefinition
 from SpiffWorkflow.task import Task
 
-from engine import queues  # the package, not its names: it imports the runtime back
+from engine import queues
 from engine.audit import EventKind
 from engine.clock import as_utc
 from engine.errors import ProcessFailed
+from engine.execution import SPIFF_MAX_DEPTH, Frontier, compact, scan, variables
 from engine.modeling import waits_for_timer
 from engine.runtime import delivery, stepping
-from engine.runtime.compaction import SPIFF_MAX_DEPTH, compact
-from engine.runtime.frontier import Frontier, scan, variables
 from engine.runtime.work import Work
 from engine.storage import InstanceStatus, TaskRow, TaskState, store
 
@@ -209,7 +208,7 @@ def open_tasks(work: Work) -> list[TaskRow]:
 
 
 def _compact(work: Work) -> None:
-    """Drop the finished tasks nothing needs any more (engine/runtime/compaction.py). A tree
+    """Drop the finished tasks nothing needs any more (engine/execution/compaction.py). A tree
     still too deep for Spiff's iterator after that would stall the next command
     without a word: refused here instead."""
     depth = compact(work.workflow).depth

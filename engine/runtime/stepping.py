@@ -9,7 +9,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 
 from engine.errors import ExpressionRefused, ProcessFailed
-from engine.runtime import limits
+from engine.execution import limits
 from engine.runtime.work import Work
 
 

@@ -27,14 +27,13 @@ from typing import Any
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from sqlalchemy.orm import Session
 
-from engine import queues  # the package, not its names: it imports the runtime back
+from engine import queues
 from engine.audit import AuditTrail, EventKind, instance_stream
 from engine.clock import Clock, SystemClock
 from engine.errors import InstanceNotFound, InstanceNotRunning
-from engine.runtime import limits, metrics
+from engine.execution import StateSerializer, limits, scan
+from engine.runtime import metrics
 from engine.runtime.caches import DefinitionCache, DefinitionInfo, LiveWorkflows
-from engine.runtime.frontier import scan
-from engine.runtime.serialization import StateSerializer
 from engine.runtime.settle import settle
 from engine.runtime.work import Work
 from engine.storage import Database, Instance, InstanceRow, InstanceStatus, Writes, store
@@ -57,7 +56,7 @@ class Runtime:
         self.definitions = DefinitionCache(self.serializer)
         self.live = LiveWorkflows()
         # finished tasks are dropped from the task tree as each command settles
-        # (engine/runtime/compaction.py); off only to compare with Spiff's own tree in tests
+        # (engine/execution/compaction.py); off only to compare with Spiff's own tree in tests
         self.compact_trees = True
 
     @contextmanager

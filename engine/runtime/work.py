@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from engine.audit import AuditTrail, EventKind
+    from engine.execution import Budget
     from engine.runtime.caches import DefinitionInfo
-    from engine.runtime.limits import Budget
     from engine.storage import InstanceRow, TaskRow, Writes
     from engine.timers import BusinessCalendar
 

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from engine.clock import as_utc
 from engine.errors import DiagramInvalid, Problem
-from engine.runtime import cycle_too_fast, evaluate_expression
+from engine.execution import cycle_too_fast, evaluate_expression
 from engine.storage import StartTimer
 from engine.timers.calendar import load_calendar
 

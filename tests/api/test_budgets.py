@@ -1,7 +1,7 @@
 """Diagrams, forms and data that would hang or flood the service, over HTTP.
 
 What can be seen in the upload is refused at deploy, naming the element or the form's
-field. The rest runs on the command's budget (engine/runtime/limits.py): past it the command is
+field. The rest runs on the command's budget (engine/execution/limits.py): past it the command is
 stopped, rolled back and answered with a 422 ``budget-exceeded`` naming the element and
 the budget spent, and the service goes on answering.
 """
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from engine.runtime import Limits
+from engine.execution import Limits
 from engine.storage import Deployment, Form
 from tests.api.conftest import V1, ApiClient, multipart, ok, problem
 from tests.engine.modeling.test_lint import _definitions, bpmn

@@ -118,7 +118,7 @@ def test_a_grade_d_account_waits_a_quarter(trade: Trade) -> None:
 def test_a_key_account_is_followed_up_every_week_for_years(trade: Trade) -> None:
     """Each round adds four tasks to Spiff's task tree, and its iterator stops at depth
     1000: the follow-ups used to stop after round 248, without a word. The tree is
-    compacted as each command settles (engine/runtime/compaction.py): six years of weekly
+    compacted as each command settles (engine/execution/compaction.py): six years of weekly
     follow-ups later, the saved state is the size it was in the first weeks."""
     iid = screened(
         trade, "L-5", annual_volume=1_500_000, margin_percent=20, credit_score=720, qualified=True

@@ -34,6 +34,7 @@ def test_the_rooms_are_the_architecture() -> None:
     assert ROOMS == [
         "audit",
         "commands",
+        "execution",
         "modeling",
         "people",
         "queues",

@@ -184,7 +184,7 @@ def test_an_instance_page_marks_what_the_compacted_task_tree_no_longer_holds(
     browser: FlaskClient, flow: Tradeflow
 ) -> None:
     """Sent back three times: the first rounds' tasks are gone from the task tree
-    (engine/runtime/compaction.py), and the diagram still shows them done."""
+    (engine/execution/compaction.py), and the diagram still shows them done."""
     iid = flow.start("document_review", actor="clerk")
     for _ in range(3):
         [prepare] = [t for t in flow.tasks_of(iid) if t.state == TaskState.OPEN]

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from engine.errors import Problem, ProcessFailed
+from engine.execution import Limits
 from engine.modeling import runaway
-from engine.runtime import Limits
 from engine.storage import Instance
 from engine.tradeflow import Tradeflow
 from tests import diagrams

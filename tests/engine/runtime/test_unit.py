@@ -16,7 +16,7 @@ from engine.errors import (
     ProcessFailed,
     TaskNotOpen,
 )
-from engine.runtime import SAFE_ENGINE
+from engine.execution import SAFE_ENGINE
 from engine.storage import AuditEvent, HumanTask, Instance, TaskState
 from engine.tradeflow import Tradeflow
 from tests.engine.conftest import Scenario, undecidable_review

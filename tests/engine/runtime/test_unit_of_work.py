@@ -12,8 +12,9 @@ from sqlalchemy import select
 from engine.audit import instance_stream
 from engine.audit.verification import verify_stream
 from engine.errors import BudgetExceeded, InstanceNotRunning, TaskNotOpen
+from engine.execution import Limits
 from engine.queues import InboxQuery
-from engine.runtime import Limits, LiveWorkflows
+from engine.runtime import LiveWorkflows
 from engine.storage import (
     Database,
     Instance,

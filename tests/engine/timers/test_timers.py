@@ -18,8 +18,9 @@ import time_machine
 from sqlalchemy import select
 
 from engine.errors import ProcessFailed
+from engine.execution import Limits
 from engine.queues import InboxQuery
-from engine.runtime import Limits, LiveWorkflows
+from engine.runtime import LiveWorkflows
 from engine.storage import (
     Database,
     Definition,
@@ -472,7 +473,7 @@ def test_the_sweep_sums_the_weeks_that_are_over(flow: Tradeflow, clocks: Clocks)
     assert [tuple(row) for row in summed] == [("check", 1)]
 
 
-# --- budgets and too-fast cycles (engine/runtime/limits.py) ----------------------------------
+# --- budgets and too-fast cycles (engine/execution/limits.py) ----------------------------------
 
 
 def spinning(pid: str, start: str = "", pause: bool = True) -> tuple[str, bytes]:

@@ -1,5 +1,5 @@
 """Long-lived loops: every kind of element the engine runs, in a loop, for rounds past
-SpiffWorkflow's task-tree depth of 1000 (engine/runtime/compaction.py).
+SpiffWorkflow's task-tree depth of 1000 (engine/execution/compaction.py).
 
 Each loop runs three times side by side on one database and one clock:
 
@@ -31,10 +31,11 @@ from sqlalchemy import select
 
 from engine.audit import instance_stream
 from engine.errors import ProcessFailed
+from engine.execution import elements
+from engine.execution.serialization import thaw
 from engine.people import Flags
 from engine.queues import InboxQuery
-from engine.runtime import LiveWorkflows, elements
-from engine.runtime.serialization import thaw
+from engine.runtime import LiveWorkflows
 from engine.storage import AuditEvent, Database, InstanceStatus
 from engine.tradeflow import Tradeflow
 from tests.conftest import FakeClock
@@ -487,7 +488,7 @@ def test_a_side_path_s_variables_reach_the_result(loops: Loops) -> None:
 
 def test_the_saved_state_is_what_a_fresh_save_writes(loops: Loops) -> None:
     """Compaction changes finished tasks' parents and children; the JSON kept for them
-    (engine/runtime/serialization.py) must be made anew, and a reload must write the same."""
+    (engine/execution/serialization.py) must be made anew, and a reload must write the same."""
     loops.start("boundary", **MORE)
     live = loops.runs[0]
     runtime = live.flow.runtime

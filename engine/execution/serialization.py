@@ -30,7 +30,7 @@ from SpiffWorkflow.camunda.serializer import DEFAULT_CONFIG as CAMUNDA_CONFIG
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from engine.runtime.expressions import SafeScriptEngine
+from engine.execution.expressions import SafeScriptEngine
 
 SpecPair = tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]
 

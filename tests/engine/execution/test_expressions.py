@@ -14,9 +14,9 @@ from SpiffWorkflow.dmn.engine.DMNEngine import DMNEngine
 from SpiffWorkflow.util.task import TaskState
 
 from engine.errors import BudgetExceeded, ExpressionRefused
-from engine.runtime import Limits, check_expression, check_script, evaluate_expression
-from engine.runtime.expressions import MAX_EXPRESSION_LENGTH, SafeScriptEngine, run_script
-from engine.runtime.limits import Budget, enter, leave
+from engine.execution import Limits, check_expression, check_script, evaluate_expression
+from engine.execution.expressions import MAX_EXPRESSION_LENGTH, SafeScriptEngine, run_script
+from engine.execution.limits import Budget, enter, leave
 
 DATA: dict[str, Any] = {
     "amount": 25_000,
@@ -315,7 +315,7 @@ def test_real_workflow_refuses_unsafe_condition() -> None:
         run_workflow(3, condition="__import__('os').system('id')")
 
 
-# --- the command's budget (engine/runtime/limits.py) ---------------------------------------
+# --- the command's budget (engine/execution/limits.py) ---------------------------------------
 
 
 def within(limits: Limits) -> Any:

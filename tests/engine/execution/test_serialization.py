@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.runtime.serialization import _dumps
+from engine.execution.serialization import _dumps
 
 
 @pytest.mark.parametrize(

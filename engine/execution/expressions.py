@@ -5,7 +5,7 @@ SpiffWorkflow's stock engine runs ``eval``/``exec`` with builtins, so a conditio
 cells, correlation keys and script tasks all go through here instead: a static AST whitelist
 (usable by deploy-time lint) followed by a size-bounded simpleeval evaluator.
 
-Each evaluation also spends from the budget of the command it runs in (engine/runtime/limits.py):
+Each evaluation also spends from the budget of the command it runs in (engine/execution/limits.py):
 what it builds counts towards the command's total, and it looks at the command's clock
 every ``CLOCK_EVERY`` nodes, so that one long script cannot outlast the command's time.
 """
@@ -31,8 +31,8 @@ from SpiffWorkflow.bpmn.script_engine import (
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from engine.errors import BudgetExceeded, ExpressionRefused
-from engine.runtime import limits
-from engine.runtime.limits import CLOCK_EVERY, Budget
+from engine.execution import limits
+from engine.execution.limits import CLOCK_EVERY, Budget
 
 MAX_EXPRESSION_LENGTH = 2000
 MAX_SCRIPT_LENGTH = 20_000

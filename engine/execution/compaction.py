@@ -51,7 +51,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
-from engine.runtime.serialization import thaw
+from engine.execution.serialization import thaw
 
 DONE = "tradeflow_done"  # root internal_data: elements completed by tasks compacted away
 SPIFF_MAX_DEPTH = 1000  # TaskIterator's default max_depth: deeper tasks are never visited

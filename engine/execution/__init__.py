@@ -1,0 +1,35 @@
+"""Execution: what runs one workflow, beneath every room that runs one: the restricted
+expression evaluator (``expressions``), what one command may spend (``limits``: the
+budget), the workflow's serialization onto a cached spec with the safe script engine
+attached (``serialization``), one pass over the task tree collecting what a command asks
+of it (``frontier``), and dropping finished tasks (``compaction``). It imports only
+SpiffWorkflow and ``engine.errors``: modeling (lint checks expressions and cycles), queues
+(routing reads the frontier), timers and the unit of work all stand on it.
+"""
+
+from engine.execution import limits
+from engine.execution.compaction import SPIFF_MAX_DEPTH, compact, elements
+from engine.execution.expressions import check_expression, check_script, evaluate_expression
+from engine.execution.frontier import Frontier, scan, variables
+from engine.execution.limits import TIMER_VAR, Budget, Limits, cycle_too_fast
+from engine.execution.serialization import SAFE_ENGINE, SpecPair, StateSerializer
+
+__all__ = [
+    "SAFE_ENGINE",
+    "SPIFF_MAX_DEPTH",
+    "TIMER_VAR",
+    "Budget",
+    "Frontier",
+    "Limits",
+    "SpecPair",
+    "StateSerializer",
+    "check_expression",
+    "check_script",
+    "compact",
+    "cycle_too_fast",
+    "elements",
+    "evaluate_expression",
+    "limits",
+    "scan",
+    "variables",
+]
