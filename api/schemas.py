@@ -128,7 +128,8 @@ class TaskOut(Schema):
     created_at = Utc()
     due_at = Utc(allow_none=True)
     overdue = fields.Bool(
-        metadata={"description": "open and past its due time (an SLA breach), as read"}
+        allow_none=True,
+        metadata={"description": "open and past its due time (an SLA breach), as read"},
     )
     breached_at = Utc(
         allow_none=True,

@@ -17,6 +17,7 @@ from engine.errors import DiagramInvalid, Problem
 from engine.execution import elements, variables
 from engine.modeling import definitions
 from engine.people import users
+from engine.reporting import facts
 from engine.runtime import Runtime
 from engine.storage import (
     AuditEvent,
@@ -57,6 +58,7 @@ class Tradeflow:
         calendar: BusinessCalendar | None = None,
     ) -> None:
         self.db = db or Database()
+        facts.configured()  # content that names no case-fact column fails here, not later
         self.runtime = Runtime(self.db, clock, calendar)
 
     @property

@@ -33,6 +33,7 @@ def test_forms_know_nothing_of_http_or_the_engine() -> None:
 # what changes an instance row, or opens the transaction a command runs in
 _UNIT_OF_WORK_CALLS = {
     "save_instance",
+    "postpone_instance",
     "insert_instance",
     "add_instance",
     "lock_instance",
@@ -60,6 +61,7 @@ def test_only_the_unit_of_work_changes_an_instance() -> None:
         ("engine/runtime/unit.py", "save_instance"),
         ("engine/storage/writes.py", "insert_instance"),  # the unit's pending writes
         ("engine/storage/writes.py", "save_instance"),
+        ("engine/storage/writes.py", "postpone_instance"),
         ("engine/runtime/unit.py", "unit"),
         ("engine/runtime/settle.py", "save_instance"),
         ("engine/timers/scheduler.py", "claim_due_many"),

@@ -171,7 +171,7 @@ def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -
 
     The answer carries the instance's open tasks once the engine has moved on
     (``next_tasks``): a client goes on to the next step without asking the inbox."""
-    with _on_task(runtime, task_id, actor, "complete") as (work, task, user):
+    with _on_task(runtime, task_id, actor, "complete", creates_task=True) as (work, task, user):
         work.report_open = True
         if task.assignee == user.name:
             _require_role(user, task)

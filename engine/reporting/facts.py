@@ -23,6 +23,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, insert, select
@@ -114,7 +115,45 @@ def configured() -> Milestones:
     found = getattr(importlib.import_module(name), "MILESTONES", None)
     if not isinstance(found, Mapping):
         raise RuntimeError(f"{CONTENT}={name}: the module has no MILESTONES mapping")
+    problems = check(found)
+    if problems:
+        raise RuntimeError(f"{CONTENT}={name}: " + "; ".join(problems))
     return found
+
+
+# what a milestone may set: the case facts' columns but the row's own key and start
+_SETTABLE = {c.name for c in _TABLE.columns} - {
+    "instance_id",
+    "definition_key",
+    "business_key",
+    "started_at",
+}
+
+
+def check(milestones: Mapping[Any, Any]) -> list[str]:
+    """What is wrong with a content's milestones, said before any command runs: a column
+    the case facts lack would fail every completion of its element at the flush."""
+    problems = []
+    for key, milestone in milestones.items():
+        if not (isinstance(key, tuple) and len(key) == 2 and all(isinstance(k, str) for k in key)):
+            problems.append(f"{key!r}: a key is (event kind, element id)")
+            continue
+        if not isinstance(milestone, Milestone):
+            problems.append(f"{key!r}: not a Milestone")
+            continue
+        if milestone.at is not None and not _is_time(milestone.at):
+            problems.append(f"{key!r}: '{milestone.at}' is no time column of the case facts")
+        for name, read in (*milestone.first.items(), *milestone.latest.items()):
+            if name not in _SETTABLE:
+                problems.append(f"{key!r}: the case facts have no column '{name}'")
+            if not callable(read):
+                problems.append(f"{key!r}: the reader of '{name}' is not callable")
+    return problems
+
+
+def _is_time(name: str) -> bool:
+    column = _TABLE.columns.get(name)
+    return name in _SETTABLE and column is not None and column.type.python_type is datetime
 
 
 def milestone_elements(milestones: Milestones | None = None) -> dict[str, str]:

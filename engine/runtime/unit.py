@@ -67,6 +67,7 @@ class Runtime:
         with self.db.unit() as session:
             unit = Unit(self, session)
             yield unit
+            unit.writes.flush()  # nothing pending may miss the commit (each command flushed)
         seconds = time.perf_counter() - began
         for work in unit.settled:
             self.live.keep(work.instance, work.workflow)
@@ -187,10 +188,10 @@ class Unit:
         self._end(trail, instance)
 
     def postpone(self, instance: InstanceRow, until: datetime) -> None:
-        """Move a running instance's next wake-up (the row as this unit locked it)."""
+        """Move a running instance's next wake-up, and only that: the row object may hold
+        what a command rolled back since (its state, revision and audit head)."""
+        self.writes.postpone(instance.id, until)
         instance.next_wakeup_at = until
-        self.writes.save_instance(instance)
-        self.writes.flush()
 
     @property
     def _now(self) -> datetime:

@@ -145,7 +145,20 @@ Processor = Callable[[Any], Any]
 # were checked against (tests/engine/storage/test_prepared.py compares every prepared
 # statement's rows and writes with SQLAlchemy's own): another version must be checked
 # again before it runs here.
-SQLALCHEMY_CHECKED = ("2.1.",)
+SQLALCHEMY_CHECKED = ("2.1.9",)
+
+
+def check_sqlalchemy() -> None:
+    """Refuse a SQLAlchemy whose private members ``_compiled_internals`` reads were not
+    checked (at import of this module, and again as each statement is compiled)."""
+    if sqlalchemy.__version__ not in SQLALCHEMY_CHECKED:
+        raise RuntimeError(
+            f"SQLAlchemy {sqlalchemy.__version__}: Prepared reads private members checked "
+            f"against {', '.join(SQLALCHEMY_CHECKED)} only"
+        )
+
+
+check_sqlalchemy()
 
 
 def _compiled_internals(
@@ -154,11 +167,7 @@ def _compiled_internals(
     """The three things ``Prepared`` needs that SQLAlchemy keeps private, read here and
     nowhere else: the compiled statement's bind processors (its type conversions on the
     way in), its result keys, and each result column's conversion on the way out."""
-    if not sqlalchemy.__version__.startswith(SQLALCHEMY_CHECKED):
-        raise RuntimeError(
-            f"SQLAlchemy {sqlalchemy.__version__}: Prepared reads private members checked "
-            f"against {', '.join(v + 'x' for v in SQLALCHEMY_CHECKED)} only"
-        )
+    check_sqlalchemy()
     entries = compiled._result_columns
     return (
         compiled._bind_processors,

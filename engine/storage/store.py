@@ -120,6 +120,15 @@ def insert_instance(conn: Connection, row: InstanceRow) -> int:
     return new_id
 
 
+_POSTPONE_INSTANCE = Prepared(
+    update(_I).where(_I.c.id == bindparam("b_id")).values(next_wakeup_at=bindparam("b_until"))
+)
+
+
+def postpone_instance(conn: Connection, instance_id: int, until: datetime) -> None:
+    _POSTPONE_INSTANCE.run(conn, {"b_id": instance_id, "b_until": until})
+
+
 def save_instance(conn: Connection, row: InstanceRow) -> None:
     params = {f"b_{n}": getattr(row, n) for n in _MUTABLE_INSTANCE}
     params["b_id"] = row.id
@@ -148,8 +157,9 @@ class TaskRow:
     business_key: str | None = None  # its instance's, for answers; not a column
     # after a completion: the instance's open tasks, for answers; not a column
     next_tasks: list[TaskRow] | None = None
-    # open and past its due time when it was read (queues.is_overdue); not a column
-    overdue: bool = False
+    # open and past its due time when it was read (queues.stamp_overdue; None: not
+    # stamped); not a column
+    overdue: bool | None = None
 
     @property
     def role_ids(self) -> list[str]:

@@ -31,6 +31,7 @@ from engine.storage.store import InstanceRow, TaskFacts, TaskRow
 
 _EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
 _FACTS: Table = CaseFacts.__table__  # type: ignore[assignment]
+# through the driver (db.py Prepared): a tenth of the ORM's path, a third of Core's
 INSERT_EVENT = Prepared(
     insert(_EVENTS).values({c.name: bindparam(c.name) for c in _EVENTS.columns if c.name != "id"})
 )
@@ -127,6 +128,10 @@ class Writes:
     def save_instance(self, row: InstanceRow) -> None:
         self._instances[row.id] = row
 
+    def postpone(self, instance_id: int, until: datetime) -> None:
+        """Move an instance's next wake-up, and nothing else of its row: written now."""
+        store.postpone_instance(self.conn, instance_id, until)
+
     # what happened
 
     def add_events(self, rows: Iterable[dict[str, Any]]) -> None:
@@ -161,13 +166,14 @@ class Writes:
             store.insert_tasks_with_ids(self.conn, new)
             roles, self._roles = self._roles, []
             store.add_task_roles(self.conn, roles)
-            cancelled, self._cancelled = self._cancelled, []
-            for task_id, now in cancelled:
-                store.cancel_task(self.conn, task_id, now)
             saved, self._save = self._save, set()
             for task_id in sorted(saved):
                 store.save_task(self.conn, self._held[task_id])
             self._held.clear()
+            # after the saves: a cancel touches only rows still open, whatever came before
+            cancelled, self._cancelled = self._cancelled, []
+            for task_id, now in cancelled:
+                store.cancel_task(self.conn, task_id, now)
             instances, self._instances = self._instances, {}
             for instance in instances.values():
                 store.save_instance(self.conn, instance)

@@ -172,6 +172,18 @@ def test_an_sla_makes_a_task_due_and_then_overdue(client: ApiClient) -> None:
     routine = task_of(client, routine["id"])
     assert (routine["overdue"], routine["breached_at"]) == (True, "2026-11-27T11:00:00+00:00")
     assert task_of(client, client.task(iid, "urgent"))["overdue"] is False  # no due time
+    # every answer that carries the task says so, as the engine read it
+    claimed = ok(client.post(f"{V1}/tasks/{routine['id']}/claim", "cashier"))
+    assert claimed["overdue"] is True
+    detail = ok(client.get(f"{V1}/instances/{iid}", "cashier"))
+    assert {t["element_id"]: t["overdue"] for t in detail["tasks"]} == {
+        "urgent": False,
+        "normal": False,
+        "routine": True,
+    }
+    done = client.complete(client.task(iid, "urgent"), "cashier")
+    assert done["overdue"] is False  # completed: no longer open
+    assert {t["id"]: t["overdue"] for t in done["next_tasks"]}[routine["id"]] is True
 
 
 def test_a_completion_answers_with_the_tasks_left_open(client: ApiClient) -> None:

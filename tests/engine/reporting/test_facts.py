@@ -133,3 +133,33 @@ def test_record_applies_only_the_milestones_it_is_given(flow: Tradeflow) -> None
         ).one()
     assert nothing is None
     assert row.reviewed_at is not None and row.documents_first_pass is False
+
+
+def test_content_naming_a_column_the_case_facts_lack_is_refused_at_start(
+    flow: Tradeflow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A typo in a content's milestones would fail every completion of its element at the
+    flush, and stick the instance: it is refused when the engine is made instead."""
+    bad = ModuleType("bad_milestones")
+    bad.MILESTONES = {  # type: ignore[attr-defined]
+        (facts.COMPLETED, "approve"): facts.Milestone(
+            "grade", first={"ownr": facts.actor}, latest={"instance_id": facts.actor}
+        ),
+        ("task_completed",): facts.Milestone(),
+    }
+    monkeypatch.setitem(sys.modules, "bad_milestones", bad)
+    monkeypatch.setenv(facts.CONTENT, "bad_milestones")
+    facts.configured.cache_clear()
+    try:
+        with pytest.raises(RuntimeError) as refused:
+            Tradeflow(flow.db)
+    finally:
+        facts.configured.cache_clear()
+    said = str(refused.value)
+    assert "TRADEFLOW_MILESTONES=bad_milestones" in said
+    assert "'grade' is no time column" in said
+    assert "no column 'ownr'" in said and "no column 'instance_id'" in said
+    assert "a key is (event kind, element id)" in said
+    import trade
+
+    assert facts.check(trade.MILESTONES) == []  # the trade's own are sound
