@@ -196,6 +196,7 @@ class Tradeflow:
         correlation: dict[str, Any] | None = None,
         variables: dict[str, Any] | None = None,
         ttl: timedelta = messages.DEFAULT_TTL,
+        idempotency_key: str | None = None,
     ) -> messages.Correlation:
         return messages.correlate(
             self.runtime,
@@ -205,6 +206,7 @@ class Tradeflow:
             correlation=correlation,
             variables_=variables,
             ttl=ttl,
+            idempotency_key=idempotency_key,
         )
 
     # audit

@@ -14,14 +14,18 @@ variable). The trail records the sender as the one who delivered it.
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.audit import MESSAGES_STREAM, AuditTrail, EventKind
+from engine.clock import as_utc
 from engine.commands.instances import MAX_BUSINESS_KEY
 from engine.errors import MessageInvalid, MessageUndeliverable
 from engine.execution import variables
@@ -36,7 +40,10 @@ from engine.storage import (
     MessageSubscription,
 )
 
+log = logging.getLogger("tradeflow.messages")
+
 DEFAULT_TTL = timedelta(days=7)
+MAX_KEY = 255
 MAX_TTL = timedelta(days=366)
 
 
@@ -56,8 +63,11 @@ def correlate(
     correlation: dict[str, Any] | None = None,
     variables_: dict[str, Any] | None = None,
     ttl: timedelta = DEFAULT_TTL,
+    idempotency_key: str | None = None,
 ) -> Correlation:
-    """Deliver a message to the one instance waiting for it, or keep it for later."""
+    """Deliver a message to the one instance waiting for it, or keep it for later.
+    ``idempotency_key``: the sender's own key for this message; a repeat with the same
+    key answers as the first did (as the message now stands) and changes nothing."""
     correlation = dict(correlation or {})
     payload = dict(variables_ or {})
     if not name:
@@ -75,11 +85,73 @@ def correlate(
         )
     if not timedelta(0) < ttl <= MAX_TTL:
         raise MessageInvalid(f"ttl must be positive and at most {MAX_TTL.days} days")
+    if idempotency_key is not None:
+        idempotency_key = idempotency_key.strip()
+        if not 0 < len(idempotency_key) <= MAX_KEY:
+            why = f"1 to {MAX_KEY} characters"
+            raise MessageInvalid(f"an idempotency key has {why}", errors={"Idempotency-Key": [why]})
     check_names(payload, MessageInvalid)
+    sent = _Sent(name, actor, business_key, correlation, payload, idempotency_key)
+    try:
+        return _correlate(runtime, sent, ttl)
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        # the same key sent twice at once: the other one committed first
+        return _correlate(runtime, sent, ttl)
+
+
+@dataclass(frozen=True)
+class _Sent:
+    name: str
+    actor: str
+    business_key: str | None
+    correlation: dict[str, Any]
+    payload: dict[str, Any]
+    idempotency_key: str | None
+
+
+def _repeat(first: Message, sent: _Sent) -> Correlation:
+    # as JSON, sorted: true is not 1 (Python's == would say it is)
+    same = _canonical(first.name, first.business_key, first.correlation, first.payload) == (
+        _canonical(sent.name, sent.business_key, sent.correlation, sent.payload)
+    )
+    if not same:
+        raise MessageInvalid(
+            f"idempotency key '{sent.idempotency_key}' was sent before with another message "
+            f"(message {first.id})",
+            errors={"Idempotency-Key": ["used before for another message"]},
+        )
+    if first.status == MessageStatus.EXPIRED:
+        raise MessageUndeliverable(
+            f"message {first.id} (idempotency key '{sent.idempotency_key}') expired kept, "
+            "delivered to no instance; send it again under a new key",
+            name=first.name,
+        )
+    delivered = first.status == MessageStatus.DELIVERED
+    return Correlation(first.id, first.instance_id if delivered else None, not delivered)
+
+
+def _canonical(*parts: Any) -> str:
+    return json.dumps(parts, sort_keys=True, default=str)
+
+
+def _correlate(runtime: Runtime, sent: _Sent, ttl: timedelta) -> Correlation:
+    name, actor, business_key = sent.name, sent.actor, sent.business_key
+    correlation, payload = sent.correlation, sent.payload
     now = runtime.clock.now()
     # One unit: a message that cannot be delivered leaves nothing behind.
+    kept = 0
     with runtime.unit("correlate") as unit:
         session = unit.session
+        if sent.idempotency_key is not None:
+            first = session.scalars(
+                select(Message).where(
+                    Message.sender == actor, Message.idempotency_key == sent.idempotency_key
+                )
+            ).first()
+            if first is not None:
+                return _repeat(first, sent)
         catchers = [i for i, names in session.execute(_CATCHERS) if name in names]
         if not catchers:
             raise MessageUndeliverable(f"no deployed process catches message '{name}'", name=name)
@@ -93,6 +165,7 @@ def correlate(
             sender=actor,
             received_at=now,
             expires_at=now + ttl,
+            idempotency_key=sent.idempotency_key,
         )
         session.add(message)
         session.flush()
@@ -113,11 +186,47 @@ def correlate(
                 },
             )
             trail.write()
-            return Correlation(message.id, None, True)
-        with unit.command(target, actor) as work:
-            if not delivery.deliver(work, message):
-                raise MessageUndeliverable(f"instance {target} stopped waiting for '{name}'")
-    return Correlation(message.id, target, False)
+            kept = message.id
+        else:
+            with unit.command(target, actor) as work:
+                if not delivery.deliver(work, message):
+                    raise MessageUndeliverable(f"instance {target} stopped waiting for '{name}'")
+            return Correlation(message.id, target, False)
+    if not runtime.db.writers_overlap:
+        return Correlation(kept, None, True)  # one writer at a time: nothing ran beside it
+    try:
+        target = _look_again(runtime, kept)
+    except Exception:  # the message is stored and answered kept; the sweep looks again
+        log.exception("message %s: the second look failed", kept)
+        target = None
+    return Correlation(kept, target, target is None)
+
+
+def _look_again(runtime: Runtime, message_id: int) -> int | None:
+    """Once a kept message has committed: an instance that came to wait for it in a
+    transaction running beside this one (PostgreSQL) could not be seen, nor could it see
+    the message. Whichever of the two commits last finds the other (here, or as that
+    instance's unit ends: runtime/unit.py); the message's row lock and its status make
+    sure only one hands it over. Answers the instance it went to, if any."""
+    with runtime.unit("correlate") as unit:
+        session = unit.session
+        message = session.get(Message, message_id, with_for_update=True)
+        if message is None or message.status != MessageStatus.BUFFERED:
+            return message.instance_id if message is not None else None
+        if as_utc(message.expires_at) <= runtime.clock.now():
+            return None
+        try:
+            target = _find_waiting(runtime, session, message)
+        except MessageUndeliverable:
+            return None  # several wait now: it stays kept, as answered
+        if target is None:
+            return None
+        delivered = False
+        with unit.command(target, message.sender) as work:
+            # matched on a copy read without the lock: the instance's own, now
+            if delivery.matches(message, work.instance, variables(work.workflow)):
+                delivered = delivery.deliver(work, message)
+    return target if delivered else None
 
 
 _CATCHERS = select(Definition.id, Definition.messages)
@@ -163,6 +272,48 @@ def _find_waiting(runtime: Runtime, session: Session, message: Message) -> int |
             instances=matched,
         )
     return matched[0] if matched else None
+
+
+@dataclass
+class Sweep:
+    """What ``hand_over_kept`` did, and where the next sweep goes on from."""
+
+    handed: list[int]  # the instances messages went to
+    after: int  # the last message id looked at; 0: the next sweep starts from the first
+
+
+def hand_over_kept(runtime: Runtime, after: int = 0, limit: int = 100) -> Sweep:
+    """The backstop of the two looks (correlate's, and the unit's after an instance came
+    to wait): kept messages, not expired, that a running instance waits for by name and
+    business key, each handed over on its own (one that fails is logged and passed),
+    ``limit`` at a time from the message id ``after``."""
+    with runtime.db.reading() as session:
+        candidates = session.scalars(
+            select(Message.id)
+            .join(MessageSubscription, MessageSubscription.name == Message.name)
+            .join(Instance, Instance.id == MessageSubscription.instance_id)
+            .where(
+                Message.id > after,
+                Message.status == MessageStatus.BUFFERED,
+                Message.expires_at > runtime.clock.now(),
+                Instance.status == InstanceStatus.RUNNING,
+                (Message.business_key.is_(None))
+                | (Message.business_key == MessageSubscription.business_key),
+            )
+            .distinct()
+            .order_by(Message.id)
+            .limit(limit)
+        ).all()
+    handed = []
+    for message_id in candidates:
+        try:
+            target = _look_again(runtime, message_id)
+        except Exception:
+            log.exception("message %s could not be handed over; the sweep goes on", message_id)
+            continue
+        if target is not None:
+            handed.append(target)
+    return Sweep(handed, candidates[-1] if len(candidates) == limit else 0)
 
 
 def expire(runtime: Runtime) -> list[Message]:

@@ -87,6 +87,14 @@ def deliver_kept(work: Work, frontier: Frontier) -> bool:
     for message in kept:
         if as_utc(message.expires_at) <= work.now or not matches(message, work.instance, data):
             continue
-        if deliver(work, message):
+        # locked, and still kept: another unit handing it over holds it (skipped, not
+        # waited for: it may be waiting for this instance's lock) or took it already
+        taken = work.session.scalars(
+            select(Message)
+            .where(Message.id == message.id, Message.status == MessageStatus.BUFFERED)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        ).first()
+        if taken is not None and deliver(work, taken):
             return True
     return False

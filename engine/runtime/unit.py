@@ -18,6 +18,7 @@ happened in) and the live copies it touched are dropped.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,6 +39,8 @@ from engine.runtime.settle import settle
 from engine.runtime.work import Work
 from engine.storage import Database, Instance, InstanceRow, InstanceStatus, Writes, store
 from engine.timers import BusinessCalendar, load_calendar
+
+log = logging.getLogger("tradeflow.unit")
 
 
 class Runtime:
@@ -77,6 +80,25 @@ class Runtime:
         for instance_id in unit.ended:
             self.live.drop(instance_id)
             metrics.unit_of_work(name, seconds)
+        if self.db.writers_overlap:
+            for instance_id, (business_key, names) in unit.writes.new_waits.items():
+                self._take_kept(instance_id, business_key, names)
+
+    def _take_kept(self, instance_id: int, business_key: str | None, names: list[str]) -> None:
+        """An instance came to wait for messages: one kept meanwhile by a transaction
+        this unit could not see (PostgreSQL runs them side by side) is handed over now,
+        in a command of its own. The unit it follows has committed, so nothing raised
+        here reaches its caller: it is logged, and the scheduler's sweep looks again."""
+        try:
+            with self.db.read_connection() as conn:
+                if not store.kept_for(conn, names, business_key, self.clock.now()):
+                    return
+            with self.command(instance_id, "system", name="kept_message"):
+                pass  # settling hands kept messages over
+        except (InstanceNotRunning, InstanceNotFound):
+            return
+        except Exception:
+            log.exception("instance %s: a kept message could not be handed over", instance_id)
 
     @contextmanager
     def command(self, instance_id: int, actor: str, *, name: str = "command") -> Iterator[Work]:
@@ -148,6 +170,7 @@ class Unit:
         forgotten, and the exception raised on to the caller."""
         settled, ended = len(self.settled), len(self.ended)
         self.writes.flush()  # what came before is not the part's to undo
+        waits = dict(self.writes.new_waits)
         nested = self.session.begin_nested()
         # the session would emit its SAVEPOINT only when it next used the connection
         # itself, after the Core statements the savepoint is there to undo
@@ -157,6 +180,7 @@ class Unit:
             nested.commit()  # flushes the ORM's changes: an error there is the part's too
         except BaseException:
             self.writes.discard()
+            self.writes.new_waits = waits
             nested.rollback()
             for work in self.settled[settled:]:
                 self.runtime.live.drop(work.instance.id)

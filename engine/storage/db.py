@@ -348,6 +348,9 @@ class Database:
     def __init__(self, url: str | None = None, engine: Engine | None = None) -> None:
         self.engine = engine or make_engine(url)
         self.is_postgres = self.engine.dialect.name == "postgresql"
+        # whether two writers' transactions run side by side, each not seeing the
+        # other's rows until commit (PostgreSQL); SQLite has one writer at a time
+        self.writers_overlap = self.is_postgres
         # SQLite has one writer at a time. Threads of one process queue here, in order,
         # rather than in SQLite's busy handler, whose backoff sleeps gave long tails.
         self._writer: AbstractContextManager[Any] = (

@@ -245,7 +245,11 @@ class Message(Base):
     """A message kept until an instance can take it, or until it expires."""
 
     __tablename__ = "message"
-    __table_args__ = (Index("ix_message_pending", "status", "name"),)
+    __table_args__ = (
+        Index("ix_message_pending", "status", "name"),
+        # NULLs are distinct: messages sent without a key never collide
+        Index("ux_message_sender_key", "sender", "idempotency_key", unique=True),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
     business_key: Mapped[str | None] = mapped_column(String(255))
@@ -257,6 +261,8 @@ class Message(Base):
     expires_at: Mapped[datetime]
     instance_id: Mapped[int | None] = mapped_column(ForeignKey("instance.id"))
     delivered_at: Mapped[datetime | None]
+    # the sender's own key for this message (Idempotency-Key): a repeat finds this row
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
 
 
 class MessageSubscription(Base):

@@ -67,6 +67,10 @@ class Writes:
         self._events: list[dict[str, Any]] = []
         self._cases: list[dict[str, Any]] = []  # new case facts rows
         self._case_changes: list[CaseChange] = []
+        # instance id -> (business key, message names it came to wait for in this unit):
+        # a message kept meanwhile by a transaction this one could not see is looked for
+        # again once the unit has committed (runtime/unit.py)
+        self.new_waits: dict[int, tuple[str | None, list[str]]] = {}
 
     # reads that prepare writes
 
@@ -117,7 +121,10 @@ class Writes:
 
     def subscribe(self, instance: InstanceRow, names: list[str]) -> None:
         """Keep the instance's message subscriptions equal to ``names``."""
-        store.replace_subscriptions(self.conn, instance.id, instance.business_key, names)
+        added = store.replace_subscriptions(self.conn, instance.id, instance.business_key, names)
+        if added:
+            key, before = self.new_waits.get(instance.id, (instance.business_key, []))
+            self.new_waits[instance.id] = (key, sorted({*before, *added}))
 
     # instances
 

@@ -269,6 +269,7 @@ class Scheduler:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._last_expiry = 0.0
+        self._kept_after = 0  # where the sweep of kept messages goes on from
 
     def start(self) -> None:
         self.timers.runtime.on_wakeup = self.notify
@@ -335,6 +336,7 @@ class Scheduler:
             if time.monotonic() - self._last_expiry >= EXPIRE_EVERY:
                 self._last_expiry = time.monotonic()
                 self._guarded(lambda: messages.expire(self.timers.runtime))
+                self._guarded(self._hand_over_kept)
                 self._guarded(self._sum_days)
             upcoming = None if self._stopping.is_set() else self._guarded(self.timers.next_due)
             if isinstance(upcoming, datetime):
@@ -366,6 +368,10 @@ class Scheduler:
             for warning in done.warnings:
                 log.error("audit anchor %s: %s", record.number, warning)
         return done
+
+    def _hand_over_kept(self) -> None:
+        swept = messages.hand_over_kept(self.timers.runtime, after=self._kept_after)
+        self._kept_after = swept.after
 
     def _sum_days(self) -> None:
         """The step measures' daily summaries, as days close (engine/reporting/rollups.py)."""

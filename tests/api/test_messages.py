@@ -170,3 +170,56 @@ def test_a_second_running_instance_with_the_same_key_is_409(deployed: ApiClient)
             409,
             "business-key-taken",
         )
+
+
+def test_a_payment_sent_twice_under_one_key_is_booked_once(deployed: ApiClient) -> None:
+    """The bank's feed repeats a payment with its Idempotency-Key: the repeat answers as
+    the first did and changes nothing; the same key on another message is refused; the
+    key is the sender's own (another sender's same key is another message)."""
+    iid = invoiced(deployed, "SO-31")
+    payment = {
+        "name": "payment_received",
+        "business_key": "SO-31",
+        "variables": {"amount_received": 1000.0, "bank_ref": "TT-31"},
+    }
+    headers = {"Idempotency-Key": "bank-2026-12-03-0001"}
+    first = ok(deployed.post(f"{V1}/messages", "bank", json=payment, headers=headers))
+    again = ok(deployed.post(f"{V1}/messages", "bank", json=payment, headers=headers))
+    assert (
+        first == again == {"message_id": first["message_id"], "delivered_to": [iid], "kept": False}
+    )
+    audit = ok(deployed.get(f"{V1}/instances/{iid}/audit", "auditor"))["items"]
+    assert [e["kind"] for e in audit].count("message_received") == 1
+    assert deployed.open_elements(iid) == ["write_off"]
+
+    other = {**payment, "variables": {"amount_received": 1.0}}
+    refused = problem(deployed.post(f"{V1}/messages", "bank", json=other, headers=headers), 422)
+    assert "bank-2026-12-03-0001" in refused["detail"]
+    assert [e["field"] for e in refused["errors"]] == ["Idempotency-Key"]
+
+    # kept the first time: a repeat answers 202 with the same message, nothing new kept
+    early = {"name": "payment_received", "business_key": "SO-32", "variables": {}}
+    key = {"Idempotency-Key": "bank-0002"}
+    kept = deployed.post(f"{V1}/messages", "bank", json=early, headers=key)
+    repeat = deployed.post(f"{V1}/messages", "bank", json=early, headers=key)
+    assert kept.status_code == repeat.status_code == 202
+    assert ok(kept, 202) == ok(repeat, 202)
+    by_admin = ok(deployed.post(f"{V1}/messages", "admin", json=early, headers=key), 202)
+    assert by_admin["message_id"] != ok(kept, 202)["message_id"]
+
+    for bad in ("k" * 256, "  "):
+        header = {"Idempotency-Key": bad}
+        refused = problem(deployed.post(f"{V1}/messages", "bank", json=early, headers=header), 422)
+        assert [e["field"] for e in refused["errors"]] == ["Idempotency-Key"]
+    # true is not 1: another message under the same key
+    flag = {"name": "payment_received", "business_key": "SO-33", "variables": {}}
+    flagged = {**flag, "correlation": {"paid": True}}
+    counted = {**flag, "correlation": {"paid": 1}}
+    ok(
+        deployed.post(f"{V1}/messages", "bank", json=flagged, headers={"Idempotency-Key": "b3"}),
+        202,
+    )
+    problem(
+        deployed.post(f"{V1}/messages", "bank", json=counted, headers={"Idempotency-Key": "b3"}),
+        422,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy import select
 from engine.audit import MESSAGES_STREAM
 from engine.commands import messages
 from engine.errors import BusinessKeyTaken, MessageInvalid, MessageUndeliverable, ProcessFailed
-from engine.storage import AuditEvent, Message, MessageStatus
+from engine.storage import AuditEvent, Message, MessageStatus, Writes
 from tests.diagrams import diagram, message, seq
 from tests.diagrams import messages as declared
 from tests.engine.conftest import Scenario, read
@@ -367,3 +368,228 @@ def test_processes_that_catch_the_same_message_may_not_share_a_business_key(
     flow.start("pong", actor="clerk", business_key="SO-40")
     assert flow.correlate("ping", actor="bank", business_key="SO-40").instance_id == first
     assert flow.start("ping_b", actor="clerk", business_key="SO-40") != first  # it ended
+
+
+@pytest.mark.parametrize(
+    "db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_a_payment_sent_while_its_invoice_is_issued_is_not_lost(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL runs the completion that brings an instance to its catch event and the
+    bank's message side by side, and neither sees the other's rows. Held right there (the
+    completion's writes sent, its commit not yet), the message is kept; once the
+    completion commits, its unit finds the kept message and hands it over. (SQLite has
+    one writer at a time: the two cannot overlap.)"""
+    flow = scenario.flow
+    iid = flow.start("payment_collection", actor="cashier", business_key="SO-77")
+    flushed, go = threading.Event(), threading.Event()
+    real = Writes.flush
+    held: list[bool] = []
+
+    def flush(self: Writes) -> None:
+        real(self)
+        if self.new_waits and not held:  # the completion: it now waits for the payment
+            held.append(True)
+            flushed.set()
+            go.wait(20)
+
+    monkeypatch.setattr(Writes, "flush", flush)
+    errors: list[BaseException] = []
+
+    def issue() -> None:
+        try:
+            scenario.complete(
+                iid, "issue_invoice", by="cashier", invoice_amount=1000.0, currency="USD"
+            )
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    worker = threading.Thread(target=issue)
+    worker.start()
+    try:
+        assert flushed.wait(20), "the completion did not get to its catch event"
+        paid = flow.correlate(
+            "payment_received",
+            actor="bank",
+            business_key="SO-77",
+            variables={"amount_received": 1000.0, "bank_ref": "TT-77"},
+        )
+        assert (paid.instance_id, paid.buffered) == (None, True)  # neither saw the other
+    finally:
+        go.set()
+        worker.join(20)
+    assert errors == []
+    assert scenario.open_elements(iid) == ["write_off"]
+    with flow.db.reading() as session:
+        message = session.get_one(Message, paid.message_id)
+        assert (message.status, message.instance_id) == (MessageStatus.DELIVERED, iid)
+    received = [e for e in flow.history(iid) if e.kind == "message_received"]
+    assert [(e.actor, e.data["variables"]["bank_ref"]) for e in received] == [("bank", "TT-77")]
+
+
+def test_the_sweep_hands_over_a_kept_message_both_looks_missed(scenario: Scenario) -> None:
+    """The backstop: a kept message that a running instance waits for (as if the looks
+    after both commits had failed: a crash between commit and look) goes to it at the
+    scheduler's next sweep, and only there; another key's message stays kept."""
+    flow = scenario.flow
+    iid = _invoiced(scenario, "SO-78")  # waits for payment_received
+    now = flow.clock.now()
+    with flow.db.transaction() as session:
+        rows = [
+            Message(
+                name="payment_received",
+                business_key=key,
+                correlation={},
+                payload={"amount_received": 1000.0},
+                status=MessageStatus.BUFFERED,
+                sender="bank",
+                received_at=now,
+                expires_at=now + timedelta(days=1),
+            )
+            for key in ("SO-78", "SO-79")
+        ]
+        session.add_all(rows)
+        session.flush()
+        ours, theirs = rows[0].id, rows[1].id
+    assert scenario.open_elements(iid) == []  # nothing looked yet
+    assert messages.hand_over_kept(flow.runtime).handed == [iid]
+    assert scenario.open_elements(iid) == ["write_off"]
+    with flow.db.reading() as session:
+        assert session.get_one(Message, ours).status == MessageStatus.DELIVERED
+        assert session.get_one(Message, theirs).status == MessageStatus.BUFFERED
+    assert messages.hand_over_kept(flow.runtime).handed == []  # nothing more to do
+    # a sweep goes on from where the last one stopped, a limit at a time
+    assert messages.hand_over_kept(flow.runtime, after=theirs).after == 0
+
+
+@pytest.mark.parametrize(
+    "db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_one_key_sent_twice_at_once_is_booked_once(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The repeat arrives while the first is still being delivered (not committed): it
+    waits on the key's unique index, then finds the first and answers as it did."""
+    flow = scenario.flow
+    iid = _invoiced(scenario, "SO-80")
+    flushed, go = threading.Event(), threading.Event()
+    real = Writes.flush
+    held: list[bool] = []
+
+    def flush(self: Writes) -> None:
+        real(self)
+        if not held and threading.current_thread().name == "first":
+            held.append(True)
+            flushed.set()
+            go.wait(20)
+
+    monkeypatch.setattr(Writes, "flush", flush)
+    answers: dict[str, messages.Correlation] = {}
+
+    def send(label: str) -> None:
+        answers[label] = flow.correlate(
+            "payment_received",
+            actor="bank",
+            business_key="SO-80",
+            variables={"amount_received": 1000.0},
+            idempotency_key="TT-80",
+        )
+
+    def sending(label: str) -> None:
+        try:
+            send(label)
+        except BaseException as exc:  # reported below
+            answers_failed.append(exc)
+
+    answers_failed: list[BaseException] = []
+    first = threading.Thread(target=sending, args=("first",), name="first")
+    second = threading.Thread(target=sending, args=("second",), name="second")
+    first.start()
+    try:
+        assert flushed.wait(20)
+        second.start()
+        second.join(1)
+        assert second.is_alive()  # waiting on the first's key
+    finally:
+        go.set()
+        first.join(20)
+        second.join(20)
+    assert answers_failed == []
+    assert answers["first"] == answers["second"]
+    assert (answers["first"].instance_id, answers["first"].buffered) == (iid, False)
+    with flow.db.reading() as session:
+        rows = session.scalars(select(Message).where(Message.idempotency_key == "TT-80")).all()
+    assert len(rows) == 1
+    assert [e.kind for e in flow.history(iid)].count("message_received") == 1
+
+
+def test_a_repeat_of_a_message_that_expired_kept_says_so(scenario: Scenario) -> None:
+    flow = scenario.flow
+    sent = {
+        "actor": "bank",
+        "business_key": "SO-81",
+        "variables": {"amount_received": 5.0},
+        "ttl": timedelta(hours=1),
+        "idempotency_key": " TT-81 ",  # the same key as "TT-81": spaces are not part of it
+    }
+    first = flow.correlate("payment_received", **sent)  # type: ignore[arg-type]
+    assert first.buffered
+    flow.clock.advance(hours=2)
+    assert [m.id for m in messages.expire(flow.runtime)] == [first.message_id]
+    with pytest.raises(MessageUndeliverable, match=r"expired kept.*new key"):
+        flow.correlate("payment_received", **{**sent, "idempotency_key": "TT-81"})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_a_payment_kept_while_its_invoice_is_issued_goes_to_it_as_it_commits(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other order: the message is being kept (written, not committed) when the
+    completion brings the instance to its catch event and commits without seeing it;
+    the message's second look, once it has committed, finds the instance."""
+    flow = scenario.flow
+    iid = flow.start("payment_collection", actor="cashier", business_key="SO-82")
+    flushed, go = threading.Event(), threading.Event()
+    real = Writes.flush
+    held: list[bool] = []
+
+    def flush(self: Writes) -> None:
+        real(self)
+        if not held and threading.current_thread().name == "bank":
+            held.append(True)
+            flushed.set()
+            go.wait(20)
+
+    monkeypatch.setattr(Writes, "flush", flush)
+    answers: list[messages.Correlation] = []
+    failed: list[BaseException] = []
+
+    def pay() -> None:
+        try:
+            answers.append(
+                flow.correlate(
+                    "payment_received",
+                    actor="bank",
+                    business_key="SO-82",
+                    variables={"amount_received": 1000.0},
+                )
+            )
+        except BaseException as exc:  # reported below
+            failed.append(exc)
+
+    bank = threading.Thread(target=pay, name="bank")
+    bank.start()
+    try:
+        assert flushed.wait(20), "the message was not kept"
+        scenario.complete(iid, "issue_invoice", by="cashier", invoice_amount=1000.0, currency="USD")
+        assert scenario.open_elements(iid) == []  # it waits: the message is not seen yet
+    finally:
+        go.set()
+        bank.join(20)
+    assert failed == []
+    [paid] = answers
+    assert (paid.instance_id, paid.buffered) == (iid, False)
+    assert scenario.open_elements(iid) == ["write_off"]
