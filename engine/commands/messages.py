@@ -320,10 +320,12 @@ def expire(runtime: Runtime) -> list[Message]:
     """Mark kept messages past their expiry; they are reported, never silently dropped."""
     now = runtime.clock.now()
     with runtime.db.transaction() as session:
+        # locked: one being handed over right now is skipped (its status is what that
+        # unit makes it), else this update by key would overwrite "delivered"
         expired = session.scalars(
-            select(Message).where(
-                Message.status == MessageStatus.BUFFERED, Message.expires_at <= now
-            )
+            select(Message)
+            .where(Message.status == MessageStatus.BUFFERED, Message.expires_at <= now)
+            .with_for_update(skip_locked=True)
         ).all()
         trail = AuditTrail(session)
         for message in expired:

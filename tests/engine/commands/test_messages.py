@@ -593,3 +593,56 @@ def test_a_payment_kept_while_its_invoice_is_issued_goes_to_it_as_it_commits(
     [paid] = answers
     assert (paid.instance_id, paid.buffered) == (iid, False)
     assert scenario.open_elements(iid) == ["write_off"]
+
+
+@pytest.mark.parametrize(
+    "db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_expiry_leaves_a_message_being_handed_over_alone(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kept message handed over just before its expiry, the expiry sweep running while
+    that unit commits: the sweep skips it, and it stays delivered (an update by key
+    would have written "expired" over "delivered")."""
+    flow = scenario.flow
+    iid = _invoiced(scenario, "SO-83")
+    now = flow.clock.now()
+    with flow.db.transaction() as session:
+        kept = Message(
+            name="payment_received",
+            business_key="SO-83",
+            correlation={},
+            payload={"amount_received": 1000.0},
+            status=MessageStatus.BUFFERED,
+            sender="bank",
+            received_at=now,
+            expires_at=now + timedelta(minutes=1),
+        )
+        session.add(kept)
+        session.flush()
+        message_id = kept.id
+    flushed, go = threading.Event(), threading.Event()
+    real = Writes.flush
+    held: list[bool] = []
+
+    def flush(self: Writes) -> None:
+        real(self)
+        if not held and threading.current_thread().name == "sweep":
+            held.append(True)
+            flushed.set()
+            go.wait(20)
+
+    monkeypatch.setattr(Writes, "flush", flush)
+    sweep = threading.Thread(target=lambda: messages.hand_over_kept(flow.runtime), name="sweep")
+    sweep.start()
+    try:
+        assert flushed.wait(20)
+        flow.clock.advance(minutes=2)
+        threading.Timer(1.0, go.set).start()  # an expiry that waited would wait this long
+        assert messages.expire(flow.runtime) == []
+    finally:
+        go.set()
+        sweep.join(20)
+    with flow.db.reading() as session:
+        assert session.get_one(Message, message_id).status == MessageStatus.DELIVERED
+    assert scenario.open_elements(iid) == ["write_off"]
