@@ -170,6 +170,8 @@ def _correlate(runtime: Runtime, sent: _Sent, ttl: timedelta) -> Correlation:
         session.add(message)
         session.flush()
         target = _find_waiting(runtime, session, message)
+        if target is None and business_key is not None:
+            _refuse_for_ended(session, name, business_key, catchers)
         if target is None:
             trail = AuditTrail(session)
             trail.append(
@@ -200,6 +202,28 @@ def _correlate(runtime: Runtime, sent: _Sent, ttl: timedelta) -> Correlation:
         log.exception("message %s: the second look failed", kept)
         target = None
     return Correlation(kept, target, target is None)
+
+
+def _refuse_for_ended(
+    session: Session, name: str, business_key: str, catchers: list[int]
+) -> None:
+    """A message for a business key whose instance (of a process that catches it) has
+    ended, with none of them running, is refused rather than kept: the next instance with
+    that key (the order's balance invoice) would take it for its own."""
+    found = session.execute(
+        select(Instance.id, Instance.status)
+        .where(Instance.business_key == business_key, Instance.definition_id.in_(catchers))
+        .order_by(Instance.id.desc())
+    ).all()
+    if not found or any(status == InstanceStatus.RUNNING for _, status in found):
+        return  # none yet (it is kept for the one to come), or one that will wait
+    last, status = found[0]
+    raise MessageUndeliverable(
+        f"message '{name}': instance {last} with business key '{business_key}' is "
+        f"{status.value}; a message for it is not kept for another instance",
+        name=name,
+        instance=last,
+    )
 
 
 def _look_again(runtime: Runtime, message_id: int) -> int | None:

@@ -223,3 +223,19 @@ def test_a_payment_sent_twice_under_one_key_is_booked_once(deployed: ApiClient) 
         deployed.post(f"{V1}/messages", "bank", json=counted, headers={"Idempotency-Key": "b3"}),
         422,
     )
+
+
+def test_a_payment_for_an_order_whose_collection_ended_is_refused(deployed: ApiClient) -> None:
+    """The duplicate of a payment already booked: its collection has completed and no
+    instance with that key runs, so it is refused (409, naming the instance), not kept
+    for the order's next invoice. With no instance yet, a payment is kept as before."""
+    iid = invoiced(deployed, "SO-41")
+    payment = {"name": "payment_received", "business_key": "SO-41", "variables": {}}
+    payment["variables"] = {"amount_received": 1000.0}
+    assert ok(send(deployed, "bank", **payment))["delivered_to"] == [iid]
+    deployed.complete(deployed.task(iid, "write_off"), "cashier", fx_rate=7.1)
+    assert deployed.open_elements(iid) == []
+    refused = problem(send(deployed, "bank", **payment), 409, "message-undeliverable")
+    assert f"instance {iid}" in refused["detail"] and "completed" in refused["detail"]
+    early = {**payment, "business_key": "SO-42"}
+    assert ok(send(deployed, "bank", **early), 202)["kept"] is True

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engine.commands.tasks import starting_data
-from engine.errors import FormInvalid
+from engine.errors import FormInvalid, MessageUndeliverable
 from engine.storage import InstanceStatus
 from tests.content.conftest import (
     BOOKED,
@@ -101,8 +101,10 @@ def test_a_quotation_nobody_answers_lapses_when_its_validity_ends(trade: Trade) 
     assert trade.wait(iid, days=9) == []
     assert trade.wait(iid, days=1, minutes=1) == ["quotation_expired"]
     assert trade.status(iid) == InstanceStatus.COMPLETED
-    # the customer's answer now finds nobody waiting: kept, not delivered
-    assert trade.send("quotation_accepted", "INQ-6", by="sales") is None
+    # the customer's answer now finds the inquiry over: refused, naming it, not kept for
+    # the next inquiry with that number (issue 16)
+    with pytest.raises(MessageUndeliverable, match=f"instance {iid} .* is completed"):
+        trade.send("quotation_accepted", "INQ-6", by="sales")
 
 
 def test_a_late_quotation_reminds_then_escalates_to_the_manager(trade: Trade) -> None:
