@@ -204,9 +204,7 @@ def _correlate(runtime: Runtime, sent: _Sent, ttl: timedelta) -> Correlation:
     return Correlation(kept, target, target is None)
 
 
-def _refuse_for_ended(
-    session: Session, name: str, business_key: str, catchers: list[int]
-) -> None:
+def _refuse_for_ended(session: Session, name: str, business_key: str, catchers: list[int]) -> None:
     """A message for a business key whose instance (of a process that catches it) has
     ended, with none of them running, is refused rather than kept: the next instance with
     that key (the order's balance invoice) would take it for its own."""

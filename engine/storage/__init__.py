@@ -1,10 +1,10 @@
 """Storage: the database and its transactions (``db``), the tables (``models``,
 ``accounts``, ``records``), the migrations that build them (``schema``, ``migrations/``),
-the unit of work's prepared statements (``store``) and its pending writes (``Writes``),
-and what differs between SQLite and PostgreSQL (``locks``, ``timesql``). It is the floor
-of the house: it imports nothing from the other rooms, only ``engine.errors``; everything
-above reaches the database through the names listed here, and none of it asks which
-database it is.
+the unit of work's prepared statements (``prepared``, ``store``) and its pending writes
+(``Writes``), and what differs between SQLite and PostgreSQL (``locks``, ``timesql``). It
+is the floor of the house: it imports nothing from the other rooms, only
+``engine.errors``; everything above reaches the database through the names listed here,
+and none of it asks which database it is.
 """
 
 from engine.storage import locks, schema, store
@@ -16,7 +16,7 @@ from engine.storage.accounts import (
     UserRole,
     WebSession,
 )
-from engine.storage.db import Database, Prepared, make_engine
+from engine.storage.db import Database, make_engine
 from engine.storage.models import (
     Base,
     Definition,
@@ -35,6 +35,7 @@ from engine.storage.models import (
     StartTimer,
     TaskState,
 )
+from engine.storage.prepared import Prepared
 from engine.storage.records import (
     AuditAnchor,
     AuditAnchored,

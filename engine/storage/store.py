@@ -33,7 +33,6 @@ from engine.storage.accounts import (
     User,
     UserRole,
 )
-from engine.storage.db import Prepared, run_together
 from engine.storage.models import (
     Form,
     HumanTask,
@@ -45,6 +44,7 @@ from engine.storage.models import (
     MessageSubscription,
     TaskState,
 )
+from engine.storage.prepared import Prepared, run_together
 
 _I: Table = Instance.__table__  # type: ignore[assignment]
 _T: Table = HumanTask.__table__  # type: ignore[assignment]

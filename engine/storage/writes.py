@@ -24,14 +24,14 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, func, insert, update
 
 from engine.storage import store
-from engine.storage.db import Prepared, driver_of
 from engine.storage.models import TaskState
+from engine.storage.prepared import Prepared, driver_of
 from engine.storage.records import AuditEvent, CaseFacts
 from engine.storage.store import InstanceRow, TaskFacts, TaskRow
 
 _EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
 _FACTS: Table = CaseFacts.__table__  # type: ignore[assignment]
-# through the driver (db.py Prepared): a tenth of the ORM's path, a third of Core's
+# through the driver (prepared.py): a tenth of the ORM's path, a third of Core's
 INSERT_EVENT = Prepared(
     insert(_EVENTS).values({c.name: bindparam(c.name) for c in _EVENTS.columns if c.name != "id"})
 )

@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy
 from sqlalchemy import select, text
 
-from engine.storage import HumanTask, HumanTaskRole, Prepared, TaskRow, TaskState, Writes, db, store
+from engine.storage import HumanTask, HumanTaskRole, Prepared, TaskRow, TaskState, Writes, store
+from engine.storage import prepared as db
 from engine.tradeflow import Tradeflow
 from tests.conftest import ROOT
 
