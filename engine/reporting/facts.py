@@ -159,7 +159,7 @@ def _is_time(name: str) -> bool:
 def milestone_elements(milestones: Milestones | None = None) -> dict[str, str]:
     """The elements that mark a milestone: element id -> what it sets (for warnings)."""
     found: dict[str, str] = {}
-    for (_, element), milestone in (milestones or configured()).items():
+    for (_, element), milestone in (configured() if milestones is None else milestones).items():
         found[element] = ", ".join(
             [*filter(None, [milestone.at]), *milestone.first, *milestone.latest]
         )
