@@ -41,13 +41,17 @@ def timer(kind: str, value: str) -> str:
     )
 
 
-def message(name: str, takes: str = "") -> str:
-    """A message event definition; ``takes``: the variables the catch declares it takes
-    (the extension elements come first in the event, as BPMN's schema wants)."""
+def message(name: str, takes: str = "", *, earlier: bool = False) -> str:
+    """A message event definition; ``takes``: the variables the catch declares it takes;
+    ``earlier``: it takes messages kept since before its instance started (the extension
+    elements come first in the event, as BPMN's schema wants)."""
+    properties = (
+        f'<camunda:property name="messageVariables" value="{takes}" />' if takes else ""
+    ) + ('<camunda:property name="acceptsEarlierMessages" value="true" />' if earlier else "")
     declared = (
-        '<bpmn:extensionElements><camunda:properties><camunda:property name="messageVariables" '
-        f'value="{takes}" /></camunda:properties></bpmn:extensionElements>'
-        if takes
+        "<bpmn:extensionElements><camunda:properties>"
+        f"{properties}</camunda:properties></bpmn:extensionElements>"
+        if properties
         else ""
     )
     return f'{declared}<bpmn:messageEventDefinition messageRef="m_{name}" />'

@@ -29,7 +29,7 @@ from engine.clock import as_utc
 from engine.commands.instances import MAX_BUSINESS_KEY
 from engine.errors import MessageInvalid, MessageUndeliverable
 from engine.execution import variables
-from engine.modeling import check_names
+from engine.modeling import EARLIER_MESSAGES, check_names
 from engine.runtime import Runtime, delivery
 from engine.storage import (
     Definition,
@@ -170,8 +170,8 @@ def _correlate(runtime: Runtime, sent: _Sent, ttl: timedelta) -> Correlation:
         session.add(message)
         session.flush()
         target = _find_waiting(runtime, session, message)
-        if target is None and business_key is not None:
-            _refuse_for_ended(session, name, business_key, catchers)
+        if target is None:
+            _refuse_unwanted(runtime, session, sent, catchers)
         if target is None:
             trail = AuditTrail(session)
             trail.append(
@@ -204,17 +204,33 @@ def _correlate(runtime: Runtime, sent: _Sent, ttl: timedelta) -> Correlation:
     return Correlation(kept, target, target is None)
 
 
-def _refuse_for_ended(session: Session, name: str, business_key: str, catchers: list[int]) -> None:
-    """A message for a business key whose instance (of a process that catches it) has
-    ended, with none of them running, is refused rather than kept: the next instance with
-    that key (the order's balance invoice) would take it for its own."""
-    found = session.execute(
-        select(Instance.id, Instance.status)
-        .where(Instance.business_key == business_key, Instance.definition_id.in_(catchers))
-        .order_by(Instance.id.desc())
-    ).all()
-    if not found or any(status == InstanceStatus.RUNNING for _, status in found):
-        return  # none yet (it is kept for the one to come), or one that will wait
+def _refuse_unwanted(runtime: Runtime, session: Session, sent: _Sent, catchers: list[int]) -> None:
+    """A message no running instance can take now or later is refused, not kept: the
+    next instance with that business key (the order's balance invoice) would take it for
+    its own. A catch may take messages from before its instance started
+    (``acceptsEarlierMessages``): then it is kept for the instance to come."""
+    name, business_key = sent.name, sent.business_key
+    if any(name in runtime.definitions.get(session, d).takes_earlier for d in catchers):
+        return
+    query = select(Instance.id, Instance.status).where(Instance.definition_id.in_(catchers))
+    if business_key is not None:
+        query = query.where(Instance.business_key == business_key)
+    if session.execute(query.where(Instance.status == InstanceStatus.RUNNING).limit(1)).first():
+        return  # one that will come to wait (or, by its values, to match)
+    found = session.execute(query.order_by(Instance.id.desc()).limit(1)).all()
+    if business_key is None:
+        raise MessageUndeliverable(
+            f"message '{name}': no instance of a process that catches it is running, and "
+            "its catch events take no message from before their instance started",
+            name=name,
+        )
+    if not found:
+        raise MessageUndeliverable(
+            f"message '{name}': no instance with business key '{business_key}' is running; "
+            "its catch events take no message from before their instance started "
+            f"(a catch event's {EARLIER_MESSAGES} property says otherwise)",
+            name=name,
+        )
     last, status = found[0]
     raise MessageUndeliverable(
         f"message '{name}': instance {last} with business key '{business_key}' is "
@@ -281,7 +297,13 @@ def _find_waiting(runtime: Runtime, session: Session, message: Message) -> int |
     )
     if message.business_key is not None:
         query = query.where(MessageSubscription.business_key == message.business_key)
-    candidates = session.scalars(query.distinct()).all()
+    candidates = [
+        i
+        for i in session.scalars(query.distinct())
+        if delivery.arrived_for(
+            message, i.started_at, runtime.definitions.get(session, i.definition_id).takes_earlier
+        )
+    ]
     matched = [
         i.id
         for i in candidates
@@ -310,8 +332,8 @@ def hand_over_kept(runtime: Runtime, after: int = 0, limit: int = 100) -> Sweep:
     business key, each handed over on its own (one that fails is logged and passed),
     ``limit`` at a time from the message id ``after``."""
     with runtime.db.reading() as session:
-        candidates = session.scalars(
-            select(Message.id)
+        rows = session.execute(
+            select(Message, Instance.started_at, Instance.definition_id)
             .join(MessageSubscription, MessageSubscription.name == Message.name)
             .join(Instance, Instance.id == MessageSubscription.instance_id)
             .where(
@@ -322,10 +344,15 @@ def hand_over_kept(runtime: Runtime, after: int = 0, limit: int = 100) -> Sweep:
                 (Message.business_key.is_(None))
                 | (Message.business_key == MessageSubscription.business_key),
             )
-            .distinct()
             .order_by(Message.id)
             .limit(limit)
         ).all()
+        early = {d: runtime.definitions.get(session, d).takes_earlier for _, _, d in rows}
+    # only those an instance may take (not one started after the message came)
+    candidates = sorted(
+        {m.id for m, started_at, d in rows if delivery.arrived_for(m, started_at, early[d])}
+    )
+    last = rows[-1][0].id if len(rows) == limit else 0
     handed = []
     for message_id in candidates:
         try:
@@ -335,7 +362,7 @@ def hand_over_kept(runtime: Runtime, after: int = 0, limit: int = 100) -> Sweep:
             continue
         if target is not None:
             handed.append(target)
-    return Sweep(handed, candidates[-1] if len(candidates) == limit else 0)
+    return Sweep(handed, last)
 
 
 def expire(runtime: Runtime) -> list[Message]:

@@ -11,9 +11,11 @@ definitions, decisions and forms in versions (``definitions``). It imports
 from engine.modeling import definitions
 from engine.modeling.diagrams import FORM_INPUTS, escalation_roles, names_listed, role_id
 from engine.modeling.events import (
+    EARLIER_MESSAGES,
     definitions_of,
     message_variables,
     messages_of,
+    messages_taken_early,
     waits_for_timer,
 )
 from engine.modeling.forms_check import (
@@ -26,6 +28,7 @@ from engine.modeling.forms_check import (
 )
 
 __all__ = [
+    "EARLIER_MESSAGES",
     "FORM_INPUTS",
     "INT_RANGE",
     "check_names",
@@ -36,6 +39,7 @@ __all__ = [
     "form_fields",
     "message_variables",
     "messages_of",
+    "messages_taken_early",
     "names_listed",
     "nested_messages",
     "number_problems",

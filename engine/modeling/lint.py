@@ -23,7 +23,7 @@ from engine.errors import ExpressionRefused, Problem
 from engine.execution import Limits, check_expression, check_script, cycle_too_fast
 from engine.modeling import diagrams, runaway
 from engine.modeling.diagrams import BPMN_NS, FORM_INPUTS, NS, UnreadableFile, escalation_roles
-from engine.modeling.events import MESSAGE_VARIABLES
+from engine.modeling.events import EARLIER_MESSAGES, MESSAGE_VARIABLES
 from engine.modeling.parser import Parser
 from engine.people import ROLE_ID
 from engine.timers import BusinessCalendar
@@ -207,7 +207,11 @@ def _check_message_catches(bundle: Bundle, name: str, root: etree._Element) -> N
                 "camunda:inputOutput on a message catch is not supported: list the variables "
                 "the message may set in the messageVariables property",
             )
-        raw = diagrams.properties_of(node).get(MESSAGE_VARIABLES, "")
+        properties = diagrams.properties_of(node)
+        early = properties.get(EARLIER_MESSAGES)
+        if early is not None and early.strip().lower() not in ("true", "false"):
+            bundle.problem(name, element, f"{EARLIER_MESSAGES} is true or false, not '{early}'")
+        raw = properties.get(MESSAGE_VARIABLES, "")
         for part in diagrams.names_listed(raw):
             if not diagrams.is_variable_name(part):
                 bundle.problem(

@@ -21,7 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.execution import SpecPair, StateSerializer
-from engine.modeling import FORM_INPUTS, escalation_roles, message_variables, names_listed
+from engine.modeling import (
+    FORM_INPUTS,
+    escalation_roles,
+    message_variables,
+    messages_taken_early,
+    names_listed,
+)
 from engine.storage import Definition, DefinitionTask, InstanceRow, InstanceStatus
 
 K = TypeVar("K")
@@ -89,6 +95,8 @@ class DefinitionInfo:
     business_timers: frozenset[str] = frozenset()
     # per message name, the variables its catch events declare they take (modeling/events.py)
     message_variables: dict[str, frozenset[str]] = field(default_factory=dict)
+    # the message names a catch takes even when kept since before the instance started
+    takes_earlier: frozenset[str] = frozenset()
 
     def rule(self, process_id: str, element_id: str) -> TaskRule | None:
         """By process and element; embedded subprocesses run under their own spec name,
@@ -141,6 +149,7 @@ class DefinitionCache:
             specs=specs,
             rules=rules,
             message_variables=message_variables((specs[0], *specs[1].values())),
+            takes_earlier=messages_taken_early((specs[0], *specs[1].values())),
         )
 
 

@@ -4,6 +4,7 @@ unit settles)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnEvent
@@ -23,6 +24,12 @@ def matches(message: Message, instance: Instance | InstanceRow, data: dict[str, 
     if message.business_key is not None and instance.business_key != message.business_key:
         return False
     return all(k in data and v is not None and data[k] == v for k, v in message.correlation.items())
+
+
+def arrived_for(message: Message, started_at: datetime, takes_earlier: frozenset[str]) -> bool:
+    """Whether a kept message may go to an instance started at ``started_at``: one that
+    arrived while it ran, or any if its catch takes earlier ones (modeling/events.py)."""
+    return message.name in takes_earlier or as_utc(message.received_at) >= as_utc(started_at)
 
 
 def deliver(work: Work, message: Message) -> bool:
@@ -84,8 +91,11 @@ def deliver_kept(work: Work, frontier: Frontier) -> bool:
         .order_by(Message.received_at, Message.id)
     ).all()
     data = variables(work.workflow, frontier)
+    started_at, early = work.instance.started_at, work.definition.takes_earlier
     for message in kept:
         if as_utc(message.expires_at) <= work.now or not matches(message, work.instance, data):
+            continue
+        if not arrived_for(message, started_at, early):
             continue
         # locked, and still kept: another unit handing it over holds it (skipped, not
         # waited for: it may be waiting for this instance's lock) or took it already

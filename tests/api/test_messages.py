@@ -198,6 +198,8 @@ def test_a_payment_sent_twice_under_one_key_is_booked_once(deployed: ApiClient) 
     assert [e["field"] for e in refused["errors"]] == ["Idempotency-Key"]
 
     # kept the first time: a repeat answers 202 with the same message, nothing new kept
+    deployed.start("payment_collection", "cashier", business_key="SO-32")  # not invoiced yet
+    deployed.start("payment_collection", "cashier", business_key="SO-33")
     early = {"name": "payment_received", "business_key": "SO-32", "variables": {}}
     key = {"Idempotency-Key": "bank-0002"}
     kept = deployed.post(f"{V1}/messages", "bank", json=early, headers=key)
@@ -228,7 +230,8 @@ def test_a_payment_sent_twice_under_one_key_is_booked_once(deployed: ApiClient) 
 def test_a_payment_for_an_order_whose_collection_ended_is_refused(deployed: ApiClient) -> None:
     """The duplicate of a payment already booked: its collection has completed and no
     instance with that key runs, so it is refused (409, naming the instance), not kept
-    for the order's next invoice. With no instance yet, a payment is kept as before."""
+    for the order's next invoice. With no instance yet it is refused too (its catch takes
+    no message from before its instance started); for one not yet invoiced it is kept."""
     iid = invoiced(deployed, "SO-41")
     payment = {"name": "payment_received", "business_key": "SO-41", "variables": {}}
     payment["variables"] = {"amount_received": 1000.0}
@@ -238,4 +241,12 @@ def test_a_payment_for_an_order_whose_collection_ended_is_refused(deployed: ApiC
     refused = problem(send(deployed, "bank", **payment), 409, "message-undeliverable")
     assert f"instance {iid}" in refused["detail"] and "completed" in refused["detail"]
     early = {**payment, "business_key": "SO-42"}
+    refused = problem(send(deployed, "bank", **early), 409, "message-undeliverable")
+    assert "no instance with business key 'SO-42' is running" in refused["detail"]
+    assert "acceptsEarlierMessages" in refused["detail"]
+    waiting = deployed.start("payment_collection", "cashier", business_key="SO-42")
     assert ok(send(deployed, "bank", **early), 202)["kept"] is True
+    deployed.complete(
+        deployed.task(waiting, "issue_invoice"), "cashier", invoice_amount=1000.0, currency="USD"
+    )
+    assert deployed.open_elements(waiting) == ["write_off"]  # it took the kept payment

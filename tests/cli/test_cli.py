@@ -130,6 +130,8 @@ def test_messages_list_reports_what_was_not_delivered(run) -> None:  # type: ign
     db = Database(f"sqlite:///{run.db_file}")
     flow = Tradeflow(db)
     flow.deploy(fixture_files(), actor="owner")
+    for key in ("SO-1", "SO-2"):  # each waits for its invoice first: the payments are kept
+        flow.start("payment_collection", actor="cashier", business_key=key)
     flow.correlate(
         "payment_received", actor="bank", business_key="SO-1", variables={"amount_received": 1.0}
     )

@@ -277,17 +277,23 @@ def _report(flow: Tradeflow) -> TrailReport:
 
 def test_a_whole_intact_trail_verifies_in_one_pass(scenario: Scenario) -> None:
     iid = _reviewed(scenario)
-    scenario.flow.correlate("payment_received", actor="bank", business_key="NOBODY")  # kept
+    other = scenario.flow.start("payment_collection", actor="cashier", business_key="SO-1")
+    scenario.flow.correlate("payment_received", actor="bank", business_key="SO-1")  # kept
     report = _report(scenario.flow)
     assert report.ok, report.findings
     by_stream = {r.stream: r for r in report.streams}
-    assert set(by_stream) == {f"instance:{iid}", DEFINITIONS_STREAM, MESSAGES_STREAM}
+    assert set(by_stream) == {
+        f"instance:{iid}",
+        f"instance:{other}",
+        DEFINITIONS_STREAM,
+        MESSAGES_STREAM,
+    }
     assert (by_stream[f"instance:{iid}"].events, by_stream[f"instance:{iid}"].recorded_seq) == (
         14,
         14,
     )
     assert by_stream[MESSAGES_STREAM].recorded_seq == 1  # audit_head, written with the event
-    assert report.events == 14 + 4 + 1
+    assert report.events == 14 + by_stream[f"instance:{other}"].events + 4 + 1
 
 
 def test_verify_reports_the_newest_events_deleted(scenario: Scenario) -> None:
@@ -364,7 +370,8 @@ def test_verify_reports_an_edit_with_every_later_hash_recomputed(scenario: Scena
 @pytest.mark.parametrize("stream", [DEFINITIONS_STREAM, MESSAGES_STREAM])
 def test_verify_reports_a_shared_stream_cut_or_rewritten(scenario: Scenario, stream: str) -> None:
     flow = scenario.flow
-    for key in ("SO-1", "SO-2"):  # kept: nobody waits
+    for key in ("SO-1", "SO-2"):  # kept: each waits for its invoice first
+        flow.start("payment_collection", actor="cashier", business_key=key)
         flow.correlate("payment_received", actor="bank", business_key=key)
     flow.deploy([read("credit_check.bpmn")], actor="owner")  # unchanged: no new event
     assert flow.verify(stream).ok
@@ -380,8 +387,9 @@ def test_verify_reports_a_shared_stream_cut_or_rewritten(scenario: Scenario, str
 
 def test_a_shared_streams_head_moves_with_its_events(scenario: Scenario) -> None:
     flow = scenario.flow
-    flow.correlate("payment_received", actor="bank", business_key="SO-1")
-    flow.correlate("payment_received", actor="bank", business_key="SO-2")
+    for key in ("SO-1", "SO-2"):  # kept: each waits for its invoice first
+        flow.start("payment_collection", actor="cashier", business_key=key)
+        flow.correlate("payment_received", actor="bank", business_key=key)
     with flow.db.reading() as session:
         for stream, seq in ((DEFINITIONS_STREAM, 4), (MESSAGES_STREAM, 2)):
             last = session.execute(

@@ -12,7 +12,13 @@ from sqlalchemy import select
 
 from engine.audit import MESSAGES_STREAM
 from engine.commands import messages
-from engine.errors import BusinessKeyTaken, MessageInvalid, MessageUndeliverable, ProcessFailed
+from engine.errors import (
+    BusinessKeyTaken,
+    DiagramInvalid,
+    MessageInvalid,
+    MessageUndeliverable,
+    ProcessFailed,
+)
 from engine.storage import AuditEvent, Message, MessageStatus, Writes
 from tests.diagrams import diagram, message, seq
 from tests.diagrams import messages as declared
@@ -120,6 +126,7 @@ def test_messages_nobody_can_take_are_refused(scenario: Scenario) -> None:
 
 def test_a_kept_message_expires_and_is_reported(scenario: Scenario) -> None:
     flow = scenario.flow
+    iid = flow.start("payment_collection", actor="cashier", business_key="SO-16")
     kept = flow.correlate(
         "payment_received",
         actor="bank",
@@ -133,7 +140,7 @@ def test_a_kept_message_expires_and_is_reported(scenario: Scenario) -> None:
     assert [(m.id, m.status) for m in messages.undelivered(flow.runtime)] == [
         (kept.message_id, MessageStatus.EXPIRED)
     ]
-    iid = _invoiced(scenario, "SO-16")
+    scenario.complete(iid, "issue_invoice", by="cashier", invoice_amount=5.0, currency="USD")
     assert scenario.open_elements(iid) == []  # the expired payment is not delivered
     assert flow.verify(MESSAGES_STREAM).ok
 
@@ -299,17 +306,22 @@ def test_the_trail_names_the_sender_of_a_kept_message(scenario: Scenario) -> Non
 
 def test_a_version_that_takes_less_drops_the_rest_and_says_so(scenario: Scenario) -> None:
     """A message kept under a version whose catch takes bank_ref, delivered to a newer
-    version that no longer takes it: bank_ref is left out, and the trail says so."""
+    version that no longer takes it (and takes messages from before its instance
+    started): bank_ref is left out, and the trail says so."""
     flow = scenario.flow
-    flow.correlate(
+    name, xml = read("payment_collection.bpmn")
+    xml = xml.replace(
+        b'<camunda:property name="messageVariables" value="amount_received, bank_ref" />',
+        b'<camunda:property name="messageVariables" value="amount_received" />'
+        b'<camunda:property name="acceptsEarlierMessages" value="true" />',
+    )
+    flow.deploy([(name, xml)], actor="owner")
+    flow.correlate(  # the older version still takes bank_ref: kept
         "payment_received",
         actor="bank",
         business_key="SO-35",
         variables={"amount_received": 1000.0, "bank_ref": "TT-35"},
     )
-    name, xml = read("payment_collection.bpmn")
-    xml = xml.replace(b'value="amount_received, bank_ref"', b'value="amount_received"')
-    flow.deploy([(name, xml)], actor="owner")
     iid = _invoiced(scenario, "SO-35")
     assert "bank_ref" not in flow.variables(iid)
     [received] = [e for e in flow.history(iid) if e.kind == "message_received"]
@@ -382,8 +394,9 @@ def _hold_after_flush(
     held: list[bool] = []
 
     def flush(self: Writes) -> None:
+        chosen = not held and picks(self)  # as the writes stand before they go out
         real(self)
-        if not held and picks(self):
+        if chosen:
             held.append(True)
             flushed.set()
             go.wait(20)
@@ -531,6 +544,7 @@ def test_one_key_sent_twice_at_once_is_booked_once(
 
 def test_a_repeat_of_a_message_that_expired_kept_says_so(scenario: Scenario) -> None:
     flow = scenario.flow
+    flow.start("payment_collection", actor="cashier", business_key="SO-81")
     sent = {
         "actor": "bank",
         "business_key": "SO-81",
@@ -629,3 +643,113 @@ def test_expiry_leaves_a_message_being_handed_over_alone(
     with flow.db.reading() as session:
         assert session.get_one(Message, message_id).status == MessageStatus.DELIVERED
     assert scenario.open_elements(iid) == ["write_off"]
+
+
+def test_a_duplicate_kept_while_the_order_ran_is_not_taken_by_its_next_invoice(
+    scenario: Scenario,
+) -> None:
+    """The bank repeats a payment while the collection that took it still runs: the copy
+    is kept (the instance may yet wait again), but the order's next collection, started
+    after it came, does not take it: it was not sent for that one."""
+    flow = scenario.flow
+    paid = {"amount_received": 1000.0, "bank_ref": "TT-90"}
+    first = _invoiced(scenario, "SO-90")
+    flow.correlate("payment_received", actor="bank", business_key="SO-90", variables=paid)
+    copy = flow.correlate("payment_received", actor="bank", business_key="SO-90", variables=paid)
+    assert copy.buffered  # the first is at write_off: kept for it
+    scenario.complete(first, "write_off", by="cashier", fx_rate=7.1, settled_amount_cny=7100)
+    flow.clock.advance(minutes=1)  # type: ignore[attr-defined]
+    balance = _invoiced(scenario, "SO-90")
+    assert scenario.open_elements(balance) == []  # still waiting for its own payment
+    with flow.db.reading() as session:
+        assert session.get_one(Message, copy.message_id).status == MessageStatus.BUFFERED
+    assert messages.hand_over_kept(flow.runtime).handed == []  # nor does the sweep hand it
+    own = flow.correlate("payment_received", actor="bank", business_key="SO-90", variables=paid)
+    assert own.instance_id == balance
+
+
+def test_a_catch_may_take_messages_from_before_its_instance_started(scenario: Scenario) -> None:
+    """``acceptsEarlierMessages`` on the catch: a prepayment sent before the collection
+    starts is kept for it, and taken when it comes to wait."""
+    flow = scenario.flow
+    name, xml = read("payment_collection.bpmn")
+    early = b'<camunda:property name="acceptsEarlierMessages" value="true" />'
+    xml = xml.replace(
+        b'<camunda:property name="messageVariables" value="amount_received, bank_ref" />',
+        b'<camunda:property name="messageVariables" value="amount_received, bank_ref" />' + early,
+    )
+    flow.deploy([(name, xml)], actor="owner")
+    kept = flow.correlate(
+        "payment_received", actor="bank", business_key="SO-91", variables={"amount_received": 1e3}
+    )
+    assert (kept.buffered, kept.instance_id) == (True, None)
+    flow.clock.advance(hours=1)  # type: ignore[attr-defined]
+    iid = _invoiced(scenario, "SO-91")
+    assert scenario.open_elements(iid) == ["write_off"]
+    with flow.db.reading() as session:
+        assert session.get_one(Message, kept.message_id).instance_id == iid
+
+
+def test_accepts_earlier_messages_is_true_or_false(scenario: Scenario) -> None:
+    name, xml = read("payment_collection.bpmn")
+    xml = xml.replace(
+        b'<camunda:property name="messageVariables" value="amount_received, bank_ref" />',
+        b'<camunda:property name="messageVariables" value="amount_received, bank_ref" />'
+        b'<camunda:property name="acceptsEarlierMessages" value="yes" />',
+        1,
+    )
+    with pytest.raises(DiagramInvalid, match="acceptsEarlierMessages is true or false, not 'yes'"):
+        scenario.flow.deploy([(name, xml)], actor="owner")
+
+
+@pytest.mark.parametrize(
+    "db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_two_instances_coming_to_one_kept_message_at_once_take_it_once(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A payment kept by its currency; two collections come to wait for it at the same
+    moment (PostgreSQL). The one that hands it over holds its row; the other passes it
+    by and waits on: the payment is booked once."""
+    flow = scenario.flow
+    a = flow.start("payment_collection", actor="cashier", business_key="SO-92")
+    b = flow.start("payment_collection", actor="cashier", business_key="SO-93")
+    kept = flow.correlate(
+        "payment_received",
+        actor="bank",
+        correlation={"currency": "EUR"},
+        variables={"amount_received": 10.0},
+    )
+    assert kept.buffered
+
+    def delivering(writes: Writes) -> bool:
+        return threading.current_thread().name == "a" and any(
+            e["kind"] == "message_received" for e in writes._events
+        )
+
+    flushed, go = _hold_after_flush(monkeypatch, delivering)
+    failed: list[BaseException] = []
+
+    def issue() -> None:
+        try:
+            scenario.complete(a, "issue_invoice", by="cashier", invoice_amount=10.0, currency="EUR")
+        except BaseException as exc:  # reported below
+            failed.append(exc)
+
+    worker = threading.Thread(target=issue, name="a")
+    worker.start()
+    try:
+        assert flushed.wait(20), "a did not take the kept payment"
+        scenario.complete(b, "issue_invoice", by="cashier", invoice_amount=10.0, currency="EUR")
+        assert scenario.open_elements(b) == []  # passed it by: it waits on
+    finally:
+        go.set()
+        worker.join(20)
+    assert failed == []
+    assert scenario.open_elements(a) == ["write_off"]
+    assert scenario.open_elements(b) == []
+    with flow.db.reading() as session:
+        message = session.get_one(Message, kept.message_id)
+        assert (message.status, message.instance_id) == (MessageStatus.DELIVERED, a)
+    assert "message_received" not in scenario.kinds(b)
+    assert [e.kind for e in flow.history(a)].count("message_received") == 1

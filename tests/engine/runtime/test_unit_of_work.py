@@ -33,7 +33,7 @@ from tests.diagrams import diagram, message, messages, seq, timer, user
 TALLY = diagram(
     "tally",
     '<bpmn:startEvent id="start" /><bpmn:exclusiveGateway id="merge" />'
-    f'<bpmn:intermediateCatchEvent id="tick">{message("tick", "n")}'
+    f'<bpmn:intermediateCatchEvent id="tick">{message("tick", "n", earlier=True)}'
     '</bpmn:intermediateCatchEvent><bpmn:exclusiveGateway id="enough" />'
     + user("count")
     + '<bpmn:endEvent id="end" />'
