@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Callable
+from typing import Any, cast
 
-from flask import current_app, g
+from flask import current_app, g, request
+from marshmallow import Schema
 
 from engine.people import Actor
+from engine.runtime import repeats
 from engine.tradeflow import Tradeflow
 
 
@@ -18,3 +21,11 @@ def flow() -> Tradeflow:
 def actor() -> Actor:
     """Who is calling: set by api/auth.py before the view runs."""
     return cast(Actor, g.actor)
+
+
+def once(status: int, schema: Schema) -> Callable[[tuple[Any, ...]], repeats.Once | None]:
+    """The request under the caller's ``Idempotency-Key``, if it sent one: the engine
+    gives what it asks; ``schema`` makes the answer a repeat gets, as this one is sent."""
+    key = request.headers.get(repeats.HEADER)
+    sender = actor().name
+    return lambda asked: repeats.once(sender, key, asked, status=status, answer=schema.dump)

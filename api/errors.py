@@ -109,6 +109,16 @@ def _http(error: HTTPException) -> Response:
     return response
 
 
+def _answered_before(repeat: domain.AnsweredBefore) -> Response:
+    """A request sent again under its key: the first answer, as it was."""
+    response = Response(
+        json.dumps(repeat.answer), status=repeat.status, mimetype="application/json"
+    )
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
 def init_app(app: Flask) -> None:
+    app.register_error_handler(domain.AnsweredBefore, _answered_before)
     app.register_error_handler(domain.TradeflowError, _domain)
     app.register_error_handler(HTTPException, _http)

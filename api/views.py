@@ -11,7 +11,7 @@ from werkzeug.exceptions import BadRequest
 from api.auth import reads_everything
 from api.context import actor, flow
 from api.schemas import INT_MAX
-from engine.commands import instances
+from engine.commands import reading
 from engine.errors import Forbidden, NotInRole
 from engine.storage import Form, Instance, TaskRow
 
@@ -25,7 +25,7 @@ def check_can_read(instance_id: int) -> Instance:
     if reads_everything(who) or who.is_process_owner:
         return instance
     with flow().db.reading() as session:
-        if not instances.readable_by(session, who, instance_id):
+        if not reading.readable_by(session, who, instance_id):
             raise Forbidden(f"{who.name} has no task in instance {instance_id}")
     return instance
 

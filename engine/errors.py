@@ -118,6 +118,16 @@ class TooManyAttempts(TradeflowError):
     the next attempt is heard."""
 
 
+class AnsweredBefore(Exception):
+    """A request sent again under its key: it changed nothing, and this is the answer the
+    first one got (engine/runtime/repeats.py)."""
+
+    def __init__(self, answer: dict[str, Any], status: int) -> None:
+        super().__init__(f"answered before ({status})")
+        self.answer = answer
+        self.status = status
+
+
 class Conflict(TradeflowError):
     pass
 

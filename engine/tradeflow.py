@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -12,13 +13,13 @@ from sqlalchemy.orm import Session
 from engine import audit, queues
 from engine.audit import verification
 from engine.clock import Clock
-from engine.commands import instances, messages, tasks
+from engine.commands import instances, messages, reading, tasks
 from engine.errors import DiagramInvalid, Problem
 from engine.execution import elements, variables
 from engine.modeling import definitions
 from engine.people import users
 from engine.reporting import facts
-from engine.runtime import Runtime
+from engine.runtime import Runtime, repeats
 from engine.storage import (
     AuditEvent,
     Database,
@@ -106,6 +107,22 @@ class Tradeflow:
         variables: dict[str, Any] | None = None,
         version: int | None = None,
     ) -> int:
+        return self.started(
+            key, actor=actor, business_key=business_key, variables=variables, version=version
+        ).id
+
+    def started(
+        self,
+        key: str,
+        *,
+        actor: str,
+        business_key: str | None = None,
+        variables: dict[str, Any] | None = None,
+        version: int | None = None,
+        once: Callable[[tuple[Any, ...]], repeats.Once | None] = lambda asked: None,
+    ) -> instances.Started:
+        """Start an instance; the answer is the instance as its start left it (``once``:
+        the request under its sender's key, engine/runtime/repeats.py)."""
         return instances.start(
             self.runtime,
             key,
@@ -113,6 +130,7 @@ class Tradeflow:
             business_key=business_key,
             variables=variables,
             version=version,
+            once=once,
         )
 
     def cancel(self, instance_id: int, *, actor: str, reason: str | None = None) -> None:
@@ -122,20 +140,20 @@ class Tradeflow:
         return instances.wake(self.runtime, instance_id)
 
     def instance(self, instance_id: int) -> Instance:
-        return instances.get(self.runtime, instance_id)
+        return reading.get(self.runtime, instance_id)
 
     def variables(self, instance_id: int) -> dict[str, Any]:
-        return instances.current_variables(self.runtime, instance_id)
+        return reading.current_variables(self.runtime, instance_id)
 
     def view(self, instance_id: int) -> InstanceView:
         """An instance as its page shows it (read in one snapshot, but the trail)."""
         now = self.clock.now()
         with self.db.reading() as session:
-            instance = instances.read(session, instance_id)
+            instance = reading.read(session, instance_id)
             definition = instance.definition
             xml = definitions.source(session, definition.key, definition.version)
             workflow = self.runtime.load(session, instance)
-            rows = instances.tasks_of(session, instance_id, now)
+            rows = reading.tasks_of(session, instance_id, now)
         # the tree holds only what is live (compaction): the done elements of the tasks
         # dropped from it are recorded on its root, and elements() adds them
         done, active = elements(workflow)
@@ -166,8 +184,16 @@ class Tradeflow:
     def delegate(self, task_id: int, *, actor: str, to: str) -> TaskRow:
         return self._stamped(tasks.delegate(self.runtime, task_id, actor, to))
 
-    def complete(self, task_id: int, *, actor: str, data: dict[str, Any] | None = None) -> TaskRow:
-        return self._stamped(tasks.complete(self.runtime, task_id, actor, data or {}))
+    def complete(
+        self,
+        task_id: int,
+        *,
+        actor: str,
+        data: dict[str, Any] | None = None,
+        once: Callable[[tuple[Any, ...]], repeats.Once | None] = lambda asked: None,
+    ) -> TaskRow:
+        """Complete a task; the answer is made in its unit of work (stamped there)."""
+        return tasks.complete(self.runtime, task_id, actor, data or {}, once)
 
     def _stamped(self, task: TaskRow) -> TaskRow:
         [found] = queues.stamp_overdue([task], self.clock.now())
@@ -184,7 +210,7 @@ class Tradeflow:
 
     def tasks_of(self, instance_id: int) -> list[TaskRow]:
         with self.db.reading() as session:
-            return instances.tasks_of(session, instance_id, self.clock.now())
+            return reading.tasks_of(session, instance_id, self.clock.now())
 
     # messages
     def correlate(

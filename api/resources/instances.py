@@ -7,7 +7,7 @@ from typing import Any
 from flask.views import MethodView
 
 from api.auth import owner_or_admin, reads_everything, require, starts_instances
-from api.context import actor, flow
+from api.context import actor, flow, once
 from api.openapi import Blueprint
 from api.schemas import (
     INT_MAX,
@@ -23,7 +23,7 @@ from api.schemas import (
 from api.views import check_can_read
 from engine import audit
 from engine.audit import verification
-from engine.commands import instances
+from engine.commands import reading
 from engine.storage import Instance, InstanceStatus, TaskState
 
 blp = Blueprint(
@@ -63,7 +63,7 @@ class Instances(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """Instances the caller may read, newest first."""
         who = actor()
-        query = instances.InstanceQuery(
+        query = reading.InstanceQuery(
             status=InstanceStatus(args["status"]) if "status" in args else None,
             definition=args.get("definition"),
             business_key=args.get("business_key"),
@@ -72,7 +72,7 @@ class Instances(MethodView):
         )
         everything = reads_everything(who) or who.is_process_owner
         with flow().db.reading() as session:
-            rows, total = instances.search(session, query, None if everything else who)
+            rows, total = reading.search(session, query, None if everything else who)
         return {"items": rows, "total": total}
 
     @require(starts_instances, "employees, integrations, process owners and admins")
@@ -80,15 +80,18 @@ class Instances(MethodView):
     @blp.response(201, InstanceDetailOut)
     @blp.problems(403, 404, 409)  # 404: no such definition; 409: business key taken
     def post(self, body: dict[str, Any]) -> Any:
-        """Start an instance of a definition (the latest version unless given)."""
-        instance_id = flow().start(
+        """Start an instance of a definition (the latest version unless given). With an
+        ``Idempotency-Key`` header, a repeat of the same start under the same key (the
+        caller's) gets the first answer and starts nothing; the same key with another
+        request is refused (422)."""
+        return flow().started(
             body["definition"],
             actor=actor().name,
             business_key=body.get("business_key"),
             variables=body["variables"],
             version=body.get("version"),
+            once=once(201, InstanceDetailOut()),
         )
-        return _detail(flow().instance(instance_id))
 
 
 @blp.route(f"/<int(max={INT_MAX}):instance_id>")

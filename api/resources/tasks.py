@@ -6,7 +6,7 @@ from typing import Any
 
 from flask.views import MethodView
 
-from api.context import actor, flow
+from api.context import actor, flow, once
 from api.openapi import Blueprint
 from api.schemas import (
     INT_MAX,
@@ -116,5 +116,10 @@ class Complete(MethodView):
     @blp.response(200, CompletedOut)
     @blp.problems(403, 409)
     def post(self, body: dict[str, Any], task_id: int) -> Any:
-        """Complete the task with the form's data (claims it first if unclaimed)."""
-        return flow().complete(task_id, actor=actor().name, data=body["data"])
+        """Complete the task with the form's data (claims it first if unclaimed). With an
+        ``Idempotency-Key`` header, a repeat under the same key (the caller's) gets the
+        first answer and changes nothing; the same key with another request is refused
+        (422)."""
+        return flow().complete(
+            task_id, actor=actor().name, data=body["data"], once=once(200, CompletedOut())
+        )

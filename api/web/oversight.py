@@ -16,7 +16,7 @@ from api.headers import allow_inline_styles
 from api.views import check_can_read
 from api.web import blp
 from engine.audit import export
-from engine.commands import InstanceQuery, instances
+from engine.commands import InstanceQuery, reading
 from engine.errors import TradeflowError
 from engine.modeling import definitions
 from engine.people import users
@@ -174,7 +174,7 @@ def audit_search() -> str:
         limit=200,
     )
     with flow().db.reading() as db:
-        found, total = instances.search(db, query)
+        found, total = reading.search(db, query)
         keys = [d.key for d in definitions.catalog(db)]
     return render_template(
         "audit.html", instances=found, total=total, keys=keys, args=args,

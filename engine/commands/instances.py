@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,30 +16,46 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 )
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState as SpiffState
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from engine import queues
 from engine.audit import GENESIS, EventKind
-from engine.errors import BusinessKeyTaken, FormInvalid, InstanceNotFound, ProcessFailed
-from engine.execution import SAFE_ENGINE, variables
+from engine.errors import BusinessKeyTaken, FormInvalid, ProcessFailed
+from engine.execution import SAFE_ENGINE
+from engine.execution import variables as execution_variables
 from engine.modeling import check_names, definitions, definitions_of, form_fields, waits_for_timer
-from engine.people import Actor
-from engine.runtime import Runtime, Unit, Work, stepping
+from engine.runtime import DefinitionInfo, Runtime, Unit, Work, repeats, stepping
 from engine.storage import (
     Definition,
-    HumanTask,
-    HumanTaskRole,
     Instance,
     InstanceRow,
     InstanceStatus,
     TaskRow,
     locks,
-    store,
 )
 
 _LONG_AGO = "1970-01-01T00:00:00+00:00"
 MAX_BUSINESS_KEY = 255
+
+
+@dataclass(frozen=True)
+class Started:
+    """A new instance as its start left it, made in the start's unit of work: the answer
+    needs no second read, which could fail after the start committed."""
+
+    id: int
+    status: InstanceStatus
+    business_key: str | None
+    definition: DefinitionInfo
+    started_at: datetime
+    started_by: str
+    ended_at: datetime | None
+    next_wakeup_at: datetime | None
+    error: str | None
+    variables: dict[str, Any]
+    tasks: list[TaskRow]  # its open tasks
 
 
 def start(
@@ -51,20 +66,57 @@ def start(
     business_key: str | None = None,
     variables: dict[str, Any] | None = None,
     version: int | None = None,
-) -> int:
-    """Start an instance of a definition (latest version unless given); returns its id."""
+    once: Callable[[tuple[Any, ...]], repeats.Once | None] = lambda asked: None,
+) -> Started:
+    """Start an instance of a definition (latest version unless given). ``once``: the
+    request under its sender's key, given what it asks (repeats.py): a repeat raises
+    ``AnsweredBefore`` and starts nothing."""
     variables = dict(variables or {})
     check_names(variables)
     if business_key is not None and not 0 < len(business_key) <= MAX_BUSINESS_KEY:
         raise FormInvalid(f"business key must be 1..{MAX_BUSINESS_KEY} characters")
-    with runtime.unit("start") as unit:
+    request = once(("start", key, version, business_key, variables))
+    try:
+        return _start(runtime, key, actor, business_key, variables, version, request)
+    except IntegrityError:
+        if request is None:
+            raise
+        # the same key sent twice at once: the other committed first, this finds its answer
+        return _start(runtime, key, actor, business_key, variables, version, request)
+
+
+def _start(
+    runtime: Runtime,
+    key: str,
+    actor: str,
+    business_key: str | None,
+    variables: dict[str, Any],
+    version: int | None,
+    request: repeats.Once | None,
+) -> Started:
+    with runtime.unit("start", request) as unit:
         found = definitions.find(unit.session, key, version)
         if business_key is not None and found.messages:
             _claim_business_key(runtime, unit.session, found.key, found.messages, business_key)
         if variables:
             _check_not_decided_later(runtime, unit.session, found.id, variables)
-        work = start_in(unit, found.id, actor, business_key, variables)
-    return work.instance.id
+        work = start_in(unit, found.id, actor, business_key, variables, report=True)
+        row = work.instance
+        return unit.answer(
+            Started(
+                row.id,
+                row.status,
+                row.business_key,
+                work.definition,
+                row.started_at,
+                row.started_by,
+                row.ended_at,
+                row.next_wakeup_at,
+                row.error,
+                execution_variables(work.workflow),
+                queues.stamp_overdue(work.open_after, work.now),
+            )
+        )
 
 
 def _check_not_decided_later(
@@ -127,11 +179,14 @@ def start_in(
     business_key: str | None,
     variables: dict[str, Any],
     timer: str | None = None,
+    report: bool = False,
 ) -> Work:
     """Start an instance in the caller's unit. A start event that waits for a timer
     fires at once: starting is what its timer was for (``timer``: the scheduler's start
-    timer that went off, recorded in the audit trail)."""
+    timer that went off, recorded in the audit trail). ``report``: the work ends with
+    the instance's open tasks (``Work.open_after``)."""
     with _new_instance(unit, definition_id, actor, business_key, variables, timer) as work:
+        work.report_open = report
         workflow = work.workflow
         stepping.run(work)
         if _fire_start_timers(workflow):
@@ -295,129 +350,4 @@ def fail(runtime: Runtime, instance_id: int, error: str, *, actor: str = "system
         unit.fail(instance_id, error, actor)
 
 
-def get(runtime: Runtime, instance_id: int) -> Instance:
-    """The instance row with its definition (without the stored spec), for reading."""
-    with runtime.db.reading() as session:
-        return read(session, instance_id)
-
-
-def read(session: Session, instance_id: int) -> Instance:
-    """``get`` inside the caller's reading session."""
-    instance = session.get(
-        Instance,
-        instance_id,
-        options=[joinedload(Instance.definition).defer(Definition.spec_json)],
-    )
-    if instance is None:
-        raise InstanceNotFound(f"no instance {instance_id}", instance=instance_id)
-    return instance
-
-
-def tasks_of(session: Session, instance_id: int, now: datetime) -> list[TaskRow]:
-    """The instance's task rows, oldest first, each knowing its instance's business key
-    and whether it is overdue at ``now``."""
-    rows = store.tasks_of(session.connection(), instance_id)
-    key = session.scalar(select(Instance.business_key).where(Instance.id == instance_id))
-    for row in rows:
-        row.business_key = key
-    return queues.stamp_overdue(rows, now)
-
-
-def current_variables(runtime: Runtime, instance_id: int) -> dict[str, Any]:
-    with runtime.db.reading() as session:
-        instance = session.get(Instance, instance_id)
-        if instance is None:
-            raise InstanceNotFound(f"no instance {instance_id}", instance=instance_id)
-        return variables(runtime.load(session, instance))
-
-
-__all__ = [
-    "cancel",
-    "current_variables",
-    "fail",
-    "get",
-    "read",
-    "start",
-    "start_failed",
-    "tasks_of",
-    "wake",
-]
-
-
-@dataclass(frozen=True)
-class InstanceQuery:
-    status: InstanceStatus | None = None
-    definition: str | None = None
-    business_key: str | None = None
-    business_key_prefix: str | None = None  # SO-2026- finds every 2026 order
-    data_contains: str | None = None  # a customer's name, say, anywhere in the order's data
-    started_from: datetime | None = None
-    started_before: datetime | None = None
-    limit: int = 50
-    offset: int = 0
-
-
-def _visible(actor: Actor) -> Any:
-    """Instances where one of the actor's roles has (or had) a task."""
-    return Instance.id.in_(
-        select(HumanTask.instance_id)
-        .join(HumanTaskRole, HumanTaskRole.task_id == HumanTask.id)
-        .where(HumanTaskRole.role_id.in_(actor.roles))
-    )
-
-
-def _state_contains(text: str) -> Any:
-    """The text in an instance's saved state, however the state's JSON wrote it: as it is
-    (orjson writes UTF-8) or escaped (json.dumps wrote "\u4e0a\u6d77" for 上海, and a
-    quote or backslash in a value escaped in both)."""
-    escaped = json.dumps(text)[1:-1]
-    raw = json.dumps(text, ensure_ascii=False)[1:-1]
-    return or_(*(Instance.state.contains(form, autoescape=True) for form in {raw, escaped}))
-
-
-def search(
-    session: Session, query: InstanceQuery, only_for: Actor | None = None
-) -> tuple[list[Instance], int]:
-    """Instances by status, definition key and business key, newest first.
-
-    ``only_for``: just those the actor may read through their roles."""
-    stmt = select(Instance).options(joinedload(Instance.definition).defer(Definition.spec_json))
-    if query.status is not None:
-        stmt = stmt.where(Instance.status == query.status)
-    if query.definition is not None:
-        stmt = stmt.where(
-            Instance.definition_id.in_(
-                select(Definition.id).where(Definition.key == query.definition)
-            )
-        )
-    if query.business_key is not None:
-        stmt = stmt.where(Instance.business_key == query.business_key)
-    if query.business_key_prefix:
-        prefix = query.business_key_prefix.replace("\\", "\\\\").replace("%", "\\%")
-        prefix = prefix.replace("_", "\\_")
-        stmt = stmt.where(Instance.business_key.like(prefix + "%", escape="\\"))
-    if query.data_contains:
-        stmt = stmt.where(_state_contains(query.data_contains))
-    if query.started_from is not None:
-        stmt = stmt.where(Instance.started_at >= query.started_from)
-    if query.started_before is not None:
-        stmt = stmt.where(Instance.started_at < query.started_before)
-    if only_for is not None:
-        stmt = stmt.where(_visible(only_for))
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = session.scalars(
-        stmt.order_by(Instance.id.desc()).limit(query.limit).offset(query.offset)
-    ).all()
-    return list(rows), total
-
-
-def readable_by(session: Session, actor: Actor, instance_id: int) -> bool:
-    """An employee may read an instance in which one of their roles has a task, and one
-    they started themselves."""
-    mine = Instance.started_by == actor.name
-    return (
-        session.scalar(
-            select(Instance.id).where(Instance.id == instance_id, mine | _visible(actor))
-        )
-        is not None
-    )
+__all__ = ["Started", "cancel", "fail", "start", "start_failed", "wake"]

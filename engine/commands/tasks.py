@@ -6,14 +6,16 @@ second of two racing completions waits for the row lock, then finds the task clo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState as SpiffState
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
+from engine import queues
 from engine.audit import EventKind
 from engine.errors import (
     DelegationRefused,
@@ -27,18 +29,25 @@ from engine.errors import (
 from engine.execution import variables
 from engine.modeling import check_submission
 from engine.people import Actor, identity
-from engine.runtime import Runtime, Work, stepping
+from engine.runtime import Runtime, Work, repeats, stepping
 from engine.storage import Instance, TaskRow, TaskState, store
 
 
 @contextmanager
 def _on_task(
-    runtime: Runtime, task_id: int, actor: str, name: str, creates_task: bool = False
+    runtime: Runtime,
+    task_id: int,
+    actor: str,
+    name: str,
+    creates_task: bool = False,
+    once: repeats.Once | None = None,
 ) -> Iterator[tuple[Work, TaskRow, Actor]]:
     """The unit of work of the task's instance, the task as read under its lock, and who
     acts: their roles and what they did in this instance (flags are not read here).
-    ``creates_task``: the command will likely create the next task (a completion)."""
-    with runtime.unit(name) as unit:
+    ``creates_task``: the command will likely create the next task (a completion).
+    ``once``: the request under its sender's key (repeats.py). The task row, as the
+    command leaves it, is the unit's answer (with the open tasks, if it asked for them)."""
+    with runtime.unit(name, once) as unit:
         facts = unit.writes.task_facts(task_id, actor, creates_task)
         if facts is None:
             raise TaskNotFound(f"no task {task_id}", task=task_id)
@@ -51,6 +60,9 @@ def _on_task(
             row = work.task(facts.task)
             row.business_key = work.instance.business_key
             yield work, row, user
+        if work.report_open:
+            row.next_tasks = work.open_after
+        unit.answer(queues.stamp_overdue([row], work.now)[0])
 
 
 def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
@@ -166,12 +178,34 @@ def _delegate_target(work: Work, task: TaskRow, name: str) -> Actor:
     return target
 
 
-def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -> TaskRow:
+def complete(
+    runtime: Runtime,
+    task_id: int,
+    actor: str,
+    data: dict[str, Any],
+    once: Callable[[tuple[Any, ...]], repeats.Once | None] = lambda asked: None,
+) -> TaskRow:
     """Complete a task with the submitted data; an unclaimed task is claimed first.
 
     The answer carries the instance's open tasks once the engine has moved on
-    (``next_tasks``): a client goes on to the next step without asking the inbox."""
-    with _on_task(runtime, task_id, actor, "complete", creates_task=True) as (work, task, user):
+    (``next_tasks``): a client goes on to the next step without asking the inbox; it is
+    made in the unit of work, so a completion that committed always has one. ``once``:
+    the request under its sender's key, given what it asks (repeats.py): a repeat raises
+    ``AnsweredBefore`` and changes nothing."""
+    request = once(("complete", task_id, data))
+    try:
+        return _complete(runtime, task_id, actor, data, request)
+    except IntegrityError:
+        if request is None:
+            raise
+        # the same key sent twice at once: the other committed first, this finds its answer
+        return _complete(runtime, task_id, actor, data, request)
+
+
+def _complete(
+    runtime: Runtime, task_id: int, actor: str, data: dict[str, Any], request: repeats.Once | None
+) -> TaskRow:
+    with _on_task(runtime, task_id, actor, "complete", True, request) as (work, task, user):
         work.report_open = True
         if task.assignee == user.name:
             _require_role(user, task)
@@ -208,7 +242,6 @@ def complete(runtime: Runtime, task_id: int, actor: str, data: dict[str, Any]) -
                 **({"started_from": started} if started else {}),
             },
         )
-    task.next_tasks = work.open_after
     return task
 
 

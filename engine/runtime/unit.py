@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from sqlalchemy.orm import Session
@@ -33,14 +33,23 @@ from engine.audit import AuditTrail, EventKind, instance_stream
 from engine.clock import Clock, SystemClock
 from engine.errors import InstanceNotFound, InstanceNotRunning
 from engine.execution import StateSerializer, limits, scan
-from engine.runtime import metrics
+from engine.runtime import metrics, repeats
 from engine.runtime.caches import DefinitionCache, DefinitionInfo, LiveWorkflows
 from engine.runtime.settle import settle
 from engine.runtime.work import Work
-from engine.storage import Database, Instance, InstanceRow, InstanceStatus, Writes, store
+from engine.storage import (
+    Database,
+    Instance,
+    InstanceRow,
+    InstanceStatus,
+    RequestKey,
+    Writes,
+    store,
+)
 from engine.timers import BusinessCalendar, load_calendar
 
 log = logging.getLogger("tradeflow.unit")
+T = TypeVar("T")
 
 
 class Runtime:
@@ -63,15 +72,30 @@ class Runtime:
         self.compact_trees = True
 
     @contextmanager
-    def unit(self, name: str) -> Iterator[Unit]:
+    def unit(self, name: str, once: repeats.Once | None = None) -> Iterator[Unit]:
         """One transaction for the commands the caller runs in it; what must follow the
-        commit happens when it has (``name``: the commands' name in the metrics)."""
+        commit happens when it has (``name``: the commands' name in the metrics).
+        ``once``: the request's own key (repeats.py); its first answer, if it was sent
+        before, is raised as ``AnsweredBefore`` and nothing runs; else the caller gives
+        the unit its answer (``Unit.answer``) before it ends."""
         began = time.perf_counter()
         with self.db.unit() as session:
             unit = Unit(self, session)
+            if once is not None:
+                unit.once = (once, repeats.claim(session, once, self.clock.now()))
             yield unit
+            if unit.once is not None and unit.once[1].answer is None:
+                raise RuntimeError(f"unit '{name}' ran under a key and kept no answer")
             unit.writes.flush()  # nothing pending may miss the commit (each command flushed)
-        seconds = time.perf_counter() - began
+        try:
+            self._committed(unit, name, time.perf_counter() - began)
+        except Exception:  # committed: the caller's answer stands; the cache is dropped
+            log.exception("after unit '%s' committed", name)
+            for work in unit.settled:
+                self.live.drop(work.instance.id)
+
+    def _committed(self, unit: Unit, name: str, seconds: float) -> None:
+        """What follows every commit; nothing here may undo or hide it."""
         for work in unit.settled:
             self.live.keep(work.instance, work.workflow)
             metrics.unit_of_work(name, seconds)
@@ -122,6 +146,13 @@ class Unit:
         self.writes = Writes(self.conn)  # every row the unit's commands add or change
         self.settled: list[Work] = []  # commands done, in the order they settled
         self.ended: list[int] = []  # instances ended without their workflow
+        self.once: tuple[repeats.Once, RequestKey] | None = None  # the request's key, if it has one
+
+    def answer(self, result: T) -> T:
+        """The unit's result, kept as its answer with the request's key if it has one."""
+        if self.once is not None:
+            repeats.answer(self.once[1], self.once[0], result)
+        return result
 
     def lock(self, instance_id: int) -> InstanceRow:
         """The instance's row, locked until the unit ends."""

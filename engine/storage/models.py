@@ -265,6 +265,21 @@ class Message(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
 
 
+class RequestKey(Base):
+    """A sender's own key for a request that changed something (HTTP's Idempotency-Key)
+    and the answer it got: a repeat gets that answer and changes nothing."""
+
+    __tablename__ = "request_key"
+    __table_args__ = (UniqueConstraint("sender", "key", name="ux_request_key_sender_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sender: Mapped[str] = mapped_column(String(128))
+    key: Mapped[str] = mapped_column(String(255))
+    asked: Mapped[str] = mapped_column(String(64))  # a digest of what was asked
+    status: Mapped[int] = mapped_column(Integer)
+    answer: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class MessageSubscription(Base):
     """An instance waiting for a message by name (kept in step by every unit of work)."""
 

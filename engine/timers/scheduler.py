@@ -31,7 +31,7 @@ from engine.clock import as_utc
 from engine.commands import instances, messages
 from engine.errors import AnchorFailed, ProcessFailed, TradeflowError
 from engine.reporting import rollups
-from engine.runtime import Runtime, Unit, metrics
+from engine.runtime import Runtime, Unit, metrics, repeats
 from engine.storage import Instance, InstanceStatus, StartTimer, store
 from engine.timers import start_timers
 
@@ -338,6 +338,7 @@ class Scheduler:
                 self._guarded(lambda: messages.expire(self.timers.runtime))
                 self._guarded(self._hand_over_kept)
                 self._guarded(self._sum_days)
+                self._guarded(self._forget_keys)
             upcoming = None if self._stopping.is_set() else self._guarded(self.timers.next_due)
             if isinstance(upcoming, datetime):
                 self.notify(upcoming)
@@ -372,6 +373,12 @@ class Scheduler:
     def _hand_over_kept(self) -> None:
         swept = messages.hand_over_kept(self.timers.runtime, after=self._kept_after)
         self._kept_after = swept.after
+
+    def _forget_keys(self) -> None:
+        """Requests' keys past the time they answer for (engine/runtime/repeats.py)."""
+        runtime = self.timers.runtime
+        with runtime.db.transaction() as session:
+            repeats.forget(session, runtime.clock.now() - repeats.KEPT)
 
     def _sum_days(self) -> None:
         """The step measures' daily summaries, as days close (engine/reporting/rollups.py)."""

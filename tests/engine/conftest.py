@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine.runtime import LiveWorkflows
-from engine.storage import Database, HumanTask, TaskState
+from engine.storage import Database, HumanTask, TaskState, Writes
 from engine.tradeflow import Tradeflow
 from tests.conftest import ROOT, FakeClock
 
@@ -106,3 +108,29 @@ def scenario(flow: Tradeflow) -> Scenario:
 
 
 __all__ = ["Path", "Scenario", "fixture_files", "read", "undecidable_review"]
+
+
+def hold_after_flush(
+    monkeypatch: pytest.MonkeyPatch, picks: Callable[[Writes], bool]
+) -> tuple[threading.Event, threading.Event]:
+    """Hold the first unit whose flush ``picks`` right after its writes went out, before
+    its commit, until ``go`` is set; ``flushed`` says it is held. PostgreSQL only: on
+    SQLite the held unit keeps every other writer out."""
+    flushed, go = threading.Event(), threading.Event()
+    real = Writes.flush
+    held: list[bool] = []
+
+    def flush(self: Writes) -> None:
+        chosen = not held and picks(self)  # as the writes stand before they go out
+        real(self)
+        if chosen:
+            held.append(True)
+            flushed.set()
+            go.wait(20)
+
+    monkeypatch.setattr(Writes, "flush", flush)
+    return flushed, go
+
+
+def in_thread(name: str) -> Callable[[Writes], bool]:
+    return lambda writes: threading.current_thread().name == name

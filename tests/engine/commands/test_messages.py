@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,7 +21,7 @@ from engine.errors import (
 from engine.storage import AuditEvent, Message, MessageStatus, Writes
 from tests.diagrams import diagram, message, seq
 from tests.diagrams import messages as declared
-from tests.engine.conftest import Scenario, read
+from tests.engine.conftest import Scenario, hold_after_flush, in_thread, read
 
 
 def _invoiced(scenario: Scenario, key: str, amount: float = 1000.0) -> int:
@@ -383,32 +382,6 @@ def test_processes_that_catch_the_same_message_may_not_share_a_business_key(
     assert flow.start("ping_b", actor="clerk", business_key="SO-40") != first  # it ended
 
 
-def _hold_after_flush(
-    monkeypatch: pytest.MonkeyPatch, picks: Callable[[Writes], bool]
-) -> tuple[threading.Event, threading.Event]:
-    """Hold the first unit whose flush ``picks`` right after its writes went out, before
-    its commit, until ``go`` is set; ``flushed`` says it is held. PostgreSQL only: on
-    SQLite the held unit keeps every other writer out."""
-    flushed, go = threading.Event(), threading.Event()
-    real = Writes.flush
-    held: list[bool] = []
-
-    def flush(self: Writes) -> None:
-        chosen = not held and picks(self)  # as the writes stand before they go out
-        real(self)
-        if chosen:
-            held.append(True)
-            flushed.set()
-            go.wait(20)
-
-    monkeypatch.setattr(Writes, "flush", flush)
-    return flushed, go
-
-
-def _in_thread(name: str) -> Callable[[Writes], bool]:
-    return lambda writes: threading.current_thread().name == name
-
-
 @pytest.mark.parametrize(
     "db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
 )
@@ -423,7 +396,7 @@ def test_a_payment_sent_while_its_invoice_is_issued_is_not_lost(
     flow = scenario.flow
     iid = flow.start("payment_collection", actor="cashier", business_key="SO-77")
     # the completion: it now waits for the payment
-    flushed, go = _hold_after_flush(monkeypatch, lambda writes: bool(writes.new_waits))
+    flushed, go = hold_after_flush(monkeypatch, lambda writes: bool(writes.new_waits))
     errors: list[BaseException] = []
 
     def issue() -> None:
@@ -502,7 +475,7 @@ def test_one_key_sent_twice_at_once_is_booked_once(
     waits on the key's unique index, then finds the first and answers as it did."""
     flow = scenario.flow
     iid = _invoiced(scenario, "SO-80")
-    flushed, go = _hold_after_flush(monkeypatch, _in_thread("first"))
+    flushed, go = hold_after_flush(monkeypatch, in_thread("first"))
     answers: dict[str, messages.Correlation] = {}
 
     def send(label: str) -> None:
@@ -571,7 +544,7 @@ def test_a_payment_kept_while_its_invoice_is_issued_goes_to_it_as_it_commits(
     the message's second look, once it has committed, finds the instance."""
     flow = scenario.flow
     iid = flow.start("payment_collection", actor="cashier", business_key="SO-82")
-    flushed, go = _hold_after_flush(monkeypatch, _in_thread("bank"))
+    flushed, go = hold_after_flush(monkeypatch, in_thread("bank"))
     answers: list[messages.Correlation] = []
     failed: list[BaseException] = []
 
@@ -629,7 +602,7 @@ def test_expiry_leaves_a_message_being_handed_over_alone(
         session.add(kept)
         session.flush()
         message_id = kept.id
-    flushed, go = _hold_after_flush(monkeypatch, _in_thread("sweep"))
+    flushed, go = hold_after_flush(monkeypatch, in_thread("sweep"))
     sweep = threading.Thread(target=lambda: messages.hand_over_kept(flow.runtime), name="sweep")
     sweep.start()
     try:
@@ -727,7 +700,7 @@ def test_two_instances_coming_to_one_kept_message_at_once_take_it_once(
             e["kind"] == "message_received" for e in writes._events
         )
 
-    flushed, go = _hold_after_flush(monkeypatch, delivering)
+    flushed, go = hold_after_flush(monkeypatch, delivering)
     failed: list[BaseException] = []
 
     def issue() -> None:

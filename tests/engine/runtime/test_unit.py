@@ -8,7 +8,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from engine.commands import InstanceQuery, instances
+from engine.commands import InstanceQuery, reading
 from engine.errors import (
     Conflict,
     FormInvalid,
@@ -212,7 +212,7 @@ def test_a_customer_is_found_in_the_saved_state_however_it_was_written(
 
     def found(text: str) -> list[str | None]:
         with flow.db.reading() as session:
-            rows, _ = instances.search(session, InstanceQuery(data_contains=text))
+            rows, _ = reading.search(session, InstanceQuery(data_contains=text))
         return [row.business_key for row in rows]
 
     assert found("上海贸易") == ["SO-CN"]
