@@ -23,9 +23,16 @@ def actor() -> Actor:
     return cast(Actor, g.actor)
 
 
-def once(status: int, schema: Schema) -> Callable[[tuple[Any, ...]], repeats.Once | None]:
+def once(status: int, schema: type[Schema]) -> Callable[[tuple[Any, ...]], repeats.Once | None]:
     """The request under the caller's ``Idempotency-Key``, if it sent one: the engine
-    gives what it asks; ``schema`` makes the answer a repeat gets, as this one is sent."""
+    gives what it asks; ``schema`` makes the answer a repeat gets, as this one is sent
+    (made only for a request with a key: a schema costs as much as a small command)."""
     key = request.headers.get(repeats.HEADER)
-    sender = actor().name
-    return lambda asked: repeats.once(sender, key, asked, status=status, answer=schema.dump)
+    if key is None:
+        return _unkeyed
+    sender, answer = actor().name, schema().dump
+    return lambda asked: repeats.once(sender, key, asked, status=status, answer=answer)
+
+
+def _unkeyed(asked: tuple[Any, ...]) -> None:
+    return None

@@ -90,7 +90,7 @@ class Instances(MethodView):
             business_key=body.get("business_key"),
             variables=body["variables"],
             version=body.get("version"),
-            once=once(201, InstanceDetailOut()),
+            once=once(201, InstanceDetailOut),
         )
 
 

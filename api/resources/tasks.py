@@ -121,5 +121,5 @@ class Complete(MethodView):
         first answer and changes nothing; the same key with another request is refused
         (422)."""
         return flow().complete(
-            task_id, actor=actor().name, data=body["data"], once=once(200, CompletedOut())
+            task_id, actor=actor().name, data=body["data"], once=once(200, CompletedOut)
         )
