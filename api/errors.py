@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
-from flask import Flask, Response, json
+from flask import Flask, Response, current_app, json, request
 from werkzeug.exceptions import HTTPException
 
 from engine import errors as domain
+from engine.logs import Throttled
+from engine.storage import faults
+
+_LOG = "tradeflow.failures"  # the app's Throttled log (per app: its own minute)
+
+
+def _log() -> Throttled:
+    return cast(Throttled, current_app.extensions[_LOG])
+
 
 PROBLEM = "application/problem+json"
 
@@ -118,7 +128,30 @@ def _answered_before(repeat: domain.AnsweredBefore) -> Response:
     return response
 
 
+def _unexpected(error: Exception) -> Response:
+    """Anything the engine did not raise on purpose. The database not answering now (a
+    lock or statement that ran out of time, a lost connection) is 503 with Retry-After:
+    the same request later may succeed. Anything else is 500. Either way, one log line
+    per kind of failure a minute, not a traceback per request."""
+    fault = faults.fault_of(error)
+    if fault is not None:
+        cause = str(error).splitlines()[0] if str(error) else type(error).__name__
+        _log().error(f"database {fault.kind}", f"database {fault.kind}: {cause}")
+        response = problem(503, fault.detail, slug=f"database-{fault.kind}")
+        response.headers["Retry-After"] = str(fault.retry_after)
+        return response
+    where = request.url_rule.rule if request.url_rule is not None else request.path
+    _log().error(
+        f"{type(error).__name__} {request.method} {where}",
+        f"unexpected {type(error).__name__} on {request.method} {where}",
+        error,
+    )
+    return problem(500, "internal error")
+
+
 def init_app(app: Flask) -> None:
+    app.extensions[_LOG] = Throttled(logging.getLogger("tradeflow.api"))
+    app.register_error_handler(Exception, _unexpected)
     app.register_error_handler(domain.AnsweredBefore, _answered_before)
     app.register_error_handler(domain.TradeflowError, _domain)
     app.register_error_handler(HTTPException, _http)

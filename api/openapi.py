@@ -62,7 +62,8 @@ def _ref(status: int) -> str:
 class SharedProblems(BasePlugin):
     """The problems an operation answers with by its kind: 401 where it needs a token,
     404 where its path names something, 400 (malformed), 413 (too large) and 422 (a
-    number JSON can't carry, say) where it takes a request body."""
+    number JSON can't carry, say) where it takes a request body; and every one 503 (with
+    Retry-After) when the database can't answer now (api/errors.py)."""
 
     def operation_helper(
         self, path: str | None = None, operations: dict[str, Any] | None = None, **_: Any
@@ -75,6 +76,7 @@ class SharedProblems(BasePlugin):
                 shared.append(404)
             if "requestBody" in operation:
                 shared += [400, 413, 422]
+            shared.append(503)
             responses = operation.setdefault("responses", {})
             for status in shared:
                 responses.setdefault(str(status), _ref(status))
@@ -163,6 +165,14 @@ class ProblemApi(Api):  # type: ignore[misc]
             response: dict[str, Any] = {"description": status.phrase}
             if status >= 400:
                 response["schema"] = self.ERROR_SCHEMA
+            if status == http.HTTPStatus.SERVICE_UNAVAILABLE:
+                response["description"] = "the database can't answer now; try again"
+                response["headers"] = {
+                    "Retry-After": {
+                        "description": "seconds to wait before trying again",
+                        "schema": {"type": "integer"},
+                    }
+                }
             prepare_response(response, self.spec, PROBLEM)
             self.spec.components.response(status.name, response, lazy=True)
         response = {"description": "Error", "schema": self.ERROR_SCHEMA}

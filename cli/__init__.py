@@ -288,8 +288,20 @@ def messages_list() -> None:
     show_default=True,
     help="A line per request on standard output (a proxy in front usually keeps these).",
 )
+@click.option(
+    "--health-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Also answer GET /health on this port, from a thread of each worker's own.",
+)
 def serve(
-    host: str, port: int, workers: int, threads: int, scheduler: bool, access_log: bool
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    scheduler: bool,
+    access_log: bool,
+    health_port: int | None,
 ) -> None:
     """Run the HTTP service under granian, after bringing the schema up to date; its
     worker processes also fire timers, unless --no-scheduler."""
@@ -305,7 +317,7 @@ def serve(
         f" password) and its API on http://{host}:{port}/api/v1/docs (Authorization: Bearer"
         f" <token from `tradeflow users add`>)"
     )
-    run(host, port, workers, threads, scheduler, access_log)
+    run(host, port, workers, threads, scheduler, access_log, health_port)
 
 
 def _anchoring() -> anchors.Setting | None:

@@ -21,11 +21,13 @@ from granian.constants import HTTPModes, Interfaces
 from granian.server import Server
 
 from api import create_app
+from cli.health import serve_health
 from engine.audit import anchors
 from engine.timers.scheduler import Scheduler, Timers  # see engine/timers/__init__.py
 
 GC_THRESHOLDS = (20_000, 20, 20)  # Python's defaults: (700, 10, 10)
 SCHEDULER = "TRADEFLOW_SERVE_SCHEDULER"  # "1": every worker fires timers (set by `run`)
+HEALTH = "TRADEFLOW_SERVE_HEALTH"  # "host:port" of the health thread's answer (set by `run`)
 GRACE_SECONDS = 10  # a stopping worker's requests in flight, then it is killed
 
 
@@ -46,6 +48,10 @@ def app() -> Flask:
     built = create_app()
     flow = built.extensions["tradeflow"]
     flow.db.checkpoint_in_background()  # SQLite: the log's fsyncs leave the requests
+    health = os.environ.get(HEALTH)
+    if health:  # answers from a thread of its own (cli/health.py)
+        host, port = health.rsplit(":", 1)
+        serve_health(flow.db, host, int(port))
     if os.environ.get(SCHEDULER) == "1":  # every worker fires timers; they share the due
         Scheduler(Timers(flow.runtime), anchoring=anchors.configured()).start()
     # What start-up made (modules, the app, its caches) is never garbage: frozen, no
@@ -76,10 +82,12 @@ def run(
     threads: int,
     scheduler: bool = True,
     access_log: bool = False,
+    health_port: int | None = None,
 ) -> None:
     for key in [k for k in os.environ if k.startswith("HTTP_") or k in _REQUEST_KEYS]:
         del os.environ[key]  # the workers inherit the environment without them
     os.environ[SCHEDULER] = "1" if scheduler else "0"
+    os.environ[HEALTH] = f"{host}:{health_port}" if health_port else ""
     Server(
         f"{__name__}:app",
         address=host,

@@ -251,3 +251,45 @@ def test_a_command_that_never_waits_is_stopped_and_health_answers_meanwhile(
 
 def served_port(served: Service) -> int:
     return int(served.url.rsplit(":", 1)[1])
+
+
+def test_the_health_port_answers_while_the_only_request_thread_is_busy(
+    tmp_path: Path,
+) -> None:
+    """`serve --health-port`: with the one request thread running a long command, the
+    health thread still answers at once (the API's /health waits in line)."""
+    from tests.api.test_budgets import GATEWAY_LOOP
+
+    url = f"sqlite:///{tmp_path}/health.db"
+    env = {
+        **os.environ,
+        "TRADEFLOW_DATABASE_URL": url,
+        "TRADEFLOW_COMMAND_MAX_SECONDS": "3",
+        "TRADEFLOW_COMMAND_MAX_STEPS": "10000000",
+        "TRADEFLOW_COMMAND_MAX_BUILT": "1000000000000",
+    }
+    service = Service("", env)
+    service.cli("db", "upgrade")
+    (tmp_path / "probe.bpmn").write_bytes(GATEWAY_LOOP)
+    service.cli("deploy", str(tmp_path / "probe.bpmn"))
+    token = service.token("owner", "--process-owner")
+    health_port = _free_port()
+    with _serving(env, "--threads", "1", "--health-port", str(health_port)) as (served, _):
+        started = {"definition": "probe", "variables": {"pad": [0] * 10_000}}
+        starting = threading.Thread(
+            target=lambda: served.call("POST", "/api/v1/instances", token, started)
+        )
+        starting.start()
+        time.sleep(0.5)
+        assert starting.is_alive()  # the only request thread is busy
+        began = time.monotonic()
+        connection = http.client.HTTPConnection("127.0.0.1", health_port, timeout=5)
+        connection.request("GET", "/health")
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        took = time.monotonic() - began
+        connection.close()
+        assert starting.is_alive()  # answered while it still ran
+        assert (response.status, body["status"]) == (200, "ok")
+        assert took < 1.0, took
+        starting.join(timeout=30)

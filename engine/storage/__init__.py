@@ -1,13 +1,14 @@
 """Storage: the database and its transactions (``db``), the tables (``models``,
 ``accounts``, ``records``), the migrations that build them (``schema``, ``migrations/``),
 the unit of work's prepared statements (``prepared``, ``store``) and its pending writes
-(``Writes``), and what differs between SQLite and PostgreSQL (``locks``, ``timesql``). It
+(``Writes``), what differs between SQLite and PostgreSQL (``locks``, ``timesql``), and
+how long anything waits on the database and what a wait that ran out means (``faults``). It
 is the floor of the house: it imports nothing from the other rooms, only
 ``engine.errors``; everything above reaches the database through the names listed here,
 and none of it asks which database it is.
 """
 
-from engine.storage import locks, schema, store
+from engine.storage import faults, locks, schema, store
 from engine.storage.accounts import (
     ApiToken,
     Role,
@@ -89,6 +90,7 @@ __all__ = [
     "WebSession",
     "Writes",
     "epoch",
+    "faults",
     "locks",
     "make_engine",
     "schema",

@@ -19,6 +19,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.storage.faults import CONNECT_WAIT, POOL_WAIT, Waits, WriterQueue
 from engine.storage.prepared import Prepared
 
 DEFAULT_URL = "sqlite:///var/tradeflow.db"
@@ -33,9 +34,11 @@ def database_url() -> str:
     return os.environ.get("TRADEFLOW_DATABASE_URL", DEFAULT_URL)
 
 
-def make_engine(url: str | None = None) -> Engine:
-    """Create an engine; SQLite files get WAL, a busy timeout and explicit BEGINs."""
+def make_engine(url: str | None = None, waits: Waits | None = None) -> Engine:
+    """Create an engine; SQLite files get WAL, a busy timeout and explicit BEGINs; every
+    wait is bounded (faults.py)."""
     url = url or database_url()
+    waits = waits or Waits.from_env()
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
@@ -49,22 +52,25 @@ def make_engine(url: str | None = None) -> Engine:
         in_memory = not path or path == ":memory:"  # one connection per thread already
         engine = create_engine(
             url,
-            connect_args={"timeout": 30, "check_same_thread": False},
+            connect_args={"timeout": waits.lock, "check_same_thread": False},
             **({} if in_memory else {"pool_use_lifo": True}),
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, waits)
         return engine
     # no pre-ping: it is a round trip per checkout; recycle instead, and a connection that
     # died under a restart fails one request. No JIT: its compiling (most of a second) is for
     # long analytic queries; ours are short, and the planner's cost estimate of a KPI
     # query can reach its threshold and pay it on every run (bench/analytics.py)
     return create_engine(
-        url, pool_recycle=1800, pool_size=10, max_overflow=10,
-        connect_args={"options": "-c jit=off"},
+        url, pool_recycle=1800, pool_size=10, max_overflow=10, pool_timeout=POOL_WAIT,
+        connect_args={
+            "options": f"-c jit=off {waits.postgres_options()}",
+            "connect_timeout": CONNECT_WAIT,
+        },
     )  # fmt: skip
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, waits: Waits) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
@@ -72,7 +78,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={round(waits.lock * 1000)}")
         # pages read through a memory map, not a read() each: a unit of work's statements
         # read a score of pages (docs/performance.md)
         cur.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
@@ -143,16 +149,18 @@ _checkpointers: WeakKeyDictionary[Engine, Checkpointer] = WeakKeyDictionary()
 class Database:
     """An engine plus its two kinds of sessions: read (inbox, history) and write."""
 
-    def __init__(self, url: str | None = None, engine: Engine | None = None) -> None:
-        self.engine = engine or make_engine(url)
+    def __init__(
+        self, url: str | None = None, engine: Engine | None = None, waits: Waits | None = None
+    ) -> None:
+        self.waits = waits or Waits.from_env()
+        self.engine = engine or make_engine(url, self.waits)
         self.is_postgres = self.engine.dialect.name == "postgresql"
         # whether two writers' transactions run side by side, each not seeing the
         # other's rows until commit (PostgreSQL); SQLite has one writer at a time
         self.writers_overlap = self.is_postgres
-        # SQLite has one writer at a time. Threads of one process queue here, in order,
-        # rather than in SQLite's busy handler, whose backoff sleeps gave long tails.
+        # SQLite has one writer at a time: threads of one process queue here (faults.py)
         self._writer: AbstractContextManager[Any] = (
-            nullcontext() if self.is_postgres else threading.Lock()
+            nullcontext() if self.is_postgres else WriterQueue(self.waits.lock)
         )
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write_engine = self.engine.execution_options(**{_WRITE: True})
@@ -185,6 +193,32 @@ class Database:
     def reading(self) -> Iterator[Session]:
         with self._read() as session, session.begin():
             yield session
+
+    def probe(self, seconds: float = 2.0) -> None:
+        """Whether the database answers, within about ``seconds``: raises the driver's
+        error if not (``faults.fault_of`` names it). On a connection of its own, made
+        for the probe: the pool may be what is stuck. It reads the schema's version (the
+        file itself, on SQLite); it takes no lock, so a long command does not make the
+        service look down."""
+        ms = max(1, round(seconds * 1000))
+        # the pool's own way of connecting (its settings, a test's search_path), not
+        # the pool: SQLAlchemy's creator, a private name (prepared.py checks the version)
+        conn = self.engine.pool._creator()  # type: ignore[call-arg]
+        try:
+            if self.is_postgres:
+                conn.autocommit = True
+                conn.execute(f"SET statement_timeout = {ms}")
+                conn.execute(f"SET lock_timeout = {ms}")
+                conn.autocommit = False
+            else:
+                conn.execute(f"PRAGMA busy_timeout = {ms}")
+            cursor = conn.cursor()
+            cursor.execute("SELECT version_num FROM alembic_version")
+            cursor.fetchall()
+            cursor.close()
+            conn.rollback()
+        finally:
+            conn.close()
 
     def first(self, query: Prepared, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """The first row of ``query``, straight through the driver, in autocommit (one

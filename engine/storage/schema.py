@@ -21,6 +21,8 @@ def alembic_config(db: Database) -> Config:
 
 def upgrade(db: Database, revision: str = "head") -> None:
     with db.engine.begin() as conn:
+        if db.is_postgres:  # a migration may rewrite a large table: no statement limit
+            conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
         cfg = alembic_config(db)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
