@@ -30,9 +30,10 @@ from engine.audit import anchors
 from engine.clock import as_utc
 from engine.commands import instances, messages
 from engine.errors import AnchorFailed, ProcessFailed, TradeflowError
+from engine.logs import Throttled
 from engine.reporting import rollups
 from engine.runtime import Runtime, Unit, metrics, repeats
-from engine.storage import Instance, InstanceStatus, StartTimer, store
+from engine.storage import Instance, InstanceStatus, StartTimer, faults, store
 from engine.timers import start_timers
 
 log = logging.getLogger("tradeflow.scheduler")
@@ -41,6 +42,11 @@ ACTOR = "scheduler"
 BATCH = 20  # due instances fired per transaction
 SWEEP_SECONDS = 1.0
 RETRY_SECONDS = 60.0  # an instance that could not even be marked failed
+# an instance whose firing met a fault (the database busy, a statement cancelled) is
+# tried again after as long as it has been late, within these bounds: a back-off that
+# doubles while the fault lasts
+RETRY_MIN = timedelta(seconds=1)
+RETRY_MAX = timedelta(minutes=1)
 EXPIRE_EVERY = 60.0  # seconds between passes over kept messages past their expiry
 ANCHOR_LOOK_EVERY = 60.0  # seconds between looks at whether an anchor is due
 ANCHOR_RETRY = 300.0  # seconds before a process tries again after an anchor failed
@@ -61,6 +67,7 @@ class Timers:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self._faults = Throttled(log)  # a fault each sweep is one line a minute
 
     def next_due(self) -> datetime | None:
         """The earliest wake-up any running instance, or timer-started process, waits for."""
@@ -98,17 +105,27 @@ class Timers:
         while count < limit and not stopping():
             try:
                 fired = self.fire_start_one()
-            except Exception:  # one schedule must not keep every instance's timers waiting
-                log.exception("a timer start could not run; the instances' timers go on")
+            except Exception as exc:  # one schedule must not keep every instance's waiting
+                self._faults.error(
+                    "start timer",
+                    "a timer start could not run (tried again next sweep); instances' go on",
+                    None if faults.fault_of(exc) else exc,
+                )
                 break
             if fired is None:
                 break
             done.append(fired)
             count += 1
-        if not self._anything_due(self.runtime.clock.now()):  # a read: no writer lock idle
-            return done
-        while len(done) < limit and not stopping() and (batch := self.fire_batch()):
-            done += batch
+        try:
+            if not self._anything_due(self.runtime.clock.now()):  # a read: no writer lock idle
+                return done
+            while len(done) < limit and not stopping() and (batch := self.fire_batch()):
+                done += batch
+        except Exception as exc:
+            if faults.fault_of(exc) is None:
+                raise
+            # the database away or busy: nothing was fired or failed; the next sweep tries
+            self._faults.error("due", f"due instances not fired, tried again: {exc}")
         return done
 
     def fire_batch(self, size: int = BATCH) -> list[Fired]:
@@ -130,6 +147,12 @@ class Timers:
                     with unit.savepoint(), unit.command(row, ACTOR) as work:
                         elements = instances.fire_timers(work)
                 except Exception as exc:
+                    fault = faults.fault_of(exc)
+                    if fault is not None:  # not the diagram's: it waits and is tried again
+                        if fault.kind == faults.FaultKind.DOWN:
+                            raise  # the transaction went with the connection: all retried
+                        self._retry_later(unit, row, exc, due, now)
+                        continue
                     if isinstance(exc, ProcessFailed):
                         error = exc.message
                     else:
@@ -144,6 +167,17 @@ class Timers:
         for done in fired:  # committed
             metrics.timer_lateness((done.at - done.due).total_seconds())
         return fired + result
+
+    def _retry_later(
+        self, unit: Unit, row: store.InstanceRow, error: Exception, due: datetime, now: datetime
+    ) -> None:
+        """A fault while firing (a lock that ran out of time, a cancelled statement) is
+        no reason to fail the instance: its firing is rolled back to its savepoint, and it
+        is tried again later, the later the longer it has been late."""
+        wait = min(RETRY_MAX, max(RETRY_MIN, now - due))
+        self._faults.error("firing", f"instance {row.id}: a fault while firing, retried: {error}")
+        with unit.savepoint():
+            unit.postpone(row, now + wait)
 
     @staticmethod
     def _fail(unit: Unit, row: store.InstanceRow, error: str, now: datetime) -> None:
@@ -209,6 +243,8 @@ class Timers:
                     work = instances.start_in(unit, definition_id, ACTOR, None, {}, timer=element)
                     start_timers.advance(unit.session, row, now)
             except Exception as exc:
+                if faults.fault_of(exc) is not None:
+                    raise  # the round is not skipped: the unit is undone, tried next sweep
                 error = (
                     exc.message
                     if isinstance(exc, TradeflowError)
@@ -262,6 +298,7 @@ class Scheduler:
         self.timers = timers
         self.sweep_seconds = sweep_seconds
         self.anchoring = anchoring
+        self._failures = Throttled(log)
         self._anchor_after = 0.0  # monotonic: not before, after a failure
         self._aps = BackgroundScheduler(timezone=UTC)
         self._busy = threading.Lock()
@@ -386,13 +423,16 @@ class Scheduler:
         with runtime.db.transaction() as session:
             rollups.roll_up(session.connection(), runtime.clock.now())
 
-    @staticmethod
-    def _guarded(step: Callable[[], object]) -> object:
-        # the scheduler must outlive a database hiccup: log, and the next sweep tries again
+    def _guarded(self, step: Callable[[], object]) -> object:
+        # the scheduler must outlive a database hiccup: log (once a minute for each kind),
+        # and the next sweep tries again
         try:
             return step()
         except (TradeflowError, OSError, RuntimeError) as exc:
-            log.error("scheduler step failed: %s", exc)
-        except Exception:
-            log.exception("scheduler step failed")
+            self._failures.error(f"step {type(exc).__name__}", f"scheduler step failed: {exc}")
+        except Exception as exc:
+            fault = faults.fault_of(exc)
+            kind = f"database {fault.kind}" if fault else f"step {type(exc).__name__}"
+            text = f"scheduler step failed: {exc}".splitlines()[0]
+            self._failures.error(kind, text, None if fault else exc)
         return None
