@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from engine import queues
 from engine.audit import AuditTrail, EventKind, instance_stream
-from engine.clock import Clock, SystemClock
+from engine.clock import Clock, SystemClock, as_utc
 from engine.errors import InstanceNotFound, InstanceNotRunning
 from engine.execution import StateSerializer, limits, scan
 from engine.runtime import metrics, repeats
@@ -228,7 +228,8 @@ class Unit:
         trail = self._trail(instance)
         self._let_go(trail, instance, actor, "instance failed")
         instance.status, instance.error = InstanceStatus.FAILED, error
-        _append(trail, instance, self._now, actor, EventKind.INSTANCE_FAILED, {"error": error})
+        now = self._now_for(instance)
+        _append(trail, instance, now, actor, EventKind.INSTANCE_FAILED, {"error": error})
         self._end(trail, instance)
         return True
 
@@ -237,9 +238,10 @@ class Unit:
         tasks it still has (failed before failing let go of them) are cancelled now."""
         trail = self._trail(instance)
         self._let_go(trail, instance, actor, "instance cancelled")
-        instance.status, instance.ended_at = InstanceStatus.CANCELLED, self._now
+        now = self._now_for(instance)
+        instance.status, instance.ended_at = InstanceStatus.CANCELLED, now
         data = {"reason": reason, "was": InstanceStatus.FAILED.value}
-        _append(trail, instance, self._now, actor, EventKind.INSTANCE_CANCELLED, data)
+        _append(trail, instance, now, actor, EventKind.INSTANCE_CANCELLED, data)
         self._end(trail, instance)
 
     def postpone(self, instance: InstanceRow, until: datetime) -> None:
@@ -251,6 +253,13 @@ class Unit:
     @property
     def _now(self) -> datetime:
         return self.runtime.clock.now()
+
+    def _now_for(self, instance: InstanceRow) -> datetime:
+        """A command's time: the clock's, but never before the instance's last change.
+        A step back of the system clock (then corrected) must not put the instance's
+        trail out of order: its events keep the time of the last one until the clock
+        passes it."""
+        return max(self._now, as_utc(instance.updated_at))
 
     def _work(
         self, instance: InstanceRow, definition: DefinitionInfo, workflow: BpmnWorkflow, actor: str
@@ -264,7 +273,7 @@ class Unit:
             definition=definition,
             workflow=workflow,
             actor=actor,
-            now=self._now,
+            now=self._now_for(instance),
             budget=limits.Budget(self.runtime.limits),
             calendar=self.runtime.calendar,
             trail=self._trail(instance),
@@ -288,7 +297,7 @@ class Unit:
     def _let_go(self, trail: AuditTrail, instance: InstanceRow, actor: str, why: str) -> None:
         """Cancel the instance's open tasks (read from their rows: the workflow may be
         what cannot be loaded) and drop its message subscriptions."""
-        now = self._now
+        now = self._now_for(instance)
         for row in store.open_tasks_of(self.conn, instance.id):
             self.writes.cancel_task(row.id, now)
             kind, data = EventKind.TASK_CANCELLED, {"task_id": row.id, "why": why}
@@ -298,7 +307,7 @@ class Unit:
     def _end(self, trail: AuditTrail, instance: InstanceRow) -> None:
         """Save an instance ended without running its workflow (a failed one keeps no
         end time: it may still be cancelled)."""
-        instance.updated_at = self._now
+        instance.updated_at = self._now_for(instance)
         instance.next_wakeup_at = None
         instance.revision += 1
         instance.audit_seq, instance.audit_hash = trail.head(instance_stream(instance.id))

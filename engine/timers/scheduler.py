@@ -310,28 +310,34 @@ class Scheduler:
 
     def start(self) -> None:
         self.timers.runtime.on_wakeup = self.notify
-        self._aps.add_job(
-            self.sweep,
-            "interval",
-            seconds=self.sweep_seconds,
-            id="sweep",
-            max_instances=1,
-            coalesce=True,
-            next_run_time=datetime.now(UTC),
-        )
+        self._aps.start()  # the precise wake-ups (``notify``); the pulse wakes it too
+        self._every(self.sweep_seconds, self._pulse, "scheduler-sweep")
         if self.anchoring is not None:
             # a thread of its own: a slow webhook must not hold up the timers
-            self._aps.add_job(
-                self.anchor_due,
-                "interval",
-                seconds=min(ANCHOR_LOOK_EVERY, self.anchoring.every.total_seconds()),
-                id="audit-anchor",
-                max_instances=1,
-                coalesce=True,
-                next_run_time=datetime.now(UTC),
-            )
-        self._aps.start()
+            every = min(ANCHOR_LOOK_EVERY, self.anchoring.every.total_seconds())
+            self._every(every, self.anchor_due, "scheduler-anchor")
         log.info("scheduler started (sweep every %.1f s)", self.sweep_seconds)
+
+    def _every(self, seconds: float, step: Callable[[], object], name: str) -> None:
+        """Run ``step`` now and every ``seconds`` after, on a thread of its own, until
+        shutdown. The wait is on the monotonic clock (``Event.wait``): a step of the
+        system clock neither stalls nor hurries it. (APScheduler's interval jobs wait by
+        the wall clock: after a step back they slept for the size of the step.)"""
+
+        def loop() -> None:
+            while not self._stopping.is_set():
+                self._guarded(step)
+                if self._stopping.wait(seconds):
+                    return
+
+        threading.Thread(target=loop, name=name, daemon=True).start()
+
+    def _pulse(self) -> None:
+        """The regular sweep; and APScheduler, whose precise wake-ups wait by the wall
+        clock, is woken to look at the clock again (a corrected clock is seen at once)."""
+        self.sweep()
+        if not self._stopping.is_set():
+            self._aps.wakeup()
 
     def shutdown(self) -> None:
         """Stop: no new jobs, the running sweep ends after its current unit of work."""
