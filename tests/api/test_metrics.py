@@ -4,9 +4,14 @@ token, or from an address on the allow-list."""
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
+from typing import Any
+
+import pytest
 
 from api import create_app
+from engine import queues
 from engine.runtime import metrics
 from engine.timers.scheduler import Timers
 from tests.api.conftest import TRIAGE, ApiClient, problem
@@ -28,7 +33,15 @@ def scrape(client: ApiClient) -> str:
     return response.get_data(as_text=True)
 
 
+def _max_age(client: ApiClient, seconds: float) -> ApiClient:
+    """The client's app again, its database gauges read at most every ``seconds``."""
+    client.app = create_app({"TRADEFLOW": client.flow, "TRADEFLOW_METRICS_MAX_AGE": seconds})
+    client.http = client.app.test_client()
+    return client
+
+
 def test_pending_timers_and_overdue_tasks_per_role(client: ApiClient) -> None:
+    _max_age(client, 0)  # read at every scrape
     client.deploy([TRIAGE])
     before = scrape(client)
     assert sample(before, "tradeflow_timers_pending") == 0
@@ -42,6 +55,7 @@ def test_pending_timers_and_overdue_tasks_per_role(client: ApiClient) -> None:
 
 
 def test_timer_lateness_and_unit_of_work_latency_are_measured(client: ApiClient) -> None:
+    _max_age(client, 0)
     client.deploy([TRIAGE])
     lateness = "tradeflow_timer_lateness_seconds_count"
     units = "tradeflow_unit_of_work_seconds_count"
@@ -71,3 +85,35 @@ def test_the_metrics_want_a_scrapers_token_or_an_allowed_address(client: ApiClie
     assert outside.status_code == 401
     inside = allowed.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.200.3"})
     assert inside.status_code == 200
+
+
+def test_scrapers_share_one_reading_of_the_database(
+    client: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any number of scrapes within the gauges' age read the database once; past it, a
+    scrape answers at once with the reading it has (its age said) while a new one is
+    read in the background."""
+    client.deploy([TRIAGE])
+    real, reads = queues.counts, []
+
+    def counted(*args: Any) -> Any:
+        reads.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(queues, "counts", counted)
+    _max_age(client, 0.5)
+    client.start("triage", "cashier")
+    texts = [scrape(client) for _ in range(20)]
+    assert len(reads) == 1
+    assert {sample(t, "tradeflow_tasks_open", role="finance") for t in texts} == {3}
+    assert sample(texts[-1], "tradeflow_gauges_age_seconds") < 0.5
+    client.start("triage", "cashier")
+    time.sleep(0.6)
+    stale = scrape(client)  # answered from the last reading; a new one is under way
+    assert sample(stale, "tradeflow_tasks_open", role="finance") == 3
+    assert sample(stale, "tradeflow_gauges_age_seconds") >= 0.5
+    deadline = time.monotonic() + 5
+    while sample(scrape(client), "tradeflow_tasks_open", role="finance") != 6:
+        assert time.monotonic() < deadline, "the gauges were not read again"
+        time.sleep(0.05)
+    assert len(reads) == 2
