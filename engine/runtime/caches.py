@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -35,9 +36,14 @@ V = TypeVar("V")
 
 
 class _Lru(Generic[K, V]):
-    def __init__(self, size: int) -> None:
+    """Least recently used first out, past ``size`` items or ``max_weight`` in all."""
+
+    def __init__(self, size: int, max_weight: int | None = None) -> None:
         self._size = size
+        self._max_weight = max_weight
         self._items: OrderedDict[K, V] = OrderedDict()
+        self._weights: dict[K, int] = {}
+        self.weight = 0  # of the items held
         self._lock = threading.Lock()
 
     def get(self, key: K) -> V | None:
@@ -49,18 +55,32 @@ class _Lru(Generic[K, V]):
 
     def pop(self, key: K) -> V | None:
         with self._lock:
+            self.weight -= self._weights.pop(key, 0)
             return self._items.pop(key, None)
 
-    def put(self, key: K, value: V) -> None:
+    def put(self, key: K, value: V, weight: int = 1) -> None:
         with self._lock:
+            self.weight -= self._weights.pop(key, 0)
+            self._items.pop(key, None)
+            if self._max_weight is not None and weight > self._max_weight:
+                return  # bigger than the whole cache: not kept
             self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+            self._weights[key] = weight
+            self.weight += weight
+            while len(self._items) > self._size or (
+                self._max_weight is not None and self.weight > self._max_weight
+            ):
+                oldest, _ = self._items.popitem(last=False)
+                self.weight -= self._weights.pop(oldest, 0)
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._weights.clear()
+            self.weight = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     @property
     def capacity(self) -> int:
@@ -153,11 +173,30 @@ class DefinitionCache:
         )
 
 
-class LiveWorkflows:
-    """Deserialised workflows by instance id, valid for one revision of the row."""
+LIVE_CACHE_MB = "TRADEFLOW_LIVE_CACHE_MB"  # the live cache's bound, in saved state
 
-    def __init__(self, size: int = 1024) -> None:
-        self._items: _Lru[int, tuple[int, BpmnWorkflow]] = _Lru(size)
+
+def live_cache_bytes() -> int:
+    """The live cache's bound from the environment (``TRADEFLOW_LIVE_CACHE_MB``, 64)."""
+    raw = os.environ.get(LIVE_CACHE_MB, "64")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{LIVE_CACHE_MB} is a number of megabytes, not '{raw}'") from None
+    if not 0 <= value <= 1_000_000:
+        raise ValueError(f"{LIVE_CACHE_MB} is between 0 and 1000000, not {raw}")
+    return int(value * 1024 * 1024)
+
+
+class LiveWorkflows:
+    """Deserialised workflows by instance id, valid for one revision of the row; at most
+    ``size`` of them and ``max_bytes`` of their saved state in all (a workflow in memory
+    takes a few times its saved state: the bound is on what can be measured cheaply).
+    One whose state alone is past the bound is not kept."""
+
+    def __init__(self, size: int = 1024, max_bytes: int | None = None) -> None:
+        self.max_bytes = live_cache_bytes() if max_bytes is None else max_bytes
+        self._items: _Lru[int, tuple[int, BpmnWorkflow]] = _Lru(size, self.max_bytes)
 
     def take(self, instance_id: int, revision: int) -> BpmnWorkflow | None:
         """Remove and return the cached workflow if it is of this revision."""
@@ -169,7 +208,7 @@ class LiveWorkflows:
     def keep(self, instance: InstanceRow, workflow: BpmnWorkflow) -> None:
         """Keep a committed workflow for the next command, if there can be one."""
         if instance.status == InstanceStatus.RUNNING:
-            self._items.put(instance.id, (instance.revision, workflow))
+            self._items.put(instance.id, (instance.revision, workflow), len(instance.state))
 
     def drop(self, instance_id: int) -> None:
         """Forget the instance's workflow (it ended, or its command was rolled back)."""
@@ -182,6 +221,11 @@ class LiveWorkflows:
     @property
     def size(self) -> int:
         return self._items.capacity
+
+    @property
+    def held(self) -> tuple[int, int]:
+        """How many workflows are kept, and their saved state's size in bytes."""
+        return len(self._items), self._items.weight
 
     def clear(self) -> None:
         self._items.clear()

@@ -1,4 +1,5 @@
-"""Prometheus measurements the engine takes: timer lateness and unit-of-work latency.
+"""Prometheus measurements the engine takes: timer lateness, unit-of-work latency, and
+the live cache's size.
 
 prometheus_client is imported on first use, not at import time: the serve command sets
 PROMETHEUS_MULTIPROC_DIR first (so every worker's samples add up),
@@ -22,7 +23,7 @@ def _get(name: str) -> Any:
     if found is None:
         with _LOCK:
             if not _METRICS:
-                from prometheus_client import Histogram
+                from prometheus_client import Gauge, Histogram
 
                 _METRICS["lateness"] = Histogram(
                     "tradeflow_timer_lateness_seconds",
@@ -35,6 +36,17 @@ def _get(name: str) -> Any:
                     ["command"],
                     buckets=UNIT_BUCKETS,
                 )
+                # each worker process's own cache: the scrape sums the live processes'
+                _METRICS["live"] = Gauge(
+                    "tradeflow_live_workflows",
+                    "Workflows kept in memory between commands (all worker processes)",
+                    multiprocess_mode="livesum",
+                )
+                _METRICS["live_bytes"] = Gauge(
+                    "tradeflow_live_workflows_state_bytes",
+                    "The saved state's size of the workflows kept in memory",
+                    multiprocess_mode="livesum",
+                )
             found = _METRICS[name]
     return found
 
@@ -45,3 +57,8 @@ def timer_lateness(seconds: float) -> None:
 
 def unit_of_work(command: str, seconds: float) -> None:
     _get("unit").labels(command=command).observe(seconds)
+
+
+def live_cache(count: int, state_bytes: int) -> None:
+    _get("live").set(count)
+    _get("live_bytes").set(state_bytes)

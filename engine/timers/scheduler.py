@@ -212,6 +212,7 @@ class Timers:
                     continue
                 runtime.live.keep(row, runtime.load(session, row))
                 restored += 1
+        metrics.live_cache(*runtime.live.held)
         return restored
 
     def fire_start_one(self) -> Fired | None:

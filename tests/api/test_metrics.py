@@ -69,6 +69,10 @@ def test_timer_lateness_and_unit_of_work_latency_are_measured(client: ApiClient)
     assert sample(text, units, command="start") >= 1
     assert sample(text, units, command="timer") >= 1
     assert sample(text, "tradeflow_timer_lateness_seconds_bucket", le="+Inf") >= 1
+    count, held = client.flow.runtime.live.held  # this process's live cache, as measured
+    assert count >= 1
+    assert sample(text, "tradeflow_live_workflows") == count
+    assert sample(text, "tradeflow_live_workflows_state_bytes") == held
     assert fired.at - fired.due == timedelta(hours=1)  # due at 18:00 Shanghai, seen at 19:00
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from engine.errors import ProcessFailed
 from engine.runtime import LiveWorkflows
+from engine.storage import Instance
 from engine.tradeflow import Tradeflow
 from tests.engine.conftest import Scenario, undecidable_review
 
@@ -100,3 +101,35 @@ def test_saved_state_is_exactly_the_live_workflow(cached: Scenario) -> None:
     check(iid)
     cached.complete(iid, "chase_payment", by="checker")
     assert flow.instance(iid).status == "completed"
+
+
+def test_the_cache_is_bounded_by_the_size_of_what_it_holds(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bounded by its workflows' saved state in bytes, not only by their number: a few
+    long-lived instances with big histories can't take the worker's memory. One bigger
+    than the whole bound is not kept; an ended one leaves."""
+    flow = scenario.flow
+    first = flow.start("document_review", actor="clerk")
+    one = len(_state(flow, first))
+    live = flow.runtime.live = LiveWorkflows(size=100, max_bytes=int(one * 2.5))
+    ids = [flow.start("document_review", actor="clerk") for _ in range(4)]
+    count, held = live.held
+    assert count == 2 and held <= live.max_bytes  # the two newest, by their bytes
+    assert [live.holds(i, flow.instance(i).revision) for i in ids] == [False, False, True, True]
+    scenario.complete(ids[-1], "prepare_documents", by="clerk", invoice_number="INV-1")
+    scenario.complete(ids[-1], "review_documents", by="checker", documents_ok=True)
+    assert live.held[0] == 1 and not live.holds(ids[-1], flow.instance(ids[-1]).revision)
+    flow.runtime.live = LiveWorkflows(size=100, max_bytes=one // 2)
+    flow.start("document_review", actor="clerk")
+    assert flow.runtime.live.held == (0, 0)  # bigger than the bound: not kept
+    monkeypatch.setenv("TRADEFLOW_LIVE_CACHE_MB", "1.5")
+    assert LiveWorkflows().max_bytes == 1572864
+    monkeypatch.setenv("TRADEFLOW_LIVE_CACHE_MB", "lots")
+    with pytest.raises(ValueError, match="TRADEFLOW_LIVE_CACHE_MB"):
+        LiveWorkflows()
+
+
+def _state(flow: Tradeflow, instance_id: int) -> str:
+    with flow.db.reading() as session:
+        return str(session.get_one(Instance, instance_id).state)
