@@ -121,9 +121,9 @@ def _http(error: HTTPException) -> Response:
 
 def _answered_before(repeat: domain.AnsweredBefore) -> Response:
     """A request sent again under its key: the first answer, as it was."""
-    response = Response(
-        json.dumps(repeat.answer), status=repeat.status, mimetype="application/json"
-    )
+    # as the first was written (the app's JSON: its separators, its key order)
+    response = cast(Response, current_app.json.response(repeat.answer))
+    response.status_code = repeat.status
     response.headers["Idempotent-Replayed"] = "true"
     return response
 
@@ -140,7 +140,9 @@ def _unexpected(error: Exception) -> Response:
         response = problem(503, fault.detail, slug=f"database-{fault.kind}")
         response.headers["Retry-After"] = str(fault.retry_after)
         return response
-    where = request.url_rule.rule if request.url_rule is not None else request.path
+    # the route's pattern, never the path as sent: it may carry newlines, and each
+    # different path would be a kind of failure of its own
+    where = request.url_rule.rule if request.url_rule is not None else "(no route)"
     _log().error(
         f"{type(error).__name__} {request.method} {where}",
         f"unexpected {type(error).__name__} on {request.method} {where}",

@@ -64,7 +64,7 @@ def db_measures() -> None:
     """Make the KPIs' summaries again from the audit trail and the task rows (after a
     diagram renamed an element that a measure reads: engine/reporting/facts.py)."""
     flow = _flow()
-    with flow.db.transaction() as session:
+    with flow.db.unbounded() as session:  # a long job: no statement or lock limit
         conn = session.connection()
         cases = facts.rebuild(conn)
         tasks = rollups.resum(conn, flow.clock.now())
@@ -294,6 +294,12 @@ def messages_list() -> None:
     default=None,
     help="Also answer GET /health on this port, from a thread of each worker's own.",
 )
+@click.option(
+    "--health-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address the --health-port answers on.",
+)
 def serve(
     host: str,
     port: int,
@@ -302,9 +308,12 @@ def serve(
     scheduler: bool,
     access_log: bool,
     health_port: int | None,
+    health_host: str,
 ) -> None:
     """Run the HTTP service under granian, after bringing the schema up to date; its
     worker processes also fire timers, unless --no-scheduler."""
+    if health_port == port:
+        raise click.BadParameter("must be another port than --port", param_hint="--health-port")
     _metrics_directory()  # before prometheus_client is imported (by the app)
     from cli.server import run
 
@@ -317,7 +326,7 @@ def serve(
         f" password) and its API on http://{host}:{port}/api/v1/docs (Authorization: Bearer"
         f" <token from `tradeflow users add`>)"
     )
-    run(host, port, workers, threads, scheduler, access_log, health_port)
+    run(host, port, workers, threads, scheduler, access_log, health_port, health_host)
 
 
 def _anchoring() -> anchors.Setting | None:

@@ -3,8 +3,9 @@
 Every request thread of a worker may be busy (a slow statement, a client retrying on a
 locked instance): /api/v1/health then waits in line with them. Here each worker process
 also answers ``GET /health`` on a port of its own, from a thread that does nothing else,
-with the same answer (api/resources/health.py: 200, or 503 naming what is down). The
-workers share the port (``SO_REUSEPORT``: the kernel spreads connections among them).
+with the same answer (api/resources/health.py: 200, or 503 naming what is down; one
+probe a second however many ask). The workers share the port (``SO_REUSEPORT``: the
+kernel spreads connections among them); it listens on 127.0.0.1 unless told otherwise.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 from api.resources.health import check
 from engine.storage import Database
+
+MAX_AT_ONCE = 4  # health checks answered at once; more get 503 without a probe
 
 
 class _Server(ThreadingHTTPServer):
@@ -40,7 +43,13 @@ def serve_health(db: Database, host: str, port: int) -> ThreadingHTTPServer:
             if self.path.split("?", 1)[0] != "/health":
                 self._answer(404, {"status": "not found", "checks": {}})
                 return
-            body, status = check(db)
+            if not answering.acquire(blocking=False):  # a flood gets a quick no
+                self._answer(503, {"status": "busy", "checks": {}})
+                return
+            try:
+                body, status = check(db)
+            finally:
+                answering.release()
             self._answer(status, body)
 
         def _answer(self, status: int, body: dict[str, Any]) -> None:
@@ -56,6 +65,7 @@ def serve_health(db: Database, host: str, port: int) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: Any) -> None:
             pass  # a probe every few seconds is no news
 
+    answering = threading.BoundedSemaphore(MAX_AT_ONCE)
     server = _Server((host, port), Handler)
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
     return server

@@ -83,11 +83,12 @@ def run(
     scheduler: bool = True,
     access_log: bool = False,
     health_port: int | None = None,
+    health_host: str = "127.0.0.1",
 ) -> None:
     for key in [k for k in os.environ if k.startswith("HTTP_") or k in _REQUEST_KEYS]:
         del os.environ[key]  # the workers inherit the environment without them
     os.environ[SCHEDULER] = "1" if scheduler else "0"
-    os.environ[HEALTH] = f"{host}:{health_port}" if health_port else ""
+    os.environ[HEALTH] = f"{health_host}:{health_port}" if health_port else ""
     Server(
         f"{__name__}:app",
         address=host,

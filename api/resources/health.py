@@ -8,8 +8,12 @@ request thread is busy."""
 
 from __future__ import annotations
 
+import copy
 import logging
+import threading
+import time
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from flask.views import MethodView
 from marshmallow import Schema, fields
@@ -23,6 +27,7 @@ from engine.storage import Database, faults
 blp = Blueprint("health", __name__, url_prefix="/api/v1/health", description="Liveness")
 _log = Throttled(logging.getLogger("tradeflow.health"))
 PROBE_SECONDS = 2.0
+REUSE_SECONDS = 1.0  # a probe's answer serves every caller this long
 UNHEALTHY = "unhealthy"  # the problem type of a 503
 
 
@@ -38,23 +43,72 @@ class HealthOut(Schema):
 
 def check(db: Database) -> tuple[dict[str, Any], int]:
     """The health answer and its status, for the database behind ``db``: 200 with each
-    check, or 503 as problem+json whose ``checks`` name what is not answering."""
-    try:
-        db.probe(PROBE_SECONDS)
-    except Exception as exc:
-        fault = faults.fault_of(exc)
-        kind = fault.kind.value if fault is not None else "down"
-        detail = fault.detail if fault is not None else "the database answered with an error"
-        _log.error(f"health {kind}", f"health: database {kind}: {exc}".splitlines()[0])
-        checks = {"database": {"status": kind, "detail": detail}}
-        return {
-            "type": f"urn:tradeflow:problem:{UNHEALTHY}",
-            "title": "Service Unavailable",
-            "status": 503,
-            "detail": f"database: {detail}",
-            "checks": checks,
-        }, 503
-    return {"status": "ok", "checks": {"database": {"status": "ok", "detail": None}}}, 200
+    check, or 503 as problem+json whose ``checks`` name what is not answering. One probe
+    runs at a time per database and its answer serves every caller for a second, so a
+    flood of health checks costs the database one connection a second."""
+    with _probes_lock:
+        probe = _probes.get(db)
+        if probe is None:
+            probe = _probes[db] = _Probe(db)
+    body, status = probe.answer()
+    return copy.deepcopy(body), status
+
+
+class _Probe:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._lock = threading.Lock()
+        self._last: tuple[float, dict[str, Any], int] | None = None
+        self._running: threading.Thread | None = None
+
+    def answer(self) -> tuple[dict[str, Any], int]:
+        with self._lock:  # the others wait for this one's answer (at most PROBE_SECONDS)
+            last = self._last
+            if last is not None and time.monotonic() - last[0] < REUSE_SECONDS:
+                return last[1], last[2]
+            body, status = self._probe()
+            self._last = (time.monotonic(), body, status)
+            return body, status
+
+    def _probe(self) -> tuple[dict[str, Any], int]:
+        if self._running is not None and self._running.is_alive():
+            return _unhealthy("down", "the database has not answered the last probe yet")
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self.db.probe(PROBE_SECONDS)
+            except BaseException as exc:  # reported below
+                failed.append(exc)
+
+        self._running = threading.Thread(target=run, name="health-probe", daemon=True)
+        self._running.start()
+        self._running.join(PROBE_SECONDS)
+        if self._running.is_alive():  # a connection that hangs: the answer can't wait
+            _log.error("health down", "health: the database did not answer within 2 s")
+            return _unhealthy("down", f"the database did not answer within {PROBE_SECONDS:g} s")
+        if failed:
+            exc = failed[0]
+            fault = faults.fault_of(exc)
+            kind = fault.kind.value if fault is not None else "down"
+            detail = fault.detail if fault is not None else "the database answered with an error"
+            _log.error(f"health {kind}", f"health: database {kind}: {exc}".splitlines()[0])
+            return _unhealthy(kind, detail)
+        return {"status": "ok", "checks": {"database": {"status": "ok", "detail": None}}}, 200
+
+
+def _unhealthy(kind: str, detail: str) -> tuple[dict[str, Any], int]:
+    return {
+        "type": f"urn:tradeflow:problem:{UNHEALTHY}",
+        "title": "Service Unavailable",
+        "status": 503,
+        "detail": f"database: {detail}",
+        "checks": {"database": {"status": kind, "detail": detail}},
+    }, 503
+
+
+_probes: WeakKeyDictionary[Database, _Probe] = WeakKeyDictionary()
+_probes_lock = threading.Lock()
 
 
 @blp.route("")

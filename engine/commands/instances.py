@@ -33,6 +33,7 @@ from engine.storage import (
     InstanceRow,
     InstanceStatus,
     TaskRow,
+    faults,
     locks,
 )
 
@@ -78,8 +79,8 @@ def start(
     request = once(("start", key, version, business_key, variables))
     try:
         return _start(runtime, key, actor, business_key, variables, version, request)
-    except IntegrityError:
-        if request is None:
+    except IntegrityError as exc:
+        if request is None or not faults.violates(exc, repeats.KEY_CONSTRAINT):
             raise
         # the same key sent twice at once: the other committed first, this finds its answer
         return _start(runtime, key, actor, business_key, variables, version, request)

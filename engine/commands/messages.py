@@ -38,6 +38,8 @@ from engine.storage import (
     Message,
     MessageStatus,
     MessageSubscription,
+    faults,
+    locks,
 )
 
 log = logging.getLogger("tradeflow.messages")
@@ -94,8 +96,8 @@ def correlate(
     sent = _Sent(name, actor, business_key, correlation, payload, idempotency_key)
     try:
         return _correlate(runtime, sent, ttl)
-    except IntegrityError:
-        if idempotency_key is None:
+    except IntegrityError as exc:
+        if idempotency_key is None or not faults.violates(exc, "ux_message_sender_key"):
             raise
         # the same key sent twice at once: the other one committed first
         return _correlate(runtime, sent, ttl)
@@ -152,6 +154,10 @@ def _correlate(runtime: Runtime, sent: _Sent, ttl: timedelta) -> Correlation:
             ).first()
             if first is not None:
                 return _repeat(first, sent)
+        if business_key is not None:
+            # a start with this key, committing beside this, is waited for: else its
+            # instance would be neither seen waiting nor found running (starts take it)
+            locks.queue_writers(session, f"business-key:{business_key}")
         catchers = [i for i, names in session.execute(_CATCHERS) if name in names]
         if not catchers:
             raise MessageUndeliverable(f"no deployed process catches message '{name}'", name=name)
@@ -332,8 +338,8 @@ def hand_over_kept(runtime: Runtime, after: int = 0, limit: int = 100) -> Sweep:
     business key, each handed over on its own (one that fails is logged and passed),
     ``limit`` at a time from the message id ``after``."""
     with runtime.db.reading() as session:
-        rows = session.execute(
-            select(Message, Instance.started_at, Instance.definition_id)
+        candidates = session.scalars(
+            select(Message.id)
             .join(MessageSubscription, MessageSubscription.name == Message.name)
             .join(Instance, Instance.id == MessageSubscription.instance_id)
             .where(
@@ -344,15 +350,13 @@ def hand_over_kept(runtime: Runtime, after: int = 0, limit: int = 100) -> Sweep:
                 (Message.business_key.is_(None))
                 | (Message.business_key == MessageSubscription.business_key),
             )
+            .distinct()
             .order_by(Message.id)
             .limit(limit)
         ).all()
-        early = {d: runtime.definitions.get(session, d).takes_earlier for _, _, d in rows}
-    # only those an instance may take (not one started after the message came)
-    candidates = sorted(
-        {m.id for m, started_at, d in rows if delivery.arrived_for(m, started_at, early[d])}
-    )
-    last = rows[-1][0].id if len(rows) == limit else 0
+    # which waiting instance may take each (one that ran when it came: _find_waiting)
+    # is the second look's to say
+    last = candidates[-1] if len(candidates) == limit else 0
     handed = []
     for message_id in candidates:
         try:

@@ -30,7 +30,7 @@ from engine.execution import variables
 from engine.modeling import check_submission
 from engine.people import Actor, identity
 from engine.runtime import Runtime, Work, repeats, stepping
-from engine.storage import Instance, TaskRow, TaskState, store
+from engine.storage import Instance, TaskRow, TaskState, faults, store
 
 
 @contextmanager
@@ -195,8 +195,8 @@ def complete(
     request = once(("complete", task_id, data))
     try:
         return _complete(runtime, task_id, actor, data, request)
-    except IntegrityError:
-        if request is None:
+    except IntegrityError as exc:
+        if request is None or not faults.violates(exc, repeats.KEY_CONSTRAINT):
             raise
         # the same key sent twice at once: the other committed first, this finds its answer
         return _complete(runtime, task_id, actor, data, request)

@@ -7,13 +7,15 @@ commits, in the same transaction: a start that committed has its answer kept wit
 Two copies at once meet on the key's unique index (PostgreSQL: the second waits for the
 first's commit, then fails and, sent again by its command, finds the answer; SQLite has
 one writer at a time). What was asked is kept as a digest, so the same key with another
-request is refused, naming the header. Keys are forgotten after ``KEPT``.
+request is refused, naming the header. A key answers for ``KEPT``; then it is a new
+request (and the scheduler drops the key).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,12 +24,14 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from engine.clock import as_utc
 from engine.errors import AnsweredBefore, Invalid
 from engine.storage import RequestKey
 
 HEADER = "Idempotency-Key"
 MAX_KEY = 255
 KEPT = timedelta(days=7)  # how long a key answers; its repeat after that is a new request
+KEY_CONSTRAINT = "ux_request_key_sender_key"  # a copy running beside this one met it
 
 
 @dataclass(frozen=True)
@@ -69,13 +73,17 @@ def claim(session: Session, request: Once, now: datetime) -> RequestKey:
     first = session.scalars(
         select(RequestKey).where(RequestKey.sender == request.sender, RequestKey.key == request.key)
     ).first()
+    if first is not None and as_utc(first.created_at) <= now - KEPT:
+        session.delete(first)  # past its time: this is a new request
+        session.flush()
+        first = None
     if first is not None:
         if first.asked != request.asked:
             raise Invalid(
                 f"idempotency key '{request.key}' was sent before with another request",
                 errors={HEADER: ["used before for another request"]},
             )
-        raise AnsweredBefore(first.answer or {}, first.status)
+        raise AnsweredBefore(json.loads(first.answer or "{}"), first.status)
     row = RequestKey(
         sender=request.sender,
         key=request.key,
@@ -91,13 +99,21 @@ def claim(session: Session, request: Once, now: datetime) -> RequestKey:
 
 def answer(row: RequestKey, request: Once, result: Any) -> None:
     """Keep the answer to the request with its key (before the unit commits)."""
-    row.answer = request.answer(result)
+    # as JSON text, not a JSON column: PostgreSQL's jsonb would give 1e16 back as an
+    # integer and the keys in its own order; the repeat gets the first answer as it was
+    row.answer = json.dumps(request.answer(result), separators=(",", ":"), default=str)
 
 
-def forget(session: Session, before: datetime, limit: int = 1000) -> int:
-    """Drop keys made before ``before`` (``limit`` at a time); how many went."""
-    old = select(RequestKey.id).where(RequestKey.created_at < before).limit(limit)
-    ids = list(session.scalars(old))
-    if ids:
-        session.execute(delete(RequestKey).where(RequestKey.id.in_(ids)))
-    return len(ids)
+def forget(session: Session, before: datetime, limit: int = 1000, seconds: float = 5.0) -> int:
+    """Drop keys made before ``before``, ``limit`` at a time for up to ``seconds``; how
+    many went. (A key past its time answers no more either way: ``claim``.)"""
+    gone, began = 0, time.monotonic()
+    while time.monotonic() - began < seconds:
+        old = select(RequestKey.id).where(RequestKey.created_at < before).limit(limit)
+        ids = list(session.scalars(old))
+        if ids:
+            session.execute(delete(RequestKey).where(RequestKey.id.in_(ids)))
+        gone += len(ids)
+        if len(ids) < limit:
+            break
+    return gone

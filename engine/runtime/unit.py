@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -91,8 +91,9 @@ class Runtime:
             self._committed(unit, name, time.perf_counter() - began)
         except Exception:  # committed: the caller's answer stands; the cache is dropped
             log.exception("after unit '%s' committed", name)
-            for work in unit.settled:
-                self.live.drop(work.instance.id)
+            with suppress(Exception):
+                for work in unit.settled:
+                    self.live.drop(work.instance.id)
 
     def _committed(self, unit: Unit, name: str, seconds: float) -> None:
         """What follows every commit; nothing here may undo or hide it."""

@@ -53,7 +53,8 @@ def make_engine(url: str | None = None, waits: Waits | None = None) -> Engine:
         engine = create_engine(
             url,
             connect_args={"timeout": waits.lock, "check_same_thread": False},
-            **({} if in_memory else {"pool_use_lifo": True}),
+            hide_parameters=True,  # an error's text goes to logs: not the data it carried
+            **({} if in_memory else {"pool_use_lifo": True, "pool_timeout": POOL_WAIT}),
         )
         _configure_sqlite(engine, waits)
         return engine
@@ -63,11 +64,20 @@ def make_engine(url: str | None = None, waits: Waits | None = None) -> Engine:
     # query can reach its threshold and pay it on every run (bench/analytics.py)
     return create_engine(
         url, pool_recycle=1800, pool_size=10, max_overflow=10, pool_timeout=POOL_WAIT,
+        hide_parameters=True,
         connect_args={
             "options": f"-c jit=off {waits.postgres_options()}",
             "connect_timeout": CONNECT_WAIT,
         },
     )  # fmt: skip
+
+
+def lift_limits(conn: Connection) -> None:
+    """No statement, lock or idle limit for the rest of this transaction (PostgreSQL;
+    SQLite's busy timeout is the connection's)."""
+    if conn.dialect.name == "postgresql":
+        for setting in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"):
+            conn.exec_driver_sql(f"SET LOCAL {setting} = 0")
 
 
 def _configure_sqlite(engine: Engine, waits: Waits) -> None:
@@ -169,6 +179,14 @@ class Database:
         self._lookups = threading.local()
         self._lookups_lock = threading.Lock()
         self._lookups_kept: list[Any] = []
+
+    @contextmanager
+    def unbounded(self) -> Iterator[Session]:
+        """A transaction for an operator's long job (a migration, rebuilding the
+        measures): none of the waits of faults.py applies to it."""
+        with self.transaction() as session:
+            lift_limits(session.connection())
+            yield session
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

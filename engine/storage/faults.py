@@ -129,16 +129,14 @@ _SQLITE_DOWN = ("disk i/o error", "database or disk is full", "unable to open da
 
 def fault_of(error: BaseException) -> Fault | None:
     """What a database error means for a retry; None for anything else (a bug, a
-    constraint, a diagram's error). Takes SQLAlchemy's errors and the drivers' own
-    (``Database.first`` runs straight on the driver)."""
+    constraint, a diagram's error): only what is listed here is a fault. Takes
+    SQLAlchemy's errors and the drivers' own (``Database.first`` runs on the driver)."""
     if isinstance(error, WriterBusy | sa_exc.TimeoutError):  # the pool's wait, too
         return _BUSY
     if isinstance(error, sa_exc.DBAPIError):
         if error.connection_invalidated:
             return _DOWN
-        return _driver_fault(error.orig) or (
-            _DOWN if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError) else None
-        )
+        return _driver_fault(error.orig)
     return _driver_fault(error)
 
 
@@ -153,6 +151,27 @@ def _driver_fault(error: BaseException | None) -> Fault | None:
         if text.startswith(_SQLITE_BUSY):
             return _BUSY
         return _DOWN if text.startswith(_SQLITE_DOWN) else None
-    if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+    if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError) and state is None:
         return _DOWN  # no SQLSTATE: the driver could not reach the server
     return None
+
+
+def violates(error: BaseException, constraint: str) -> bool:
+    """Whether ``error`` is the violation of the unique constraint or index named
+    ``constraint`` (PostgreSQL names it; SQLite names its columns: ``_SQLITE_COLUMNS``)."""
+    if not isinstance(error, sa_exc.IntegrityError):
+        return False
+    orig = error.orig
+    diag = getattr(orig, "diag", None)
+    if diag is not None:
+        return getattr(diag, "constraint_name", None) == constraint
+    return str(orig).startswith("UNIQUE constraint failed: ") and (
+        str(orig).removeprefix("UNIQUE constraint failed: ") == _SQLITE_COLUMNS.get(constraint)
+    )
+
+
+# SQLite says which columns a unique violation was on, not which index
+_SQLITE_COLUMNS = {
+    "ux_request_key_sender_key": "request_key.sender, request_key.key",
+    "ux_message_sender_key": "message.sender, message.idempotency_key",
+}

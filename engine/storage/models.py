@@ -276,7 +276,7 @@ class RequestKey(Base):
     key: Mapped[str] = mapped_column(String(255))
     asked: Mapped[str] = mapped_column(String(64))  # a digest of what was asked
     status: Mapped[int] = mapped_column(Integer)
-    answer: Mapped[dict[str, Any] | None]
+    answer: Mapped[str | None] = mapped_column(Text)  # the answer's JSON, as sent
     created_at: Mapped[datetime] = mapped_column(index=True)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from engine.storage.db import Database
+from engine.storage.db import Database, lift_limits
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -21,8 +21,7 @@ def alembic_config(db: Database) -> Config:
 
 def upgrade(db: Database, revision: str = "head") -> None:
     with db.engine.begin() as conn:
-        if db.is_postgres:  # a migration may rewrite a large table: no statement limit
-            conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+        lift_limits(conn)  # a migration may rewrite a large table: no limit of faults.py
         cfg = alembic_config(db)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)

@@ -43,8 +43,8 @@ BATCH = 20  # due instances fired per transaction
 SWEEP_SECONDS = 1.0
 RETRY_SECONDS = 60.0  # an instance that could not even be marked failed
 # an instance whose firing met a fault (the database busy, a statement cancelled) is
-# tried again after as long as it has been late, within these bounds: a back-off that
-# doubles while the fault lasts
+# tried again after RETRY_MIN, then twice as long each time the fault is met again, up
+# to RETRY_MAX
 RETRY_MIN = timedelta(seconds=1)
 RETRY_MAX = timedelta(minutes=1)
 EXPIRE_EVERY = 60.0  # seconds between passes over kept messages past their expiry
@@ -68,6 +68,7 @@ class Timers:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._faults = Throttled(log)  # a fault each sweep is one line a minute
+        self._retries: dict[int, int] = {}  # instance: firings in a row that met a fault
 
     def next_due(self) -> datetime | None:
         """The earliest wake-up any running instance, or timer-started process, waits for."""
@@ -125,7 +126,8 @@ class Timers:
             if faults.fault_of(exc) is None:
                 raise
             # the database away or busy: nothing was fired or failed; the next sweep tries
-            self._faults.error("due", f"due instances not fired, tried again: {exc}")
+            cause = str(exc).splitlines()[0]
+            self._faults.error("due", f"due instances not fired, tried again: {cause}")
         return done
 
     def fire_batch(self, size: int = BATCH) -> list[Fired]:
@@ -151,7 +153,7 @@ class Timers:
                     if fault is not None:  # not the diagram's: it waits and is tried again
                         if fault.kind == faults.FaultKind.DOWN:
                             raise  # the transaction went with the connection: all retried
-                        self._retry_later(unit, row, exc, due, now)
+                        self._retry_later(unit, row, exc, now)
                         continue
                     if isinstance(exc, ProcessFailed):
                         error = exc.message
@@ -163,19 +165,25 @@ class Timers:
                     self._fail(unit, row, error, now)
                     result.append(Fired(row.id, due, now, []))
                     continue
+                self._retries.pop(row.id, None)
                 fired.append(Fired(row.id, due, work.now, elements))
         for done in fired:  # committed
             metrics.timer_lateness((done.at - done.due).total_seconds())
         return fired + result
 
     def _retry_later(
-        self, unit: Unit, row: store.InstanceRow, error: Exception, due: datetime, now: datetime
+        self, unit: Unit, row: store.InstanceRow, error: Exception, now: datetime
     ) -> None:
         """A fault while firing (a lock that ran out of time, a cancelled statement) is
         no reason to fail the instance: its firing is rolled back to its savepoint, and it
-        is tried again later, the later the longer it has been late."""
-        wait = min(RETRY_MAX, max(RETRY_MIN, now - due))
-        self._faults.error("firing", f"instance {row.id}: a fault while firing, retried: {error}")
+        is tried again later: twice as long each time in a row it meets one."""
+        tries = self._retries.get(row.id, 0)
+        if len(self._retries) > 10_000:  # the memory of a long outage, forgotten
+            self._retries.clear()
+        self._retries[row.id] = tries + 1
+        wait = min(RETRY_MAX, RETRY_MIN * 2**tries)
+        cause = str(error).splitlines()[0]  # not the statement's parameters: its data
+        self._faults.error("firing", f"instance {row.id}: a fault while firing, retried: {cause}")
         with unit.savepoint():
             unit.postpone(row, now + wait)
 

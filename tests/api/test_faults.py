@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from api import create_app
+from api.resources import health
 from cli.health import serve_health
 from engine.storage import Database
 from engine.tradeflow import Tradeflow
@@ -135,3 +136,36 @@ def test_the_health_thread_answers_for_itself(db: Database) -> None:
     finally:
         server.shutdown()
         gone.shutdown()
+
+
+def test_health_answers_within_its_bound_and_probes_once_a_second(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database that takes the connection and never answers: the health answer still
+    comes within about 2 s (503, saying so). A flood of health checks probes the
+    database once a second, not once per check."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the handshake completes; nothing is ever said
+    try:
+        hung = Database(f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/none")
+        began = time.monotonic()
+        body, status = health.check(hung)
+        assert time.monotonic() - began < 3.5
+        assert (status, body["checks"]["database"]["status"]) == (503, "down")
+        assert "did not answer within 2 s" in body["detail"]
+    finally:
+        silent.close()
+    probes: list[int] = []
+    real = Database.probe
+
+    def counted(self: Database, seconds: float = 2.0) -> None:
+        probes.append(1)
+        real(self, seconds)
+
+    monkeypatch.setattr(Database, "probe", counted)
+    answers = [health.check(db) for _ in range(50)]
+    assert {status for _, status in answers} == {200} and len(probes) == 1
+    time.sleep(health.REUSE_SECONDS)
+    health.check(db)
+    assert len(probes) == 2

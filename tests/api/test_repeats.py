@@ -114,11 +114,31 @@ def test_keys_are_forgotten_after_their_time(deployed: ApiClient) -> None:
     body = {"definition": "document_review", "variables": {"customer": "X", "amount": 1.0}}
     first = ok(deployed.post(f"{V1}/instances", "clerk", json=body, headers=key), 201)
     deployed.clock.advance(days=repeats.KEPT.days, seconds=1)
+    # past its time the key answers no more, dropped by the sweep or not
+    again = ok(deployed.post(f"{V1}/instances", "clerk", json=body, headers=key), 201)
+    assert again["id"] != first["id"]
+    first = again
+    deployed.clock.advance(days=repeats.KEPT.days, seconds=1)
     with deployed.flow.db.transaction() as session:
         assert repeats.forget(session, deployed.clock.now() - repeats.KEPT) == 1
         assert session.scalars(select(RequestKey)).all() == []
     again = ok(deployed.post(f"{V1}/instances", "clerk", json=body, headers=key), 201)
     assert again["id"] != first["id"]  # a new request now
+
+
+def test_a_repeat_gets_the_first_answer_exactly(deployed: ApiClient) -> None:
+    """The answer is kept as the JSON that was sent: 1e16 stays a float, 1.5e300 too
+    (PostgreSQL's jsonb would give them back as integers of 17 and 301 digits)."""
+    body = {
+        "definition": "document_review",
+        "variables": {"customer": "ACME", "amount": 1e16, "tiny": 1.5e300, "flag": True},
+    }
+    key = {"Idempotency-Key": "exact-1"}
+    first = deployed.post(f"{V1}/instances", "clerk", json=body, headers=key)
+    again = deployed.post(f"{V1}/instances", "clerk", json=body, headers=key)
+    assert again.get_json() == first.get_json()
+    assert again.get_data() == first.get_data()  # byte for byte
+    assert isinstance(again.get_json()["variables"]["amount"], float)
 
 
 def test_a_start_that_committed_is_answered_though_reading_fails_after(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,13 +17,13 @@ from engine.errors import (
     MessageUndeliverable,
     ProcessFailed,
 )
-from engine.storage import AuditEvent, Message, MessageStatus, Writes
+from engine.storage import AuditEvent, Message, MessageStatus
 from tests.diagrams import diagram, message, seq
 from tests.diagrams import messages as declared
-from tests.engine.conftest import Scenario, hold_after_flush, in_thread, read
+from tests.engine.conftest import Scenario, read
 
 
-def _invoiced(scenario: Scenario, key: str, amount: float = 1000.0) -> int:
+def invoiced(scenario: Scenario, key: str, amount: float = 1000.0) -> int:
     iid = scenario.flow.start("payment_collection", actor="cashier", business_key=key)
     scenario.complete(iid, "issue_invoice", by="cashier", invoice_amount=amount, currency="USD")
     return iid
@@ -32,8 +31,8 @@ def _invoiced(scenario: Scenario, key: str, amount: float = 1000.0) -> int:
 
 def test_a_payment_reaches_the_waiting_instance_by_business_key(scenario: Scenario) -> None:
     flow = scenario.flow
-    other = _invoiced(scenario, "SO-8")
-    iid = _invoiced(scenario, "SO-9")
+    other = invoiced(scenario, "SO-8")
+    iid = invoiced(scenario, "SO-9")
     result = flow.correlate(
         "payment_received",
         actor="bank",
@@ -51,7 +50,7 @@ def test_a_payment_reaches_the_waiting_instance_by_business_key(scenario: Scenar
 
 
 def test_a_short_payment_goes_to_collections(scenario: Scenario) -> None:
-    iid = _invoiced(scenario, "SO-10")
+    iid = invoiced(scenario, "SO-10")
     scenario.flow.correlate(
         "payment_received", actor="bank", business_key="SO-10", variables={"amount_received": 400.0}
     )
@@ -85,7 +84,7 @@ def test_correlation_values_pick_the_instance(scenario: Scenario) -> None:
     flow = scenario.flow
     first = flow.start("payment_collection", actor="cashier", business_key="SO-12")
     scenario.complete(first, "issue_invoice", by="cashier", invoice_amount=10.0, currency="EUR")
-    second = _invoiced(scenario, "SO-13")
+    second = invoiced(scenario, "SO-13")
     result = flow.correlate(
         "payment_received",
         actor="bank",
@@ -98,7 +97,7 @@ def test_correlation_values_pick_the_instance(scenario: Scenario) -> None:
 
 def test_an_ambiguous_message_is_refused_and_changes_nothing(scenario: Scenario) -> None:
     flow = scenario.flow
-    a, b = _invoiced(scenario, "SO-14"), _invoiced(scenario, "SO-15")
+    a, b = invoiced(scenario, "SO-14"), invoiced(scenario, "SO-15")
     with pytest.raises(MessageUndeliverable, match="2 instances"):
         flow.correlate(
             "payment_received",
@@ -146,7 +145,7 @@ def test_a_kept_message_expires_and_is_reported(scenario: Scenario) -> None:
 
 def test_an_overdue_payment_timer_fires_when_woken(scenario: Scenario) -> None:
     flow = scenario.flow
-    iid = _invoiced(scenario, "SO-17")
+    iid = invoiced(scenario, "SO-17")
     due = flow.instance(iid).next_wakeup_at
     assert due is not None
     now = datetime.now(UTC)
@@ -162,7 +161,7 @@ def test_an_overdue_payment_timer_fires_when_woken(scenario: Scenario) -> None:
 
 def test_a_message_the_instance_cannot_digest_leaves_nothing(scenario: Scenario) -> None:
     flow = scenario.flow
-    iid = _invoiced(scenario, "SO-18")
+    iid = invoiced(scenario, "SO-18")
     state = flow.instance(iid).state
     with pytest.raises(ProcessFailed, match="amount_received"):
         flow.correlate(
@@ -219,7 +218,7 @@ def test_a_payment_may_not_rewrite_the_invoice(scenario: Scenario) -> None:
     """payment_received declares amount_received and bank_ref: an invoice_amount of 1,000
     rode in on it and overwrote finance's 49,000, and the order went paid in full."""
     flow = scenario.flow
-    iid = _invoiced(scenario, "SO-30", amount=49_000.0)
+    iid = invoiced(scenario, "SO-30", amount=49_000.0)
     state = flow.instance(iid).state
     with pytest.raises(MessageInvalid, match="may not set invoice_amount") as refused:
         flow.correlate(
@@ -249,7 +248,7 @@ def test_a_payment_may_not_rewrite_the_invoice(scenario: Scenario) -> None:
 
 def test_null_never_correlates(scenario: Scenario) -> None:
     flow = scenario.flow
-    iid = _invoiced(scenario, "SO-32")  # has no variable "order_ref"
+    iid = invoiced(scenario, "SO-32")  # has no variable "order_ref"
     with pytest.raises(MessageInvalid, match="may not be null: order_ref"):
         flow.correlate(
             "payment_received",
@@ -282,7 +281,7 @@ def test_a_null_kept_before_the_rule_matches_no_instance(scenario: Scenario) -> 
         session.add(kept)
         session.flush()
         kept_id = kept.id
-    iid = _invoiced(scenario, "SO-33")  # it has no order_ref
+    iid = invoiced(scenario, "SO-33")  # it has no order_ref
     assert scenario.open_elements(iid) == []  # still waiting for its own payment
     with flow.db.reading() as session:
         assert session.get_one(Message, kept_id).status == MessageStatus.BUFFERED
@@ -321,7 +320,7 @@ def test_a_version_that_takes_less_drops_the_rest_and_says_so(scenario: Scenario
         business_key="SO-35",
         variables={"amount_received": 1000.0, "bank_ref": "TT-35"},
     )
-    iid = _invoiced(scenario, "SO-35")
+    iid = invoiced(scenario, "SO-35")
     assert "bank_ref" not in flow.variables(iid)
     [received] = [e for e in flow.history(iid) if e.kind == "message_received"]
     assert received.data["variables"] == {"amount_received": 1000.0}
@@ -334,7 +333,7 @@ def test_two_running_instances_of_a_process_may_not_share_a_business_key(
     """Messages find an instance by its key: a second running payment_collection of
     SO-36 would leave the real one's payment undeliverable (409 for ever)."""
     flow = scenario.flow
-    first = _invoiced(scenario, "SO-36")
+    first = invoiced(scenario, "SO-36")
     with pytest.raises(BusinessKeyTaken, match="business key 'SO-36'"):
         flow.start("payment_collection", actor="cashier", business_key="SO-36")
     assert (
@@ -382,139 +381,6 @@ def test_processes_that_catch_the_same_message_may_not_share_a_business_key(
     assert flow.start("ping_b", actor="clerk", business_key="SO-40") != first  # it ended
 
 
-@pytest.mark.parametrize(
-    "db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
-)
-def test_a_payment_sent_while_its_invoice_is_issued_is_not_lost(
-    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """PostgreSQL runs the completion that brings an instance to its catch event and the
-    bank's message side by side, and neither sees the other's rows. Held right there (the
-    completion's writes sent, its commit not yet), the message is kept; once the
-    completion commits, its unit finds the kept message and hands it over. (SQLite has
-    one writer at a time: the two cannot overlap.)"""
-    flow = scenario.flow
-    iid = flow.start("payment_collection", actor="cashier", business_key="SO-77")
-    # the completion: it now waits for the payment
-    flushed, go = hold_after_flush(monkeypatch, lambda writes: bool(writes.new_waits))
-    errors: list[BaseException] = []
-
-    def issue() -> None:
-        try:
-            scenario.complete(
-                iid, "issue_invoice", by="cashier", invoice_amount=1000.0, currency="USD"
-            )
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    worker = threading.Thread(target=issue)
-    worker.start()
-    try:
-        assert flushed.wait(20), "the completion did not get to its catch event"
-        paid = flow.correlate(
-            "payment_received",
-            actor="bank",
-            business_key="SO-77",
-            variables={"amount_received": 1000.0, "bank_ref": "TT-77"},
-        )
-        assert (paid.instance_id, paid.buffered) == (None, True)  # neither saw the other
-    finally:
-        go.set()
-        worker.join(20)
-    assert errors == []
-    assert scenario.open_elements(iid) == ["write_off"]
-    with flow.db.reading() as session:
-        message = session.get_one(Message, paid.message_id)
-        assert (message.status, message.instance_id) == (MessageStatus.DELIVERED, iid)
-    received = [e for e in flow.history(iid) if e.kind == "message_received"]
-    assert [(e.actor, e.data["variables"]["bank_ref"]) for e in received] == [("bank", "TT-77")]
-
-
-def test_the_sweep_hands_over_a_kept_message_both_looks_missed(scenario: Scenario) -> None:
-    """The backstop: a kept message that a running instance waits for (as if the looks
-    after both commits had failed: a crash between commit and look) goes to it at the
-    scheduler's next sweep, and only there; another key's message stays kept."""
-    flow = scenario.flow
-    iid = _invoiced(scenario, "SO-78")  # waits for payment_received
-    now = flow.clock.now()
-    with flow.db.transaction() as session:
-        rows = [
-            Message(
-                name="payment_received",
-                business_key=key,
-                correlation={},
-                payload={"amount_received": 1000.0},
-                status=MessageStatus.BUFFERED,
-                sender="bank",
-                received_at=now,
-                expires_at=now + timedelta(days=1),
-            )
-            for key in ("SO-78", "SO-79")
-        ]
-        session.add_all(rows)
-        session.flush()
-        ours, theirs = rows[0].id, rows[1].id
-    assert scenario.open_elements(iid) == []  # nothing looked yet
-    assert messages.hand_over_kept(flow.runtime).handed == [iid]
-    assert scenario.open_elements(iid) == ["write_off"]
-    with flow.db.reading() as session:
-        assert session.get_one(Message, ours).status == MessageStatus.DELIVERED
-        assert session.get_one(Message, theirs).status == MessageStatus.BUFFERED
-    assert messages.hand_over_kept(flow.runtime).handed == []  # nothing more to do
-    # a sweep goes on from where the last one stopped, a limit at a time
-    assert messages.hand_over_kept(flow.runtime, after=theirs).after == 0
-
-
-@pytest.mark.parametrize(
-    "db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
-)
-def test_one_key_sent_twice_at_once_is_booked_once(
-    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The repeat arrives while the first is still being delivered (not committed): it
-    waits on the key's unique index, then finds the first and answers as it did."""
-    flow = scenario.flow
-    iid = _invoiced(scenario, "SO-80")
-    flushed, go = hold_after_flush(monkeypatch, in_thread("first"))
-    answers: dict[str, messages.Correlation] = {}
-
-    def send(label: str) -> None:
-        answers[label] = flow.correlate(
-            "payment_received",
-            actor="bank",
-            business_key="SO-80",
-            variables={"amount_received": 1000.0},
-            idempotency_key="TT-80",
-        )
-
-    def sending(label: str) -> None:
-        try:
-            send(label)
-        except BaseException as exc:  # reported below
-            answers_failed.append(exc)
-
-    answers_failed: list[BaseException] = []
-    first = threading.Thread(target=sending, args=("first",), name="first")
-    second = threading.Thread(target=sending, args=("second",), name="second")
-    first.start()
-    try:
-        assert flushed.wait(20)
-        second.start()
-        second.join(1)
-        assert second.is_alive()  # waiting on the first's key
-    finally:
-        go.set()
-        first.join(20)
-        second.join(20)
-    assert answers_failed == []
-    assert answers["first"] == answers["second"]
-    assert (answers["first"].instance_id, answers["first"].buffered) == (iid, False)
-    with flow.db.reading() as session:
-        rows = session.scalars(select(Message).where(Message.idempotency_key == "TT-80")).all()
-    assert len(rows) == 1
-    assert [e.kind for e in flow.history(iid)].count("message_received") == 1
-
-
 def test_a_repeat_of_a_message_that_expired_kept_says_so(scenario: Scenario) -> None:
     flow = scenario.flow
     flow.start("payment_collection", actor="cashier", business_key="SO-81")
@@ -533,91 +399,6 @@ def test_a_repeat_of_a_message_that_expired_kept_says_so(scenario: Scenario) -> 
         flow.correlate("payment_received", **{**sent, "idempotency_key": "TT-81"})  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(
-    "db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
-)
-def test_a_payment_kept_while_its_invoice_is_issued_goes_to_it_as_it_commits(
-    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The other order: the message is being kept (written, not committed) when the
-    completion brings the instance to its catch event and commits without seeing it;
-    the message's second look, once it has committed, finds the instance."""
-    flow = scenario.flow
-    iid = flow.start("payment_collection", actor="cashier", business_key="SO-82")
-    flushed, go = hold_after_flush(monkeypatch, in_thread("bank"))
-    answers: list[messages.Correlation] = []
-    failed: list[BaseException] = []
-
-    def pay() -> None:
-        try:
-            answers.append(
-                flow.correlate(
-                    "payment_received",
-                    actor="bank",
-                    business_key="SO-82",
-                    variables={"amount_received": 1000.0},
-                )
-            )
-        except BaseException as exc:  # reported below
-            failed.append(exc)
-
-    bank = threading.Thread(target=pay, name="bank")
-    bank.start()
-    try:
-        assert flushed.wait(20), "the message was not kept"
-        scenario.complete(iid, "issue_invoice", by="cashier", invoice_amount=1000.0, currency="USD")
-        assert scenario.open_elements(iid) == []  # it waits: the message is not seen yet
-    finally:
-        go.set()
-        bank.join(20)
-    assert failed == []
-    [paid] = answers
-    assert (paid.instance_id, paid.buffered) == (iid, False)
-    assert scenario.open_elements(iid) == ["write_off"]
-
-
-@pytest.mark.parametrize(
-    "db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
-)
-def test_expiry_leaves_a_message_being_handed_over_alone(
-    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A kept message handed over just before its expiry, the expiry sweep running while
-    that unit commits: the sweep skips it, and it stays delivered (an update by key
-    would have written "expired" over "delivered")."""
-    flow = scenario.flow
-    iid = _invoiced(scenario, "SO-83")
-    now = flow.clock.now()
-    with flow.db.transaction() as session:
-        kept = Message(
-            name="payment_received",
-            business_key="SO-83",
-            correlation={},
-            payload={"amount_received": 1000.0},
-            status=MessageStatus.BUFFERED,
-            sender="bank",
-            received_at=now,
-            expires_at=now + timedelta(minutes=1),
-        )
-        session.add(kept)
-        session.flush()
-        message_id = kept.id
-    flushed, go = hold_after_flush(monkeypatch, in_thread("sweep"))
-    sweep = threading.Thread(target=lambda: messages.hand_over_kept(flow.runtime), name="sweep")
-    sweep.start()
-    try:
-        assert flushed.wait(20)
-        flow.clock.advance(minutes=2)
-        threading.Timer(1.0, go.set).start()  # an expiry that waited would wait this long
-        assert messages.expire(flow.runtime) == []
-    finally:
-        go.set()
-        sweep.join(20)
-    with flow.db.reading() as session:
-        assert session.get_one(Message, message_id).status == MessageStatus.DELIVERED
-    assert scenario.open_elements(iid) == ["write_off"]
-
-
 def test_a_duplicate_kept_while_the_order_ran_is_not_taken_by_its_next_invoice(
     scenario: Scenario,
 ) -> None:
@@ -626,13 +407,13 @@ def test_a_duplicate_kept_while_the_order_ran_is_not_taken_by_its_next_invoice(
     after it came, does not take it: it was not sent for that one."""
     flow = scenario.flow
     paid = {"amount_received": 1000.0, "bank_ref": "TT-90"}
-    first = _invoiced(scenario, "SO-90")
+    first = invoiced(scenario, "SO-90")
     flow.correlate("payment_received", actor="bank", business_key="SO-90", variables=paid)
     copy = flow.correlate("payment_received", actor="bank", business_key="SO-90", variables=paid)
     assert copy.buffered  # the first is at write_off: kept for it
     scenario.complete(first, "write_off", by="cashier", fx_rate=7.1, settled_amount_cny=7100)
     flow.clock.advance(minutes=1)  # type: ignore[attr-defined]
-    balance = _invoiced(scenario, "SO-90")
+    balance = invoiced(scenario, "SO-90")
     assert scenario.open_elements(balance) == []  # still waiting for its own payment
     with flow.db.reading() as session:
         assert session.get_one(Message, copy.message_id).status == MessageStatus.BUFFERED
@@ -657,7 +438,7 @@ def test_a_catch_may_take_messages_from_before_its_instance_started(scenario: Sc
     )
     assert (kept.buffered, kept.instance_id) == (True, None)
     flow.clock.advance(hours=1)  # type: ignore[attr-defined]
-    iid = _invoiced(scenario, "SO-91")
+    iid = invoiced(scenario, "SO-91")
     assert scenario.open_elements(iid) == ["write_off"]
     with flow.db.reading() as session:
         assert session.get_one(Message, kept.message_id).instance_id == iid
@@ -675,54 +456,14 @@ def test_accepts_earlier_messages_is_true_or_false(scenario: Scenario) -> None:
         scenario.flow.deploy([(name, xml)], actor="owner")
 
 
-@pytest.mark.parametrize(
-    "db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
-)
-def test_two_instances_coming_to_one_kept_message_at_once_take_it_once(
-    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+def test_a_message_by_values_alone_with_no_instance_running_is_refused(
+    scenario: Scenario,
 ) -> None:
-    """A payment kept by its currency; two collections come to wait for it at the same
-    moment (PostgreSQL). The one that hands it over holds its row; the other passes it
-    by and waits on: the payment is booked once."""
-    flow = scenario.flow
-    a = flow.start("payment_collection", actor="cashier", business_key="SO-92")
-    b = flow.start("payment_collection", actor="cashier", business_key="SO-93")
-    kept = flow.correlate(
-        "payment_received",
-        actor="bank",
-        correlation={"currency": "EUR"},
-        variables={"amount_received": 10.0},
-    )
-    assert kept.buffered
-
-    def delivering(writes: Writes) -> bool:
-        return threading.current_thread().name == "a" and any(
-            e["kind"] == "message_received" for e in writes._events
+    """Correlated by values only, with no instance of a catching process running and no
+    catch taking earlier messages: refused (409), nothing kept."""
+    with pytest.raises(MessageUndeliverable, match="no instance of a process that catches it"):
+        scenario.flow.correlate(
+            "payment_received", actor="bank", correlation={"currency": "EUR"}, variables={}
         )
-
-    flushed, go = hold_after_flush(monkeypatch, delivering)
-    failed: list[BaseException] = []
-
-    def issue() -> None:
-        try:
-            scenario.complete(a, "issue_invoice", by="cashier", invoice_amount=10.0, currency="EUR")
-        except BaseException as exc:  # reported below
-            failed.append(exc)
-
-    worker = threading.Thread(target=issue, name="a")
-    worker.start()
-    try:
-        assert flushed.wait(20), "a did not take the kept payment"
-        scenario.complete(b, "issue_invoice", by="cashier", invoice_amount=10.0, currency="EUR")
-        assert scenario.open_elements(b) == []  # passed it by: it waits on
-    finally:
-        go.set()
-        worker.join(20)
-    assert failed == []
-    assert scenario.open_elements(a) == ["write_off"]
-    assert scenario.open_elements(b) == []
-    with flow.db.reading() as session:
-        message = session.get_one(Message, kept.message_id)
-        assert (message.status, message.instance_id) == (MessageStatus.DELIVERED, a)
-    assert "message_received" not in scenario.kinds(b)
-    assert [e.kind for e in flow.history(a)].count("message_received") == 1
+    with scenario.flow.db.reading() as session:
+        assert session.scalars(select(Message)).all() == []

@@ -8,7 +8,6 @@ Revises: 0008
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
 revision = "0009"
 down_revision = "0008"
@@ -24,11 +23,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("asked", sa.String(length=64), nullable=False),
         sa.Column("status", sa.Integer(), nullable=False),
-        sa.Column(
-            "answer",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=True,
-        ),
+        sa.Column("answer", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("sender", "key", name="ux_request_key_sender_key"),
