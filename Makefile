@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.built
 MO := api/web/translations/zh/LC_MESSAGES/messages.mo
 
-.PHONY: install run test lint typecheck bench soak clean
+.PHONY: install run test lint typecheck bench soak chaos clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -50,6 +50,11 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak
+
+# Each fault of docs/faults.md caused for real against `tradeflow serve` on PostgreSQL
+# (outside `make test`: minutes, and it stops and cancels things); prints the figures.
+chaos: $(STAMP) $(MO) $(NODE_STAMP)
+	$(BIN)/pytest chaos -p no:randomly -p no:xdist -s -q
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
