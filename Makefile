@@ -52,7 +52,7 @@ soak: $(STAMP)
 	$(BIN)/python -m bench.soak
 
 # Each fault of docs/faults.md caused for real against `tradeflow serve` on PostgreSQL
-# (outside `make test`: minutes, and it stops and cancels things); prints the figures.
+# (outside `make test`: about a minute, and it stops and cancels things); prints the figures.
 chaos: $(STAMP) $(MO) $(NODE_STAMP)
 	$(BIN)/pytest chaos -p no:randomly -p no:xdist -s -q
 

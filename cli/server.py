@@ -15,10 +15,12 @@ from __future__ import annotations
 import gc
 import logging
 import os
+from pathlib import Path
 
 from flask import Flask
 from granian.constants import HTTPModes, Interfaces
 from granian.server import Server
+from prometheus_client import multiprocess
 
 from api import create_app
 from cli.health import serve_health
@@ -41,10 +43,31 @@ class RequestTarget(logging.Filter):
         return True
 
 
+def forget_dead_workers(directory: str | None = None) -> list[int]:
+    """Drop the live-summed gauges of worker processes that are gone (granian respawns a
+    worker that died; prometheus_client keeps a dead one's last values until told):
+    the pids forgotten."""
+    directory = directory or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return []
+    gone = []
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        pid = int(path.stem.rsplit("_", 1)[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+            gone.append(pid)
+        except PermissionError:
+            continue  # alive, another user's
+    return gone
+
+
 def app() -> Flask:
     """The app of one worker process: granian calls this in each, after the fork (and
     after setting up its logging)."""
     logging.getLogger("granian.access").addFilter(RequestTarget())
+    forget_dead_workers()
     built = create_app()
     flow = built.extensions["tradeflow"]
     flow.db.checkpoint_in_background()  # SQLite: the log's fsyncs leave the requests

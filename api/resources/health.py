@@ -12,6 +12,7 @@ import copy
 import logging
 import threading
 import time
+import weakref
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -56,7 +57,7 @@ def check(db: Database) -> tuple[dict[str, Any], int]:
 
 class _Probe:
     def __init__(self, db: Database) -> None:
-        self.db = db
+        self._db = weakref.ref(db)  # the probe does not keep its database alive
         self._lock = threading.Lock()
         self._last: tuple[float, dict[str, Any], int] | None = None
         self._running: threading.Thread | None = None
@@ -75,9 +76,13 @@ class _Probe:
             return _unhealthy("down", "the database has not answered the last probe yet")
         failed: list[BaseException] = []
 
+        db = self._db()
+        if db is None:
+            return _unhealthy("down", "the database is gone")
+
         def run() -> None:
             try:
-                self.db.probe(PROBE_SECONDS)
+                db.probe(PROBE_SECONDS)
             except BaseException as exc:  # reported below
                 failed.append(exc)
 

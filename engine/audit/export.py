@@ -2,8 +2,10 @@
 process mining (ProM, pm4py, Disco...).
 
 Events are read in instance then sequence order, a batch at a time (``yield_per``: a
-server-side cursor on PostgreSQL), and written out as they come, so an export of the
-whole trail never sits in memory. The writers take any iterable of ``ExportEvent``.
+server-side cursor on PostgreSQL), and written out as they come: the events never sit in
+memory as objects. The API collects what is written (api/resources/audit.py: handed to
+the server whole, so a slow reader holds no thread). The writers take any iterable of
+``ExportEvent``.
 """
 
 from __future__ import annotations

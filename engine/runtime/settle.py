@@ -167,7 +167,7 @@ def compact_tree(s: Settling) -> None:
 def save(s: Settling) -> None:
     work, instance = s.work, s.work.instance
     instance.state = s.runtime.serializer.dumps(work.workflow)
-    instance.updated_at = work.now
+    instance.updated_at = max(work.now, work.trail_floor)  # its trail's last time
     instance.revision += 1
     instance.audit_seq, instance.audit_hash = work.trail.head(work.stream)
     work.writes.save_instance(instance)

@@ -241,7 +241,7 @@ class Unit:
         trail = self._trail(instance)
         self._let_go(trail, instance, actor, "instance cancelled")
         now = self._now_for(instance)
-        instance.status, instance.ended_at = InstanceStatus.CANCELLED, now
+        instance.status, instance.ended_at = InstanceStatus.CANCELLED, self._now
         data = {"reason": reason, "was": InstanceStatus.FAILED.value}
         _append(trail, instance, now, actor, EventKind.INSTANCE_CANCELLED, data)
         self._end(trail, instance)
@@ -257,10 +257,9 @@ class Unit:
         return self.runtime.clock.now()
 
     def _now_for(self, instance: InstanceRow) -> datetime:
-        """A command's time: the clock's, but never before the instance's last change.
-        A step back of the system clock (then corrected) must not put the instance's
-        trail out of order: its events keep the time of the last one until the clock
-        passes it."""
+        """The time of an event in the instance's trail: the clock's, but never before
+        the instance's last change. A step back of the system clock (then corrected)
+        must not put the trail out of order; deadlines and task times go by the clock."""
         return max(self._now, as_utc(instance.updated_at))
 
     def _work(
@@ -275,7 +274,8 @@ class Unit:
             definition=definition,
             workflow=workflow,
             actor=actor,
-            now=self._now_for(instance),
+            now=self._now,
+            trail_floor=as_utc(instance.updated_at),
             budget=limits.Budget(self.runtime.limits),
             calendar=self.runtime.calendar,
             trail=self._trail(instance),
@@ -299,11 +299,11 @@ class Unit:
     def _let_go(self, trail: AuditTrail, instance: InstanceRow, actor: str, why: str) -> None:
         """Cancel the instance's open tasks (read from their rows: the workflow may be
         what cannot be loaded) and drop its message subscriptions."""
-        now = self._now_for(instance)
+        now, at = self._now, self._now_for(instance)
         for row in store.open_tasks_of(self.conn, instance.id):
             self.writes.cancel_task(row.id, now)
             kind, data = EventKind.TASK_CANCELLED, {"task_id": row.id, "why": why}
-            _append(trail, instance, now, actor, kind, data, row.element_id, row.name)
+            _append(trail, instance, at, actor, kind, data, row.element_id, row.name)
         self.writes.subscribe(instance, [])
 
     def _end(self, trail: AuditTrail, instance: InstanceRow) -> None:

@@ -5,7 +5,7 @@ settling (settle.py) finishes it and writes it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from engine.runtime.caches import DefinitionInfo
     from engine.storage import InstanceRow, TaskRow, Writes
     from engine.timers import BusinessCalendar
+
+
+_LONG_AGO = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(eq=False)
@@ -56,6 +59,10 @@ class Work:
     # due before the minimum interval
     fired_timers: set[str] = field(default_factory=set)
     resumed: int = 0  # engine runs added for READY tasks the engine's iterator missed
+    # the time of the instance's last change: its trail's events are never stamped before
+    # it, so a step back of the clock can't put them out of order (deadlines, task times
+    # and the rest go by the clock)
+    trail_floor: datetime = _LONG_AGO
 
     def task(self, row: TaskRow) -> TaskRow:
         """Track a task row; it is written back when the command settles."""
@@ -68,7 +75,7 @@ class Work:
         self.trail.append(
             self.stream,
             kind,
-            at=self.now,
+            at=max(self.now, self.trail_floor),
             actor=fields.pop("actor", self.actor),
             instance_id=self.instance.id,
             **fields,

@@ -73,10 +73,11 @@ def make_engine(url: str | None = None, waits: Waits | None = None) -> Engine:
 
 
 def lift_limits(conn: Connection) -> None:
-    """No statement, lock or idle limit for the rest of this transaction (PostgreSQL;
-    SQLite's busy timeout is the connection's)."""
+    """No statement or idle limit for the rest of this transaction (PostgreSQL). The
+    lock wait stays: a migration waiting without end behind a long transaction would
+    queue every query on its table behind it; it fails instead, to be run again."""
     if conn.dialect.name == "postgresql":
-        for setting in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"):
+        for setting in ("statement_timeout", "idle_in_transaction_session_timeout"):
             conn.exec_driver_sql(f"SET LOCAL {setting} = 0")
 
 
@@ -183,7 +184,7 @@ class Database:
     @contextmanager
     def unbounded(self) -> Iterator[Session]:
         """A transaction for an operator's long job (a migration, rebuilding the
-        measures): none of the waits of faults.py applies to it."""
+        measures): no statement or idle limit (``lift_limits``)."""
         with self.transaction() as session:
             lift_limits(session.connection())
             yield session

@@ -122,6 +122,8 @@ _STATES = {
     "57P02": _DOWN,  # crash_shutdown
     "57P03": _DOWN,  # cannot_connect_now (starting up)
     "53100": _DOWN,  # disk_full
+    "53200": _DOWN,  # out_of_memory
+    "57P05": _DOWN,  # idle_session_timeout: the session is gone
 }
 _SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy")
 _SQLITE_DOWN = ("disk i/o error", "database or disk is full", "unable to open database")

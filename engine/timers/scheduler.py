@@ -6,12 +6,13 @@ SKIP LOCKED`` on PostgreSQL, so processes share the work; SQLite has one writer 
 time), fire what is due, save, commit. Its ``next_wakeup_at`` then lies in the future, so
 nobody fires it again; a crash before the commit leaves it due for the next sweep.
 
-``Scheduler`` drives this with APScheduler in the background: a wake-up job at the next
-due time this process knows of (its own commands report theirs at once), and a sweep
-every second that fires whatever is due (set by another process, or due while the
-service was down) and learns the next due time. Where anchors are configured
-(engine/audit/anchors.py), a third job writes one when the last is ``every`` old; the processes
-share it through a claim on the database, so one of them writes each.
+``Scheduler`` drives this in the background: an APScheduler wake-up job at the next due
+time this process knows of (its own commands report theirs at once), and a sweep every
+second, on a thread of its own waiting on the monotonic clock, that fires whatever is due
+(set by another process, or due while the service was down) and learns the next due time.
+Where anchors are configured (engine/audit/anchors.py), a third thread writes one when
+the last is ``every`` old; the processes share it through a claim on the database, so one
+of them writes each.
 """
 
 from __future__ import annotations
@@ -31,10 +32,9 @@ from engine.clock import as_utc
 from engine.commands import instances, messages
 from engine.errors import AnchorFailed, ProcessFailed, TradeflowError
 from engine.logs import Throttled
-from engine.reporting import rollups
-from engine.runtime import Runtime, Unit, metrics, repeats
+from engine.runtime import Runtime, Unit, metrics
 from engine.storage import Instance, InstanceStatus, StartTimer, faults, store
-from engine.timers import start_timers
+from engine.timers import housekeeping, start_timers
 
 log = logging.getLogger("tradeflow.scheduler")
 
@@ -181,7 +181,8 @@ class Timers:
         if len(self._retries) > 10_000:  # the memory of a long outage, forgotten
             self._retries.clear()
         self._retries[row.id] = tries + 1
-        wait = min(RETRY_MAX, RETRY_MIN * 2**tries)
+        # capped before it is computed: 2**47 seconds is past what a timedelta holds
+        wait = min(RETRY_MAX, RETRY_MIN * 2 ** min(tries, 16))
         cause = str(error).splitlines()[0]  # not the statement's parameters: its data
         self._faults.error("firing", f"instance {row.id}: a fault while firing, retried: {cause}")
         with unit.savepoint():
@@ -296,7 +297,8 @@ def _record_failed_start(unit: Unit, definition_id: int, error: str, element: st
 
 
 class Scheduler:
-    """APScheduler in the background: a wake-up at the next due time, a sweep each second."""
+    """In the background: an APScheduler wake-up at the next due time, and a sweep each
+    second on a thread waiting on the monotonic clock."""
 
     def __init__(
         self,
@@ -382,6 +384,8 @@ class Scheduler:
         if not self._busy.acquire(blocking=False):
             return  # the other job is at it
         try:
+            if self._stopping.is_set():
+                return  # shut down while this one waited its turn
             with self._lock:
                 self._wake_at = None
             self._guarded(lambda: self.timers.fire_due(stopping=self._stopping.is_set))
@@ -389,8 +393,9 @@ class Scheduler:
                 self._last_expiry = time.monotonic()
                 self._guarded(lambda: messages.expire(self.timers.runtime))
                 self._guarded(self._hand_over_kept)
-                self._guarded(self._sum_days)
-                self._guarded(self._forget_keys)
+                runtime = self.timers.runtime
+                self._guarded(lambda: housekeeping.sum_days(runtime))
+                self._guarded(lambda: housekeeping.forget_keys(runtime, self._stopping.is_set))
             upcoming = None if self._stopping.is_set() else self._guarded(self.timers.next_due)
             if isinstance(upcoming, datetime):
                 self.notify(upcoming)
@@ -425,18 +430,6 @@ class Scheduler:
     def _hand_over_kept(self) -> None:
         swept = messages.hand_over_kept(self.timers.runtime, after=self._kept_after)
         self._kept_after = swept.after
-
-    def _forget_keys(self) -> None:
-        """Requests' keys past the time they answer for (engine/runtime/repeats.py)."""
-        runtime = self.timers.runtime
-        with runtime.db.transaction() as session:
-            repeats.forget(session, runtime.clock.now() - repeats.KEPT)
-
-    def _sum_days(self) -> None:
-        """The step measures' daily summaries, as days close (engine/reporting/rollups.py)."""
-        runtime = self.timers.runtime
-        with runtime.db.transaction() as session:
-            rollups.roll_up(session.connection(), runtime.clock.now())
 
     def _guarded(self, step: Callable[[], object]) -> object:
         # the scheduler must outlive a database hiccup: log (once a minute for each kind),

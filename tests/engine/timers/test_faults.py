@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from engine.commands import instances
 from engine.storage import InstanceStatus
-from engine.timers.scheduler import RETRY_MIN, Timers
+from engine.timers.scheduler import RETRY_MAX, RETRY_MIN, Timers
 from engine.tradeflow import Tradeflow
 from tests.engine.conftest import Scenario
 from tests.engine.storage.test_faults import SHORT, held_writer, with_waits
@@ -93,6 +93,18 @@ def test_a_statement_cancelled_while_a_timer_fires_fails_nothing(
     [again] = fired
     assert (again.instance_id, again.elements) == (iid, ["payment_overdue"])
     assert scenario.open_elements(iid) == ["chase_payment"]
+    # after a long outage the wait stays at its cap (2**60 s is past any timedelta)
+    late = _overdue(scenario, "SO-805")
+    timers._retries[late] = 60
+    cancelled.clear()
+    monkeypatch.setattr(
+        instances, "fire_timers", lambda work: cancelled_thrice(work) if work.instance.id != late
+        else (work.conn.execute(text("SET LOCAL statement_timeout = 50")),
+              work.conn.execute(text("SELECT pg_sleep(1)")), [])[-1],
+    )  # fmt: skip
+    assert _fire(flow, timers) == []
+    delay = flow.instance(late).next_wakeup_at - flow.clock.now()  # type: ignore[operator]
+    assert delay == RETRY_MAX
 
 
 def test_a_diagram_that_fails_on_its_timer_still_fails(
