@@ -32,10 +32,10 @@ from sqlalchemy import func, select
 from engine.people.users import Flags
 from engine.storage import AuditEvent, Database, HumanTask, TaskState
 from engine.tradeflow import Tradeflow
-from tests.conftest import ROOT, postgres_database
+from tests.conftest import postgres_database
 from tests.engine.conftest import fixture_files
-from tests.test_crash import _consistent
-from tests.test_e2e import TRADEFLOW, _free_port
+from tests.test_crash import _consistent, _serve, _up
+from tests.test_e2e import _free_port
 
 CLIENTS = 4
 CHAOS = "tradeflow-chaos"  # the suite's own connections, spared by its faults
@@ -164,27 +164,6 @@ class Stage:
         return [pid for (pid,) in rows]
 
 
-def _serve(url: str, port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [TRADEFLOW, "serve", "--port", str(port), "--workers", "2"],
-        env={**os.environ, "TRADEFLOW_DATABASE_URL": url, **WAITS},
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def _up(port: int) -> None:
-    for _ in range(150):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=2):
-                return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.1)
-    raise AssertionError("tradeflow serve did not come up")
-
-
 @contextmanager
 def _stage(servers: int = 1) -> Iterator[Stage]:
     with postgres_database("chaos") as url:
@@ -200,7 +179,9 @@ def _stage(servers: int = 1) -> Iterator[Stage]:
                 ("bank", [], Flags(integration=True)),
             )
         }
-        running = [(port, _serve(url, port)) for port in (_free_port() for _ in range(servers))]
+        running = [
+            (port, _serve(url, port, WAITS)) for port in (_free_port() for _ in range(servers))
+        ]
         try:
             for port, _ in running:
                 _up(port)

@@ -170,19 +170,20 @@ class Tradeflow:
         )
 
     # tasks
-    # a task the engine hands out knows whether it is overdue (queues.stamp_overdue)
+    # a task the engine hands out knows whether it is overdue (queues.stamp_overdue):
+    # a command stamps its task in its unit (commands/tasks.py), a read here
     def task(self, task_id: int) -> TaskRow:
         """One task, with its instance's business key and its form's latest version."""
         return self._stamped(tasks.read(self.runtime, task_id))
 
     def claim(self, task_id: int, *, actor: str) -> TaskRow:
-        return self._stamped(tasks.claim(self.runtime, task_id, actor))
+        return tasks.claim(self.runtime, task_id, actor)
 
     def unclaim(self, task_id: int, *, actor: str) -> TaskRow:
-        return self._stamped(tasks.unclaim(self.runtime, task_id, actor))
+        return tasks.unclaim(self.runtime, task_id, actor)
 
     def delegate(self, task_id: int, *, actor: str, to: str) -> TaskRow:
-        return self._stamped(tasks.delegate(self.runtime, task_id, actor, to))
+        return tasks.delegate(self.runtime, task_id, actor, to)
 
     def complete(
         self,

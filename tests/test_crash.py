@@ -47,10 +47,11 @@ class Api:
             return error.code, json.load(error)
 
 
-def _serve(url: str, port: int) -> subprocess.Popen[bytes]:
+def _serve(url: str, port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`tradeflow serve` of two workers on ``url`` (``env``: settings beside it)."""
     return subprocess.Popen(
         [TRADEFLOW, "serve", "--port", str(port), "--workers", "2"],
-        env={**os.environ, "TRADEFLOW_DATABASE_URL": url},
+        env={**os.environ, "TRADEFLOW_DATABASE_URL": url, **(env or {})},
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

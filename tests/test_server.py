@@ -202,20 +202,16 @@ def test_the_servers_environment_is_no_part_of_a_request(tmp_path: Path) -> None
         assert served.call("GET", "/api/v1/audit", token)[0] == 200
 
 
-def test_a_command_that_never_waits_is_stopped_and_health_answers_meanwhile(
-    tmp_path: Path,
-) -> None:
-    """A loop through a gateway that never waits, started over HTTP on SQLite: the
-    server answers /health while it runs, and the start ends at the configured budget
-    (TRADEFLOW_COMMAND_MAX_SECONDS) with a 422 naming the element; nothing is stored."""
+def _looping(tmp_path: Path, seconds: int) -> tuple[dict[str, str], str]:
+    """An SQLite store with `probe`, a loop through a gateway that never waits, deployed;
+    commands stopped by the clock after ``seconds`` (not by the steps or the data their
+    rounds build). The servers' environment, and a process owner's token."""
     from tests.api.test_budgets import GATEWAY_LOOP
 
-    url = f"sqlite:///{tmp_path}/budget.db"
     env = {
         **os.environ,
-        "TRADEFLOW_DATABASE_URL": url,
-        "TRADEFLOW_COMMAND_MAX_SECONDS": "2",
-        # the clock stops it, not the steps or the data its rounds build
+        "TRADEFLOW_DATABASE_URL": f"sqlite:///{tmp_path}/loop.db",
+        "TRADEFLOW_COMMAND_MAX_SECONDS": str(seconds),
         "TRADEFLOW_COMMAND_MAX_STEPS": "10000000",
         "TRADEFLOW_COMMAND_MAX_BUILT": "1000000000000",
     }
@@ -223,7 +219,16 @@ def test_a_command_that_never_waits_is_stopped_and_health_answers_meanwhile(
     service.cli("db", "upgrade")
     (tmp_path / "probe.bpmn").write_bytes(GATEWAY_LOOP)
     service.cli("deploy", str(tmp_path / "probe.bpmn"))
-    token = service.token("owner", "--process-owner")
+    return env, service.token("owner", "--process-owner")
+
+
+def test_a_command_that_never_waits_is_stopped_and_health_answers_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """A loop through a gateway that never waits, started over HTTP on SQLite: the
+    server answers /health while it runs, and the start ends at the configured budget
+    (TRADEFLOW_COMMAND_MAX_SECONDS) with a 422 naming the element; nothing is stored."""
+    env, token = _looping(tmp_path, seconds=2)
     with _serving(env, "--threads", "2") as (served, _):
         answer: list[tuple[int, Any]] = []
         # rounds of some milliseconds: SpiffWorkflow stops following a tree 1,000 tasks
@@ -258,21 +263,7 @@ def test_the_health_port_answers_while_the_only_request_thread_is_busy(
 ) -> None:
     """`serve --health-port`: with the one request thread running a long command, the
     health thread still answers at once (the API's /health waits in line)."""
-    from tests.api.test_budgets import GATEWAY_LOOP
-
-    url = f"sqlite:///{tmp_path}/health.db"
-    env = {
-        **os.environ,
-        "TRADEFLOW_DATABASE_URL": url,
-        "TRADEFLOW_COMMAND_MAX_SECONDS": "3",
-        "TRADEFLOW_COMMAND_MAX_STEPS": "10000000",
-        "TRADEFLOW_COMMAND_MAX_BUILT": "1000000000000",
-    }
-    service = Service("", env)
-    service.cli("db", "upgrade")
-    (tmp_path / "probe.bpmn").write_bytes(GATEWAY_LOOP)
-    service.cli("deploy", str(tmp_path / "probe.bpmn"))
-    token = service.token("owner", "--process-owner")
+    env, token = _looping(tmp_path, seconds=3)
     health_port = _free_port()
     with _serving(env, "--threads", "1", "--health-port", str(health_port)) as (served, _):
         started = {"definition": "probe", "variables": {"pad": [0] * 10_000}}

@@ -105,7 +105,8 @@ class Runtime:
         for instance_id in unit.ended:
             self.live.drop(instance_id)
             metrics.unit_of_work(name, seconds)
-        metrics.live_cache(*self.live.held)
+        if unit.settled or unit.ended:
+            metrics.live_cache(*self.live.held)
         if self.db.writers_overlap:
             for instance_id, (business_key, names) in unit.writes.new_waits.items():
                 self._take_kept(instance_id, business_key, names)
