@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.inbox
 	$(BIN)/python -m bench.timers
 	$(BIN)/python -m bench.analytics
+	$(BIN)/python -m bench.correlation
 
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak

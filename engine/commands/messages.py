@@ -28,7 +28,7 @@ from engine.audit import MESSAGES_STREAM, AuditTrail, EventKind
 from engine.clock import as_utc
 from engine.commands.instances import MAX_BUSINESS_KEY
 from engine.errors import MessageInvalid, MessageUndeliverable
-from engine.execution import variables
+from engine.execution import KEY_MAX, correlation_key, variables
 from engine.modeling import EARLIER_MESSAGES, check_names
 from engine.runtime import Runtime, delivery
 from engine.storage import (
@@ -40,6 +40,7 @@ from engine.storage import (
     MessageSubscription,
     faults,
     locks,
+    subscriptions,
 )
 
 log = logging.getLogger("tradeflow.messages")
@@ -47,6 +48,7 @@ log = logging.getLogger("tradeflow.messages")
 DEFAULT_TTL = timedelta(days=7)
 MAX_KEY = 255
 MAX_TTL = timedelta(days=366)
+MATCHES_NAMED = 10  # instances a message matches, named in its refusal
 
 
 @dataclass(frozen=True)
@@ -78,13 +80,7 @@ def correlate(
         raise MessageInvalid("correlate by business key or by correlation values (or both)")
     if business_key is not None and not 0 < len(business_key) <= MAX_BUSINESS_KEY:
         raise MessageInvalid(f"a business key has 1 to {MAX_BUSINESS_KEY} characters")
-    nulls = sorted(k for k, v in correlation.items() if v is None)
-    if nulls:
-        why = "null never correlates: it would match every instance without the variable"
-        raise MessageInvalid(
-            f"correlation values may not be null: {', '.join(nulls)}",
-            errors={"correlation": {k: [why] for k in nulls}},
-        )
+    _check_correlation(correlation)
     if not timedelta(0) < ttl <= MAX_TTL:
         raise MessageInvalid(f"ttl must be positive and at most {MAX_TTL.days} days")
     if idempotency_key is not None:
@@ -101,6 +97,30 @@ def correlate(
             raise
         # the same key sent twice at once: the other one committed first
         return _correlate(runtime, sent, ttl)
+
+
+def _check_correlation(correlation: dict[str, Any]) -> None:
+    """Refuse correlation values correlation can't compare, naming them: null (it would
+    match every instance without the variable), lists and objects, and over-long names."""
+    nulls = sorted(k for k, v in correlation.items() if v is None)
+    if nulls:
+        why = "null never correlates: it would match every instance without the variable"
+        raise MessageInvalid(
+            f"correlation values may not be null: {', '.join(nulls)}",
+            errors={"correlation": {k: [why] for k in nulls}},
+        )
+    odd = sorted(
+        k for k, v in correlation.items() if correlation_key(v) is None or len(k) > KEY_MAX
+    )
+    if odd:
+        why = (
+            "a correlation value is a string, a finite number or a boolean, under a name of "
+            f"at most {KEY_MAX} characters"
+        )
+        raise MessageInvalid(
+            f"correlation values that can't be compared: {', '.join(odd)}",
+            errors={"correlation": {k: [why] for k in odd}},
+        )
 
 
 @dataclass(frozen=True)
@@ -197,6 +217,11 @@ def _correlate(runtime: Runtime, sent: _Sent, ttl: timedelta) -> Correlation:
             kept = message.id
         else:
             with unit.command(target, actor) as work:
+                # found by its committed keys: its own variables, now it is locked
+                if not delivery.matches(message, work.instance, variables(work.workflow)):
+                    raise MessageUndeliverable(
+                        f"instance {target} no longer matches message '{name}'"
+                    )
                 if not delivery.deliver(work, message):
                     raise MessageUndeliverable(f"instance {target} stopped waiting for '{name}'")
             return Correlation(message.id, target, False)
@@ -296,29 +321,31 @@ def _check_declared(
 
 
 def _find_waiting(runtime: Runtime, session: Session, message: Message) -> int | None:
-    query = (
-        select(Instance)
-        .join(MessageSubscription, MessageSubscription.instance_id == Instance.id)
-        .where(MessageSubscription.name == message.name, Instance.status == InstanceStatus.RUNNING)
+    """The one running instance waiting for the message, found through the index of
+    subscriptions and their correlation keys (no workflow is loaded), among those that
+    may take it (``delivery.arrived_for``); None if none; refused if several."""
+    keys = {name: correlation_key(value) for name, value in message.correlation.items()}
+    if any(key is None for key in keys.values()):
+        return None  # kept from before values were checked: it can match nothing
+    early = [
+        d
+        for d, names in session.execute(_CATCHERS)
+        if message.name in names
+        and message.name in runtime.definitions.get(session, d).takes_earlier
+    ]
+    matched = subscriptions.waiting_for(
+        session.connection(),
+        message.name,
+        message.business_key,
+        {name: key for name, key in keys.items() if key is not None},
+        since=message.received_at,
+        early=early,
+        limit=MATCHES_NAMED,
     )
-    if message.business_key is not None:
-        query = query.where(MessageSubscription.business_key == message.business_key)
-    candidates = [
-        i
-        for i in session.scalars(query.distinct())
-        if delivery.arrived_for(
-            message, i.started_at, runtime.definitions.get(session, i.definition_id).takes_earlier
-        )
-    ]
-    matched = [
-        i.id
-        for i in candidates
-        if not message.correlation
-        or delivery.matches(message, i, variables(runtime.load(session, i)))
-    ]
     if len(matched) > 1:
+        many = f"{len(matched)}" if len(matched) < MATCHES_NAMED else f"at least {len(matched)}"
         raise MessageUndeliverable(
-            f"message '{message.name}' matches {len(matched)} instances; correlate more narrowly",
+            f"message '{message.name}' matches {many} instances; correlate more narrowly",
             instances=matched,
         )
     return matched[0] if matched else None

@@ -2,19 +2,22 @@
 expression evaluator (``expressions``), what one command may spend (``limits``: the
 budget), the workflow's serialization onto a cached spec with the safe script engine
 attached (``serialization``), one pass over the task tree collecting what a command asks
-of it (``frontier``), and dropping finished tasks (``compaction``). It imports only
+of it (``frontier``), dropping finished tasks (``compaction``), and variables' values as message
+correlation compares them (``correlation``). It imports only
 SpiffWorkflow and ``engine.errors``: modeling (lint checks expressions and cycles), queues
 (routing reads the frontier), timers and the unit of work all stand on it.
 """
 
 from engine.execution import limits
 from engine.execution.compaction import SPIFF_MAX_DEPTH, compact, elements
+from engine.execution.correlation import KEY_MAX, correlation_key, correlation_keys
 from engine.execution.expressions import check_expression, check_script, evaluate_expression
 from engine.execution.frontier import Frontier, scan, variables
 from engine.execution.limits import TIMER_VAR, Budget, Limits, cycle_too_fast
 from engine.execution.serialization import SAFE_ENGINE, SpecPair, StateSerializer
 
 __all__ = [
+    "KEY_MAX",
     "SAFE_ENGINE",
     "SPIFF_MAX_DEPTH",
     "TIMER_VAR",
@@ -26,6 +29,8 @@ __all__ = [
     "check_expression",
     "check_script",
     "compact",
+    "correlation_key",
+    "correlation_keys",
     "cycle_too_fast",
     "elements",
     "evaluate_expression",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from SpiffWorkflow.task import Task
 
 from engine.audit import EventKind
-from engine.execution import Frontier, scan
+from engine.execution import Frontier, correlation_keys, scan, variables
 from engine.modeling import messages_of, role_id
 from engine.storage import TaskRow, TaskState, store
 
@@ -30,7 +30,8 @@ def reconcile(work: Work, frontier: Frontier | None = None) -> None:
     _reconcile_tasks(work, frontier.ready_manual)
     if work.definition.messages:  # else nothing here (or in what it calls) awaits a message
         names = sorted({d.name for t in frontier.waiting for d in messages_of(t.task_spec)})
-        work.writes.subscribe(work.instance, names)
+        keys = correlation_keys(variables(work.workflow, frontier)) if names else {}
+        work.writes.subscribe(work.instance, names, keys)
 
 
 def _reconcile_tasks(work: Work, ready: list[Task]) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import or_, select
 
 from engine.audit import EventKind
 from engine.clock import as_utc
-from engine.execution import Frontier, variables
+from engine.execution import Frontier, correlation_key, variables
 from engine.modeling import messages_of
 from engine.runtime import stepping
 from engine.runtime.work import Work
@@ -21,9 +21,15 @@ from engine.storage import Instance, InstanceRow, Message, MessageStatus
 
 
 def matches(message: Message, instance: Instance | InstanceRow, data: dict[str, Any]) -> bool:
+    """Whether the message is for this instance: its business key, and each correlation
+    value equal (as ``correlation_key`` compares) to the variable of that name."""
     if message.business_key is not None and instance.business_key != message.business_key:
         return False
-    return all(k in data and v is not None and data[k] == v for k, v in message.correlation.items())
+    for name, value in message.correlation.items():
+        key = correlation_key(value)
+        if key is None or name not in data or correlation_key(data[name]) != key:
+            return False
+    return True
 
 
 def arrived_for(message: Message, started_at: datetime, takes_earlier: frozenset[str]) -> bool:

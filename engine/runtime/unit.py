@@ -45,6 +45,7 @@ from engine.storage import (
     RequestKey,
     Writes,
     store,
+    subscriptions,
 )
 from engine.timers import BusinessCalendar, load_calendar
 
@@ -118,7 +119,7 @@ class Runtime:
         here reaches its caller: it is logged, and the scheduler's sweep looks again."""
         try:
             with self.db.read_connection() as conn:
-                if not store.kept_for(conn, names, business_key, self.clock.now()):
+                if not subscriptions.kept_for(conn, names, business_key, self.clock.now()):
                     return
             with self.command(instance_id, "system", name="kept_message"):
                 pass  # settling hands kept messages over

@@ -1,14 +1,14 @@
 """Storage: the database and its transactions (``db``), the tables (``models``,
 ``accounts``, ``records``), the migrations that build them (``schema``, ``migrations/``),
 the unit of work's prepared statements (``prepared``, ``store``) and its pending writes
-(``Writes``), what differs between SQLite and PostgreSQL (``locks``, ``timesql``), and
-how long anything waits on the database and what a wait that ran out means (``faults``). It
-is the floor of the house: it imports nothing from the other rooms, only
-``engine.errors``; everything above reaches the database through the names listed here,
-and none of it asks which database it is.
+(``Writes``), what waiting instances wait for (``subscriptions``), what differs between
+SQLite and PostgreSQL (``locks``, ``timesql``), and how long anything waits on the
+database and what a wait that ran out means (``faults``). It is the floor of the house:
+it imports nothing from the other rooms, only ``engine.errors``; everything above reaches
+the database through the names listed here, and none of it asks which database it is.
 """
 
-from engine.storage import faults, locks, schema, store
+from engine.storage import faults, locks, schema, store, subscriptions
 from engine.storage.accounts import (
     ApiToken,
     Role,
@@ -35,6 +35,7 @@ from engine.storage.models import (
     Resource,
     ResourceKind,
     StartTimer,
+    SubscriptionKey,
     TaskState,
 )
 from engine.storage.prepared import Prepared
@@ -82,6 +83,7 @@ __all__ = [
     "SignInFailure",
     "StartTimer",
     "StepWeek",
+    "SubscriptionKey",
     "SummaryMark",
     "TaskRow",
     "TaskState",
@@ -95,5 +97,6 @@ __all__ = [
     "make_engine",
     "schema",
     "store",
+    "subscriptions",
     "upgrade",
 ]

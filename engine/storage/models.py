@@ -289,3 +289,16 @@ class MessageSubscription(Base):
     instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id"), index=True)
     name: Mapped[str] = mapped_column(String(255))
     business_key: Mapped[str | None] = mapped_column(String(255))
+
+
+class SubscriptionKey(Base):
+    """A variable of an instance waiting for a message, as correlation compares it: a
+    message correlated by values finds its instance through these rows (the index on
+    name and value), not by loading waiting workflows. Kept in step by every unit of
+    work that saves a waiting instance; none for an instance that waits for nothing."""
+
+    __tablename__ = "subscription_key"
+    __table_args__ = (Index("ix_subscription_key_value", "name", "value", "instance_id"),)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))

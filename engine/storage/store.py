@@ -21,10 +21,8 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
-    delete,
     func,
     insert,
-    or_,
     select,
     update,
 )
@@ -39,8 +37,6 @@ from engine.storage.models import (
     HumanTaskRole,
     Instance,
     InstanceStatus,
-    Message,
-    MessageStatus,
     MessageSubscription,
     TaskState,
 )
@@ -406,44 +402,3 @@ def completed_one_of(
     params = {"instance_id": instance_id, "elements": list(elements), "user": user}
     found: str | None = conn.execute(_DONE_BY, params).scalar()
     return found
-
-
-_SUBSCRIPTIONS = Prepared(select(_S.c.name).where(_S.c.instance_id == bindparam("instance_id")))
-_DROP_SUBSCRIPTIONS = delete(_S).where(_S.c.instance_id == bindparam("instance_id"))
-
-
-def replace_subscriptions(
-    conn: Connection, instance_id: int, business_key: str | None, names: list[str]
-) -> list[str]:
-    """Keep the instance's message subscriptions equal to ``names``; answers the names
-    it did not wait for before."""
-    stored = sorted(name for (name,) in _SUBSCRIPTIONS.run(conn, {"instance_id": instance_id}))
-    if stored == names:
-        return []
-    conn.execute(_DROP_SUBSCRIPTIONS, {"instance_id": instance_id})
-    if names:
-        conn.execute(
-            insert(_S),
-            [{"instance_id": instance_id, "name": n, "business_key": business_key} for n in names],
-        )
-    return sorted(set(names) - set(stored))
-
-
-_M: Table = Message.__table__  # type: ignore[assignment]
-_KEPT_FOR = Prepared(
-    select(_M.c.id)
-    .where(
-        _M.c.status == MessageStatus.BUFFERED,
-        _M.c.name == bindparam("name"),
-        or_(_M.c.business_key.is_(None), _M.c.business_key == bindparam("business_key")),
-        _M.c.expires_at > bindparam("now"),
-    )
-    .limit(1)
-)
-
-
-def kept_for(conn: Connection, names: list[str], business_key: str | None, now: datetime) -> bool:
-    """Whether a message not expired is kept under one of ``names`` that an instance with
-    this business key could take (its correlation values are the delivery's to check)."""
-    params = {"business_key": business_key, "now": now}
-    return any(_KEPT_FOR.run(conn, {**params, "name": n}) for n in names)

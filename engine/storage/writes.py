@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, update
 
-from engine.storage import store
+from engine.storage import store, subscriptions
 from engine.storage.models import TaskState
 from engine.storage.prepared import Prepared, driver_of
 from engine.storage.records import AuditEvent, CaseFacts
@@ -119,9 +119,14 @@ class Writes:
             held.state, held.ended_at = TaskState.CANCELLED, now
             self.save_task(held)
 
-    def subscribe(self, instance: InstanceRow, names: list[str]) -> None:
-        """Keep the instance's message subscriptions equal to ``names``."""
-        added = store.replace_subscriptions(self.conn, instance.id, instance.business_key, names)
+    def subscribe(
+        self, instance: InstanceRow, names: list[str], keys: Mapping[str, str] | None = None
+    ) -> None:
+        """Keep the instance's message subscriptions equal to ``names``, and its
+        correlation keys (subscriptions.py) equal to ``keys`` while it waits."""
+        added = subscriptions.replace_subscriptions(
+            self.conn, instance.id, instance.business_key, names, keys or {}
+        )
         if added:
             key, before = self.new_waits.get(instance.id, (instance.business_key, []))
             self.new_waits[instance.id] = (key, sorted({*before, *added}))
