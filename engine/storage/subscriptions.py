@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, or_, select
+from sqlalchemy import Connection, Table, bindparam, delete, exists, func, insert, or_, select
 
 from engine.storage.models import (
     Instance,
@@ -80,6 +80,9 @@ def _replace_keys(conn: Connection, instance_id: int, keys: Mapping[str, str]) -
         conn.execute(insert(_K), new)
 
 
+COUNT_CAP = 1000  # rows counted per correlation key when choosing which one leads
+
+
 def waiting_for(
     conn: Connection,
     name: str,
@@ -93,23 +96,56 @@ def waiting_for(
     """Running instances subscribed to message ``name`` (with ``business_key``, if
     given) whose correlation keys hold each of ``keys``, started by ``since`` (when the
     message came) unless their definition is one of ``early`` (a catch that takes
-    earlier messages): their ids, at most ``limit``, in order."""
-    query = (
-        select(_I.c.id)
-        .join(_S, _S.c.instance_id == _I.c.id)
-        .where(_S.c.name == name, _I.c.status == InstanceStatus.RUNNING)
-    )
-    started = _I.c.started_at <= since
-    query = query.where(or_(started, _I.c.definition_id.in_(early)) if early else started)
-    if business_key is not None:
-        query = query.where(_S.c.business_key == business_key)
-    for number, (key, value) in enumerate(sorted(keys.items())):
-        held = _K.alias(f"k{number}")
-        query = query.join(
-            held,
-            and_(held.c.instance_id == _I.c.id, held.c.name == key, held.c.value == value),
+    earlier messages): their ids, at most ``limit``, in order.
+
+    With keys, the rarest of them leads: its instances are read first (materialized, so
+    no planner starts from a key every instance holds, the currency, say, when its
+    statistics are stale), and the others are checked on those alone."""
+    query = select(_I.c.id)
+    pairs = sorted(keys.items())
+    if pairs:
+        counts = _counts(conn, pairs)
+        if min(counts) == 0:
+            return []
+        (lead_name, lead_value), *rest = [p for _, p in sorted(zip(counts, pairs, strict=True))]
+        lead = (
+            select(_K.c.instance_id)
+            .where(_K.c.name == lead_name, _K.c.value == lead_value)
+            .cte("lead")
+            .prefix_with("MATERIALIZED")
         )
-    return list(conn.scalars(query.distinct().order_by(_I.c.id).limit(limit)))
+        query = select(_I.c.id).select_from(lead).join(_I, _I.c.id == lead.c.instance_id)
+        for key, value in rest:
+            query = query.where(
+                exists().where(_K.c.instance_id == _I.c.id, _K.c.name == key, _K.c.value == value)
+            )
+    subscribed = select(_S.c.instance_id).where(_S.c.instance_id == _I.c.id, _S.c.name == name)
+    if business_key is not None:  # the instance's own, indexed: it leads without keys
+        subscribed = subscribed.where(_S.c.business_key == business_key)
+        query = query.where(_I.c.business_key == business_key)
+    started = _I.c.started_at <= since
+    query = query.where(
+        subscribed.exists(),
+        _I.c.status == InstanceStatus.RUNNING,
+        or_(started, _I.c.definition_id.in_(early)) if early else started,
+    )
+    return list(conn.scalars(query.order_by(_I.c.id).limit(limit)))
+
+
+def _counts(conn: Connection, pairs: Sequence[tuple[str, str]]) -> list[int]:
+    """How many rows hold each (name, value), counted up to COUNT_CAP, in one statement."""
+    capped = [
+        select(func.count())
+        .select_from(
+            select(_K.c.instance_id)
+            .where(_K.c.name == key, _K.c.value == value)
+            .limit(COUNT_CAP)
+            .subquery()
+        )
+        .scalar_subquery()
+        for key, value in pairs
+    ]
+    return [int(n) for n in conn.execute(select(*capped)).one()]
 
 
 _KEPT_FOR = Prepared(
