@@ -167,6 +167,9 @@ class AuditTrail:
         self._pending: list[dict[str, Any]] = []
         # shared streams read here: the seq their audit_head row holds (-1: no row yet)
         self._recorded: dict[str, int] = {}
+        # shared streams: the time of their last event; a new one is never stamped before
+        # it (a clock stepped back); an instance's stream has its floor from the unit
+        self._floors: dict[str, datetime] = {}
 
     def seed(self, stream: str, seq: int, hash_: str) -> None:
         """Start from a known head (an instance row keeps its own) instead of querying."""
@@ -186,6 +189,14 @@ class AuditTrail:
                     select(AuditHead.seq, AuditHead.hash).where(AuditHead.stream == stream)
                 ).first()
                 self._recorded[stream] = recorded[0] if recorded else -1
+                if recorded:
+                    last_at = self.session.scalar(
+                        select(AuditEvent.at).where(
+                            AuditEvent.stream == stream, AuditEvent.seq == recorded[0]
+                        )
+                    )
+                    if last_at is not None:
+                        self._floors[stream] = as_utc(last_at)
             last = (
                 recorded
                 or self.session.execute(
@@ -212,12 +223,18 @@ class AuditTrail:
         data: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         seq, prev = self._head(stream)
+        at = as_utc(at)
+        floor = self._floors.get(stream)
+        if floor is not None and at < floor:
+            at = floor
+        if instance_of(stream) is None:
+            self._floors[stream] = at
         text = canonical_data(data or {})
         row: dict[str, Any] = {
             "stream": stream,
             "seq": seq + 1,
             "instance_id": instance_id,
-            "at": as_utc(at),
+            "at": at,
             "actor": actor,
             "kind": kind.value,
             "element_id": element_id,

@@ -65,3 +65,41 @@ def test_an_instances_trail_keeps_its_order_when_the_clock_steps_back(
     flow.clock.advance(hours=3)  # type: ignore[attr-defined]
     flow.cancel(iid, actor="owner", reason="test")
     assert as_utc(flow.history(iid)[-1].at) == flow.clock.now()  # the clock's once past
+
+
+def test_the_shared_streams_keep_their_order_when_the_clock_steps_back(
+    scenario: Scenario,
+) -> None:
+    """The messages stream (kept messages) and the definitions stream (deploys) have no
+    instance row: their last event's time is read with their head."""
+    from sqlalchemy import select
+
+    from engine.audit import DEFINITIONS_STREAM, MESSAGES_STREAM
+    from engine.storage import AuditEvent
+    from tests.diagrams import diagram, seq
+
+    flow = scenario.flow
+    iid = flow.start("payment_collection", actor="cashier", business_key="SO-7")
+    first = flow.correlate(
+        "payment_received",
+        actor="bank",
+        correlation={"order_ref": "SO-7-A"},
+        variables={"amount_received": 1.0},
+    )
+    assert first.buffered and iid
+    flow.clock.advance(hours=-2)  # type: ignore[attr-defined]
+    flow.correlate(
+        "payment_received",
+        actor="bank",
+        correlation={"order_ref": "SO-7-B"},
+        variables={"amount_received": 2.0},
+    )
+    body = '<bpmn:startEvent id="s"/><bpmn:endEvent id="e"/>' + seq("s", "e")
+    flow.deploy([diagram("after_the_step", body)], actor="owner")
+    with flow.db.reading() as session:
+        for stream in (MESSAGES_STREAM, DEFINITIONS_STREAM):
+            times = session.scalars(
+                select(AuditEvent.at).where(AuditEvent.stream == stream).order_by(AuditEvent.seq)
+            ).all()
+            assert len(times) >= 2 and list(times) == sorted(times), stream
+            assert as_utc(times[-1]) > flow.clock.now()  # held, not two hours back
