@@ -23,6 +23,7 @@ from engine.storage import (
     HumanTaskRole,
     Instance,
     InstanceStatus,
+    StatePart,
     TaskRow,
     store,
 )
@@ -92,7 +93,17 @@ def _state_contains(text: str) -> Any:
     quote or backslash in a value escaped in both)."""
     escaped = json.dumps(text)[1:-1]
     raw = json.dumps(text, ensure_ascii=False)[1:-1]
-    return or_(*(Instance.state.contains(form, autoescape=True) for form in {raw, escaped}))
+    forms = {raw, escaped}
+    # a large variable is saved apart (a part, storage/state_parts.py)
+    in_parts = (
+        select(StatePart.instance_id)
+        .where(
+            StatePart.instance_id == Instance.id,
+            or_(*(StatePart.body.contains(form, autoescape=True) for form in forms)),
+        )
+        .exists()
+    )
+    return or_(*(Instance.state.contains(form, autoescape=True) for form in forms), in_parts)
 
 
 def search(

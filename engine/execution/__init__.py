@@ -14,7 +14,15 @@ from engine.execution.correlation import KEY_MAX, correlation_key, correlation_k
 from engine.execution.expressions import check_expression, check_script, evaluate_expression
 from engine.execution.frontier import Frontier, scan, variables
 from engine.execution.limits import TIMER_VAR, Budget, Limits, cycle_too_fast
-from engine.execution.serialization import SAFE_ENGINE, SpecPair, StateSerializer
+from engine.execution.serialization import (
+    SAFE_ENGINE,
+    SpecPair,
+    StateSerializer,
+    has_parts,
+    join_parts,
+    mark_stored,
+    stored_parts,
+)
 
 __all__ = [
     "KEY_MAX",
@@ -34,7 +42,11 @@ __all__ = [
     "cycle_too_fast",
     "elements",
     "evaluate_expression",
+    "has_parts",
+    "join_parts",
     "limits",
+    "mark_stored",
     "scan",
+    "stored_parts",
     "variables",
 ]

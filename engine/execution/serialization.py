@@ -8,8 +8,10 @@ definition id, and serialize only the task tree and data of an instance.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -129,18 +131,78 @@ def _finite(value: Any) -> bool:
     return True
 
 
-class _FrozenDict(dict[str, Any]):
-    """A finished task's dict, which also keeps its JSON text once encoded."""
+PART_MIN = 4096  # a variable's JSON from this many characters on is saved as a part
+PARTS = "tradeflow_parts"  # a task dict's {"data"|"updates": {variable: part key}}
 
-    __slots__ = ("text",)
+
+def part_key(text: str) -> str:
+    """A part's key: its content's hash, so an unchanged value is the same part."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _split(dct: dict[str, Any], parts: dict[str, str] | None) -> tuple[str, dict[str, str]]:
+    """A task dict's JSON, with ``parts``: its large variables (``PART_MIN``), in its
+    data or in its data's delta (Spiff keeps a task's changes to its parent's data
+    there), apart, the JSON referring to them by key under ``PARTS``. Each value is
+    encoded once: (the JSON, the parts it refers to)."""
+    data, delta = dct.get("data"), dct.get("delta")
+    updates = delta.get("updates") if isinstance(delta, dict) else None
+    if parts is None or not (_named(data) or _named(updates)):
+        return _dumps(dct), {}
+    own: dict[str, str] = {}
+    refs: dict[str, dict[str, str]] = {}
+
+    def apart(container: dict[str, Any], where: str) -> dict[str, orjson.Fragment]:
+        out = {}
+        for name, value in container.items():
+            text = _dumps(value)
+            if len(text) >= PART_MIN:
+                key = part_key(text)
+                own[key] = text
+                refs.setdefault(where, {})[name] = key
+                text = "null"
+            out[name] = orjson.Fragment(text)
+        return out
+
+    # each value its own fragment, already encoded (_dumps chose how): orjson only joins
+    out: dict[str, Any] = {}
+    for field, value in dct.items():
+        if field == "data" and _named(value):
+            out[field] = apart(value, "data")
+        elif field == "delta" and _named(updates):
+            rest = {k: orjson.Fragment(_dumps(v)) for k, v in value.items() if k != "updates"}
+            out[field] = {"updates": apart(updates, "updates"), **rest}  # type: ignore[arg-type]
+        else:
+            out[field] = orjson.Fragment(_dumps(value))
+    if not refs:
+        return orjson.dumps(out).decode(), {}
+    out[PARTS] = refs
+    return orjson.dumps(out).decode(), own
+
+
+def _named(container: Any) -> bool:
+    """A dict of variables by name (JSON keys as they are)."""
+    return isinstance(container, dict) and all(type(k) is str for k in container)
+
+
+class _FrozenDict(dict[str, Any]):
+    """A finished task's dict, which also keeps its JSON text (and its parts) once
+    encoded."""
+
+    __slots__ = ("parts", "split", "text")
 
     def __init__(self, source: dict[str, Any]) -> None:
         super().__init__(source)
         self.text: str | None = None
+        self.split = False  # whether ``text`` was made with its parts apart
+        self.parts: dict[str, str] = {}
 
-    def encode(self) -> str:
-        if self.text is None:
-            self.text = _dumps(self)
+    def encode(self, parts: dict[str, str] | None) -> str:
+        if self.text is None or self.split != (parts is not None):
+            self.text, self.parts = _split(self, parts)
+            self.split = parts is not None
+        if parts is not None:
+            parts.update(self.parts)
         return self.text
 
 
@@ -168,24 +230,45 @@ class _FrozenTaskConverter(TaskConverter):  # type: ignore[misc]
         return task
 
 
-def _encode_task(dct: dict[str, Any]) -> str:
+def _encode_task(dct: dict[str, Any], parts: dict[str, str] | None) -> str:
     if isinstance(dct, _FrozenDict):
-        return dct.encode()
-    return _dumps(dct)
+        return dct.encode(parts)
+    text, own = _split(dct, parts)
+    if parts is not None:
+        parts.update(own)
+    return text
 
 
-def _encode_workflow(dct: dict[str, Any]) -> str:
-    """json.dumps of a serialized workflow, reusing the kept JSON of finished tasks."""
+def _encode_workflow(dct: dict[str, Any], parts: dict[str, str] | None) -> str:
+    """json.dumps of a serialized workflow, reusing the kept JSON of finished tasks; with
+    ``parts``, the tasks' large variables go there (``_split``)."""
     rest = {k: v for k, v in dct.items() if k not in ("tasks", "subprocesses")}
-    parts = [json.dumps(rest, separators=_SEPARATORS)[:-1], "," if rest else ""]
-    tasks = ",".join(f'"{key}":{_encode_task(task)}' for key, task in dct["tasks"].items())
-    parts.append(f'"tasks":{{{tasks}}}')
+    out = [json.dumps(rest, separators=_SEPARATORS)[:-1], "," if rest else ""]
+    tasks = ",".join(f'"{key}":{_encode_task(task, parts)}' for key, task in dct["tasks"].items())
+    out.append(f'"tasks":{{{tasks}}}')
     if "subprocesses" in dct:
         subs = ",".join(
-            f"{json.dumps(key)}:{_encode_workflow(sub)}" for key, sub in dct["subprocesses"].items()
+            f"{json.dumps(key)}:{_encode_workflow(sub, parts)}"
+            for key, sub in dct["subprocesses"].items()
         )
-        parts.append(f',"subprocesses":{{{subs}}}')
-    return "".join(parts) + "}"
+        out.append(f',"subprocesses":{{{subs}}}')
+    return "".join(out) + "}"
+
+
+def join_parts(dct: dict[str, Any], parts: Mapping[str, str]) -> None:
+    """Put the parts a saved workflow refers to back into its tasks' data and deltas."""
+    for task in dct["tasks"].values():
+        refs = task.pop(PARTS, None)
+        if not refs:
+            continue
+        for where, names in refs.items():
+            container = task["data"] if where == "data" else task["delta"]["updates"]
+            for name, key in names.items():
+                if key not in parts:
+                    raise ValueError(f"the saved state lacks its part {key} ({name})")
+                container[name] = json.loads(parts[key])
+    for sub in dct.get("subprocesses", {}).values():
+        join_parts(sub, parts)
 
 
 def _registry() -> Any:
@@ -204,6 +287,7 @@ class StateSerializer:
     VERSION = "1.5"  # SpiffWorkflow's serialization format this state is written in
 
     def __init__(self) -> None:
+        self.apart = True  # large variables saved apart; off: whole states (bench/step_curve.py)
         self._full = BpmnWorkflowSerializer(_registry())
         self._ref = BpmnWorkflowSerializer(_registry())
         _ReferencedWorkflowConverter(BpmnWorkflow, self._ref.registry)
@@ -226,17 +310,47 @@ class StateSerializer:
         subs = {k: registry.restore(v) for k, v in dct["subprocess_specs"].items()}
         return registry.restore(dct["spec"]), subs
 
-    def dumps(self, workflow: BpmnWorkflow) -> str:
+    def dumps(self, workflow: BpmnWorkflow, parts: dict[str, str] | None = None) -> str:
+        """The workflow's state as JSON; with ``parts``, its tasks' large variables are
+        put there (part key -> JSON) and the state refers to them, so a save need
+        write only the parts it did not write before."""
         dct = self._ref.to_dict(workflow)
         dct["serializer_version"] = self.VERSION
-        return _encode_workflow(dct)
+        return _encode_workflow(dct, parts if self.apart else None)
 
-    def loads(self, text: str, specs: SpecPair) -> BpmnWorkflow:
+    def loads(
+        self, text: str, specs: SpecPair, parts: Mapping[str, str] | None = None
+    ) -> BpmnWorkflow:
+        """A workflow from its state and the parts the state refers to (``has_parts``)."""
         dct = json.loads(text)
+        if parts is not None:
+            join_parts(dct, parts)
         self._ref.migrate(dct)
         workflow = self._ref.from_dict(dct, spec=specs[0], subprocess_specs=specs[1])
         workflow.script_engine = SAFE_ENGINE  # deserialising drops the engine: always attach
+        if parts:
+            mark_stored(workflow, parts)
         return workflow
+
+
+def has_parts(text: str) -> bool:
+    """Whether a saved state may refer to parts. A user's strings can't make it true
+    (their quotes are escaped); a user's dict with that key can, which costs a read of
+    the instance's parts and nothing else (only a task's own key is taken as refs)."""
+    return f'"{PARTS}":' in text
+
+
+_STORED = "_tradeflow_stored_parts"
+
+
+def stored_parts(workflow: BpmnWorkflow) -> Mapping[str, int]:
+    """The parts stored for this workflow as it was loaded or last saved: key -> size."""
+    found: Mapping[str, int] = getattr(workflow, _STORED, {})
+    return found
+
+
+def mark_stored(workflow: BpmnWorkflow, parts: Mapping[str, str]) -> None:
+    setattr(workflow, _STORED, {key: len(body) for key, body in parts.items()})
 
 
 SAFE_ENGINE = SafeScriptEngine()

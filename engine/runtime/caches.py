@@ -21,7 +21,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.execution import SpecPair, StateSerializer
+from engine.execution import SpecPair, StateSerializer, stored_parts
 from engine.modeling import (
     FORM_INPUTS,
     escalation_roles,
@@ -208,7 +208,8 @@ class LiveWorkflows:
     def keep(self, instance: InstanceRow, workflow: BpmnWorkflow) -> None:
         """Keep a committed workflow for the next command, if there can be one."""
         if instance.status == InstanceStatus.RUNNING:
-            self._items.put(instance.id, (instance.revision, workflow), len(instance.state))
+            weight = len(instance.state) + sum(stored_parts(workflow).values())
+            self._items.put(instance.id, (instance.revision, workflow), weight)
 
     def drop(self, instance_id: int) -> None:
         """Forget the instance's workflow (it ended, or its command was rolled back)."""

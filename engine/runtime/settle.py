@@ -32,7 +32,15 @@ from engine import queues
 from engine.audit import EventKind
 from engine.clock import as_utc
 from engine.errors import ProcessFailed
-from engine.execution import SPIFF_MAX_DEPTH, Frontier, compact, scan, variables
+from engine.execution import (
+    SPIFF_MAX_DEPTH,
+    Frontier,
+    compact,
+    mark_stored,
+    scan,
+    stored_parts,
+    variables,
+)
 from engine.modeling import waits_for_timer
 from engine.runtime import delivery, stepping
 from engine.runtime.work import Work
@@ -166,7 +174,13 @@ def compact_tree(s: Settling) -> None:
 
 def save(s: Settling) -> None:
     work, instance = s.work, s.work.instance
-    instance.state = s.runtime.serializer.dumps(work.workflow)
+    parts: dict[str, str] = {}
+    instance.state = s.runtime.serializer.dumps(work.workflow, parts)
+    # only what changed: the parts not stored yet, and those no longer referred to
+    before = stored_parts(work.workflow)
+    new = {key: body for key, body in parts.items() if key not in before}
+    work.writes.save_parts(instance.id, new, [key for key in before if key not in parts])
+    mark_stored(work.workflow, parts)
     instance.updated_at = max(work.now, work.trail_floor)  # its trail's last time
     instance.revision += 1
     instance.audit_seq, instance.audit_hash = work.trail.head(work.stream)

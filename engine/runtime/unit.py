@@ -26,13 +26,14 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from engine import queues
 from engine.audit import AuditTrail, EventKind, instance_stream
 from engine.clock import Clock, SystemClock, as_utc
 from engine.errors import InstanceNotFound, InstanceNotRunning
-from engine.execution import StateSerializer, limits, scan
+from engine.execution import StateSerializer, has_parts, limits, scan
 from engine.runtime import metrics, repeats
 from engine.runtime.caches import DefinitionCache, DefinitionInfo, LiveWorkflows
 from engine.runtime.settle import settle
@@ -44,6 +45,7 @@ from engine.storage import (
     InstanceStatus,
     RequestKey,
     Writes,
+    state_parts,
     store,
     subscriptions,
 )
@@ -137,7 +139,14 @@ class Runtime:
     def load(self, session: Session, instance: Instance | InstanceRow) -> BpmnWorkflow:
         """A private copy of an instance's workflow, for reading."""
         definition = self.definitions.get(session, instance.definition_id)
-        return self.serializer.loads(instance.state, definition.specs)
+        return self.restore(session.connection(), instance, definition)
+
+    def restore(
+        self, conn: Connection, instance: Instance | InstanceRow, definition: DefinitionInfo
+    ) -> BpmnWorkflow:
+        """The workflow from the instance's saved state and the parts it refers to."""
+        parts = state_parts.parts_of(conn, instance.id) if has_parts(instance.state) else None
+        return self.serializer.loads(instance.state, definition.specs, parts)
 
 
 class Unit:
@@ -178,7 +187,7 @@ class Unit:
         definition = runtime.definitions.get(self.session, instance.definition_id)
         workflow = runtime.live.take(instance.id, instance.revision)
         if workflow is None:
-            workflow = runtime.serializer.loads(instance.state, definition.specs)
+            workflow = runtime.restore(self.conn, instance, definition)
         work = self._work(instance, definition, workflow, actor)
         yield work
         settle(runtime, work)

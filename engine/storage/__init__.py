@@ -1,14 +1,15 @@
 """Storage: the database and its transactions (``db``), the tables (``models``,
 ``accounts``, ``records``), the migrations that build them (``schema``, ``migrations/``),
 the unit of work's prepared statements (``prepared``, ``store``) and its pending writes
-(``Writes``), what waiting instances wait for (``subscriptions``), what differs between
+(``Writes``), the large variables of saved states kept apart (``state_parts``), what
+waiting instances wait for (``subscriptions``), what differs between
 SQLite and PostgreSQL (``locks``, ``timesql``), and how long anything waits on the
 database and what a wait that ran out means (``faults``). It is the floor of the house:
 it imports nothing from the other rooms, only ``engine.errors``; everything above reaches
 the database through the names listed here, and none of it asks which database it is.
 """
 
-from engine.storage import faults, locks, schema, store, subscriptions
+from engine.storage import faults, locks, schema, state_parts, store, subscriptions
 from engine.storage.accounts import (
     ApiToken,
     Role,
@@ -35,6 +36,7 @@ from engine.storage.models import (
     Resource,
     ResourceKind,
     StartTimer,
+    StatePart,
     SubscriptionKey,
     TaskState,
 )
@@ -82,6 +84,7 @@ __all__ = [
     "Role",
     "SignInFailure",
     "StartTimer",
+    "StatePart",
     "StepWeek",
     "SubscriptionKey",
     "SummaryMark",
@@ -96,6 +99,7 @@ __all__ = [
     "locks",
     "make_engine",
     "schema",
+    "state_parts",
     "store",
     "subscriptions",
     "upgrade",

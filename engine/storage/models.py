@@ -291,6 +291,18 @@ class MessageSubscription(Base):
     business_key: Mapped[str | None] = mapped_column(String(255))
 
 
+class StatePart(Base):
+    """A large variable of an instance's saved state, kept apart under its content's
+    hash (execution/serialization.py): a save writes the parts it did not write before
+    and deletes those its state no longer refers to, so an unchanged order of 1,500
+    lines is not written again at every step."""
+
+    __tablename__ = "state_part"
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+
+
 class SubscriptionKey(Base):
     """A variable of an instance waiting for a message, as correlation compares it: a
     message correlated by values finds its instance through these rows (the index on

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, update
 
-from engine.storage import store, subscriptions
+from engine.storage import state_parts, store, subscriptions
 from engine.storage.models import TaskState
 from engine.storage.prepared import Prepared, driver_of
 from engine.storage.records import AuditEvent, CaseFacts
@@ -64,6 +64,7 @@ class Writes:
         self._roles: list[tuple[int, str]] = []  # (task id, role id)
         self._cancelled: list[tuple[int, datetime]] = []  # rows not held, cancelled if open
         self._instances: dict[int, InstanceRow] = {}
+        self._parts: list[tuple[int, dict[str, str], list[str]]] = []
         self._events: list[dict[str, Any]] = []
         self._cases: list[dict[str, Any]] = []  # new case facts rows
         self._case_changes: list[CaseChange] = []
@@ -140,6 +141,12 @@ class Writes:
     def save_instance(self, row: InstanceRow) -> None:
         self._instances[row.id] = row
 
+    def save_parts(self, instance_id: int, new: Mapping[str, str], gone: Iterable[str]) -> None:
+        """The parts of the instance's saved state it had not stored, and those its
+        state no longer refers to (state_parts.py)."""
+        if new or gone:
+            self._parts.append((instance_id, dict(new), list(gone)))
+
     def postpone(self, instance_id: int, until: datetime) -> None:
         """Move an instance's next wake-up, and nothing else of its row: written now."""
         store.postpone_instance(self.conn, instance_id, until)
@@ -189,6 +196,9 @@ class Writes:
             instances, self._instances = self._instances, {}
             for instance in instances.values():
                 store.save_instance(self.conn, instance)
+            saved_parts, self._parts = self._parts, []
+            for instance_id, new_parts, gone in saved_parts:
+                state_parts.write_parts(self.conn, instance_id, new_parts, gone)
             events, self._events = self._events, []
             if events:
                 INSERT_EVENT.run_many(self.conn, events)
@@ -205,6 +215,7 @@ class Writes:
         self._held.clear()
         self._insert, self._roles, self._cancelled, self._save = [], [], [], set()
         self._instances, self._events, self._cases, self._case_changes = {}, [], [], []
+        self._parts = []
 
     def _pending(self) -> bool:
         return bool(
@@ -213,6 +224,7 @@ class Writes:
             or self._cancelled
             or self._save
             or self._instances
+            or self._parts
             or self._events
             or self._cases
             or self._case_changes

@@ -80,9 +80,9 @@ def test_a_message_by_values_loads_only_the_instance_it_goes_to(
     loaded: list[int] = []
     real = StateSerializer.loads
 
-    def loads(self: StateSerializer, text: str, specs: Any) -> Any:
+    def loads(self: StateSerializer, text: str, specs: Any, parts: Any = None) -> Any:
         loaded.append(len(text))
-        return real(self, text, specs)
+        return real(self, text, specs, parts)
 
     monkeypatch.setattr(StateSerializer, "loads", loads)
     result = flow.correlate(
