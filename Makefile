@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.timers
 	$(BIN)/python -m bench.analytics
 	$(BIN)/python -m bench.correlation
+	$(BIN)/python -m bench.step_curve
 
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak
