@@ -196,35 +196,34 @@ def _correlate(runtime: Runtime, sent: _Sent, ttl: timedelta) -> Correlation:
         session.add(message)
         session.flush()
         target = _find_waiting(runtime, session, message)
-        if target is None:
-            _refuse_unwanted(runtime, session, sent, catchers)
-        if target is None:
-            trail = AuditTrail(session)
-            trail.append(
-                MESSAGES_STREAM,
-                EventKind.MESSAGE_BUFFERED,
-                at=now,
-                actor=actor,
-                element_id=name,
-                data={
-                    "message_id": message.id,
-                    "business_key": business_key,
-                    "correlation": correlation,
-                    "expires_at": message.expires_at,
-                },
-            )
-            trail.write()
-            kept = message.id
-        else:
+        if target is not None:
             with unit.command(target, actor) as work:
-                # found by its committed keys: its own variables, now it is locked
+                # found by its committed keys: its own variables, now it is locked (a
+                # command beside this one may have changed them: then it is kept)
                 if not delivery.matches(message, work.instance, variables(work.workflow)):
-                    raise MessageUndeliverable(
-                        f"instance {target} no longer matches message '{name}'"
-                    )
-                if not delivery.deliver(work, message):
+                    target = None
+                elif not delivery.deliver(work, message):
                     raise MessageUndeliverable(f"instance {target} stopped waiting for '{name}'")
-            return Correlation(message.id, target, False)
+            if target is not None:
+                return Correlation(message.id, target, False)
+        else:
+            _refuse_unwanted(runtime, session, sent, catchers)
+        trail = AuditTrail(session)
+        trail.append(
+            MESSAGES_STREAM,
+            EventKind.MESSAGE_BUFFERED,
+            at=now,
+            actor=actor,
+            element_id=name,
+            data={
+                "message_id": message.id,
+                "business_key": business_key,
+                "correlation": correlation,
+                "expires_at": message.expires_at,
+            },
+        )
+        trail.write()
+        kept = message.id
     if not runtime.db.writers_overlap:
         return Correlation(kept, None, True)  # one writer at a time: nothing ran beside it
     try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, Table, bindparam, delete, exists, func, insert, or_, select
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, or_, select
 
 from engine.storage.models import (
     Instance,
@@ -98,9 +98,11 @@ def waiting_for(
     message came) unless their definition is one of ``early`` (a catch that takes
     earlier messages): their ids, at most ``limit``, in order.
 
-    With keys, the rarest of them leads: its instances are read first (materialized, so
-    no planner starts from a key every instance holds, the currency, say, when its
-    statistics are stale), and the others are checked on those alone."""
+    With keys, the rarest of them leads: its instances are read first (materialized),
+    and each other key is checked on those alone, as a scalar subquery by the primary
+    key (instance, name), which PostgreSQL does not turn into a join: a planner whose
+    statistics are stale (the migration's backfill, a fresh table) would otherwise
+    start from a key every instance holds, the currency, say."""
     query = select(_I.c.id)
     pairs = sorted(keys.items())
     if pairs:
@@ -116,9 +118,12 @@ def waiting_for(
         )
         query = select(_I.c.id).select_from(lead).join(_I, _I.c.id == lead.c.instance_id)
         for key, value in rest:
-            query = query.where(
-                exists().where(_K.c.instance_id == _I.c.id, _K.c.name == key, _K.c.value == value)
+            held = (
+                select(_K.c.value)
+                .where(_K.c.instance_id == _I.c.id, _K.c.name == key)
+                .scalar_subquery()
             )
+            query = query.where(held == value)
     subscribed = select(_S.c.instance_id).where(_S.c.instance_id == _I.c.id, _S.c.name == name)
     if business_key is not None:  # the instance's own, indexed: it leads without keys
         subscribed = subscribed.where(_S.c.business_key == business_key)

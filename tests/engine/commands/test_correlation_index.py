@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from engine.errors import MessageInvalid, MessageUndeliverable
+from engine.errors import MessageInvalid
 from engine.execution import StateSerializer, correlation_key, correlation_keys
-from engine.storage import Database, SubscriptionKey, upgrade
+from engine.storage import Database, InstanceStatus, SubscriptionKey, upgrade
 from engine.tradeflow import Tradeflow
+from tests.diagrams import diagram, message, seq, user
+from tests.diagrams import messages as declared
 from tests.engine.conftest import Scenario
 
 
@@ -33,9 +35,14 @@ def invoiced(scenario: Scenario, key: str, amount: Any, currency: str = "USD") -
 
 def test_numbers_compare_by_value_and_booleans_are_not_numbers() -> None:
     assert correlation_key(1) == correlation_key(1.0) == correlation_key(Decimal("1.00"))
-    assert correlation_key(0.1) == correlation_key(Decimal("0.1")) == "n:0.1"
+    assert correlation_key(0.1) == correlation_key(Decimal("0.10")) == "n:1e-1"
     assert correlation_key(0) == correlation_key(-0.0) == correlation_key(Decimal("-0E+3"))
-    assert correlation_key(100) == "n:100"  # not 1E+2
+    assert correlation_key(100) == correlation_key(Decimal("1E+2")) != correlation_key(1)
+    # exactly: no rounding to Decimal's 28 digits
+    assert correlation_key(10**30) == correlation_key(Decimal(10**30))
+    assert correlation_key(10**30 + 1) != correlation_key(10**30)
+    assert correlation_key(Decimal("1E+1000000")) == "n:1e1000000"  # no overflow
+    assert correlation_key(10**5000) is None  # past what Python writes as text
     assert correlation_key(True) == "b:true" != correlation_key(1)
     assert correlation_key("1") != correlation_key(1)
     assert correlation_key(float("nan")) is None and correlation_key(float("inf")) is None
@@ -50,7 +57,7 @@ def test_long_and_odd_strings_are_hashed_alike() -> None:
     assert len(correlation_key(long) or "") == 66
     assert (correlation_key("a\x00b") or "").startswith("h:")
     assert (correlation_key("a\udc80") or "").startswith("h:")
-    assert correlation_keys({"x" * 256: "too long a name", "items": [1], "n": 2}) == {"n": "n:2"}
+    assert correlation_keys({"x" * 256: "too long a name", "items": [1], "n": 2}) == {"n": "n:2e0"}
 
 
 def test_a_waiting_instance_has_its_keys_and_loses_them_when_it_stops_waiting(
@@ -59,7 +66,7 @@ def test_a_waiting_instance_has_its_keys_and_loses_them_when_it_stops_waiting(
     flow = scenario.flow
     iid = invoiced(scenario, "SO-40", Decimal("1250.50"), "EUR")
     keys = keys_of(flow, iid)
-    assert keys["invoice_amount"] == "n:1250.5" and keys["currency"] == "s:EUR"
+    assert keys["invoice_amount"] == "n:12505e-1" and keys["currency"] == "s:EUR"
     flow.correlate(
         "payment_received",
         actor="bank",
@@ -76,7 +83,7 @@ def test_a_message_by_values_loads_only_the_instance_it_goes_to(
     workflow loaded is the target's, in its own command."""
     flow = scenario.flow
     ids = [invoiced(scenario, f"SO-5{n}", 100 + n) for n in range(6)]
-    flow.runtime.live.clear()  # every load would read and deserialise a state
+    # the flow's live cache is off (conftest): any load reads and deserialises a state
     loaded: list[int] = []
     real = StateSerializer.loads
 
@@ -96,29 +103,69 @@ def test_a_message_by_values_loads_only_the_instance_it_goes_to(
     assert scenario.open_elements(ids[2]) == []  # the others still wait
 
 
-def test_a_variable_changed_while_waiting_moves_its_key(scenario: Scenario) -> None:
-    """The keys are what the committed state says: an instance woken by its payment
-    reminder (a timer) keeps waiting, and its keys stay as its variables are."""
+ROUNDS = diagram(
+    "edit_then_wait",
+    '<bpmn:startEvent id="s"/>' + user("edit")
+    + '<bpmn:intermediateCatchEvent id="ping">' + message("ping", "more")
+    + '</bpmn:intermediateCatchEvent><bpmn:exclusiveGateway id="g" default="g_to_e"/>'
+    + '<bpmn:endEvent id="e"/>'
+    + seq("s", "edit") + seq("edit", "ping") + seq("ping", "g") + seq("g", "edit", "more")
+    + seq("g", "e"),
+    declared("ping"),
+)  # fmt: skip
+
+
+def ping(flow: Tradeflow, ref: str, more: bool) -> Any:
+    return flow.correlate("ping", actor="bank", correlation={"ref": ref}, variables={"more": more})
+
+
+def test_the_keys_follow_the_variables_at_every_save(scenario: Scenario) -> None:
+    """The keys are the instance's variables as its page shows them, written at each
+    save: a message by the value it held in an earlier round is kept, not delivered."""
+    flow = scenario.flow
+    flow.deploy([ROUNDS], actor="owner")
+    iid = flow.start("edit_then_wait", actor="cashier")
+    scenario.complete(iid, "edit", by="cashier", ref="A")
+    assert keys_of(flow, iid) == correlation_keys(flow.variables(iid))
+    assert keys_of(flow, iid)["ref"] == "s:A"
+    assert ping(flow, "A", True).instance_id == iid
+    scenario.complete(iid, "edit", by="cashier", ref="B")  # waits again, by another ref
+    assert keys_of(flow, iid)["ref"] == "s:B"
+    assert ping(flow, "A", False).buffered  # kept: no instance holds A now
+    assert ping(flow, "B", False).instance_id == iid
+    assert flow.instance(iid).status == InstanceStatus.COMPLETED
+    assert keys_of(flow, iid) == {}
+
+
+def test_a_key_out_of_step_keeps_the_message_and_is_mended(scenario: Scenario) -> None:
+    """Found by a key its variables no longer hold (a command beside the lookup changed
+    them): checked once locked, the message is kept, not refused, and the key mended."""
     flow = scenario.flow
     iid = invoiced(scenario, "SO-60", 500)
     before = keys_of(flow, iid)
-    with flow.db.transaction() as session:  # what an old row would say
+    with flow.db.transaction() as session:  # as a row read before a change committed
         session.execute(
             SubscriptionKey.__table__.update()  # type: ignore[attr-defined]
             .where(SubscriptionKey.instance_id == iid, SubscriptionKey.name == "currency")
             .values(value="s:GBP")
         )
-    with pytest.raises(MessageUndeliverable, match="no longer matches"):
-        flow.correlate(
-            "payment_received",
-            actor="bank",
-            correlation={"currency": "GBP"},
-            variables={"amount_received": 500},
-        )
-    assert scenario.open_elements(iid) == []  # nothing changed: still waiting
-    flow.runtime.live.clear()
-    flow.wake(iid)  # any command that saves it writes its keys as they are
+    result = flow.correlate(
+        "payment_received",
+        actor="bank",
+        correlation={"currency": "GBP"},
+        variables={"amount_received": 500},
+    )
+    assert result.buffered and result.instance_id is None
+    assert scenario.open_elements(iid) == []  # still waiting
     assert keys_of(flow, iid) == before
+
+
+def test_an_instance_that_ends_or_is_cancelled_loses_its_keys(scenario: Scenario) -> None:
+    flow = scenario.flow
+    iid = invoiced(scenario, "SO-61", 500)
+    assert keys_of(flow, iid)
+    flow.cancel(iid, actor="owner", reason="test")
+    assert keys_of(flow, iid) == {}
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,13 @@ def upgrade() -> None:
 
 
 def _index_waiting(conn: sa.Connection) -> None:
+    """An instance whose state can't be read here is left for its next save to index
+    (said in the log): it must not stop the upgrade."""
+    import logging
+
     from engine.execution import StateSerializer, correlation_keys, scan, variables
+
+    log = logging.getLogger("tradeflow.migrations")
 
     serializer = StateSerializer()
     specs: dict[int, object] = {}
@@ -42,13 +48,18 @@ def _index_waiting(conn: sa.Connection) -> None:
         )
     )
     for instance_id, definition_id, state in waiting:
-        if definition_id not in specs:
-            spec_json = conn.execute(
-                sa.text("SELECT spec_json FROM definition WHERE id = :id"), {"id": definition_id}
-            ).scalar_one()
-            specs[definition_id] = serializer.spec_from_json(spec_json)
-        workflow = serializer.loads(state, specs[definition_id])  # type: ignore[arg-type]
-        keys = correlation_keys(variables(workflow, scan(workflow)))
+        try:
+            if definition_id not in specs:
+                spec_json = conn.execute(
+                    sa.text("SELECT spec_json FROM definition WHERE id = :id"),
+                    {"id": definition_id},
+                ).scalar_one()
+                specs[definition_id] = serializer.spec_from_json(spec_json)
+            workflow = serializer.loads(state, specs[definition_id])  # type: ignore[arg-type]
+            keys = correlation_keys(variables(workflow, scan(workflow)))
+        except Exception:
+            log.exception("instance %s: its correlation keys wait for its next save", instance_id)
+            continue
         if keys:
             conn.execute(
                 sa.text(
