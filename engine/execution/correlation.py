@@ -56,11 +56,11 @@ def _number(value: int | float | Decimal) -> str | None:
     else:
         if not value.is_finite():
             return None
-        sign, figures, exponent = value.as_tuple()
+        sign, figures, power = value.as_tuple()
         negative, digits = bool(sign), "".join(map(str, figures))
-        if len(digits) > INT_DIGITS:
+        if len(digits) > INT_DIGITS or not isinstance(power, int):
             return None
-        assert isinstance(exponent, int)  # finite
+        exponent = power
     significant = digits.rstrip("0")
     if not significant.lstrip("0"):
         return "0"  # -0 and 0E+5 too
