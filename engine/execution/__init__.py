@@ -16,6 +16,7 @@ from engine.execution.frontier import Frontier, scan, variables
 from engine.execution.limits import TIMER_VAR, Budget, Limits, cycle_too_fast
 from engine.execution.serialization import (
     SAFE_ENGINE,
+    PartMissing,
     SpecPair,
     StateSerializer,
     has_parts,
@@ -32,6 +33,7 @@ __all__ = [
     "Budget",
     "Frontier",
     "Limits",
+    "PartMissing",
     "SpecPair",
     "StateSerializer",
     "check_expression",

@@ -143,46 +143,52 @@ def part_key(text: str) -> str:
 def _split(dct: dict[str, Any], parts: dict[str, str] | None) -> tuple[str, dict[str, str]]:
     """A task dict's JSON, with ``parts``: its large variables (``PART_MIN``), in its
     data or in its data's delta (Spiff keeps a task's changes to its parent's data
-    there), apart, the JSON referring to them by key under ``PARTS``. Each value is
-    encoded once: (the JSON, the parts it refers to)."""
-    data, delta = dct.get("data"), dct.get("delta")
-    updates = delta.get("updates") if isinstance(delta, dict) else None
-    if parts is None or not (_named(data) or _named(updates)):
-        return _dumps(dct), {}
+    there), apart, the JSON referring to them by key under ``PARTS``: (the JSON, the
+    parts it refers to). A task whose whole JSON is shorter than a part is written
+    whole, as ever (most are)."""
+    whole = _dumps(dct)
+    if parts is None or len(whole) < PART_MIN:
+        return whole, {}
     own: dict[str, str] = {}
     refs: dict[str, dict[str, str]] = {}
-
-    def apart(container: dict[str, Any], where: str) -> dict[str, orjson.Fragment]:
-        out = {}
-        for name, value in container.items():
-            text = _dumps(value)
-            if len(text) >= PART_MIN:
-                key = part_key(text)
-                own[key] = text
-                refs.setdefault(where, {})[name] = key
-                text = "null"
-            out[name] = orjson.Fragment(text)
-        return out
-
-    # each value its own fragment, already encoded (_dumps chose how): orjson only joins
     out: dict[str, Any] = {}
     for field, value in dct.items():
         if field == "data" and _named(value):
-            out[field] = apart(value, "data")
-        elif field == "delta" and _named(updates):
-            rest = {k: orjson.Fragment(_dumps(v)) for k, v in value.items() if k != "updates"}
-            out[field] = {"updates": apart(updates, "updates"), **rest}  # type: ignore[arg-type]
+            out[field] = _apart(value, "data", own, refs)
+        elif field == "delta" and isinstance(value, dict) and _named(value.get("updates")):
+            delta = {k: orjson.Fragment(_dumps(v)) for k, v in value.items() if k != "updates"}
+            out[field] = {"updates": _apart(value["updates"], "updates", own, refs), **delta}
         else:
             out[field] = orjson.Fragment(_dumps(value))
     if not refs:
-        return orjson.dumps(out).decode(), {}
+        return whole, {}
     out[PARTS] = refs
-    return orjson.dumps(out).decode(), own
+    try:  # each value a fragment _dumps made (with its fallbacks): orjson only joins them
+        return orjson.dumps(out).decode(), own
+    except TypeError:  # a key orjson refuses (a lone surrogate): whole, as _dumps wrote it
+        return whole, {}
 
 
 def _named(container: Any) -> bool:
     """A dict of variables by name (JSON keys as they are)."""
     return isinstance(container, dict) and all(type(k) is str for k in container)
+
+
+def _apart(
+    container: dict[str, Any], where: str, own: dict[str, str], refs: dict[str, dict[str, str]]
+) -> dict[str, orjson.Fragment]:
+    """A container of variables as fragments, its large ones null, put in ``own`` under
+    their keys and named in ``refs[where]``."""
+    out = {}
+    for name, value in container.items():
+        text = _dumps(value)
+        if len(text) >= PART_MIN:
+            key = part_key(text)
+            own[key] = text
+            refs.setdefault(where, {})[name] = key
+            text = "null"
+        out[name] = orjson.Fragment(text)
+    return out
 
 
 class _FrozenDict(dict[str, Any]):
@@ -243,7 +249,21 @@ def _encode_workflow(dct: dict[str, Any], parts: dict[str, str] | None) -> str:
     """json.dumps of a serialized workflow, reusing the kept JSON of finished tasks; with
     ``parts``, the tasks' large variables go there (``_split``)."""
     rest = {k: v for k, v in dct.items() if k not in ("tasks", "subprocesses")}
-    out = [json.dumps(rest, separators=_SEPARATORS)[:-1], "," if rest else ""]
+    head = json.dumps(rest, separators=_SEPARATORS)
+    if parts is not None and len(head) >= PART_MIN and _named(rest.get("data")):
+        # a workflow's own data (a finished subprocess's, the process's at its end)
+        own: dict[str, str] = {}
+        refs: dict[str, dict[str, str]] = {}
+        data = _apart(rest["data"], "data", own, refs)
+        if refs:
+            fragments = {k: orjson.Fragment(json.dumps(v, separators=_SEPARATORS))
+                         for k, v in rest.items() if k != "data"}  # fmt: skip
+            try:
+                head = orjson.dumps({**fragments, "data": data, PARTS: refs}).decode()
+                parts.update(own)
+            except TypeError:
+                pass
+    out = [head[:-1], "," if rest else ""]
     tasks = ",".join(f'"{key}":{_encode_task(task, parts)}' for key, task in dct["tasks"].items())
     out.append(f'"tasks":{{{tasks}}}')
     if "subprocesses" in dct:
@@ -256,19 +276,28 @@ def _encode_workflow(dct: dict[str, Any], parts: dict[str, str] | None) -> str:
 
 
 def join_parts(dct: dict[str, Any], parts: Mapping[str, str]) -> None:
-    """Put the parts a saved workflow refers to back into its tasks' data and deltas."""
+    """Put the parts a saved workflow refers to back into its tasks' data and deltas,
+    and its own data."""
+    _join_task(dct, parts)  # a workflow's own data, where it refers to parts
     for task in dct["tasks"].values():
-        refs = task.pop(PARTS, None)
-        if not refs:
-            continue
-        for where, names in refs.items():
-            container = task["data"] if where == "data" else task["delta"]["updates"]
-            for name, key in names.items():
-                if key not in parts:
-                    raise ValueError(f"the saved state lacks its part {key} ({name})")
-                container[name] = json.loads(parts[key])
+        _join_task(task, parts)
     for sub in dct.get("subprocesses", {}).values():
         join_parts(sub, parts)
+
+
+class PartMissing(ValueError):
+    """A saved state refers to a part its instance has no longer: read with the parts of
+    a later save (PostgreSQL's reads without a lock: Runtime.restore reads again)."""
+
+
+def _join_task(dct: dict[str, Any], parts: Mapping[str, str]) -> None:
+    refs = dct.pop(PARTS, None)
+    for where, names in (refs or {}).items():
+        container = dct["data"] if where == "data" else dct["delta"]["updates"]
+        for name, key in names.items():
+            if key not in parts:
+                raise PartMissing(f"the saved state lacks its part {key} ({name})")
+            container[name] = json.loads(parts[key])
 
 
 def _registry() -> Any:

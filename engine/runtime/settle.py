@@ -180,13 +180,13 @@ def save(s: Settling) -> None:
     before = stored_parts(work.workflow)
     new = {key: body for key, body in parts.items() if key not in before}
     work.writes.save_parts(instance.id, new, [key for key in before if key not in parts])
-    mark_stored(work.workflow, parts)
     instance.updated_at = max(work.now, work.trail_floor)  # its trail's last time
     instance.revision += 1
     instance.audit_seq, instance.audit_hash = work.trail.head(work.stream)
     work.writes.save_instance(instance)
     work.trail.write(work.writes)
     work.writes.flush()  # what answers nothing, in one round trip
+    mark_stored(work.workflow, parts)  # written (committed with the unit, or dropped with it)
 
 
 def report(s: Settling) -> None:

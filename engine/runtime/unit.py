@@ -33,7 +33,7 @@ from engine import queues
 from engine.audit import AuditTrail, EventKind, instance_stream
 from engine.clock import Clock, SystemClock, as_utc
 from engine.errors import InstanceNotFound, InstanceNotRunning
-from engine.execution import StateSerializer, has_parts, limits, scan
+from engine.execution import PartMissing, StateSerializer, has_parts, limits, scan
 from engine.runtime import metrics, repeats
 from engine.runtime.caches import DefinitionCache, DefinitionInfo, LiveWorkflows
 from engine.runtime.settle import settle
@@ -51,6 +51,7 @@ from engine.storage import (
 )
 from engine.timers import BusinessCalendar, load_calendar
 
+RESTORE_TRIES = 3  # reads of a state and its parts that raced a save, before giving up
 log = logging.getLogger("tradeflow.unit")
 T = TypeVar("T")
 
@@ -144,9 +145,19 @@ class Runtime:
     def restore(
         self, conn: Connection, instance: Instance | InstanceRow, definition: DefinitionInfo
     ) -> BpmnWorkflow:
-        """The workflow from the instance's saved state and the parts it refers to."""
-        parts = state_parts.parts_of(conn, instance.id) if has_parts(instance.state) else None
-        return self.serializer.loads(instance.state, definition.specs, parts)
+        """The workflow from the instance's saved state and the parts it refers to. Read
+        without the instance's lock on PostgreSQL, the state may be older than the parts
+        (a save committed between the two reads and dropped a part the older state
+        needs): then both are read again."""
+        state = instance.state
+        for _ in range(RESTORE_TRIES - 1):
+            parts = state_parts.parts_of(conn, instance.id) if has_parts(state) else None
+            try:
+                return self.serializer.loads(state, definition.specs, parts)
+            except PartMissing:
+                state = store.state_of(conn, instance.id) or state
+        parts = state_parts.parts_of(conn, instance.id) if has_parts(state) else None
+        return self.serializer.loads(state, definition.specs, parts)
 
 
 class Unit:

@@ -402,3 +402,12 @@ def completed_one_of(
     params = {"instance_id": instance_id, "elements": list(elements), "user": user}
     found: str | None = conn.execute(_DONE_BY, params).scalar()
     return found
+
+
+_STATE_OF = Prepared(select(_I.c.state).where(_I.c.id == bindparam("id")))
+
+
+def state_of(conn: Connection, instance_id: int) -> str | None:
+    """The instance's saved state as it now stands."""
+    found = _STATE_OF.first(conn, {"id": instance_id})
+    return None if found is None else str(found["state"])
