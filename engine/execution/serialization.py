@@ -111,6 +111,13 @@ def _dumps(value: Any) -> str:
         out = orjson.dumps(value, option=_ORJSON)
     except TypeError:  # orjson.JSONEncodeError is one
         return json.dumps(value, separators=_SEPARATORS)
+    return _as_text(value, out)
+
+
+def _as_text(value: Any, out: bytes) -> str:
+    """orjson's ``out`` for ``value``, unless ``value`` holds a NaN or infinity (written
+    null by orjson): then the standard library's. The walk that looks is the costly part,
+    so it runs only where a null was written."""
     if b"null" in out and not _finite(value):
         return json.dumps(value, separators=_SEPARATORS)
     return out.decode()
@@ -146,9 +153,21 @@ def _split(dct: dict[str, Any], parts: dict[str, str] | None) -> tuple[str, dict
     there), apart, the JSON referring to them by key under ``PARTS``: (the JSON, the
     parts it refers to). A task whose whole JSON is shorter than a part is written
     whole, as ever (most are)."""
-    whole = _dumps(dct)
-    if parts is None or len(whole) < PART_MIN:
-        return whole, {}
+    if parts is None:
+        return _dumps(dct), {}
+    try:  # its size first; the walk for NaN over the whole dict only if it stays whole
+        encoded = orjson.dumps(dct, option=_ORJSON)
+        raw: bytes | None = encoded
+        whole, size = "", len(encoded)
+    except TypeError:  # what only the standard library writes
+        raw, whole = None, json.dumps(dct, separators=_SEPARATORS)
+        size = len(whole)
+
+    def as_whole() -> str:
+        return whole if raw is None else _as_text(dct, raw)
+
+    if size < PART_MIN:
+        return as_whole(), {}
     own: dict[str, str] = {}
     refs: dict[str, dict[str, str]] = {}
     out: dict[str, Any] = {}
@@ -161,12 +180,12 @@ def _split(dct: dict[str, Any], parts: dict[str, str] | None) -> tuple[str, dict
         else:
             out[field] = orjson.Fragment(_dumps(value))
     if not refs:
-        return whole, {}
+        return as_whole(), {}
     out[PARTS] = refs
     try:  # each value a fragment _dumps made (with its fallbacks): orjson only joins them
         return orjson.dumps(out).decode(), own
     except TypeError:  # a key orjson refuses (a lone surrogate): whole, as _dumps wrote it
-        return whole, {}
+        return _dumps(dct), {}
 
 
 def _named(container: Any) -> bool:
