@@ -151,7 +151,9 @@ def deploy(
         deployment = Deployment(deployed_at=now, deployed_by=actor)
         session.add(deployment)
         session.flush()
-        result = DeploymentResult(deployment.id, warnings=_dropped_milestones(session, bundle))
+        result = DeploymentResult(
+            deployment.id, warnings=[*bundle.warnings, *_dropped_milestones(session, bundle)]
+        )
         resources = _store_resources(session, deployment, bundle)
         for name, schema in bundle.forms.items():
             result.forms.append(_store_form(session, deployment, schema, bundle.raw[name]))

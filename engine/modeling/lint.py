@@ -21,7 +21,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 import forms
 from engine.errors import ExpressionRefused, Problem
 from engine.execution import Limits, check_expression, check_script, cycle_too_fast
-from engine.modeling import diagrams, runaway
+from engine.modeling import constructs, diagrams, runaway
 from engine.modeling.diagrams import BPMN_NS, FORM_INPUTS, NS, UnreadableFile, escalation_roles
 from engine.modeling.events import EARLIER_MESSAGES, MESSAGE_VARIABLES
 from engine.modeling.parser import Parser
@@ -29,10 +29,6 @@ from engine.people import ROLE_ID
 from engine.timers import BusinessCalendar
 
 _VALIDATOR: BpmnValidator | None = None
-UNSUPPORTED = {
-    "serviceTask": "nothing here calls out of the engine; use a message or a user task",
-    "sendTask": "nothing here sends; use a message end or throw event handled by an integration",
-}
 
 
 def _validator() -> BpmnValidator:
@@ -51,6 +47,7 @@ class Bundle:
     forms: dict[str, dict[str, Any]] = field(default_factory=dict)
     raw: dict[str, bytes] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # runs, not quite as Camunda 7 does
     parser: Parser | None = None
 
     def problem(self, file: str | None, element: str | None, message: str) -> None:
@@ -114,9 +111,9 @@ def lint(
         _check_message_catches(bundle, name, root)
         bundle.problems += runaway.endless_loops(name, root)
         bundle.problems += runaway.flow_loops(name, root, min_interval)
-        for node in root.iter(*(f"{{{BPMN_NS}}}{tag}" for tag in UNSUPPORTED)):
-            tag = etree.QName(node).localname
-            bundle.problem(name, node.get("id"), f"{tag} is not supported: {UNSUPPORTED[tag]}")
+        for element, why in constructs.refusals(root):
+            bundle.problem(name, element, why)
+        bundle.warnings += [f"{name}: {w}" for w in constructs.differences(root)]
         for element, called in diagrams.called_elements(root):
             if called in process_files:
                 continue
@@ -137,6 +134,9 @@ def lint(
             _check(bundle, name, element, kind, text, min_interval)
     bundle.problems += runaway.self_calls(bundle.bpmn, deployed_processes)
     for name, root in bundle.dmn.items():
+        for element, why in constructs.refusals(root):
+            bundle.problem(name, element, why)
+        bundle.warnings += [f"{name}: {w}" for w in constructs.differences(root)]
         for element, kind, text in _dmn_expressions(root):
             _check(bundle, name, element, kind, text, min_interval)
     if not bundle.problems:
@@ -200,13 +200,6 @@ def _check_message_catches(bundle: Bundle, name: str, root: etree._Element) -> N
         ):
             continue
         element = node.get("id", "")
-        if node.xpath("./bpmn:extensionElements/camunda:inputOutput", namespaces=NS):
-            bundle.problem(
-                name,
-                element,
-                "camunda:inputOutput on a message catch is not supported: list the variables "
-                "the message may set in the messageVariables property",
-            )
         properties = diagrams.properties_of(node)
         early = properties.get(EARLIER_MESSAGES)
         if early is not None and early.strip().lower() not in ("true", "false"):

@@ -31,7 +31,8 @@ def test_deploy_answers_201_with_definitions_and_forms(client: ApiClient) -> Non
     assert names["payment_collection"] == "Payment collection"
     assert sorted(f["key"] for f in body["forms"]) == FORMS
     assert all((f["version"], f["created"]) == (1, True) for f in body["forms"])
-    assert body["warnings"] == []
+    # what runs, but not as Camunda 7 runs it, is said (engine/modeling/constructs.py)
+    assert body["warnings"] and all("call activity" in w for w in body["warnings"])
 
     events = ok(client.get(f"{V1}/audit", "auditor", query_string={"kind": "definition_deployed"}))
     assert sorted(e["element_id"] for e in events["items"]) == KEYS

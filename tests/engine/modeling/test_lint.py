@@ -584,8 +584,8 @@ def test_an_output_mapping_on_a_message_catch_is_refused_not_ignored(flow: Trade
     )  # fmt: skip
     [problem] = refuse(flow, [bad])
     assert problem.element == "payment_received"
-    assert "camunda:inputOutput on a message catch is not supported" in problem.message
-    assert "messageVariables property" in problem.message  # what to use instead
+    assert "`camunda:inputOutput` (input and output parameters) is not supported" in problem.message
+    assert "messageVariables" in problem.message
 
 
 def test_form_inputs_are_variable_names(flow: Tradeflow) -> None:

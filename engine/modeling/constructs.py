@@ -1,0 +1,273 @@
+"""What deploy does with each construct of a Camunda 7 diagram or decision table: it
+runs with Camunda 7's meaning, or deploy refuses it naming the element and what to use
+instead. Nothing deploys to be ignored, stuck or wrong.
+
+``CONSTRUCTS`` is the table: docs/compatibility.md is written from it
+(``tools/compat_table.py``) and a test keeps the two equal; each refused row has a test
+in tests/compat/ that deploys a diagram using it and reads the refusal. Lint
+(lint.py) asks ``refusals`` for every refused construct a file uses.
+
+A row refused here is refused because Tradeflow does not run it yet as Camunda does:
+issue 17 turns rows from REFUSED into RUNS, one at a time, each with its test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+from lxml import etree
+
+from engine.modeling.diagrams import NS
+
+
+class Status(StrEnum):
+    RUNS = "runs"  # with Camunda 7's meaning, and a test shows it
+    REFUSED = "refused"  # deploy refuses it, naming the element and what to use instead
+    DIFFERS = "differs"  # runs, not quite as Camunda 7 does: said here, being fixed
+
+
+Finder = Callable[[etree._Element], Iterator[etree._Element]]
+
+
+@dataclass(frozen=True)
+class Construct:
+    key: str  # a short name for the row (tests/compat/ names its cases by it)
+    what: str  # how a Camunda user names it
+    status: Status
+    note: str  # RUNS / DIFFERS: what happens; REFUSED: what to use instead
+    find: Finder | None = None  # REFUSED: the nodes that use it
+
+
+def _xpath(expression: str) -> Finder:
+    def find(root: etree._Element) -> Iterator[etree._Element]:
+        yield from root.xpath(expression, namespaces=NS)
+
+    return find
+
+
+def _events(definition: str, where: str = "") -> Finder:
+    """Events (of kinds ``where``, e.g. 'bpmn:boundaryEvent') with that definition."""
+    kinds = where or "*"
+    return _xpath(f"//{kinds}[bpmn:{definition}]")
+
+
+_CAMUNDA_ATTRIBUTE = "//*[@camunda:{0}]"
+_EXTENSION = "//camunda:{0}/ancestor::*[@id][1]"
+_DMN = "{*}"  # DMN's namespaces vary by version: any
+
+
+def _dmn(path: str) -> Finder:
+    def find(root: etree._Element) -> Iterator[etree._Element]:
+        yield from root.iterfind(path)
+
+    return find
+
+
+def _hit_policies(root: etree._Element) -> Iterator[etree._Element]:
+    for table in root.iter(f"{_DMN}decisionTable"):
+        if table.get("hitPolicy", "UNIQUE") not in ("UNIQUE", "FIRST"):
+            yield table
+
+
+def _dmn_unique(root: etree._Element) -> Iterator[etree._Element]:
+    for table in root.iter(f"{_DMN}decisionTable"):
+        if table.get("hitPolicy", "UNIQUE") == "UNIQUE":
+            yield table
+
+
+def _decisions_past_the_first(root: etree._Element) -> Iterator[etree._Element]:
+    yield from list(root.iter(f"{_DMN}decision"))[1:]
+
+
+def _literal_decisions(root: etree._Element) -> Iterator[etree._Element]:
+    for decision in root.iter(f"{_DMN}decision"):
+        if decision.find(f"{_DMN}literalExpression") is not None:
+            yield decision
+
+
+R, REF, D = Status.RUNS, Status.REFUSED, Status.DIFFERS
+
+CONSTRUCTS: tuple[Construct, ...] = (
+    # -- what runs (each with its tests, named in the note) -----------------------------
+    Construct("user-task", "user task with `camunda:candidateGroups` naming role ids", R,
+              "a task in those roles' queues"),
+    Construct("script-task", "script task (Python-style script)", R,
+              "run by the safe evaluator within the command's budget"),
+    Construct("business-rule-task", "business rule task with `camunda:decisionRef`", R,
+              "runs the deployed decision (DMN: one decision table per file)"),
+    Construct("call-activity", "call activity (`calledElement`)", D,
+              "calls the deployed process; it passes every variable in and out, where "
+              "Camunda passes none without `camunda:in`/`camunda:out`",
+              _xpath("//bpmn:callActivity")),
+    Construct("subprocess", "embedded subprocess", R, "runs as drawn"),
+    Construct("gateways", "exclusive, parallel, inclusive and event-based gateways", R,
+              "runs as drawn"),
+    Construct("timers", "timer start, intermediate and boundary events", R,
+              "ISO 8601 durations, dates and cycles; business-time durations"),
+    Construct("message-catch", "message intermediate catch and boundary events", R,
+              "`POST /api/v1/messages`; kept until the instance waits"),
+    Construct("boundary-events", "interrupting and non-interrupting boundary events", R,
+              "timer, message and error"),
+    Construct("error-events", "error end event and error boundary event", R,
+              "the error is caught by the boundary event of the same code"),
+    Construct("multi-instance", "parallel and sequential multi-instance with "
+              "`loopCardinality`", R, "runs as drawn"),
+    Construct("none-events", "none intermediate throw events (milestones)", R,
+              "passed through"),
+    Construct("conditional-catch", "conditional intermediate catch event", R,
+              "waits until its condition holds after a command"),
+    # -- refused until they run as Camunda runs them ------------------------------------
+    Construct("event-subprocess", "event subprocess (`triggeredByEvent`)", REF,
+              "event subprocesses don't run here yet; use a boundary event on a "
+              "subprocess or activity", _xpath("//bpmn:subProcess[@triggeredByEvent='true']")),
+    Construct("plain-task", "task without a type (`bpmn:task`)", REF,
+              "an untyped task doesn't run here yet; use a user task, or a none "
+              "intermediate throw event as a milestone", _xpath("//bpmn:task")),
+    Construct("link-events", "link throw and catch events", REF,
+              "link events don't run here yet; draw the sequence flow", _events(
+                  "linkEventDefinition")),
+    Construct("message-throw", "message intermediate throw and end events", REF,
+              "nothing here sends messages yet; end with a none end event and let an "
+              "integration read the instance's state", _xpath(
+                  "//bpmn:intermediateThrowEvent[bpmn:messageEventDefinition]"
+                  " | //bpmn:endEvent[bpmn:messageEventDefinition]")),
+    Construct("message-start", "message start event", REF,
+              "a message can't start an instance yet; start it with "
+              "`POST /api/v1/instances`", _xpath("//bpmn:startEvent[bpmn:messageEventDefinition]")),
+    Construct("receive-task", "receive task", REF,
+              "receive tasks don't run here yet; use a message intermediate catch event",
+              _xpath("//bpmn:receiveTask")),
+    Construct("signal-events", "signal events (start, catch, throw, boundary)", REF,
+              "signals don't run here yet; use a message, correlated by business key",
+              _events("signalEventDefinition")),
+    Construct("escalation-events", "escalation events", REF,
+              "escalation events don't run here yet; use an error event, or the task's "
+              "`escalateTo` property for a late task", _events("escalationEventDefinition")),
+    Construct("compensation", "compensation (boundary, throw, compensation handlers)", REF,
+              "compensation doesn't run here yet; model the undoing as its own path",
+              _xpath("//*[bpmn:compensateEventDefinition] | //*[@isForCompensation='true']")),
+    Construct("conditional-boundary-start", "conditional boundary and start events", REF,
+              "a conditional boundary or start event doesn't run here yet; use a "
+              "conditional intermediate catch event on the path",
+              _xpath("//bpmn:boundaryEvent[bpmn:conditionalEventDefinition]"
+                     " | //bpmn:startEvent[bpmn:conditionalEventDefinition]")),
+    Construct("data-associations", "data input and output associations", REF,
+              "data associations don't run here yet; remove them (data objects alone "
+              "are fine as documentation)",
+              _xpath("//bpmn:dataInputAssociation/.. | //bpmn:dataOutputAssociation/..")),
+    Construct("mi-collection", "multi-instance `camunda:collection` / `elementVariable`", REF,
+              "a multi-instance over a collection doesn't run here yet; use "
+              "`loopCardinality` and index the list in the task",
+              _xpath("//bpmn:multiInstanceLoopCharacteristics[@camunda:collection"
+                     " or @camunda:elementVariable]/..")),
+    Construct("mi-counters", "`nrOfInstances`, `nrOfCompletedInstances`, `nrOfActiveInstances` "
+              "in a completion condition", REF,
+              "the `nrOf…` variables aren't set here yet; count in your own variables",
+              _xpath("//bpmn:completionCondition[contains(., 'nrOf')]/../..")),
+    Construct("input-output", "`camunda:inputOutput` (input and output parameters)", REF,
+              "input/output mappings don't run here yet; set variables in a script task "
+              "(on a message catch: list them in `messageVariables`)",
+              _xpath(_EXTENSION.format("inputOutput"))),
+    Construct("listeners", "execution and task listeners", REF,
+              "listeners don't run here; use a script task on the path",
+              _xpath(_EXTENSION.format("executionListener")
+                     + " | " + _EXTENSION.format("taskListener"))),
+    Construct("call-mappings", "call activity `camunda:in` / `camunda:out`", REF,
+              "variable mappings of a call activity don't run here yet; the called process "
+              "gets and gives back every variable", _xpath(
+                  _EXTENSION.format("in") + " | " + _EXTENSION.format("out"))),
+    Construct("java", "`camunda:class`, `camunda:delegateExpression`, `camunda:expression`", REF,
+              "Java delegates and expressions can't run here; use a user task, or a "
+              "message handled by an integration", _xpath(
+                  "//*[@camunda:class or @camunda:delegateExpression or @camunda:expression]")),
+    Construct("assignee", "`camunda:assignee`", REF,
+              "assignees aren't set from the diagram yet; route by `camunda:candidateGroups` "
+              "(the user claims the task)", _xpath(_CAMUNDA_ATTRIBUTE.format("assignee"))),
+    Construct("candidate-users", "`camunda:candidateUsers`", REF,
+              "candidate users aren't used yet; route by `camunda:candidateGroups`",
+              _xpath(_CAMUNDA_ATTRIBUTE.format("candidateUsers"))),
+    Construct("due-dates", "`camunda:dueDate`, `camunda:followUpDate`", REF,
+              "due dates from the diagram aren't set yet; use the `sla` property "
+              "(docs/time-limits.md)", _xpath("//*[@camunda:dueDate or @camunda:followUpDate]")),
+    Construct("priority-expression", "`camunda:priority` as an expression", REF,
+              "a priority is a number from 0 to 100 here, not an expression yet",
+              _xpath("//*[starts-with(normalize-space(@camunda:priority), '$')"
+                     " or starts-with(normalize-space(@camunda:priority), '#')]")),
+    Construct("initiator", "`camunda:initiator`", REF,
+              "the starter isn't put in a variable yet; the trail records who started it",
+              _xpath(_CAMUNDA_ATTRIBUTE.format("initiator"))),
+    Construct("form-data", "`camunda:formData` (generated forms)", REF,
+              "generated task forms aren't shown here; use a Camunda Form "
+              "(`camunda:formRef`)", _xpath(_EXTENSION.format("formData"))),
+    Construct("group-expression", "`camunda:candidateGroups` as an expression", REF,
+              "candidate groups are role ids here, not an expression yet",
+              _xpath("//*[contains(@camunda:candidateGroups, '${')"
+                     " or contains(@camunda:candidateGroups, '#{')]")),
+    Construct("service-send", "service task, send task", REF,
+              "nothing here calls out of the engine or sends yet; use a user task, or a "
+              "message handled by an integration", _xpath("//bpmn:serviceTask | //bpmn:sendTask")),
+    Construct("transaction", "transaction subprocess", REF,
+              "transactions don't run here; use an embedded subprocess",
+              _xpath("//bpmn:transaction")),
+    Construct("ad-hoc", "ad-hoc subprocess", REF, "ad-hoc subprocesses don't run here",
+              _xpath("//bpmn:adHocSubProcess")),
+    Construct("complex-gateway", "complex gateway", REF,
+              "complex gateways don't run here; use an inclusive gateway",
+              _xpath("//bpmn:complexGateway")),
+    # -- decision tables -----------------------------------------------------------------
+    Construct("dmn-first", "decision table with hit policy FIRST", R,
+              "the first matching rule, in the table's order, answers"),
+    Construct("dmn-unique", "decision table with hit policy UNIQUE (the default)", D,
+              "the first matching rule answers: several matching rules are not an error "
+              "yet, as they are in Camunda; say FIRST if the order decides",
+              _dmn_unique),
+    Construct("dmn-hit-policies", "hit policies ANY, PRIORITY, RULE ORDER, OUTPUT ORDER, "
+              "COLLECT", REF, "only FIRST (and UNIQUE, read as FIRST) run here yet; "
+              "order the rules and use FIRST", _hit_policies),
+    Construct("dmn-decisions", "several decisions in one file, required decisions (DRD)",
+              REF, "one decision per file here; put each decision in a file of its own",
+              _decisions_past_the_first),
+    Construct("dmn-literal", "literal-expression decision", REF,
+              "only decision tables run here; write the expression as a one-rule table",
+              _literal_decisions),
+    Construct("dmn-result-variable", "`camunda:resultVariable`, `camunda:mapDecisionResult`",
+              REF, "the table's outputs become variables of their own names; drop these "
+              "attributes", _xpath("//*[@camunda:resultVariable or @camunda:mapDecisionResult]")),
+)  # fmt: skip
+
+
+def refusals(root: etree._Element) -> Iterator[tuple[str | None, str]]:
+    """(element id, sentence) for each use of a refused construct in a BPMN or DMN file."""
+    for construct in CONSTRUCTS:
+        if construct.status != Status.REFUSED or construct.find is None:
+            continue
+        seen: set[int] = set()
+        for node in construct.find(root):
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            element = node.get("id") or _owner_id(node)
+            yield element, f"{construct.what} is not supported: {construct.note}"
+
+
+def differences(root: etree._Element) -> Iterator[str]:
+    """A sentence for each use of a construct that runs, but not quite as Camunda 7
+    runs it: deploy answers them as warnings."""
+    for construct in CONSTRUCTS:
+        if construct.status != Status.DIFFERS or construct.find is None:
+            continue
+        for node in construct.find(root):
+            element = node.get("id") or _owner_id(node)
+            yield f"{element}: {construct.what}: {construct.note}"
+
+
+def _owner_id(node: etree._Element) -> str | None:
+    for ancestor in node.iterancestors():
+        if ancestor.get("id"):
+            return str(ancestor.get("id"))
+    return None
+
+
+__all__ = ["CONSTRUCTS", "Construct", "Status", "differences", "refusals"]
