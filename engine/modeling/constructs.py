@@ -13,6 +13,7 @@ issue 17 turns rows from REFUSED into RUNS, one at a time, each with its test.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -37,7 +38,8 @@ class Construct:
     what: str  # how a Camunda user names it
     status: Status
     note: str  # RUNS / DIFFERS: what happens; REFUSED: what to use instead
-    find: Finder | None = None  # REFUSED: the nodes that use it
+    find: Finder | None = None  # REFUSED, DIFFERS: the nodes that use it
+    kind: str = "bpmn"  # the files it is looked for in: "bpmn" or "dmn"
 
 
 def _xpath(expression: str) -> Finder:
@@ -65,6 +67,99 @@ def _dmn(path: str) -> Finder:
     return find
 
 
+_FLOW_NODES = (
+    "task", "userTask", "manualTask", "scriptTask", "businessRuleTask", "serviceTask",
+    "sendTask", "receiveTask", "callActivity", "subProcess", "startEvent",
+    "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent", "exclusiveGateway",
+    "parallelGateway", "inclusiveGateway", "eventBasedGateway",
+)  # fmt: skip
+_BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
+_TRUE = ("true", "1")
+
+
+def _dead_ends(root: etree._Element) -> Iterator[etree._Element]:
+    """Flow nodes no sequence flow leaves (but an event subprocess and what is in one,
+    which are refused on their own, and compensation handlers)."""
+    sources = {f.get("sourceRef") for f in root.iter(f"{_BPMN}sequenceFlow")}
+    for tag in _FLOW_NODES:
+        for node in root.iter(f"{_BPMN}{tag}"):
+            if node.get("id") in sources or node.get("isForCompensation") in _TRUE:
+                continue
+            if any(a.get("triggeredByEvent") in _TRUE for a in node.iterancestors()):
+                continue
+            if tag == "subProcess" and node.get("triggeredByEvent") in _TRUE:
+                continue
+            if (
+                tag == "boundaryEvent"
+                and node.find(f"{_BPMN}compensateEventDefinition") is not None
+            ):
+                continue
+            yield node
+
+
+def _event_subprocesses(root: etree._Element) -> Iterator[etree._Element]:
+    for node in root.iter(f"{_BPMN}subProcess"):
+        if node.get("triggeredByEvent") in _TRUE:
+            yield node
+
+
+_COUNTERS = re.compile(r"\bnrOf(Instances|CompletedInstances|ActiveInstances)\b")
+
+
+def _counters(root: etree._Element) -> Iterator[etree._Element]:
+    for node in root.iter(f"{_BPMN}completionCondition"):
+        if _COUNTERS.search(node.text or ""):
+            yield _owner(node)
+
+
+def _owner(node: etree._Element) -> etree._Element:
+    """The nearest element with an id (the activity a loop's condition belongs to)."""
+    for ancestor in node.iterancestors():
+        if ancestor.get("id"):
+            return ancestor
+    return node
+
+
+def _passes_all(call: etree._Element) -> bool:
+    """A call activity that says it passes every variable both ways, as it runs here."""
+    kinds = {etree.QName(m).localname for m in _mappings(call) if m.get("variables") == "all"}
+    return kinds == {"in", "out"}
+
+
+def _mappings(call: etree._Element) -> list[etree._Element]:
+    found: list[etree._Element] = call.xpath(
+        "./bpmn:extensionElements/camunda:in | ./bpmn:extensionElements/camunda:out",
+        namespaces=NS,
+    )
+    return found
+
+
+def _calls_passing_all_unsaid(root: etree._Element) -> Iterator[etree._Element]:
+    for call in root.iter(f"{_BPMN}callActivity"):
+        if not _passes_all(call):
+            yield call
+
+
+def _call_mappings(root: etree._Element) -> Iterator[etree._Element]:
+    """Mappings other than ``variables="all"`` (the one way variables pass here)."""
+    for call in root.iter(f"{_BPMN}callActivity"):
+        if any(m.get("variables") != "all" or len(m.attrib) > 1 for m in _mappings(call)):
+            yield call
+
+
+def _no_decision(root: etree._Element) -> Iterator[etree._Element]:
+    if next(root.iter(f"{_DMN}decision"), None) is None:
+        yield root
+
+
+def _no_table(root: etree._Element) -> Iterator[etree._Element]:
+    for decision in root.iter(f"{_DMN}decision"):
+        if decision.find(f"{_DMN}decisionTable") is None and (
+            decision.find(f"{_DMN}literalExpression") is None
+        ):
+            yield decision
+
+
 def _hit_policies(root: etree._Element) -> Iterator[etree._Element]:
     for table in root.iter(f"{_DMN}decisionTable"):
         if table.get("hitPolicy", "UNIQUE") not in ("UNIQUE", "FIRST"):
@@ -78,7 +173,11 @@ def _dmn_unique(root: etree._Element) -> Iterator[etree._Element]:
 
 
 def _decisions_past_the_first(root: etree._Element) -> Iterator[etree._Element]:
-    yield from list(root.iter(f"{_DMN}decision"))[1:]
+    decisions = list(root.iter(f"{_DMN}decision"))
+    yield from decisions[1:]
+    for decision in decisions[:1]:
+        if decision.find(f"{_DMN}informationRequirement") is not None:
+            yield decision
 
 
 def _literal_decisions(root: etree._Element) -> Iterator[etree._Element]:
@@ -99,8 +198,12 @@ CONSTRUCTS: tuple[Construct, ...] = (
               "runs the deployed decision (DMN: one decision table per file)"),
     Construct("call-activity", "call activity (`calledElement`)", D,
               "calls the deployed process; it passes every variable in and out, where "
-              "Camunda passes none without `camunda:in`/`camunda:out`",
-              _xpath("//bpmn:callActivity")),
+              "Camunda passes none without `camunda:in`/`camunda:out`: say so with "
+              '`<camunda:in variables="all"/>` and `<camunda:out variables="all"/>` and '
+              "this warning goes", _calls_passing_all_unsaid),
+    Construct("call-activity-all", 'call activity with `camunda:in variables="all"` and '
+              '`camunda:out variables="all"`', R,
+              "every variable passes in, and back out when the called process ends"),
     Construct("subprocess", "embedded subprocess", R, "runs as drawn"),
     Construct("gateways", "exclusive, parallel, inclusive and event-based gateways", R,
               "runs as drawn"),
@@ -121,7 +224,10 @@ CONSTRUCTS: tuple[Construct, ...] = (
     # -- refused until they run as Camunda runs them ------------------------------------
     Construct("event-subprocess", "event subprocess (`triggeredByEvent`)", REF,
               "event subprocesses don't run here yet; use a boundary event on a "
-              "subprocess or activity", _xpath("//bpmn:subProcess[@triggeredByEvent='true']")),
+              "subprocess or activity", _event_subprocesses),
+    Construct("implicit-end", "a path that ends without an end event", REF,
+              "an implicit end doesn't end the path here yet; draw an end event after it",
+              _dead_ends),
     Construct("plain-task", "task without a type (`bpmn:task`)", REF,
               "an untyped task doesn't run here yet; use a user task, or a none "
               "intermediate throw event as a milestone", _xpath("//bpmn:task")),
@@ -147,7 +253,8 @@ CONSTRUCTS: tuple[Construct, ...] = (
               "`escalateTo` property for a late task", _events("escalationEventDefinition")),
     Construct("compensation", "compensation (boundary, throw, compensation handlers)", REF,
               "compensation doesn't run here yet; model the undoing as its own path",
-              _xpath("//*[bpmn:compensateEventDefinition] | //*[@isForCompensation='true']")),
+              _xpath("//*[bpmn:compensateEventDefinition] | //*[@isForCompensation='true']"
+                     " | //*[@isForCompensation='1']")),
     Construct("conditional-boundary-start", "conditional boundary and start events", REF,
               "a conditional boundary or start event doesn't run here yet; use a "
               "conditional intermediate catch event on the path",
@@ -165,7 +272,7 @@ CONSTRUCTS: tuple[Construct, ...] = (
     Construct("mi-counters", "`nrOfInstances`, `nrOfCompletedInstances`, `nrOfActiveInstances` "
               "in a completion condition", REF,
               "the `nrOf…` variables aren't set here yet; count in your own variables",
-              _xpath("//bpmn:completionCondition[contains(., 'nrOf')]/../..")),
+              _counters),
     Construct("input-output", "`camunda:inputOutput` (input and output parameters)", REF,
               "input/output mappings don't run here yet; set variables in a script task "
               "(on a message catch: list them in `messageVariables`)",
@@ -174,10 +281,11 @@ CONSTRUCTS: tuple[Construct, ...] = (
               "listeners don't run here; use a script task on the path",
               _xpath(_EXTENSION.format("executionListener")
                      + " | " + _EXTENSION.format("taskListener"))),
-    Construct("call-mappings", "call activity `camunda:in` / `camunda:out`", REF,
+    Construct("call-mappings", "call activity `camunda:in` / `camunda:out` other than "
+              '`variables="all"`', REF,
               "variable mappings of a call activity don't run here yet; the called process "
-              "gets and gives back every variable", _xpath(
-                  _EXTENSION.format("in") + " | " + _EXTENSION.format("out"))),
+              'gets and gives back every variable (say so with variables="all")',
+              _call_mappings),
     Construct("java", "`camunda:class`, `camunda:delegateExpression`, `camunda:expression`", REF,
               "Java delegates and expressions can't run here; use a user task, or a "
               "message handled by an integration", _xpath(
@@ -205,6 +313,24 @@ CONSTRUCTS: tuple[Construct, ...] = (
               "candidate groups are role ids here, not an expression yet",
               _xpath("//*[contains(@camunda:candidateGroups, '${')"
                      " or contains(@camunda:candidateGroups, '#{')]")),
+    Construct("script-format", "script tasks in a language other than Python "
+              "(`scriptFormat` groovy, javascript, …)", REF,
+              "scripts are Python-style here; rewrite the script and set scriptFormat to "
+              "python (or leave it out)",
+              _xpath("//bpmn:scriptTask[@scriptFormat and translate(@scriptFormat, "
+                     "'PYTHON', 'python') != 'python']")),
+    Construct("script-resource", "script from a resource (`camunda:resource`)", REF,
+              "the script must be written in the task here", _xpath("//*[@camunda:resource]")),
+    Construct("error-variables", "`camunda:errorCodeVariable`, `camunda:errorMessageVariable`",
+              REF, "the error's code and message aren't put in variables yet; branch on "
+              "one boundary event per error code", _xpath(
+                  "//*[@camunda:errorCodeVariable or @camunda:errorMessageVariable]")),
+    Construct("bindings", "`calledElementBinding` / `decisionRefBinding` other than latest",
+              REF, "a call or decision always takes the latest version here yet; leave the "
+              "binding out", _xpath(
+                  "//*[(@camunda:calledElementBinding and @camunda:calledElementBinding != "
+                  "'latest') or (@camunda:decisionRefBinding and @camunda:decisionRefBinding"
+                  " != 'latest')]")),
     Construct("service-send", "service task, send task", REF,
               "nothing here calls out of the engine or sends yet; use a user task, or a "
               "message handled by an integration", _xpath("//bpmn:serviceTask | //bpmn:sendTask")),
@@ -222,26 +348,31 @@ CONSTRUCTS: tuple[Construct, ...] = (
     Construct("dmn-unique", "decision table with hit policy UNIQUE (the default)", D,
               "the first matching rule answers: several matching rules are not an error "
               "yet, as they are in Camunda; say FIRST if the order decides",
-              _dmn_unique),
+              _dmn_unique, kind="dmn"),
     Construct("dmn-hit-policies", "hit policies ANY, PRIORITY, RULE ORDER, OUTPUT ORDER, "
               "COLLECT", REF, "only FIRST (and UNIQUE, read as FIRST) run here yet; "
-              "order the rules and use FIRST", _hit_policies),
+              "order the rules and use FIRST", _hit_policies, kind="dmn"),
     Construct("dmn-decisions", "several decisions in one file, required decisions (DRD)",
               REF, "one decision per file here; put each decision in a file of its own",
-              _decisions_past_the_first),
+              _decisions_past_the_first, kind="dmn"),
+    Construct("dmn-no-decision", "a decision file without a decision", REF,
+              "a .dmn file must hold a decision table", _no_decision, kind="dmn"),
+    Construct("dmn-no-table", "a decision without a decision table (a context, a "
+              "function, …)", REF, "only decision tables run here", _no_table, kind="dmn"),
     Construct("dmn-literal", "literal-expression decision", REF,
               "only decision tables run here; write the expression as a one-rule table",
-              _literal_decisions),
+              _literal_decisions, kind="dmn"),
     Construct("dmn-result-variable", "`camunda:resultVariable`, `camunda:mapDecisionResult`",
               REF, "the table's outputs become variables of their own names; drop these "
               "attributes", _xpath("//*[@camunda:resultVariable or @camunda:mapDecisionResult]")),
 )  # fmt: skip
 
 
-def refusals(root: etree._Element) -> Iterator[tuple[str | None, str]]:
-    """(element id, sentence) for each use of a refused construct in a BPMN or DMN file."""
+def refusals(root: etree._Element, kind: str) -> Iterator[tuple[str | None, str]]:
+    """(element id, sentence) for each use of a refused construct in a file of ``kind``
+    ("bpmn" or "dmn")."""
     for construct in CONSTRUCTS:
-        if construct.status != Status.REFUSED or construct.find is None:
+        if construct.status != Status.REFUSED or construct.find is None or construct.kind != kind:
             continue
         seen: set[int] = set()
         for node in construct.find(root):
@@ -249,18 +380,23 @@ def refusals(root: etree._Element) -> Iterator[tuple[str | None, str]]:
                 continue
             seen.add(id(node))
             element = node.get("id") or _owner_id(node)
-            yield element, f"{construct.what} is not supported: {construct.note}"
+            yield element, refusal(construct)
 
 
-def differences(root: etree._Element) -> Iterator[str]:
+def refusal(construct: Construct) -> str:
+    """The sentence deploy answers for a refused construct (no Markdown)."""
+    return f"not supported here: {construct.what}; {construct.note}".replace("`", "")
+
+
+def differences(root: etree._Element, kind: str) -> Iterator[str]:
     """A sentence for each use of a construct that runs, but not quite as Camunda 7
-    runs it: deploy answers them as warnings."""
+    runs it, in a file of ``kind``: deploy answers them as warnings."""
     for construct in CONSTRUCTS:
-        if construct.status != Status.DIFFERS or construct.find is None:
+        if construct.status != Status.DIFFERS or construct.find is None or construct.kind != kind:
             continue
         for node in construct.find(root):
             element = node.get("id") or _owner_id(node)
-            yield f"{element}: {construct.what}: {construct.note}"
+            yield f"{element}: {construct.what}: {construct.note}".replace("`", "")
 
 
 def _owner_id(node: etree._Element) -> str | None:
@@ -270,4 +406,4 @@ def _owner_id(node: etree._Element) -> str | None:
     return None
 
 
-__all__ = ["CONSTRUCTS", "Construct", "Status", "differences", "refusals"]
+__all__ = ["CONSTRUCTS", "Construct", "Status", "differences", "refusal", "refusals"]

@@ -111,9 +111,9 @@ def lint(
         _check_message_catches(bundle, name, root)
         bundle.problems += runaway.endless_loops(name, root)
         bundle.problems += runaway.flow_loops(name, root, min_interval)
-        for element, why in constructs.refusals(root):
+        for element, why in constructs.refusals(root, "bpmn"):
             bundle.problem(name, element, why)
-        bundle.warnings += [f"{name}: {w}" for w in constructs.differences(root)]
+        bundle.warnings += [f"{name}: {w}" for w in constructs.differences(root, "bpmn")]
         for element, called in diagrams.called_elements(root):
             if called in process_files:
                 continue
@@ -134,9 +134,9 @@ def lint(
             _check(bundle, name, element, kind, text, min_interval)
     bundle.problems += runaway.self_calls(bundle.bpmn, deployed_processes)
     for name, root in bundle.dmn.items():
-        for element, why in constructs.refusals(root):
+        for element, why in constructs.refusals(root, "dmn"):
             bundle.problem(name, element, why)
-        bundle.warnings += [f"{name}: {w}" for w in constructs.differences(root)]
+        bundle.warnings += [f"{name}: {w}" for w in constructs.differences(root, "dmn")]
         for element, kind, text in _dmn_expressions(root):
             _check(bundle, name, element, kind, text, min_interval)
     if not bundle.problems:
@@ -177,6 +177,14 @@ def _check_user_tasks(bundle: Bundle, name: str, root: etree._Element, form_keys
                     name,
                     task.element_id,
                     f"formInputs names '{variable}', which is no variable name",
+                )
+        for role in task.roles:
+            if not ROLE_ID.match(role) and "{" not in role:  # an expression: constructs.py
+                bundle.problem(
+                    name,
+                    task.element_id,
+                    f"candidate group '{role}' is not a role id (lower_snake_case, such as "
+                    f"'{diagrams.role_id(role)}'): no user could ever hold the task",
                 )
         for role in escalation_roles(task.properties):
             if not ROLE_ID.match(role):
@@ -314,8 +322,37 @@ def _check(
             check_expression(text)
         elif kind in ("condition", "loop condition") or kind.startswith("timer"):
             raise ExpressionRefused("empty expression")
+        juel = _juel_names(text) if kind != "script" else []
+        if juel:
+            raise ExpressionRefused(
+                f"{', '.join(juel)} is JUEL, which is not read here yet: write expressions "
+                "Python-style (True, False, None)"
+            )
     except (ExpressionRefused, SyntaxError) as exc:
-        bundle.problem(name, element, f"{kind} '{_short(text)}' refused: {_reason(exc)}")
+        reason = _reason(exc)
+        if "syntax" in reason and _JUEL_OPERATORS.search(text):
+            reason += (
+                " (JUEL's &&, ||, !, eq, ne, lt, gt, le, ge and empty are not read here yet: "
+                "write and, or, not, ==, !=, <, >, <=, >=)"
+            )
+        bundle.problem(name, element, f"{kind} '{_short(text)}' refused: {reason}")
+
+
+_JUEL_LITERALS = ("true", "false", "null")
+_JUEL_OPERATORS = re.compile(r"&&|\|\||!(?!=)|\b(eq|ne|lt|gt|le|ge|empty)\b")
+
+
+def _juel_names(text: str) -> list[str]:
+    """JUEL's literals written as names (Python reads ``true`` as a variable)."""
+    try:
+        tree = ast.parse(re.sub(r"\?", "dmninputexpr", text), mode="eval")
+    except SyntaxError:
+        try:
+            tree = ast.parse(f"dmninputexpr {text}", mode="eval")
+        except SyntaxError:
+            return []
+    found = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in _JUEL_LITERALS}
+    return sorted(found)
 
 
 def _check_timer_literal(tag: str, text: str, min_interval: float) -> None:
@@ -340,10 +377,19 @@ def _check_cell(text: str) -> None:
     if text in ("", "-"):
         return
     text = re.sub(r"\?", "dmninputexpr", text)
+    if text.replace(" ", "").startswith("not("):
+        raise ExpressionRefused(
+            "FEEL's not(...) is not read here yet: write 'not in [...]' or '!= ...'"
+        )
     try:
-        ast.parse(text, mode="eval")
+        tree = ast.parse(text, mode="eval")
     except SyntaxError:  # an operator with no left side tests the input, as Spiff's DMN does
         text = f"dmninputexpr {text}"
+    else:
+        if isinstance(tree.body, ast.Tuple):
+            raise ExpressionRefused(
+                'a FEEL list of values is not read here yet: write \'in ["A", "B"]\''
+            )
     check_expression(text)
 
 

@@ -210,9 +210,8 @@ def self_calls(
                 Problem(
                     f"calls process '{called}', which comes back here ({rounds}) without a "
                     "wait state on the way: each round would start the next at once, for "
-                    "ever. Put a user task, a receive task or a catch event (message, "
-                    "timer, signal) before the call, or model the repetition as a loop "
-                    "with a wait state",
+                    "ever. Put a user task or a catch event (message, timer) before the "
+                    "call, or model the repetition as a loop with a wait state",
                     ours[process_id].file,
                     element,
                 )

@@ -584,7 +584,7 @@ def test_an_output_mapping_on_a_message_catch_is_refused_not_ignored(flow: Trade
     )  # fmt: skip
     [problem] = refuse(flow, [bad])
     assert problem.element == "payment_received"
-    assert "`camunda:inputOutput` (input and output parameters) is not supported" in problem.message
+    assert "not supported here: camunda:inputOutput" in problem.message
     assert "messageVariables" in problem.message
 
 

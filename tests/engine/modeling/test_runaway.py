@@ -146,6 +146,8 @@ def test_a_timer_boundary_on_the_way_is_a_wait_an_error_boundary_is_not(flow: Tr
                 f'<bpmn:boundaryEvent id="b" attachedToRef="step">{definition}</bpmn:boundaryEvent>'
                 + call("probe")
                 + '<bpmn:sequenceFlow id="fb" sourceRef="b" targetRef="again" />'
+                '<bpmn:endEvent id="again_end" />'
+                '<bpmn:sequenceFlow id="fa" sourceRef="again" targetRef="again_end" />'
                 "</bpmn:process>"
             ).encode(),
         )
