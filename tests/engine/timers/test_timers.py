@@ -686,7 +686,9 @@ def test_a_cycle_behind_after_an_outage_catches_up_then_keeps_its_schedule(
                 '<bpmn:endEvent id="e" />'
                 '<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="answer" />'
                 '<bpmn:sequenceFlow id="f2" sourceRef="answer" targetRef="e" />'
-                '<bpmn:sequenceFlow id="f3" sourceRef="remind" targetRef="nudge" />',
+                '<bpmn:sequenceFlow id="f3" sourceRef="remind" targetRef="nudge" />'
+                '<bpmn:endEvent id="nudged" />'
+                '<bpmn:sequenceFlow id="f4" sourceRef="nudge" targetRef="nudged" />',
             )
         ],
         actor="owner",
