@@ -371,16 +371,8 @@ CONSTRUCTS: tuple[Construct, ...] = (
 def refusals(root: etree._Element, kind: str) -> Iterator[tuple[str | None, str]]:
     """(element id, sentence) for each use of a refused construct in a file of ``kind``
     ("bpmn" or "dmn")."""
-    for construct in CONSTRUCTS:
-        if construct.status != Status.REFUSED or construct.find is None or construct.kind != kind:
-            continue
-        seen: set[int] = set()
-        for node in construct.find(root):
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            element = node.get("id") or _owner_id(node)
-            yield element, refusal(construct)
+    for construct, element in _uses(root, Status.REFUSED, kind):
+        yield element, refusal(construct)
 
 
 def refusal(construct: Construct) -> str:
@@ -391,19 +383,23 @@ def refusal(construct: Construct) -> str:
 def differences(root: etree._Element, kind: str) -> Iterator[str]:
     """A sentence for each use of a construct that runs, but not quite as Camunda 7
     runs it, in a file of ``kind``: deploy answers them as warnings."""
+    for construct, element in _uses(root, Status.DIFFERS, kind):
+        yield f"{element}: {construct.what}: {construct.note}".replace("`", "")
+
+
+def _uses(
+    root: etree._Element, status: Status, kind: str
+) -> Iterator[tuple[Construct, str | None]]:
+    """Each element (by id, or its nearest owner's) using a construct of ``status``,
+    once per construct."""
     for construct in CONSTRUCTS:
-        if construct.status != Status.DIFFERS or construct.find is None or construct.kind != kind:
+        if construct.status != status or construct.find is None or construct.kind != kind:
             continue
+        seen: set[int] = set()
         for node in construct.find(root):
-            element = node.get("id") or _owner_id(node)
-            yield f"{element}: {construct.what}: {construct.note}".replace("`", "")
-
-
-def _owner_id(node: etree._Element) -> str | None:
-    for ancestor in node.iterancestors():
-        if ancestor.get("id"):
-            return str(ancestor.get("id"))
-    return None
+            if id(node) not in seen:
+                seen.add(id(node))
+                yield construct, node.get("id") or _owner(node).get("id")
 
 
 __all__ = ["CONSTRUCTS", "Construct", "Status", "differences", "refusal", "refusals"]
