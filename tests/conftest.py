@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 
 from engine.storage import Database, make_engine, upgrade
 
@@ -70,26 +70,150 @@ def _sqlite(tmp_path: Path, template: Path) -> Iterator[Database]:
     db.dispose()
 
 
+class _SchemaPool:
+    """Migrated PostgreSQL schemas, emptied between tests and used again.
+
+    Migrating a schema costs over a second of Alembic; emptying one costs a TRUNCATE. A
+    schema goes back to the pool only if the test left its structure as migrated (the
+    fingerprint: columns, indexes, triggers and their states, the Alembic revision) and
+    nothing holds a lock on it; otherwise it is dropped, as every schema was before.
+    """
+
+    FINGERPRINT = """
+        SELECT md5(coalesce((SELECT string_agg(table_name || '.' || column_name || ':'
+                    || data_type || ':' || is_nullable, ',' ORDER BY table_name, column_name)
+                FROM information_schema.columns WHERE table_schema = :s), '')
+            || coalesce((SELECT string_agg(replace(indexdef, :s || '.', ''), ',' ORDER BY indexdef)
+                FROM pg_indexes WHERE schemaname = :s), '')
+            || coalesce((SELECT string_agg(t.tgname::text || t.tgenabled::text, ','
+                    ORDER BY t.tgname)
+                FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+                JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = :s AND NOT t.tgisinternal), ''))
+    """
+
+    def __init__(self) -> None:
+        self.free: list[str] = []
+        self.seeds: list[tuple[str, list[dict[str, object]]]] = []  # rows migrations put in
+        self.fingerprint: str | None = None
+        self.admin: Engine | None = None
+
+    def _admin(self) -> Engine:
+        if self.admin is None:
+            self.admin = create_engine(make_engine(PG_URL).url, isolation_level="AUTOCOMMIT")
+        return self.admin
+
+    def take(self) -> str:
+        if self.free:
+            return self.free.pop()
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        with self._admin().connect() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        db = Database(engine=_schema_engine(schema, pool_size=1))
+        upgrade(db)
+        db.dispose()
+        if self.fingerprint is None:
+            with self._admin().connect() as conn:
+                self.fingerprint = self._fingerprint(conn, schema)
+                for table in self._tables(conn, schema):
+                    rows = conn.execute(text(f"SELECT * FROM {schema}.{table}")).mappings()
+                    if found := [dict(row) for row in rows]:
+                        self.seeds.append((table, found))
+        return schema
+
+    def give_back(self, schema: str) -> None:
+        with self._admin().connect() as conn:
+            try:
+                with conn.begin():
+                    conn.execute(text("SET LOCAL lock_timeout = '2s'"))
+                    if self._fingerprint(conn, schema) != self.fingerprint:
+                        raise LookupError("the test changed the schema")
+                    tables = self._tables(conn, schema)
+                    # the trail's triggers refuse TRUNCATE, even in a replica session
+                    triggers = self._triggers(conn, schema)
+                    for table, name, _ in triggers:
+                        conn.execute(text(f"ALTER TABLE {schema}.{table} DISABLE TRIGGER {name}"))
+                    listed = ", ".join(f"{schema}.{t}" for t in tables)
+                    conn.execute(text(f"TRUNCATE {listed} RESTART IDENTITY CASCADE"))
+                    for table, name, state in triggers:
+                        how = {"O": "ENABLE", "A": "ENABLE ALWAYS", "R": "ENABLE REPLICA"}
+                        conn.execute(
+                            text(f"ALTER TABLE {schema}.{table} {how[state]} TRIGGER {name}")
+                        )
+                    for table, rows in self.seeds:
+                        columns = ", ".join(rows[0])
+                        values = ", ".join(f":{c}" for c in rows[0])
+                        conn.execute(
+                            text(f"INSERT INTO {schema}.{table} ({columns}) VALUES ({values})"),
+                            rows,
+                        )
+            except Exception:  # changed, or something still holds it: drop it as before
+                conn.rollback()
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+                return
+        self.free.append(schema)
+
+    def close(self) -> None:
+        if self.admin is None:
+            return
+        with self.admin.connect() as conn:
+            for schema in self.free:
+                conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        self.admin.dispose()
+
+    def _fingerprint(self, conn: Connection, schema: str) -> str:
+        return str(conn.execute(text(self.FINGERPRINT), {"s": schema}).scalar_one())
+
+    @staticmethod
+    def _triggers(conn: Connection, schema: str) -> list[tuple[str, str, str]]:
+        rows = conn.execute(
+            text(
+                "SELECT c.relname, t.tgname, t.tgenabled FROM pg_trigger t "
+                "JOIN pg_class c ON c.oid = t.tgrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = :s AND NOT t.tgisinternal AND t.tgenabled <> 'D'"
+            ),
+            {"s": schema},
+        )
+        return [(str(table), str(name), str(state)) for table, name, state in rows]
+
+    @staticmethod
+    def _tables(conn: Connection, schema: str) -> list[str]:
+        rows = conn.execute(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = :s ORDER BY tablename"),
+            {"s": schema},
+        )
+        return [name for (name,) in rows]
+
+
+_POOL = _SchemaPool()
+
+
+def _schema_engine(schema: str, pool_size: int = 8) -> Engine:
+    return create_engine(
+        make_engine(PG_URL).url,
+        connect_args={"options": f"-csearch_path={schema}"},
+        pool_size=pool_size,
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_pooled_schemas() -> Iterator[None]:
+    yield
+    _POOL.close()
+
+
 def _postgres() -> Iterator[Database]:
     reason = postgres_unavailable()
     if reason:
         pytest.skip(reason)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(make_engine(PG_URL).url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    engine = create_engine(
-        make_engine(PG_URL).url,
-        connect_args={"options": f"-csearch_path={schema}"},
-        pool_size=8,
-    )
-    db = Database(engine=engine)
-    upgrade(db)
-    yield db
-    db.dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    schema = _POOL.take()
+    db = Database(engine=_schema_engine(schema))
+    try:
+        yield db
+    finally:
+        db.dispose()
+        _POOL.give_back(schema)
 
 
 @contextmanager

@@ -112,12 +112,12 @@ def test_timers_due_while_the_server_was_down_fire_once_after_restart(sqlite_url
 
 
 @pytest.mark.postgres
-def test_three_workers_share_a_thousand_timers_due_at_once(postgres_url: str) -> None:
+def test_three_workers_share_hundreds_of_timers_due_at_once(postgres_url: str) -> None:
     flow = _prepared(postgres_url)
-    # starting them takes about 4 s here, three times that on a machine others share; the
-    # workers start meanwhile
-    fire_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=25)
-    started = _start_many(flow, 1000, fire_at)
+    # starting them takes about 2 s here, three times that on a machine others share; the
+    # workers start meanwhile (a thousand at once: bench/timers.py)
+    fire_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=12)
+    started = _start_many(flow, 500, fire_at)
     assert datetime.now(UTC) < fire_at, "starting took too long for the test's plan"
     workers = [_process(["worker", "--sweep", "0.5"], postgres_url) for _ in range(3)]
     try:
@@ -128,10 +128,9 @@ def test_three_workers_share_a_thousand_timers_due_at_once(postgres_url: str) ->
             _kill(worker, signal.SIGTERM)
     assert _fired(flow) == dict.fromkeys(started, 1)  # each once, none missed
     with flow.db.reading() as session:
-        assert (
-            session.scalar(select(func.count()).where(Instance.status == InstanceStatus.COMPLETED))
-            == 1000
-        )
+        assert session.scalar(
+            select(func.count()).where(Instance.status == InstanceStatus.COMPLETED)
+        ) == len(started)
         fired_at = session.scalars(
             select(AuditEvent.at).where(AuditEvent.kind == "timer_fired")
         ).all()
