@@ -99,6 +99,10 @@ class DeploymentOut(Schema):
     deployment_id = fields.Int(allow_none=True)
     definitions = fields.List(fields.Nested(DeployedOut))
     forms = fields.List(fields.Nested(FormDeployedOut))
+    decisions = fields.List(
+        fields.Nested(FormDeployedOut),
+        metadata={"description": "decision versions: tasks bound to latest take a new one"},
+    )
     warnings = fields.List(
         fields.Str(),
         metadata={"description": "deployed anyway: e.g. a version drops a milestone element"},

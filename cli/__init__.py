@@ -205,6 +205,9 @@ def deploy(files: tuple[str, ...], actor: str) -> None:
     for item in result.forms:
         state = "deployed" if item.created else "unchanged"
         click.echo(f"form {item.key} v{item.version} {state}")
+    for item in result.decisions:
+        state = "deployed" if item.created else "unchanged"
+        click.echo(f"decision {item.key} v{item.version} {state}")
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
 

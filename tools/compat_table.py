@@ -35,13 +35,18 @@ TITLES = {
 }
 
 
+def _cell(text: str) -> str:
+    """A table cell: a bare | would end it, even in a code span (GFM)."""
+    return text.replace("|", "\\|")
+
+
 def render() -> str:
     parts = [HEAD]
     for status in (Status.RUNS, Status.DIFFERS, Status.REFUSED):
         rows = [c for c in constructs.CONSTRUCTS if c.status == status]
         said = "instead" if status == Status.REFUSED else "what happens"
         parts.append(f"## {TITLES[status]}\n\n| construct | {said} |\n|---|---|\n")
-        parts += [f"| {c.what} | {c.note} |\n" for c in rows]
+        parts += [f"| {_cell(c.what)} | {_cell(c.note)} |\n" for c in rows]
         parts.append("\n")
     return "".join(parts).rstrip() + "\n"
 

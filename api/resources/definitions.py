@@ -59,6 +59,7 @@ class Definitions(MethodView):
             "deployment_id": result.deployment_id,
             "definitions": [{**vars(d), "name": names.get(d.key)} for d in result.definitions],
             "forms": [vars(f) for f in result.forms],
+            "decisions": [vars(d) for d in result.decisions],
             "warnings": result.warnings,
         }
         return body, 201 if result.deployment_id is not None else 200

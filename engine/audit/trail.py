@@ -53,6 +53,7 @@ class EventKind(enum.StrEnum):
     INSTANCE_CANCELLED = "instance_cancelled"
     INSTANCE_FAILED = "instance_failed"
     DEFINITION_DEPLOYED = "definition_deployed"
+    DECISION_DEPLOYED = "decision_deployed"
     SIGN_IN_LOCKED = "sign_in_locked"
 
 

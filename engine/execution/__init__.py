@@ -2,18 +2,21 @@
 expression evaluator (``expressions``), what one command may spend (``limits``: the
 budget), the workflow's serialization onto a cached spec with the safe script engine
 attached (``serialization``), one pass over the task tree collecting what a command asks
-of it (``frontier``), dropping finished tasks (``compaction``), and variables' values as message
-correlation compares them (``correlation``). It imports only
+of it (``frontier``), dropping finished tasks (``compaction``), variables' values as
+message correlation compares them (``correlation``), and the spec an untyped task runs
+as (``pass_through``); business rule tasks that take the newest version of their
+decision (``decisions``). It imports only
 SpiffWorkflow and ``engine.errors``: modeling (lint checks expressions and cycles), queues
 (routing reads the frontier), timers and the unit of work all stand on it.
 """
 
-from engine.execution import limits
+from engine.execution import decisions, limits
 from engine.execution.compaction import SPIFF_MAX_DEPTH, compact, elements
 from engine.execution.correlation import KEY_MAX, correlation_key, correlation_keys
 from engine.execution.expressions import check_expression, check_script, evaluate_expression
 from engine.execution.frontier import Frontier, scan, variables
 from engine.execution.limits import TIMER_VAR, Budget, Limits, cycle_too_fast
+from engine.execution.pass_through import PassThroughTask
 from engine.execution.serialization import (
     SAFE_ENGINE,
     PartMissing,
@@ -34,6 +37,7 @@ __all__ = [
     "Frontier",
     "Limits",
     "PartMissing",
+    "PassThroughTask",
     "SpecPair",
     "StateSerializer",
     "check_expression",
@@ -42,6 +46,7 @@ __all__ = [
     "correlation_key",
     "correlation_keys",
     "cycle_too_fast",
+    "decisions",
     "elements",
     "evaluate_expression",
     "has_parts",

@@ -107,10 +107,31 @@ def _mod(a: Any, b: Any) -> Any:
     return a % b
 
 
+def _empty(value: Any) -> bool:
+    """JUEL's ``empty``: null, empty text, an empty list or map (engine/modeling/juel.py)."""
+    if value is None:
+        return True
+    if isinstance(value, (str, list, tuple, dict, set, frozenset)):
+        return len(value) == 0
+    return False
+
+
+def _prop(base: Any, key: Any) -> Any:
+    """JUEL's ``base.key`` and ``base[key]``: null where JUEL answers null (a null base, a
+    key not in the map, an index past the list); an error where JUEL has one."""
+    if base is None:
+        return None
+    if isinstance(base, dict):
+        return base.get(key)
+    if isinstance(base, (list, tuple, str)) and isinstance(key, int) and not isinstance(key, bool):
+        return base[key] if 0 <= key < len(base) else None
+    raise TypeError(f"{type(base).__name__} has no property {key!r}")
+
+
 _FUNCTIONS: dict[str, Any] = {
     "len": len, "min": min, "max": max, "abs": abs, "round": _round, "int": int, "float": float,
     "str": _str, "bool": bool, "sum": _sum, "any": any, "all": all, "sorted": sorted,
-    "list": list, "dict": dict,
+    "list": list, "dict": dict, "empty": _empty, "prop": _prop,
     "get": None,  # get(name, default): a variable or the default; bound per evaluation
 }  # fmt: skip
 _OPERATORS: dict[type[ast.AST], Any] = {

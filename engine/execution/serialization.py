@@ -27,12 +27,15 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import (
     WorkflowConverter,
 )
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from SpiffWorkflow.bpmn.specs.defaults import NoneTask
 from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
 from SpiffWorkflow.camunda.serializer import DEFAULT_CONFIG as CAMUNDA_CONFIG
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from engine.execution.decisions import DecisionTask, DecisionTaskConverter
 from engine.execution.expressions import SafeScriptEngine
+from engine.execution.pass_through import PassThroughTask
 
 SpecPair = tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]
 
@@ -320,7 +323,10 @@ def _join_task(dct: dict[str, Any], parts: Mapping[str, str]) -> None:
 
 
 def _registry() -> Any:
-    registry = BpmnWorkflowSerializer.configure(CAMUNDA_CONFIG)
+    config = dict(CAMUNDA_CONFIG)
+    config[PassThroughTask] = config[NoneTask]
+    config[DecisionTask] = DecisionTaskConverter
+    registry = BpmnWorkflowSerializer.configure(config)
     # Form data often carries money and dates; keep their types across saves.
     registry.register(Decimal, lambda v: {"value": str(v)}, lambda v: Decimal(v["value"]))
     registry.register(

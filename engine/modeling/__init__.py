@@ -1,15 +1,16 @@
 """Modeling: what a process owner deploys, and how it is read. Parsing uploads safely and
-the way Camunda Modeler means them (``diagrams``, ``parser``), what an element waits for
-(``events``), checking a submission against its form (``forms_check``), lint and the
-refusal of diagrams that would run on for ever (``lint``, ``runaway``), the table of
-Camunda 7 constructs, each run or refused (``constructs``), and deploying
-definitions, decisions and forms in versions (``definitions``). It imports
+the way Camunda Modeler means them (``diagrams``, ``parser``; JUEL translated by
+``juel``), what an element waits for (``events``), checking a submission against its form
+(``forms_check``), lint, its expression checks and the refusal of diagrams that would run
+on for ever (``lint``, ``expression_checks``, ``runaway``), the table of Camunda 7
+constructs, each run or refused (``constructs``), and deploying definitions, decisions
+and forms in versions (``definitions``; decisions' versions in ``decision_versions``). It imports
 ``engine.storage``, ``engine.audit``, ``engine.people`` (role ids), ``engine.execution``
 (the evaluator and limits), ``engine.reporting`` (which elements mark a milestone) and
 ``engine.timers`` (start timers). The runtime stands on it.
 """
 
-from engine.modeling import constructs, definitions
+from engine.modeling import constructs, decision_versions, definitions
 from engine.modeling.diagrams import FORM_INPUTS, escalation_roles, names_listed, role_id
 from engine.modeling.events import (
     EARLIER_MESSAGES,
@@ -35,6 +36,7 @@ __all__ = [
     "check_names",
     "check_submission",
     "constructs",
+    "decision_versions",
     "definitions",
     "definitions_of",
     "escalation_roles",

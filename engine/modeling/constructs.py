@@ -67,34 +67,8 @@ def _dmn(path: str) -> Finder:
     return find
 
 
-_FLOW_NODES = (
-    "task", "userTask", "manualTask", "scriptTask", "businessRuleTask", "serviceTask",
-    "sendTask", "receiveTask", "callActivity", "subProcess", "startEvent",
-    "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent", "exclusiveGateway",
-    "parallelGateway", "inclusiveGateway", "eventBasedGateway",
-)  # fmt: skip
 _BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
 _TRUE = ("true", "1")
-
-
-def _dead_ends(root: etree._Element) -> Iterator[etree._Element]:
-    """Flow nodes no sequence flow leaves (but an event subprocess and what is in one,
-    which are refused on their own, and compensation handlers)."""
-    sources = {f.get("sourceRef") for f in root.iter(f"{_BPMN}sequenceFlow")}
-    for tag in _FLOW_NODES:
-        for node in root.iter(f"{_BPMN}{tag}"):
-            if node.get("id") in sources or node.get("isForCompensation") in _TRUE:
-                continue
-            if any(a.get("triggeredByEvent") in _TRUE for a in node.iterancestors()):
-                continue
-            if tag == "subProcess" and node.get("triggeredByEvent") in _TRUE:
-                continue
-            if (
-                tag == "boundaryEvent"
-                and node.find(f"{_BPMN}compensateEventDefinition") is not None
-            ):
-                continue
-            yield node
 
 
 def _event_subprocesses(root: etree._Element) -> Iterator[etree._Element]:
@@ -194,8 +168,11 @@ CONSTRUCTS: tuple[Construct, ...] = (
               "a task in those roles' queues"),
     Construct("script-task", "script task (Python-style script)", R,
               "run by the safe evaluator within the command's budget"),
-    Construct("business-rule-task", "business rule task with `camunda:decisionRef`", R,
-              "runs the deployed decision (DMN: one decision table per file)"),
+    Construct("business-rule-task", "business rule task with `camunda:decisionRef`, "
+              "`decisionRefBinding` latest (the default) or deployment", R,
+              "latest: the decision's newest deployed version when the task runs, so a table "
+              "deployed on its own decides the next decisions; deployment: the version "
+              "deployed with the process (its .dmn file must be in the same deployment)"),
     Construct("call-activity", "call activity (`calledElement`)", D,
               "calls the deployed process; it passes every variable in and out, where "
               "Camunda passes none without `camunda:in`/`camunda:out`: say so with "
@@ -221,19 +198,27 @@ CONSTRUCTS: tuple[Construct, ...] = (
               "passed through"),
     Construct("conditional-catch", "conditional intermediate catch event", R,
               "waits until its condition holds after a command"),
+    Construct("plain-task", "task without a type (`bpmn:task`)", R,
+              "passes the token straight on, as in Camunda"),
+    Construct("link-events", "link throw and catch events", R,
+              "the token goes on at the catch event of the same name in the same process or "
+              "subprocess; a throw without its catch is refused naming it"),
+    Construct("implicit-end", "a path that ends without an end event", R,
+              "the token ends there; the instance ends when no token is left, as in Camunda"),
+    Construct("juel", "JUEL in `${…}` or `#{…}`: conditions, conditional events, timers, "
+              "multi-instance counts and completion conditions", R,
+              "translated into the safe evaluator (engine/modeling/juel.py): `true` `false` "
+              "`null`, `!` `&&` `||` `not` `and` `or`, `eq` `ne` `lt` `gt` `le` `ge`, `div` "
+              "`mod`, `empty`, `?:`, `a.b` and `a[k]` (null for a key not in the map, an "
+              "index past the list, a null base); a method call, a function, a bean or "
+              "`execution` is refused at deploy naming the element; a Python-style "
+              "expression that is not JUEL (`len(x)`, `in`) runs as before. Values are not "
+              "converted as JUEL converts them: `\"1\" == 1` is false, `+` joins text, and "
+              "null in arithmetic or `<` is an error, not 0"),
     # -- refused until they run as Camunda runs them ------------------------------------
     Construct("event-subprocess", "event subprocess (`triggeredByEvent`)", REF,
               "event subprocesses don't run here yet; use a boundary event on a "
               "subprocess or activity", _event_subprocesses),
-    Construct("implicit-end", "a path that ends without an end event", REF,
-              "an implicit end doesn't end the path here yet; draw an end event after it",
-              _dead_ends),
-    Construct("plain-task", "task without a type (`bpmn:task`)", REF,
-              "an untyped task doesn't run here yet; use a user task, or a none "
-              "intermediate throw event as a milestone", _xpath("//bpmn:task")),
-    Construct("link-events", "link throw and catch events", REF,
-              "link events don't run here yet; draw the sequence flow", _events(
-                  "linkEventDefinition")),
     Construct("message-throw", "message intermediate throw and end events", REF,
               "nothing here sends messages yet; end with a none end event and let an "
               "integration read the instance's state", _xpath(
@@ -325,12 +310,14 @@ CONSTRUCTS: tuple[Construct, ...] = (
               REF, "the error's code and message aren't put in variables yet; branch on "
               "one boundary event per error code", _xpath(
                   "//*[@camunda:errorCodeVariable or @camunda:errorMessageVariable]")),
-    Construct("bindings", "`calledElementBinding` / `decisionRefBinding` other than latest",
-              REF, "a call or decision always takes the latest version here yet; leave the "
-              "binding out", _xpath(
-                  "//*[(@camunda:calledElementBinding and @camunda:calledElementBinding != "
-                  "'latest') or (@camunda:decisionRefBinding and @camunda:decisionRefBinding"
-                  " != 'latest')]")),
+    Construct("bindings", "`calledElementBinding` other than latest; `decisionRefBinding` "
+              "version or versionTag", REF,
+              "a call always takes the called process's latest version here, and a decision "
+              "its latest or its deployment's; leave the binding out",
+              _xpath("//*[(@camunda:calledElementBinding and @camunda:calledElementBinding != "
+                     "'latest') or (@camunda:decisionRefBinding and not("
+                     "@camunda:decisionRefBinding = 'latest' or "
+                     "@camunda:decisionRefBinding = 'deployment'))]")),
     Construct("service-send", "service task, send task", REF,
               "nothing here calls out of the engine or sends yet; use a user task, or a "
               "message handled by an integration", _xpath("//bpmn:serviceTask | //bpmn:sendTask")),

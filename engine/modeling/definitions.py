@@ -16,11 +16,18 @@ from sqlalchemy.orm import Session
 from engine.audit import DEFINITIONS_STREAM, AuditTrail, EventKind
 from engine.errors import DefinitionNotFound, DiagramInvalid, Problem
 from engine.execution import Limits, StateSerializer
-from engine.modeling import diagrams
+from engine.modeling import decision_versions, diagrams
 from engine.modeling.events import messages_of
 from engine.modeling.lint import Bundle, lint, read_files
 from engine.reporting import facts
-from engine.storage import Definition, DefinitionTask, Deployment, Form, Resource, ResourceKind
+from engine.storage import (
+    Definition,
+    DefinitionTask,
+    Deployment,
+    Form,
+    Resource,
+    ResourceKind,
+)
 from engine.timers import start_timers
 
 
@@ -37,6 +44,7 @@ class DeploymentResult:
     deployment_id: int | None
     definitions: list[Deployed] = field(default_factory=list)
     forms: list[Deployed] = field(default_factory=list)
+    decisions: list[Deployed] = field(default_factory=list)
     # deployed anyway, but worth a look: a version that drops an element a measure reads
     warnings: list[str] = field(default_factory=list)
 
@@ -102,19 +110,6 @@ def decision_files(session: Session) -> list[Resource]:
     )
 
 
-def _stored_decision_xml(session: Session, decision_id: str) -> bytes | None:
-    needle = f'id="{decision_id}"'
-    for resource in session.scalars(
-        select(Resource)
-        .where(Resource.kind == ResourceKind.DMN, Resource.content.contains(needle))
-        .order_by(Resource.id.desc())
-    ):
-        root = diagrams.parse_xml(resource.content.encode())
-        if decision_id in diagrams.decision_ids(root):
-            return resource.content.encode()
-    return None
-
-
 def deploy(
     session: Session,
     serializer: StateSerializer,
@@ -139,7 +134,7 @@ def deploy(
         lint(
             bundle,
             lambda key: _stored_process_xml(session, key),
-            lambda decision: _stored_decision_xml(session, decision),
+            lambda decision: decision_versions.stored_xml(session, decision),
             deployed_forms,
             limits.min_timer_interval,
         )
@@ -157,6 +152,24 @@ def deploy(
         resources = _store_resources(session, deployment, bundle)
         for name, schema in bundle.forms.items():
             result.forms.append(_store_form(session, deployment, schema, bundle.raw[name]))
+        for name, root in bundle.dmn.items():
+            for stored in decision_versions.store(session, deployment, root, resources[name], now):
+                decided = Deployed(*stored)
+                result.decisions.append(decided)
+                if decided.created:  # bound to latest, it decides from now on: on the trail
+                    trail.append(
+                        DEFINITIONS_STREAM,
+                        EventKind.DECISION_DEPLOYED,
+                        at=now,
+                        actor=actor,
+                        element_id=decided.key,
+                        data={
+                            "key": decided.key,
+                            "version": decided.version,
+                            "deployment_id": deployment.id,
+                            "file": name,
+                        },
+                    )
         for name, root in bundle.bpmn.items():
             for key, title in diagrams.process_ids(root):
                 deployed = _store_process(
@@ -180,15 +193,8 @@ def deploy(
                         },
                     )
         trail.write()
-        stored_dmn = set(
-            session.scalars(
-                select(Resource.sha256).where(
-                    Resource.kind == ResourceKind.DMN, Resource.deployment_id != deployment.id
-                )
-            )
-        )
-        new_dmn = any(_sha(bundle.raw[name]) not in stored_dmn for name in bundle.dmn)
-        if not new_dmn and not any(d.created for d in (*result.definitions, *result.forms)):
+        made = (*result.definitions, *result.forms, *result.decisions)
+        if not any(d.created for d in made):
             savepoint.rollback()
             result.deployment_id = None
     return result

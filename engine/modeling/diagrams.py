@@ -13,6 +13,10 @@ from typing import Any
 
 from lxml import etree
 
+from engine.errors import ExpressionRefused
+from engine.execution import check_expression
+from engine.modeling import juel
+
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 DMN_NAMESPACES = frozenset(
@@ -116,22 +120,120 @@ def _check_text(value: Any) -> None:
                 raise UnreadableFile("not valid Unicode: a lone surrogate") from None
 
 
-def normalise_camunda(root: etree._Element) -> None:
-    """Rewrite what Camunda Modeler writes into what SpiffWorkflow runs, in place.
+def normalise_camunda(root: etree._Element) -> list[tuple[str, str]]:
+    """Rewrite what Camunda Modeler writes into what SpiffWorkflow runs, in place; return
+    (element, why) for each expression that can't run here.
 
     Timer values come unquoted (``PT24H``) where Spiff evaluates an expression, and
-    conditions may be wrapped in ``${...}``.
+    expressions may be JUEL in ``${...}``: translated here (engine/modeling/juel.py).
     """
+    refused: list[tuple[str, str]] = []
     for tag in ("timeDuration", "timeDate", "timeCycle"):
         for node in root.iter(f"{{{BPMN_NS}}}{tag}"):
             text = (node.text or "").strip()
             if _ISO_TIMER.match(text):
                 node.text = f'"{text}"'
-            elif match := _JUEL.match(text):
-                node.text = match.group(1).strip()
-    for node in root.iter(f"{{{BPMN_NS}}}conditionExpression"):
-        if node.text and (match := _JUEL.match(node.text)):
-            node.text = match.group(1).strip()
+            else:
+                _translate(node, refused)
+    for tag in ("conditionExpression", "condition", "loopCardinality", "completionCondition"):
+        for node in root.iter(f"{{{BPMN_NS}}}{tag}"):
+            _translate(node, refused)
+    for scope in root.iter(f"{{{BPMN_NS}}}process", f"{{{BPMN_NS}}}subProcess"):
+        refused += _link(scope)
+    return refused
+
+
+def _link_name(event: etree._Element) -> str:
+    """The link's name: its definition's, as Camunda matches them."""
+    definition = event.find(f"{{{BPMN_NS}}}linkEventDefinition")
+    return str(definition.get("name") or "").strip() if definition is not None else ""
+
+
+def _drop_link(event: etree._Element) -> None:
+    for definition in event.findall(f"{{{BPMN_NS}}}linkEventDefinition"):
+        event.remove(definition)
+
+
+def _link(scope: etree._Element) -> list[tuple[str, str]]:
+    """Link events as Camunda runs them: a throw goes on at the catch of its name in the
+    same process or subprocess. Drawn here as the sequence flow they stand for: the throw
+    and the catch become none events joined by a flow."""
+    refused: list[tuple[str, str]] = []
+    linked = "bpmn:linkEventDefinition"
+    catches: dict[str, etree._Element] = {}
+    for catch in scope.xpath(f"./bpmn:intermediateCatchEvent[{linked}]", namespaces=NS):
+        name = _link_name(catch)
+        if not name:
+            refused.append((catch.get("id", ""), "a link event needs a name (its definition's)"))
+            continue
+        if name in catches:
+            refused.append((catch.get("id", ""), f"another link catch event is named '{name}'"))
+        catches[name] = catch
+    for throw in scope.xpath(f"./bpmn:intermediateThrowEvent[{linked}]", namespaces=NS):
+        name = _link_name(throw)
+        if not name:
+            refused.append((throw.get("id", ""), "a link event needs a name (its definition's)"))
+            continue
+        if name not in catches:
+            refused.append((
+                throw.get("id", ""),
+                f"no link catch event named '{name}' in the same process or subprocess",
+            ))  # fmt: skip
+            continue
+        _drop_link(throw)
+        flow = etree.Element(f"{{{BPMN_NS}}}sequenceFlow")
+        throw.addnext(flow)  # among the flow elements: the schema wants artifacts after them
+        flow.set("id", f"{throw.get('id')}__link")
+        flow.set("sourceRef", throw.get("id", ""))
+        flow.set("targetRef", catches[name].get("id", ""))
+    for catch in catches.values():
+        _drop_link(catch)
+        catch.tag = f"{{{BPMN_NS}}}intermediateThrowEvent"  # a catch must wait for something
+    return refused
+
+
+def is_juel(text: str | None) -> bool:
+    """Whether ``text`` is a whole ``${…}`` or ``#{…}`` expression."""
+    return bool(text and _JUEL.match(text))
+
+
+_KINDS = {"conditionExpression": "condition", "condition": "condition",
+          "loopCardinality": "multi-instance", "completionCondition": "multi-instance"}  # fmt: skip
+
+
+def _translate(node: etree._Element, refused: list[tuple[str, str]]) -> None:
+    if not node.text or not (match := _JUEL.match(node.text)):
+        return
+    inside = match.group(1).strip()
+    try:
+        node.text = juel.translate(inside)
+    except (juel.JuelRefused, RecursionError) as exc:
+        if _python_style(inside):  # as ${…} was read before JUEL was: Python-style inside
+            node.text = inside
+            return
+        tag = etree.QName(node).localname
+        kind = _KINDS.get(tag, f"timer {tag}")
+        why = exc if isinstance(exc, juel.JuelRefused) else "it is nested too deeply"
+        refused.append((_owner_id(node), f"{kind} '{node.text.strip()[:80]}' refused: {why}"))
+
+
+def _python_style(text: str) -> bool:
+    try:
+        check_expression(text)
+    except (ExpressionRefused, RecursionError):
+        return False
+    return True
+
+
+def _owner_id(node: etree._Element) -> str:
+    """The flow element or sequence flow an expression belongs to."""
+    owner: etree._Element | None = node
+    while owner is not None:
+        name = etree.QName(owner).localname
+        if owner.get("id") and not name.endswith(("EventDefinition", "LoopCharacteristics")):
+            return str(owner.get("id"))
+        owner = owner.getparent()
+    return ""
 
 
 def role_id(lane_name: str) -> str:
@@ -291,6 +393,14 @@ def decision_refs(root: etree._Element) -> list[tuple[str, str]]:
         (node.get("id", ""), _camunda(node, "decisionRef") or "")
         for node in root.iter(f"{{{BPMN_NS}}}businessRuleTask")
     ]
+
+
+def decision_binding(root: etree._Element, element_id: str) -> str:
+    """A business rule task's ``camunda:decisionRefBinding`` (``latest`` when left out)."""
+    for node in root.iter(f"{{{BPMN_NS}}}businessRuleTask"):
+        if node.get("id") == element_id:
+            return _camunda(node, "decisionRefBinding") or "latest"
+    return "latest"
 
 
 def decision_ids(root: etree._Element) -> list[str]:

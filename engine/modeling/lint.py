@@ -7,8 +7,7 @@ deployed) so that a call activity or decision may refer to a file in the same up
 from __future__ import annotations
 
 import ast
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,11 @@ from typing import Any
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
 import forms
-from engine.errors import ExpressionRefused, Problem
-from engine.execution import Limits, check_expression, check_script, cycle_too_fast
-from engine.modeling import constructs, diagrams, runaway
+from engine.errors import Problem
+from engine.execution import Limits
+from engine.modeling import constructs, diagrams, expression_checks, runaway
 from engine.modeling.diagrams import BPMN_NS, FORM_INPUTS, NS, UnreadableFile, escalation_roles
 from engine.modeling.events import EARLIER_MESSAGES, MESSAGE_VARIABLES
 from engine.modeling.parser import Parser
@@ -72,7 +70,8 @@ def read_files(files: list[tuple[str, bytes]]) -> Bundle:
             bundle.problem(name, None, str(exc))
             continue
         if kind == "bpmn":
-            diagrams.normalise_camunda(root)
+            for element, why in diagrams.normalise_camunda(root):
+                bundle.problem(name, element, why)
             bundle.bpmn[name] = root
         else:
             bundle.dmn[name] = root
@@ -125,22 +124,61 @@ def lint(
         for element, decision in diagrams.decision_refs(root):
             if decision in decisions:
                 continue
+            if diagrams.decision_binding(root, element) == "deployment":
+                bundle.problem(
+                    name, element,
+                    f"decisionRefBinding 'deployment' takes decision '{decision}' from this "
+                    "deployment: deploy its .dmn file with the process, or bind to latest",
+                )  # fmt: skip
+                continue
             stored = deployed_decisions(decision) if decision else None
             if stored is None:
                 bundle.problem(name, element, f"decision '{decision}' is not deployed")
             else:
                 extra_xml.append(stored)
-        for element, kind, text in _bpmn_expressions(root):
-            _check(bundle, name, element, kind, text, min_interval)
+        for element, kind, text in expression_checks.bpmn_expressions(root):
+            if refused := expression_checks.problem(kind, text, min_interval):
+                bundle.problem(name, element, refused)
     bundle.problems += runaway.self_calls(bundle.bpmn, deployed_processes)
     for name, root in bundle.dmn.items():
         for element, why in constructs.refusals(root, "dmn"):
             bundle.problem(name, element, why)
         bundle.warnings += [f"{name}: {w}" for w in constructs.differences(root, "dmn")]
-        for element, kind, text in _dmn_expressions(root):
-            _check(bundle, name, element, kind, text, min_interval)
+        for element, kind, text in expression_checks.dmn_expressions(root):
+            if refused := expression_checks.problem(kind, text, min_interval):
+                bundle.problem(name, element, refused)
     if not bundle.problems:
+        known = set(process_files) | set(decisions)
+        extra_xml = _called_further(extra_xml, known, deployed_processes, deployed_decisions)
         _parse(bundle, extra_xml, list(process_files))
+
+
+def _called_further(
+    extra_xml: list[bytes],
+    known: set[str],
+    deployed_processes: Callable[[str], bytes | None],
+    deployed_decisions: Callable[[str], bytes | None],
+) -> list[bytes]:
+    """The deployed files the upload refers to, and those they refer to in turn: a call
+    to a deployed process that calls another needs that one too. Each file once."""
+    files: dict[bytes, None] = dict.fromkeys(extra_xml)
+    queue = list(files)
+    while queue:
+        root = diagrams.parse_xml(queue.pop())
+        if diagrams.kind_of(root) != "bpmn":
+            continue
+        known.update(pid for pid, _ in diagrams.process_ids(root))
+        wanted = [(called, deployed_processes) for _, called in diagrams.called_elements(root)]
+        wanted += [(decision, deployed_decisions) for _, decision in diagrams.decision_refs(root)]
+        for key, look_up in wanted:
+            if not key or key in known:
+                continue
+            known.add(key)
+            stored = look_up(key)
+            if stored is not None and stored not in files:
+                files[stored] = None
+                queue.append(stored)
+    return list(files)
 
 
 def _check_schema(bundle: Bundle, name: str, root: etree._Element) -> None:
@@ -248,157 +286,6 @@ def _check_business_timers(bundle: Bundle, name: str, root: etree._Element) -> N
                     BusinessCalendar().working_duration(literal)
                 except ValueError as exc:
                     bundle.problem(name, element, f"business duration '{literal}' refused: {exc}")
-
-
-def _bpmn_expressions(root: etree._Element) -> Iterator[tuple[str, str, str]]:
-    for flow in root.iter(f"{{{BPMN_NS}}}sequenceFlow"):
-        for cond in flow.xpath("./bpmn:conditionExpression", namespaces=NS):
-            yield flow.get("id", ""), "condition", cond.text or ""
-    for cond in root.iter(f"{{{BPMN_NS}}}conditionalEventDefinition"):
-        for node in cond.xpath("./bpmn:condition", namespaces=NS):
-            yield _owner(cond, 1), "condition", node.text or ""
-    for tag in ("timeDuration", "timeDate", "timeCycle"):
-        for node in root.iter(f"{{{BPMN_NS}}}{tag}"):
-            yield _owner(node, 2), f"timer {tag}", node.text or ""
-    for script_task in root.iter(f"{{{BPMN_NS}}}scriptTask"):
-        for script in script_task.xpath("./bpmn:script", namespaces=NS):
-            yield script_task.get("id", ""), "script", script.text or ""
-    for tag in ("completionCondition", "loopCardinality"):
-        for node in root.iter(f"{{{BPMN_NS}}}{tag}"):
-            yield _owner(node, 2), "multi-instance", node.text or ""
-    for node in root.iter(f"{{{BPMN_NS}}}loopCondition"):
-        yield _owner(node, 2), "loop condition", node.text or ""
-    for tag in ("messagePath", "formalExpression"):
-        for node in root.iter(f"{{{BPMN_NS}}}{tag}"):
-            parent = node.getparent()
-            if (
-                parent is not None
-                and etree.QName(parent).localname == "correlationPropertyRetrievalExpression"
-            ):
-                yield _owner(node, 2), "correlation", node.text or ""
-
-
-def _owner(node: etree._Element, levels: int) -> str:
-    """The id of the element ``levels`` up: the event that owns a timer value, say."""
-    owner: etree._Element | None = node
-    for _ in range(levels):
-        owner = owner.getparent() if owner is not None else None
-    return owner.get("id", "") if owner is not None else ""
-
-
-def _local(node: etree._Element, name: str) -> Iterator[etree._Element]:
-    for child in node.iter():
-        if isinstance(child.tag, str) and etree.QName(child).localname == name:
-            yield child
-
-
-def _dmn_expressions(root: etree._Element) -> Iterator[tuple[str, str, str]]:
-    for decision in _local(root, "decision"):
-        for expr in _local(decision, "inputExpression"):
-            for text in _local(expr, "text"):
-                yield decision.get("id", ""), "decision input", text.text or ""
-        for rule in _local(decision, "rule"):
-            for entry in _local(rule, "inputEntry"):
-                for text in _local(entry, "text"):
-                    yield rule.get("id", ""), "decision cell", text.text or ""
-            for entry in _local(rule, "outputEntry"):
-                for text in _local(entry, "text"):
-                    yield rule.get("id", ""), "decision output", text.text or ""
-
-
-def _check(
-    bundle: Bundle, name: str, element: str, kind: str, text: str, min_interval: float
-) -> None:
-    text = text.strip()
-    try:
-        if kind == "script":
-            check_script(text)
-        elif kind == "decision cell":
-            _check_cell(text)
-        elif kind.startswith("timer") and text:
-            check_expression(text)
-            _check_timer_literal(kind.removeprefix("timer "), text, min_interval)
-        elif text:
-            check_expression(text)
-        elif kind in ("condition", "loop condition") or kind.startswith("timer"):
-            raise ExpressionRefused("empty expression")
-        juel = _juel_names(text) if kind != "script" else []
-        if juel:
-            raise ExpressionRefused(
-                f"{', '.join(juel)} is JUEL, which is not read here yet: write expressions "
-                "Python-style (True, False, None)"
-            )
-    except (ExpressionRefused, SyntaxError) as exc:
-        reason = _reason(exc)
-        if "syntax" in reason and _JUEL_OPERATORS.search(text):
-            reason += (
-                " (JUEL's &&, ||, !, eq, ne, lt, gt, le, ge and empty are not read here yet: "
-                "write and, or, not, ==, !=, <, >, <=, >=)"
-            )
-        bundle.problem(name, element, f"{kind} '{_short(text)}' refused: {reason}")
-
-
-_JUEL_LITERALS = ("true", "false", "null")
-_JUEL_OPERATORS = re.compile(r"&&|\|\||!(?!=)|\b(eq|ne|lt|gt|le|ge|empty)\b")
-
-
-def _juel_names(text: str) -> list[str]:
-    """JUEL's literals written as names (Python reads ``true`` as a variable)."""
-    try:
-        tree = ast.parse(re.sub(r"\?", "dmninputexpr", text), mode="eval")
-    except SyntaxError:
-        try:
-            tree = ast.parse(f"dmninputexpr {text}", mode="eval")
-        except SyntaxError:
-            return []
-    found = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in _JUEL_LITERALS}
-    return sorted(found)
-
-
-def _check_timer_literal(tag: str, text: str, min_interval: float) -> None:
-    """A quoted ISO 8601 value must parse now, not fail when the timer is reached; a
-    cycle must not repeat more often than the minimum interval."""
-    value = runaway.timer_literal(text)
-    if value is None:  # an expression over variables ('"P" + str(days) + "D"'): checked when run
-        return
-    try:
-        if tag == "timeCycle":
-            _, _, every = TimerEventDefinition.parse_iso_recurring_interval(value)
-        else:
-            TimerEventDefinition.parse_time_or_duration(value)
-    except Exception as exc:  # Spiff raises bare ValueError/AttributeError/Exception here
-        raise ExpressionRefused(f"'{value}' is not an ISO 8601 {tag[4:].lower()}") from exc
-    if tag == "timeCycle" and every.total_seconds() < min_interval:
-        raise ExpressionRefused(cycle_too_fast(every.total_seconds(), min_interval))
-
-
-def _check_cell(text: str) -> None:
-    """DMN cells: '-' or empty means any; '>= 1000' and '1 < ? < 5' are tests on the input."""
-    if text in ("", "-"):
-        return
-    text = re.sub(r"\?", "dmninputexpr", text)
-    if text.replace(" ", "").startswith("not("):
-        raise ExpressionRefused(
-            "FEEL's not(...) is not read here yet: write 'not in [...]' or '!= ...'"
-        )
-    try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError:  # an operator with no left side tests the input, as Spiff's DMN does
-        text = f"dmninputexpr {text}"
-    else:
-        if isinstance(tree.body, ast.Tuple):
-            raise ExpressionRefused(
-                'a FEEL list of values is not read here yet: write \'in ["A", "B"]\''
-            )
-    check_expression(text)
-
-
-def _reason(exc: Exception) -> str:
-    return exc.msg if isinstance(exc, SyntaxError) else str(exc)
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _parse(bundle: Bundle, extra_xml: list[bytes], process_ids: list[str]) -> None:

@@ -1,8 +1,13 @@
-"""SpiffWorkflow's Camunda parser, reading ``camunda:properties`` on events too.
+"""SpiffWorkflow's Camunda parser, made to run diagrams as Camunda 7 runs them.
 
-Its task parsers keep a task's properties on the spec (``task_spec.extensions``), but its
-event parsers drop them; a message catch declares there which variables the message may
-set (``messageVariables``, engine/commands/messages.py), and the spec must carry that to run time.
+- ``camunda:properties`` on events too: its task parsers keep a task's properties on the
+  spec (``task_spec.extensions``), but its event parsers drop them; a message catch
+  declares there which variables the message may set (``messageVariables``,
+  engine/commands/messages.py), and the spec must carry that to run time.
+- A business rule task takes its decision as its binding says (engine/execution/decisions.py).
+- A task without a type passes the token through (Spiff: a manual task nobody can do).
+- A path may end without an end event: the token ends there, and the process when no
+  token is left (Spiff: the element waits for ever for a way on).
 """
 
 from __future__ import annotations
@@ -10,8 +15,11 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
+from SpiffWorkflow.bpmn.parser.ProcessParser import ProcessParser
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.defaults import (
     BoundaryEvent,
+    CallActivity,
     EndEvent,
     IntermediateCatchEvent,
     IntermediateThrowEvent,
@@ -25,7 +33,13 @@ from SpiffWorkflow.camunda.parser.event_parsers import (
     CamundaIntermediateThrowEventParser,
     CamundaStartEventParser,
 )
-from SpiffWorkflow.camunda.parser.task_spec import CamundaTaskParser
+from SpiffWorkflow.camunda.parser.task_spec import (
+    BusinessRuleTaskParser,
+    CamundaTaskParser,
+    SubWorkflowParser,
+)
+
+from engine.execution import PassThroughTask, decisions
 
 
 def _with_properties(parser: type[Any]) -> type[Any]:
@@ -33,7 +47,55 @@ def _with_properties(parser: type[Any]) -> type[Any]:
     return type(parser.__name__, (parser,), reads)
 
 
+class _ProcessParser(ProcessParser):  # type: ignore[misc]
+    def add_tasks(self) -> None:
+        super().add_tasks()
+        spec = self.spec
+        triggered = set(spec.start.trigger_specs)  # event subprocesses: joined when they run
+        for task_spec in list(spec.task_specs.values()):
+            if task_spec.outputs or task_spec is spec.end or task_spec.name == "End":
+                continue
+            if task_spec.name not in triggered:
+                task_spec.connect(spec.end)  # an implicit end
+
+
+class _SubprocessParser(SubWorkflowParser):  # type: ignore[misc]
+    """An embedded subprocess, which may end without an end event (Spiff insists on one)."""
+
+    def create_task(self) -> Any:
+        starts = self.xpath("./bpmn:startEvent")
+        if len(starts) != 1:
+            raise ValidationException(
+                f"a subprocess needs exactly one start event; found {len(starts)}",
+                node=self.node,
+                file_name=self.filename,
+            )
+        self.process_parser.parser.create_parser(self.node, filename=self.filename, lane=self.lane)
+        spec_id = self.node.get("id")
+        self.process_parser.parser.process_parsers[spec_id].parent = self.process_parser
+        return self.spec_class(
+            self.spec, self.bpmn_id, subworkflow_spec=spec_id, **self.bpmn_attributes
+        )
+
+
+class _DecisionTaskParser(BusinessRuleTaskParser):  # type: ignore[misc]
+    """A business rule task that keeps its decision's id and binding (execution/decisions.py)."""
+
+    def create_task(self) -> Any:
+        decision_ref = self.get_decision_ref(self.node)
+        binding = self.attribute("decisionRefBinding", "camunda") or decisions.LATEST
+        return decisions.DecisionTask(
+            self.spec,
+            self.bpmn_id,
+            dmnEngine=self.process_parser.parser.get_engine(decision_ref, self.node),
+            decision_ref=decision_ref,
+            binding=binding.strip(),
+            **self.bpmn_attributes,
+        )
+
+
 class Parser(CamundaParser):  # type: ignore[misc]  # SpiffWorkflow ships no types
+    PROCESS_PARSER_CLASS = _ProcessParser
     OVERRIDE_PARSER_CLASSES: ClassVar[dict[str, tuple[type[Any], type[Any]]]] = {
         **CamundaParser.OVERRIDE_PARSER_CLASSES,
         full_tag("startEvent"): (_with_properties(CamundaStartEventParser), StartEvent),
@@ -47,4 +109,7 @@ class Parser(CamundaParser):  # type: ignore[misc]  # SpiffWorkflow ships no typ
             IntermediateThrowEvent,
         ),
         full_tag("boundaryEvent"): (_with_properties(CamundaBoundaryEventParser), BoundaryEvent),
+        full_tag("task"): (CamundaTaskParser, PassThroughTask),
+        full_tag("businessRuleTask"): (_DecisionTaskParser, decisions.DecisionTask),
+        full_tag("subProcess"): (_SubprocessParser, CallActivity),
     }

@@ -1,6 +1,9 @@
 """In-process caches that keep the unit of work off the slow paths.
 
 * Definitions never change once stored, so each is read and its spec restored once.
+* Decision tables: the newest version of a decision is looked up (one indexed read) each
+  time a business rule task bound to ``latest`` runs; its table is parsed once per
+  version (engine/execution/decisions.py).
 * Live workflows: the deserialised workflow of an instance is kept after a command
   commits, tagged with the instance's revision. The next command on that instance
   uses it if the row's revision still matches (no other process or thread saved since);
@@ -15,15 +18,16 @@ import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.execution import SpecPair, StateSerializer, stored_parts
+from engine.execution import SpecPair, StateSerializer, decisions, stored_parts
 from engine.modeling import (
     FORM_INPUTS,
+    decision_versions,
     escalation_roles,
     message_variables,
     messages_taken_early,
@@ -230,3 +234,25 @@ class LiveWorkflows:
 
     def clear(self) -> None:
         self._items.clear()
+
+
+class DecisionTables:
+    """The parsed tables of decision versions, by (resource, decision id)."""
+
+    def __init__(self, size: int = 128) -> None:
+        self._engines: _Lru[tuple[int, str], Any] = _Lru(size)
+
+    def source(self, session: Session) -> decisions.Source:
+        """What the command on ``session`` asks for the newest table of a decision."""
+
+        def newest(decision_id: str) -> Any:
+            resource_id = decision_versions.newest(session, decision_id)
+            if resource_id is None:
+                return None
+            engine = self._engines.get((resource_id, decision_id))
+            if engine is None:
+                engine = decision_versions.engine(session, resource_id, decision_id)
+                self._engines.put((resource_id, decision_id), engine)
+            return engine
+
+        return newest

@@ -9,7 +9,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 
 from engine.errors import ExpressionRefused, ProcessFailed
-from engine.execution import limits
+from engine.execution import decisions, limits
 from engine.runtime.work import Work
 
 
@@ -23,9 +23,10 @@ def run(work: Work, step: Callable[[], object] | None = None) -> None:
         work.stored_cycles = []
     token = limits.enter(budget)
     try:
-        if step is not None:
-            step()
-        work.workflow.do_engine_steps(will_complete_task=budget.step)
+        with decisions.source(work.decisions):
+            if step is not None:
+                step()
+            work.workflow.do_engine_steps(will_complete_task=budget.step)
         budget.check_clock()  # raises if something swallowed the budget's error
     except Exception as exc:
         if budget.exceeded is not None:  # Spiff may have wrapped it, or a later error hid it

@@ -35,7 +35,7 @@ from engine.clock import Clock, SystemClock, as_utc
 from engine.errors import InstanceNotFound, InstanceNotRunning
 from engine.execution import PartMissing, StateSerializer, has_parts, limits, scan
 from engine.runtime import metrics, repeats
-from engine.runtime.caches import DefinitionCache, DefinitionInfo, LiveWorkflows
+from engine.runtime.caches import DecisionTables, DefinitionCache, DefinitionInfo, LiveWorkflows
 from engine.runtime.settle import settle
 from engine.runtime.work import Work
 from engine.storage import (
@@ -70,6 +70,7 @@ class Runtime:
         self.on_wakeup: Callable[[datetime], None] | None = None
         self.serializer = StateSerializer()
         self.definitions = DefinitionCache(self.serializer)
+        self.decisions = DecisionTables()
         self.live = LiveWorkflows()
         # finished tasks are dropped from the task tree as each command settles
         # (engine/execution/compaction.py); off only to compare with Spiff's own tree in tests
@@ -299,6 +300,7 @@ class Unit:
             now=self._now,
             trail_floor=as_utc(instance.updated_at),
             budget=limits.Budget(self.runtime.limits),
+            decisions=self.runtime.decisions.source(self.session),
             calendar=self.runtime.calendar,
             trail=self._trail(instance),
             stream=instance_stream(instance.id),

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from engine.audit import AuditTrail, EventKind
-    from engine.execution import Budget
+    from engine.execution import Budget, decisions
     from engine.runtime.caches import DefinitionInfo
     from engine.storage import InstanceRow, TaskRow, Writes
     from engine.timers import BusinessCalendar
@@ -37,6 +37,7 @@ class Work:
     actor: str
     now: datetime
     budget: Budget  # steps, seconds and built data left (limits.py)
+    decisions: decisions.Source  # the newest table of a decision (execution/decisions.py)
     calendar: BusinessCalendar
     trail: AuditTrail
     stream: str  # the instance's audit stream

@@ -21,6 +21,7 @@ from engine.storage.accounts import (
 from engine.storage.db import Database, make_engine
 from engine.storage.models import (
     Base,
+    Decision,
     Definition,
     DefinitionTask,
     Deployment,
@@ -65,6 +66,7 @@ __all__ = [
     "CaseChange",
     "CaseFacts",
     "Database",
+    "Decision",
     "Definition",
     "DefinitionTask",
     "Deployment",

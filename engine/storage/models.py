@@ -124,6 +124,21 @@ class Definition(Base):
     )
 
 
+class Decision(Base):
+    """One version of one decision (a DMN decision, by its id): business rule tasks bound
+    to ``latest`` take the newest (engine/execution/decisions.py)."""
+
+    __tablename__ = "decision"
+    __table_args__ = (UniqueConstraint("key", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int] = mapped_column(Integer)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployment.id"))
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resource.id"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    deployed_at: Mapped[datetime]
+
+
 class DefinitionTask(Base):
     """What the engine needs to know about a user task, extracted once at deploy."""
 

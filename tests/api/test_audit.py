@@ -161,7 +161,8 @@ def test_the_cross_instance_trail_and_its_filters(
 ) -> None:
     review, paying = history["review"], history["paying"]
     everything = ok(deployed.get(f"{V1}/audit", "auditor"))
-    assert everything["total"] == len(everything["items"]) == 4 + 2 + 2 + 3
+    # 4 processes and a decision deployed, then the instances' events
+    assert everything["total"] == len(everything["items"]) == 5 + 2 + 2 + 3
     ats = [e["at"] for e in everything["items"]]
     assert ats == sorted(ats)  # oldest first
     assert everything["items"][0]["stream"] == "definitions"
@@ -187,7 +188,7 @@ def test_the_cross_instance_trail_and_its_filters(
         (paying, "task_created", "cashier"),
     ]
     page = ok(deployed.get(f"{V1}/audit", "auditor", query_string={"limit": 3, "offset": 4}))
-    assert (page["total"], page["items"]) == (11, everything["items"][4:7])
+    assert (page["total"], page["items"]) == (12, everything["items"][4:7])
 
 
 def test_the_time_range_honours_the_offset(deployed: ApiClient, history: dict[str, int]) -> None:

@@ -77,7 +77,11 @@ def test_deploy_reports_every_problem_and_exits_1(run, tmp_path: Path) -> None: 
     ok = run("deploy", *shipped)
     assert ok.returncode == 0, ok.stderr
     assert "document_review v1 deployed" in ok.stdout
-    assert "document_review v1 unchanged" in run("deploy", *shipped).stdout
+    assert "decision customer_grade v1 deployed" in ok.stdout
+    again = run("deploy", *shipped).stdout
+    assert (
+        "document_review v1 unchanged" in again and "decision customer_grade v1 unchanged" in again
+    )
 
     broken = tmp_path / "broken.bpmn"
     broken.write_text("<definitions><oops></definitions>")
@@ -87,8 +91,9 @@ def test_deploy_reports_every_problem_and_exits_1(run, tmp_path: Path) -> None: 
     assert "Traceback" not in bad.stderr
 
     assert run("verify").returncode == 0
-    processes = len(list((ROOT / "bpmn").glob("*.bpmn")))  # one definition_deployed each
-    assert f"definitions: {processes} events, intact" in run("verify").stdout
+    # one definition_deployed per process, one decision_deployed per decision
+    deployed = len(list((ROOT / "bpmn").glob("*.bpmn"))) + len(list((ROOT / "bpmn").glob("*.dmn")))
+    assert f"definitions: {deployed} events, intact" in run("verify").stdout
 
 
 def test_deploy_warns_of_a_version_that_drops_a_milestone_element(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -259,7 +264,8 @@ def test_verify_reports_the_newest_events_deleted_and_says_what_it_checked(run) 
     assert intact.returncode == 0, intact.stdout
     lines = intact.stdout.splitlines()
     assert f"instance:{iid}: 14 events, intact" in lines
-    assert lines[-3].startswith("checked 2 stream(s), 18 events: every event's link")
+    # 14 of the instance, 5 deployments: 4 processes and a decision
+    assert lines[-3].startswith("checked 2 stream(s), 19 events: every event's link")
     assert lines[-2:] == [
         "anchors: none configured (TRADEFLOW_AUDIT_ANCHOR), not checked",
         "result: intact",

@@ -53,10 +53,10 @@ def test_an_anchor_lists_every_head_hashed_together(scenario: Scenario, tmp_path
     head = flow.history(iid)[-1]
     definitions = flow.verify(DEFINITIONS_STREAM)
     assert body["heads"] == {
-        DEFINITIONS_STREAM: [4, body["heads"][DEFINITIONS_STREAM][1]],
+        DEFINITIONS_STREAM: [5, body["heads"][DEFINITIONS_STREAM][1]],  # 4 processes, a decision
         f"instance:{iid}": [14, head.hash],
     }
-    assert definitions.recorded_seq == 4
+    assert definitions.recorded_seq == 5
     listing = "".join(
         f"{stream}\t{seq}\t{hash_}\n" for stream, (seq, hash_) in sorted(body["heads"].items())
     )

@@ -101,7 +101,7 @@ def test_the_chain_links_and_hashes_each_event(scenario: Scenario) -> None:
         prev = event.hash
     assert scenario.flow.verify(f"instance:{iid}").ok
     deployed = scenario.flow.verify(DEFINITIONS_STREAM)
-    assert deployed.ok and deployed.events == 4  # one per shipped process
+    assert deployed.ok and deployed.events == 5  # one per shipped process and decision
 
 
 def test_the_database_refuses_to_rewrite_history(scenario: Scenario) -> None:
@@ -293,7 +293,7 @@ def test_a_whole_intact_trail_verifies_in_one_pass(scenario: Scenario) -> None:
         14,
     )
     assert by_stream[MESSAGES_STREAM].recorded_seq == 1  # audit_head, written with the event
-    assert report.events == 14 + by_stream[f"instance:{other}"].events + 4 + 1
+    assert report.events == 14 + by_stream[f"instance:{other}"].events + 5 + 1
 
 
 def test_verify_reports_the_newest_events_deleted(scenario: Scenario) -> None:
@@ -391,7 +391,7 @@ def test_a_shared_streams_head_moves_with_its_events(scenario: Scenario) -> None
         flow.start("payment_collection", actor="cashier", business_key=key)
         flow.correlate("payment_received", actor="bank", business_key=key)
     with flow.db.reading() as session:
-        for stream, seq in ((DEFINITIONS_STREAM, 4), (MESSAGES_STREAM, 2)):
+        for stream, seq in ((DEFINITIONS_STREAM, 5), (MESSAGES_STREAM, 2)):
             last = session.execute(
                 select(AuditEvent.seq, AuditEvent.hash)
                 .where(AuditEvent.stream == stream)

@@ -97,8 +97,12 @@ def test_shipped_bundle_deploys_each_process_and_form_as_version_1(
     iid = flow.start("document_review", actor="clerk")
     assert flow.instance(iid).definition.key == "document_review"
     events = deployed_events(flow)
-    assert sorted(e.element_id for e in events) == PROCESS_KEYS
-    assert {e.kind for e in events} == {EventKind.DEFINITION_DEPLOYED}
+    assert sorted(e.element_id for e in events if e.kind == EventKind.DEFINITION_DEPLOYED) == (
+        PROCESS_KEYS
+    )
+    assert [(e.kind, e.element_id) for e in events if e.element_id not in PROCESS_KEYS] == [
+        (EventKind.DECISION_DEPLOYED, "customer_grade")
+    ]
 
 
 def test_identical_content_adds_no_version_and_no_audit_event(flow: Tradeflow) -> None:
@@ -106,7 +110,7 @@ def test_identical_content_adds_no_version_and_no_audit_event(flow: Tradeflow) -
     tasks_before = rows(flow, DefinitionTask)
     forms_before = rows(flow, Form)
     events_before = len(deployed_events(flow))
-    assert events_before == len(PROCESS_KEYS)
+    assert events_before == len(PROCESS_KEYS) + 1  # and the decision
 
     result = flow.deploy(fixture_files(), actor="owner")
 

@@ -10,7 +10,7 @@
     content: page.kind === "form"
       ? async () => JSON.stringify(editor.getSchema(), null, 2)
       : () => editor.saveXML(),
-    made: (answer) => (answer.forms || []).concat(answer.definitions || []).find((d) => d.created),
+    made: (answer) => (answer.forms || []).concat(answer.decisions || [], answer.definitions || []).find((d) => d.created),
     said: page.said,
   }));
 })();

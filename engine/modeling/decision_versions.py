@@ -1,0 +1,84 @@
+"""Decisions in versions: each decision of a deployed .dmn file, by its id, numbered
+like a process's versions. A business rule task bound to ``latest`` (Camunda's default)
+takes the newest when it runs (engine/execution/decisions.py, the runtime's decision
+source); lint reads the newest to resolve a reference to a decision deployed before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from lxml import etree
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.modeling import diagrams
+from engine.modeling.parser import Parser
+from engine.storage import Decision, Deployment, Resource
+
+
+def stored_xml(session: Session, decision_id: str) -> bytes | None:
+    """The .dmn file of the decision's newest version."""
+    content = session.scalar(
+        select(Resource.content)
+        .join(Decision, Decision.resource_id == Resource.id)
+        .where(Decision.key == decision_id)
+        .order_by(Decision.version.desc())
+        .limit(1)
+    )
+    return content.encode() if content is not None else None
+
+
+def newest(session: Session, decision_id: str) -> int | None:
+    """The resource id of the decision's newest version (its .dmn file)."""
+    found: int | None = session.scalar(
+        select(Decision.resource_id)
+        .where(Decision.key == decision_id)
+        .order_by(Decision.version.desc())
+        .limit(1)
+    )
+    return found
+
+
+def engine(session: Session, resource_id: int, decision_id: str) -> Any:
+    """A DMN engine for the decision as its .dmn file (resource) has it."""
+    content = session.scalar(select(Resource.content).where(Resource.id == resource_id))
+    if content is None:
+        return None
+    parser = Parser()
+    parser.add_dmn_xml(diagrams.parse_xml(content.encode()), filename=f"resource {resource_id}")
+    return parser.get_engine(decision_id, None)
+
+
+def store(
+    session: Session, deployment: Deployment, root: etree._Element, resource: Resource,
+    now: datetime,
+) -> list[tuple[str, int, int, bool]]:  # fmt: skip
+    """A new version of each decision of the file whose content changed: (key, version,
+    row id, whether it is new) of each decision in the file."""
+    found = []
+    for decision in root:
+        if not isinstance(decision.tag, str) or etree.QName(decision).localname != "decision":
+            continue
+        key = decision.get("id", "")
+        sha = hashlib.sha256(etree.tostring(decision, method="c14n")).hexdigest()
+        current = session.scalars(
+            select(Decision).where(Decision.key == key).order_by(Decision.version.desc()).limit(1)
+        ).first()
+        if current is not None and current.sha256 == sha:
+            found.append((key, current.version, current.id, False))
+            continue
+        row = Decision(
+            key=key,
+            version=(current.version + 1) if current else 1,
+            deployment_id=deployment.id,
+            resource_id=resource.id,
+            sha256=sha,
+            deployed_at=now,
+        )
+        session.add(row)
+        session.flush()
+        found.append((key, row.version, row.id, True))
+    return found
