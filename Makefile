@@ -38,7 +38,7 @@ run: $(STAMP) $(MO) $(NODE_STAMP)
 test: $(STAMP) $(MO) $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy engine api forms cli tools bench trade
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 3
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.completions

@@ -75,7 +75,7 @@ class _SchemaPool:
 
     Migrating a schema costs over a second of Alembic; emptying one costs a TRUNCATE. A
     schema goes back to the pool only if the test left its structure as migrated (the
-    fingerprint: columns, indexes, triggers and their states, the Alembic revision) and
+    fingerprint: columns, indexes, constraints, functions, triggers and their states) and
     nothing holds a lock on it; otherwise it is dropped, as every schema was before.
     """
 
@@ -89,7 +89,15 @@ class _SchemaPool:
                     ORDER BY t.tgname)
                 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
                 JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE n.nspname = :s AND NOT t.tgisinternal), ''))
+                WHERE n.nspname = :s AND NOT t.tgisinternal), '')
+            || coalesce((SELECT string_agg(c.conname::text
+                    || replace(pg_get_constraintdef(c.oid), :s || '.', ''), ','
+                    ORDER BY c.conname)
+                FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+                WHERE n.nspname = :s), '')
+            || coalesce((SELECT string_agg(p.proname::text, ',' ORDER BY p.proname)
+                FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                WHERE n.nspname = :s), ''))
     """
 
     def __init__(self) -> None:

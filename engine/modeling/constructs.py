@@ -180,7 +180,10 @@ CONSTRUCTS: tuple[Construct, ...] = (
               "this warning goes", _calls_passing_all_unsaid),
     Construct("call-activity-all", 'call activity with `camunda:in variables="all"` and '
               '`camunda:out variables="all"`', R,
-              "every variable passes in, and back out when the called process ends"),
+              "every variable passes in, and back out when the called process ends. It "
+              "starts the version of the called process that was latest when the caller "
+              "was deployed (Camunda: latest at the call); deploying a new version of a "
+              "called process warns, naming each caller that keeps the old one"),
     Construct("subprocess", "embedded subprocess", R, "runs as drawn"),
     Construct("gateways", "exclusive, parallel, inclusive and event-based gateways", R,
               "runs as drawn"),

@@ -193,11 +193,41 @@ def deploy(
                         },
                     )
         trail.write()
+        result.warnings += _callers_kept(session, bundle, result.definitions)
         made = (*result.definitions, *result.forms, *result.decisions)
         if not any(d.created for d in made):
             savepoint.rollback()
             result.deployment_id = None
     return result
+
+
+def _callers_kept(session: Session, bundle: Bundle, deployed: list[Deployed]) -> list[str]:
+    """A warning for each deployed process that calls a process given a new version here:
+    a call starts the version that was latest when the caller was deployed."""
+    renewed = {d.key: d.version for d in deployed if d.created and d.version > 1}
+    in_bundle = {pid for root in bundle.bpmn.values() for pid, _ in diagrams.process_ids(root)}
+    found = []
+    for key, version in sorted(renewed.items()):
+        rows = session.execute(
+            select(Definition.key, Definition.version, Resource.content)
+            .join(Resource, Resource.id == Definition.resource_id)
+            .where(Resource.content.contains(key), Definition.key.not_in(in_bundle))
+        ).all()
+        callers = set()
+        for caller, caller_version, content in rows:
+            newest = latest(session, caller)
+            if newest is None or newest.version != caller_version:
+                continue  # an older version of the caller: not what starts next
+            called = diagrams.called_elements(diagrams.parse_xml(content.encode()))
+            if key in {c for _, c in called}:
+                callers.add(caller)
+        for caller in sorted(callers):
+            found.append(
+                f"process '{caller}' calls '{key}' and goes on starting the version that was "
+                f"latest when it was deployed, not version {version}: deploy '{caller}' again "
+                "to call this one"
+            )
+    return found
 
 
 def _dropped_milestones(session: Session, bundle: Bundle) -> list[str]:

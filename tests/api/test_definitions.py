@@ -51,8 +51,9 @@ def test_a_version_that_drops_a_milestone_element_deploys_with_a_warning(
         dropped = dropped.replace(old, attribute + b'="check_documents')
     body = deployed.deploy([(name, dropped)], status=201)
     assert [(d["key"], d["version"]) for d in body["definitions"]] == [("document_review", 2)]
-    [warning] = body["warnings"]
+    warning, caller = body["warnings"]
     assert "'review_documents' marks a milestone" in warning and "reviewed_at" in warning
+    assert caller.startswith("process 'order_fulfilment' calls 'document_review' and goes on")
 
 
 def test_an_identical_redeploy_stores_nothing(deployed: ApiClient) -> None:

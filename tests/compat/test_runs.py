@@ -11,7 +11,7 @@ import pytest
 from tests.api.conftest import V1, ApiClient, multipart, ok
 from tests.compat.test_expressions import refused
 from tests.compat.test_refused import bpmn
-from tests.diagrams import seq, user
+from tests.diagrams import diagram, seq, user
 
 
 def instance(client: ApiClient, instance_id: int) -> dict[str, Any]:
@@ -164,3 +164,28 @@ def test_links_that_cannot_be_followed_are_refused(
     files = [bpmn('<bpmn:startEvent id="s"/>' + links + user("after") + seq("s", "to_x")
                   + seq("at_x", "after"))]  # fmt: skip
     assert sorted((e["element"], e["message"]) for e in refused(client, files)) == said
+
+
+def test_a_new_version_of_a_called_process_says_which_callers_keep_the_old_one(
+    client: ApiClient,
+) -> None:
+    passes = (
+        '<bpmn:extensionElements><camunda:in variables="all"/><camunda:out variables="all"/>'
+        "</bpmn:extensionElements>"
+    )
+    caller = bpmn(
+        '<bpmn:startEvent id="s"/>'
+        f'<bpmn:callActivity id="call" calledElement="callee">{passes}</bpmn:callActivity>'
+        '<bpmn:endEvent id="e"/>' + seq("s", "call") + seq("call", "e")
+    )
+    callee = diagram("callee", '<bpmn:startEvent id="s"/>' + user("first") + seq("s", "first"))
+    client.deploy([caller, callee])
+    renewed = diagram("callee", '<bpmn:startEvent id="s"/>' + user("second") + seq("s", "second"))
+    assert client.deploy([renewed])["warnings"] == [
+        "process 'compat' calls 'callee' and goes on starting the version that was latest "
+        "when it was deployed, not version 2: deploy 'compat' again to call this one"
+    ]
+    started = client.start("compat", "clerk")
+    assert client.open_elements(started) == ["first"]  # as the warning said
+    assert client.deploy([caller, renewed], status=201)["warnings"] == []
+    assert client.open_elements(client.start("compat", "clerk")) == ["second"]
