@@ -205,28 +205,37 @@ def _callers_kept(session: Session, bundle: Bundle, deployed: list[Deployed]) ->
     """A warning for each deployed process that calls a process given a new version here:
     a call starts the version that was latest when the caller was deployed."""
     renewed = {d.key: d.version for d in deployed if d.created and d.version > 1}
+    if not renewed:
+        return []
     in_bundle = {pid for root in bundle.bpmn.values() for pid, _ in diagrams.process_ids(root)}
+    newest = (
+        select(Definition.key, func.max(Definition.version).label("version"))
+        .group_by(Definition.key)
+        .subquery()
+    )
     found = []
     for key, version in sorted(renewed.items()):
         rows = session.execute(
-            select(Definition.key, Definition.version, Resource.content)
-            .join(Resource, Resource.id == Definition.resource_id)
-            .where(Resource.content.contains(key), Definition.key.not_in(in_bundle))
-        ).all()
-        callers = set()
-        for caller, caller_version, content in rows:
-            newest = latest(session, caller)
-            if newest is None or newest.version != caller_version:
-                continue  # an older version of the caller: not what starts next
-            called = diagrams.called_elements(diagrams.parse_xml(content.encode()))
-            if key in {c for _, c in called}:
-                callers.add(caller)
-        for caller in sorted(callers):
-            found.append(
-                f"process '{caller}' calls '{key}' and goes on starting the version that was "
-                f"latest when it was deployed, not version {version}: deploy '{caller}' again "
-                "to call this one"
+            select(Definition.key, Resource.content)
+            .join(
+                newest, (Definition.key == newest.c.key) & (Definition.version == newest.c.version)
             )
+            .join(Resource, Resource.id == Definition.resource_id)
+            .where(
+                Definition.key.not_in(in_bundle),
+                Resource.content.contains(f'calledElement="{key}"', autoescape=True),
+            )
+        ).all()
+        for caller, content in sorted(rows):
+            process = diagrams.parse_xml(content.encode()).xpath(
+                "./bpmn:process[@id=$pid]", namespaces=diagrams.NS, pid=caller
+            )
+            if any(c == key for node in process for _, c in diagrams.called_elements(node)):
+                found.append(
+                    f"process '{caller}' calls '{key}' and goes on starting the version that "
+                    f"was latest when it was deployed, not version {version}: deploy "
+                    f"'{caller}' again to call this one"
+                )
     return found
 
 

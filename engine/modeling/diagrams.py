@@ -208,7 +208,8 @@ def _translate(node: etree._Element, refused: list[tuple[str, str]]) -> None:
     try:
         node.text = juel.translate(inside)
     except (juel.JuelRefused, RecursionError) as exc:
-        if _python_style(inside):  # as ${…} was read before JUEL was: Python-style inside
+        if getattr(exc, "grammar", False) and "#" not in inside and _python_style(inside):
+            # as ${…} was read before JUEL was: Python-style inside
             node.text = inside
             return
         tag = etree.QName(node).localname

@@ -18,6 +18,7 @@ divisor's sign (Java's remainder takes the dividend's); docs/compatibility.md sa
 
 from __future__ import annotations
 
+import keyword
 import re
 from dataclasses import dataclass
 
@@ -25,7 +26,12 @@ __all__ = ["JuelRefused", "translate"]
 
 
 class JuelRefused(ValueError):
-    """The JUEL expression uses what can't run here; the message says what instead."""
+    """The JUEL expression uses what can't run here; the message says what instead.
+    ``grammar``: JUEL's grammar doesn't read it (it may be a Python-style expression)."""
+
+    def __init__(self, message: str, *, grammar: bool = False) -> None:
+        super().__init__(message)
+        self.grammar = grammar
 
 
 _TOKEN = re.compile(
@@ -49,6 +55,7 @@ _PYTHON = {"||": "or", "&&": "and"}
 # a chain of these reads left to right in Python as in JUEL, so it needs no brackets
 # inside (and a long one would otherwise nest past Python's parser)
 _FLAT = frozenset({"||", "&&", "+", "-", "*", "/", "%"})
+MAX_LENGTH = 2000  # as the evaluator's own limit on an expression
 MAX_NESTING = 50  # brackets, unary operators and ?: inside one another
 # Camunda's own objects: nothing here stands behind them
 _CAMUNDA_NAMES = frozenset({"execution", "authenticatedUserId", "variableScope"})
@@ -104,12 +111,12 @@ class _Translation:
         token = self.take()
         if token.text != text or token.kind in ("string", "end"):
             found = f"'{token.text}'" if token.kind != "end" else "the end"
-            raise JuelRefused(f"expected '{text}', found {found}")
+            raise JuelRefused(f"expected '{text}', found {found}", grammar=True)
 
     def whole(self) -> str:
         python = self.choice()
         if self.peek().kind != "end":
-            raise JuelRefused(f"unexpected '{self.peek().text}'")
+            raise JuelRefused(f"unexpected '{self.peek().text}'", grammar=True)
         return python
 
     def choice(self) -> str:
@@ -194,13 +201,17 @@ class _Translation:
             ):
                 raise JuelRefused(
                     f"calling '{token.text}' can't run here: JUEL functions and Java beans "
-                    "aren't available; compute the value in a script task"
+                    "aren't available; compute the value in a script task",
+                    grammar=True,  # len(x) and the like, Python-style, still run
                 )
             if token.text in _CAMUNDA_NAMES:
                 raise JuelRefused(
                     f"Camunda's '{token.text}' isn't available here: expressions read the "
                     "instance's variables by name"
                 )
+            if keyword.iskeyword(token.text) or keyword.issoftkeyword(token.text):
+                # not JUEL's; Python-style (True, None, x in y) may still read it
+                raise JuelRefused(f"'{token.text}' can't be a variable name here", grammar=True)
             if token.text == "instanceof" or "$" in token.text or "__" in token.text:
                 raise JuelRefused(f"'{token.text}' can't be used in an expression here")
             return token.text
@@ -211,7 +222,7 @@ class _Translation:
             self.depth -= 1
             return f"({inner})"
         found = f"'{token.text}'" if token.kind != "end" else "the end"
-        raise JuelRefused(f"expected a value, found {found}")
+        raise JuelRefused(f"expected a value, found {found}", grammar=True)
 
 
 def _string(literal: str) -> str:
@@ -226,4 +237,6 @@ def translate(source: str) -> str:
     run here."""
     if not source.strip():
         raise JuelRefused("the expression is empty")
+    if len(source) > MAX_LENGTH:  # the translation is quadratic in the worst case
+        raise JuelRefused(f"the expression is longer than {MAX_LENGTH} characters")
     return _Translation(source).whole()

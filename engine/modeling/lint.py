@@ -314,6 +314,15 @@ def _parse(bundle: Bundle, extra_xml: list[bytes], process_ids: list[str]) -> No
             bundle.problem(exc.file_name or None, exc.id or pid, _spiff_message(exc))
         except Exception as exc:  # the parser raises plain errors on some malformed input
             bundle.problem(None, pid, f"SpiffWorkflow cannot build this process: {exc}")
+    # a table deployed alone decides at once for tasks bound to latest: it must build too
+    for name, root in bundle.dmn.items():
+        for decision in diagrams.decision_ids(root):
+            try:
+                parser.get_engine(decision, None)
+            except ValidationException as exc:
+                bundle.problem(name, exc.id or decision, _spiff_message(exc))
+            except Exception as exc:  # plain errors on malformed tables (a missing id)
+                bundle.problem(name, decision, f"SpiffWorkflow cannot read this decision: {exc!r}")
     bundle.parser = parser
 
 

@@ -130,3 +130,18 @@ def test_the_upgrade_numbers_the_decisions_already_deployed(client: ApiClient) -
         ).all()
     assert after == before
     assert client.deploy([grading(500, top="B")], status=200)["deployment_id"] is None
+
+
+def test_a_table_deployed_alone_must_build_as_it_will_run(client: ApiClient) -> None:
+    """Bound to latest, a table deployed on its own decides at once: one SpiffWorkflow
+    can't read (a decision table without an id) is refused, not left to fail each task."""
+    client.deploy([graded_process(), grading(700)])
+    name, content = grading(600)
+    broken = content.replace(b'<decisionTable id="grade_table"', b"<decisionTable")
+    with client.unchanged():
+        response = client.post(
+            f"{V1}/definitions", "owner", data=multipart([(name, broken)]),
+            content_type="multipart/form-data",
+        )  # fmt: skip
+        errors = problem(response, 422, "diagram-invalid")["errors"]
+    assert [(e["file"], e["element"]) for e in errors] == [("grade.dmn", "grade")], errors
