@@ -21,13 +21,8 @@ from engine.storage import Decision, Deployment, Resource
 
 def stored_xml(session: Session, decision_id: str) -> bytes | None:
     """The .dmn file of the decision's newest version."""
-    content = session.scalar(
-        select(Resource.content)
-        .join(Decision, Decision.resource_id == Resource.id)
-        .where(Decision.key == decision_id)
-        .order_by(Decision.version.desc())
-        .limit(1)
-    )
+    resource_id = newest(session, decision_id)
+    content = _content(session, resource_id) if resource_id is not None else None
     return content.encode() if content is not None else None
 
 
@@ -44,12 +39,17 @@ def newest(session: Session, decision_id: str) -> int | None:
 
 def engine(session: Session, resource_id: int, decision_id: str) -> Any:
     """A DMN engine for the decision as its .dmn file (resource) has it."""
-    content = session.scalar(select(Resource.content).where(Resource.id == resource_id))
+    content = _content(session, resource_id)
     if content is None:
         return None
     parser = Parser()
     parser.add_dmn_xml(diagrams.parse_xml(content.encode()), filename=f"resource {resource_id}")
     return parser.get_engine(decision_id, None)
+
+
+def _content(session: Session, resource_id: int) -> str | None:
+    found: str | None = session.scalar(select(Resource.content).where(Resource.id == resource_id))
+    return found
 
 
 def store(
@@ -59,9 +59,7 @@ def store(
     """A new version of each decision of the file whose content changed: (key, version,
     row id, whether it is new) of each decision in the file."""
     found = []
-    for decision in root:
-        if not isinstance(decision.tag, str) or etree.QName(decision).localname != "decision":
-            continue
+    for decision in diagrams.decisions(root):
         key = decision.get("id", "")
         sha = hashlib.sha256(etree.tostring(decision, method="c14n")).hexdigest()
         current = session.scalars(

@@ -404,5 +404,10 @@ def decision_binding(root: etree._Element, element_id: str) -> str:
     return "latest"
 
 
+def decisions(root: etree._Element) -> list[etree._Element]:
+    """The decisions of a DMN document, in order."""
+    return [d for d in root if isinstance(d.tag, str) and etree.QName(d).localname == "decision"]
+
+
 def decision_ids(root: etree._Element) -> list[str]:
-    return [d.get("id", "") for d in root if etree.QName(d).localname == "decision"]
+    return [d.get("id", "") for d in decisions(root)]
