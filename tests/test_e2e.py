@@ -6,7 +6,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from tests import command
+from tests.command import TRADEFLOW
 from tests.conftest import PG_URL, ROOT, postgres_unavailable
-
-TRADEFLOW = str(Path(sys.executable).with_name("tradeflow"))
 
 
 def _free_port() -> int:
@@ -32,15 +31,8 @@ class Service:
         self.url, self.env = url, env
 
     def cli(self, *args: str) -> str:
-        done = subprocess.run(
-            [TRADEFLOW, *args],
-            env=self.env,
-            cwd=ROOT,
-            text=True,
-            capture_output=True,
-            timeout=120,
-            check=True,
-        )
+        done = command.tradeflow(*args, env=self.env)
+        assert done.returncode == 0, done.stderr
         return done.stdout
 
     def token(self, name: str, *flags: str) -> str:

@@ -1,4 +1,6 @@
-"""The ``tradeflow`` command, run as a real process against a real SQLite file."""
+"""The ``tradeflow`` command against a real SQLite file: in this process for the commands
+that end by themselves (``tests/command.py``), as a real process for the rest and for the
+plain messages a wrong setting gets."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from engine.storage import Database
+from tests import command
+from tests.command import Ran
 from tests.conftest import ROOT
 
 TRADEFLOW = Path(sys.executable).with_name("tradeflow")
@@ -24,15 +28,8 @@ def run(tmp_path: Path):  # type: ignore[no-untyped-def]
     db_file = tmp_path / "cli.db"
     env = {**os.environ, "TRADEFLOW_DATABASE_URL": f"sqlite:///{db_file}"}
 
-    def tradeflow(*args: str, **more_env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(TRADEFLOW), *args],
-            env={**env, **more_env},
-            cwd=ROOT,
-            text=True,
-            capture_output=True,
-            timeout=120,
-        )
+    def tradeflow(*args: str, **more_env: str) -> Ran:
+        return command.tradeflow(*args, env={**env, **more_env})
 
     assert tradeflow("db", "upgrade").returncode == 0
     tradeflow.db_file = db_file  # type: ignore[attr-defined]

@@ -27,6 +27,7 @@ import pytest
 from cli.demo import PASSWORD
 from engine.storage import Database
 from engine.tradeflow import Tradeflow
+from tests import command
 from tests.conftest import ROOT
 from tests.test_e2e import TRADEFLOW, _free_port
 
@@ -66,7 +67,8 @@ def serve(tmp: Path, plant: Callable[[Tradeflow], Any] | None = None) -> Iterato
     url = f"sqlite:///{tmp}/site.db"
     env = {**os.environ, "TRADEFLOW_DATABASE_URL": url}
     env["TRADEFLOW_SECRET_FILE"] = str(tmp / "secret")
-    subprocess.run([TRADEFLOW, "demo"], env=env, cwd=ROOT, check=True, capture_output=True)
+    demo = command.tradeflow("demo", env=env)
+    assert demo.returncode == 0, demo.stderr
     if plant is not None:
         db = Database(url)
         plant(Tradeflow(db))
