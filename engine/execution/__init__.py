@@ -5,12 +5,12 @@ attached (``serialization``), one pass over the task tree collecting what a comm
 of it (``frontier``), dropping finished tasks (``compaction``), variables' values as
 message correlation compares them (``correlation``), and the spec an untyped task runs
 as (``pass_through``); business rule tasks that take the newest version of their
-decision (``decisions``). It imports only
+decision (``decisions``), evaluating it under its hit policy (``decision_tables``). It imports only
 SpiffWorkflow and ``engine.errors``: modeling (lint checks expressions and cycles), queues
 (routing reads the frontier), timers and the unit of work all stand on it.
 """
 
-from engine.execution import decisions, limits
+from engine.execution import decision_tables, decisions, limits
 from engine.execution.compaction import SPIFF_MAX_DEPTH, compact, elements
 from engine.execution.correlation import KEY_MAX, correlation_key, correlation_keys
 from engine.execution.expressions import check_expression, check_script, evaluate_expression
@@ -46,6 +46,7 @@ __all__ = [
     "correlation_key",
     "correlation_keys",
     "cycle_too_fast",
+    "decision_tables",
     "decisions",
     "elements",
     "evaluate_expression",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import functools
 import itertools
+import operator
 import textwrap
 import threading
 from collections import ChainMap
@@ -128,10 +129,24 @@ def _prop(base: Any, key: Any) -> Any:
     raise TypeError(f"{type(base).__name__} has no property {key!r}")
 
 
+_ORDERINGS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def _compare(left: Any, how: str, right: Any) -> bool:
+    """FEEL's ordering (engine/modeling/feel.py): false, not an error, where the two sides
+    can't be ordered (null, or text against a number)."""
+    if left is None or right is None or isinstance(left, bool) or isinstance(right, bool):
+        return False
+    try:
+        return bool(_ORDERINGS[how](left, right))
+    except TypeError:
+        return False
+
+
 _FUNCTIONS: dict[str, Any] = {
     "len": len, "min": min, "max": max, "abs": abs, "round": _round, "int": int, "float": float,
     "str": _str, "bool": bool, "sum": _sum, "any": any, "all": all, "sorted": sorted,
-    "list": list, "dict": dict, "empty": _empty, "prop": _prop,
+    "list": list, "dict": dict, "empty": _empty, "prop": _prop, "compare": _compare,
     "get": None,  # get(name, default): a variable or the default; bound per evaluation
 }  # fmt: skip
 _OPERATORS: dict[type[ast.AST], Any] = {

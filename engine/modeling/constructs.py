@@ -134,32 +134,6 @@ def _no_table(root: etree._Element) -> Iterator[etree._Element]:
             yield decision
 
 
-def _hit_policies(root: etree._Element) -> Iterator[etree._Element]:
-    for table in root.iter(f"{_DMN}decisionTable"):
-        if table.get("hitPolicy", "UNIQUE") not in ("UNIQUE", "FIRST"):
-            yield table
-
-
-def _dmn_unique(root: etree._Element) -> Iterator[etree._Element]:
-    for table in root.iter(f"{_DMN}decisionTable"):
-        if table.get("hitPolicy", "UNIQUE") == "UNIQUE":
-            yield table
-
-
-def _decisions_past_the_first(root: etree._Element) -> Iterator[etree._Element]:
-    decisions = list(root.iter(f"{_DMN}decision"))
-    yield from decisions[1:]
-    for decision in decisions[:1]:
-        if decision.find(f"{_DMN}informationRequirement") is not None:
-            yield decision
-
-
-def _literal_decisions(root: etree._Element) -> Iterator[etree._Element]:
-    for decision in root.iter(f"{_DMN}decision"):
-        if decision.find(f"{_DMN}literalExpression") is not None:
-            yield decision
-
-
 R, REF, D = Status.RUNS, Status.REFUSED, Status.DIFFERS
 
 CONSTRUCTS: tuple[Construct, ...] = (
@@ -333,28 +307,43 @@ CONSTRUCTS: tuple[Construct, ...] = (
               "complex gateways don't run here; use an inclusive gateway",
               _xpath("//bpmn:complexGateway")),
     # -- decision tables -----------------------------------------------------------------
-    Construct("dmn-first", "decision table with hit policy FIRST", R,
-              "the first matching rule, in the table's order, answers"),
-    Construct("dmn-unique", "decision table with hit policy UNIQUE (the default)", D,
-              "the first matching rule answers: several matching rules are not an error "
-              "yet, as they are in Camunda; say FIRST if the order decides",
-              _dmn_unique, kind="dmn"),
-    Construct("dmn-hit-policies", "hit policies ANY, PRIORITY, RULE ORDER, OUTPUT ORDER, "
-              "COLLECT", REF, "only FIRST (and UNIQUE, read as FIRST) run here yet; "
-              "order the rules and use FIRST", _hit_policies, kind="dmn"),
-    Construct("dmn-decisions", "several decisions in one file, required decisions (DRD)",
-              REF, "one decision per file here; put each decision in a file of its own",
-              _decisions_past_the_first, kind="dmn"),
+    Construct("dmn-hit-policies", "decision tables with every hit policy: UNIQUE (the "
+              "default), FIRST, ANY, PRIORITY, RULE ORDER, OUTPUT ORDER, COLLECT and COLLECT "
+              "SUM, MIN, MAX, COUNT", R,
+              "as DMN defines them: UNIQUE and ANY fail the task, naming the rules, when "
+              "several rules match (ANY: with different outputs); PRIORITY and OUTPUT ORDER "
+              "order by the output's listed values (`outputValues`), highest first, and "
+              "deploy refuses them without; an aggregation takes one output. Camunda 7 "
+              "itself runs all but PRIORITY and OUTPUT ORDER"),
+    Construct("dmn-feel", "FEEL in input cells, input expressions, output cells and literal "
+              "expressions", R,
+              "translated when the file is read (engine/modeling/feel.py): unary tests "
+              '(`"a","b"`, `not(…)`, `[1..10]`, `(1..10[`, `< x`, `-`, `null`, `true`), '
+              "literals, names and `a.b` paths, arithmetic, `=` `!=` `<` `<=` `>` `>=`, "
+              "`and` `or` `not()`, `between`, `if … then … else`, `date(\"…\")` and "
+              "`date and time(\"…\")` (ISO text, which orders as the date does). Ordering "
+              "null or text against a number is false, as FEEL answers. FEEL's built-in "
+              "functions, contexts, filters, `for`/`some`/`every` and names with spaces are "
+              "refused naming the rule; a cell FEEL doesn't read is read Python-style, as "
+              "before (`1 < ? < 5`, `in [\"A\", \"B\"]`)"),
+    Construct("dmn-decisions", "several decisions in one file, required decisions (DRD), "
+              "literal-expression decisions", R,
+              "each decision of a file is deployed in versions of its own; a decision "
+              "evaluates the decisions it requires first and reads their outputs by name "
+              "(a list of values where several rules answered); a literal expression "
+              "answers its variable"),
+    Construct("dmn-result-variable", "`camunda:resultVariable` with `camunda:mapDecisionResult` "
+              "resultList (the default), singleResult, singleEntry, collectEntries", R,
+              "the result variable is set as Camunda sets it, and the task fails, naming the "
+              "mapping, where the results don't fit it. Without a result variable each "
+              "output becomes a variable of its own name (a list where several rules "
+              "answered), where Camunda keeps the result nowhere"),
     Construct("dmn-no-decision", "a decision file without a decision", REF,
-              "a .dmn file must hold a decision table", _no_decision, kind="dmn"),
-    Construct("dmn-no-table", "a decision without a decision table (a context, a "
-              "function, …)", REF, "only decision tables run here", _no_table, kind="dmn"),
-    Construct("dmn-literal", "literal-expression decision", REF,
-              "only decision tables run here; write the expression as a one-rule table",
-              _literal_decisions, kind="dmn"),
-    Construct("dmn-result-variable", "`camunda:resultVariable`, `camunda:mapDecisionResult`",
-              REF, "the table's outputs become variables of their own names; drop these "
-              "attributes", _xpath("//*[@camunda:resultVariable or @camunda:mapDecisionResult]")),
+              "a .dmn file must hold a decision", _no_decision, kind="dmn"),
+    Construct("dmn-no-table", "a decision that is neither a table nor a literal expression "
+              "(a context, a function, …)", REF,
+              "only decision tables and literal expressions run here; write it as a table",
+              _no_table, kind="dmn"),
 )  # fmt: skip
 
 

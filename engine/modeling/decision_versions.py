@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any
 
 from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.modeling import diagrams
-from engine.modeling.parser import Parser
+from engine.execution import decision_tables
+from engine.modeling import diagrams, dmn
 from engine.storage import Decision, Deployment, Resource
 
 
@@ -37,14 +36,13 @@ def newest(session: Session, decision_id: str) -> int | None:
     return found
 
 
-def engine(session: Session, resource_id: int, decision_id: str) -> Any:
-    """A DMN engine for the decision as its .dmn file (resource) has it."""
+def engine(session: Session, resource_id: int, decision_id: str) -> decision_tables.Graph | None:
+    """The decision as its .dmn file (resource) has it, with what it requires."""
     content = _content(session, resource_id)
     if content is None:
         return None
-    parser = Parser()
-    parser.add_dmn_xml(diagrams.parse_xml(content.encode()), filename=f"resource {resource_id}")
-    return parser.get_engine(decision_id, None)
+    found, _ = dmn.read(diagrams.parse_xml(content.encode()))  # refused files aren't stored
+    return dmn.graph(found, decision_id)
 
 
 def _content(session: Session, resource_id: int) -> str | None:

@@ -19,7 +19,7 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 import forms
 from engine.errors import Problem
 from engine.execution import Limits
-from engine.modeling import constructs, diagrams, expression_checks, runaway
+from engine.modeling import constructs, diagrams, dmn, expression_checks, runaway
 from engine.modeling.diagrams import BPMN_NS, FORM_INPUTS, NS, UnreadableFile, escalation_roles
 from engine.modeling.events import EARLIER_MESSAGES, MESSAGE_VARIABLES
 from engine.modeling.parser import Parser
@@ -144,9 +144,8 @@ def lint(
         for element, why in constructs.refusals(root, "dmn"):
             bundle.problem(name, element, why)
         bundle.warnings += [f"{name}: {w}" for w in constructs.differences(root, "dmn")]
-        for element, kind, text in expression_checks.dmn_expressions(root):
-            if refused := expression_checks.problem(kind, text, min_interval):
-                bundle.problem(name, element, refused)
+        for element, why in dmn.read(root)[1]:
+            bundle.problem(name, element, why)
     if not bundle.problems:
         known = set(process_files) | set(decisions)
         extra_xml = _called_further(extra_xml, known, deployed_processes, deployed_decisions)
@@ -314,15 +313,6 @@ def _parse(bundle: Bundle, extra_xml: list[bytes], process_ids: list[str]) -> No
             bundle.problem(exc.file_name or None, exc.id or pid, _spiff_message(exc))
         except Exception as exc:  # the parser raises plain errors on some malformed input
             bundle.problem(None, pid, f"SpiffWorkflow cannot build this process: {exc}")
-    # a table deployed alone decides at once for tasks bound to latest: it must build too
-    for name, root in bundle.dmn.items():
-        for decision in diagrams.decision_ids(root):
-            try:
-                parser.get_engine(decision, None)
-            except ValidationException as exc:
-                bundle.problem(name, exc.id or decision, _spiff_message(exc))
-            except Exception as exc:  # plain errors on malformed tables (a missing id)
-                bundle.problem(name, decision, f"SpiffWorkflow cannot read this decision: {exc!r}")
     bundle.parser = parser
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.parser.ProcessParser import ProcessParser
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
@@ -40,6 +41,8 @@ from SpiffWorkflow.camunda.parser.task_spec import (
 )
 
 from engine.execution import PassThroughTask, decisions
+from engine.execution import decision_tables as dmn_model
+from engine.modeling import dmn
 
 
 def _with_properties(parser: type[Any]) -> type[Any]:
@@ -84,12 +87,22 @@ class _DecisionTaskParser(BusinessRuleTaskParser):  # type: ignore[misc]
     def create_task(self) -> Any:
         decision_ref = self.get_decision_ref(self.node)
         binding = self.attribute("decisionRefBinding", "camunda") or decisions.LATEST
+        mapping = (self.attribute("mapDecisionResult", "camunda") or "resultList").strip()
+        if mapping not in decisions.MAPPINGS:
+            raise ValidationException(
+                f"camunda:mapDecisionResult '{mapping}' is not one of "
+                f"{', '.join(decisions.MAPPINGS)}",
+                node=self.node,
+                file_name=self.filename,
+            )
         return decisions.DecisionTask(
             self.spec,
             self.bpmn_id,
-            dmnEngine=self.process_parser.parser.get_engine(decision_ref, self.node),
+            dmnEngine=self.process_parser.parser.get_engine(decision_ref, self.node, self.filename),
             decision_ref=decision_ref,
             binding=binding.strip(),
+            result_variable=(self.attribute("resultVariable", "camunda") or "").strip() or None,
+            map_result=mapping,
             **self.bpmn_attributes,
         )
 
@@ -113,3 +126,33 @@ class Parser(CamundaParser):  # type: ignore[misc]  # SpiffWorkflow ships no typ
         full_tag("businessRuleTask"): (_DecisionTaskParser, decisions.DecisionTask),
         full_tag("subProcess"): (_SubprocessParser, CallActivity),
     }
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.decisions: dict[str, tuple[str | None, dict[str, dmn_model.Decision]]] = {}
+
+    def add_dmn_xml(self, node: etree._Element, filename: str | None = None) -> None:
+        """Every decision of the file, read as engine/modeling/dmn.py reads it (Spiff's
+        reader takes one table per file and none of FEEL); the first problem refuses it."""
+        found, problems = dmn.read(node)
+        if problems:
+            element, message = problems[0]
+            raise ValidationException(f"{element}: {message}", file_name=filename or "")
+        for decision_id in found:
+            self.decisions[decision_id] = (filename, found)
+
+    def get_engine(
+        self, decision_ref: str, node: etree._Element | None, filename: str = ""
+    ) -> dmn_model.Graph:
+        """The decision the business rule task ``node`` refers to, with what it requires."""
+        _, found = self.decisions.get(decision_ref, (None, {}))
+        graph = dmn.graph(found, decision_ref)
+        if graph is None:
+            known = ", ".join(sorted(self.decisions)) or "none"
+            raise ValidationException(
+                f"no decision with id '{decision_ref}' is deployed or in this deployment "
+                f"(known: {known})",
+                node=node,
+                file_name=filename,
+            )
+        return graph

@@ -133,15 +133,16 @@ def test_the_upgrade_numbers_the_decisions_already_deployed(client: ApiClient) -
 
 
 def test_a_table_deployed_alone_must_build_as_it_will_run(client: ApiClient) -> None:
-    """Bound to latest, a table deployed on its own decides at once: one SpiffWorkflow
-    can't read (a decision table without an id) is refused, not left to fail each task."""
+    """Bound to latest, a table deployed on its own decides at once: one that can't run
+    (a FEEL function in a cell) is refused, not left to fail each task."""
     client.deploy([graded_process(), grading(700)])
     name, content = grading(600)
-    broken = content.replace(b'<decisionTable id="grade_table"', b"<decisionTable")
+    broken = content.replace(b"&gt;= 600", b"&gt;= max(600, 700)")
     with client.unchanged():
         response = client.post(
             f"{V1}/definitions", "owner", data=multipart([(name, broken)]),
             content_type="multipart/form-data",
         )  # fmt: skip
         errors = problem(response, 422, "diagram-invalid")["errors"]
-    assert [(e["file"], e["element"]) for e in errors] == [("grade.dmn", "grade")], errors
+    assert [(e["file"], e["element"]) for e in errors] == [("grade.dmn", "r0")], errors
+    assert "the FEEL function 'max()' doesn't run here" in errors[0]["message"]

@@ -145,15 +145,6 @@ CASES: dict[str, tuple[tuple[str, bytes], str]] = {
     "ad-hoc": (bpmn(around('<bpmn:adHocSubProcess id="x">' + user("inner")
                            + "</bpmn:adHocSubProcess>")), "x"),
     "complex-gateway": (bpmn(around('<bpmn:complexGateway id="x"/>')), "x"),
-    "dmn-hit-policies": (dmn(table("COLLECT")), "grade_table"),
-    "dmn-decisions": (dmn(table() + table(decision="second")), "second"),
-    "dmn-literal": (dmn(
-        '<decision id="lit" name="lit"><variable id="v" name="lit"/>'
-        '<literalExpression id="le"><text>score * 2</text></literalExpression></decision>'),
-        "lit"),
-    "dmn-result-variable": (bpmn(around(
-        '<bpmn:businessRuleTask id="x" camunda:decisionRef="grade" '
-        'camunda:resultVariable="result" camunda:mapDecisionResult="singleEntry"/>')), "x"),
 }  # fmt: skip
 
 REFUSED = [c for c in CONSTRUCTS if c.status == Status.REFUSED]
@@ -210,7 +201,6 @@ DIFFERS_CASES: dict[str, list[tuple[str, bytes]]] = {
         bpmn(around('<bpmn:callActivity id="x" calledElement="callee"/>')),
         diagram("callee", around(user_with())),
     ],
-    "dmn-unique": [dmn(table("UNIQUE"))],
 }
 
 
