@@ -126,7 +126,11 @@ class TaskOut(Schema):
     business_key = fields.Str(allow_none=True)  # set on the row by the view
     element_id = fields.Str()
     name = fields.Str(allow_none=True)
-    roles = fields.List(fields.Str(), attribute="role_ids")
+    roles = fields.List(fields.Str(), attribute="roles_only")
+    candidate_users = fields.List(
+        fields.Str(),
+        metadata={"description": "users the diagram names (its assignee, candidate users)"},
+    )
     assignee = fields.Str(allow_none=True)
     state = fields.Method("_state")
     created_at = Utc()

@@ -34,7 +34,7 @@ def check_can_see_task(task: TaskRow) -> None:
     """A task is seen by those who read every instance, process owners (as for
     instances) and holders of one of its roles."""
     who = actor()
-    if reads_everything(who) or who.is_process_owner or who.roles & set(task.role_ids):
+    if reads_everything(who) or who.is_process_owner or who.queues & set(task.role_ids):
         return
     raise NotInRole(f"{who.name} holds none of the roles of task {task.id}", task=task.id)
 

@@ -37,7 +37,7 @@ from engine import queues
 from engine.clock import as_utc
 from engine.commands import tasks as engine_tasks
 from engine.errors import TaskNotFound, TooManyAttempts, TradeflowError
-from engine.people import Actor, sign_in
+from engine.people import CANDIDATE, Actor, sign_in
 from engine.queues import ClaimFilter, InboxQuery
 from engine.storage import TaskState
 
@@ -75,6 +75,13 @@ blp = Blueprint("web", __name__, template_folder="templates", static_folder="sta
 babel = Babel()
 
 
+def _role_name(queue: str) -> str:
+    """A role's name in the reader's language; a queue of one user, that user's name."""
+    if queue.startswith(CANDIDATE):
+        return queue.removeprefix(CANDIDATE)
+    return str(gettext(ROLE_NAMES.get(queue, queue)))
+
+
 def init_app(app: Flask) -> None:
     """The pages: their blueprint, translations and filters (sessions and CSRF are the
     API's too: api/auth.py installs them)."""
@@ -82,7 +89,7 @@ def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=_locale)
     app.register_blueprint(blp)
     app.jinja_env.filters["when"] = _when
-    app.jinja_env.filters["role"] = lambda role: gettext(ROLE_NAMES.get(role, role))
+    app.jinja_env.filters["role"] = _role_name
     app.jinja_env.filters["event"] = lambda kind: gettext(EVENT_NAMES.get(kind, kind))
 
 

@@ -25,7 +25,14 @@ from engine.audit import GENESIS, EventKind
 from engine.errors import BusinessKeyTaken, FormInvalid, ProcessFailed
 from engine.execution import SAFE_ENGINE
 from engine.execution import variables as execution_variables
-from engine.modeling import check_names, definitions, definitions_of, form_fields, waits_for_timer
+from engine.modeling import (
+    INITIATOR,
+    check_names,
+    definitions,
+    definitions_of,
+    form_fields,
+    waits_for_timer,
+)
 from engine.runtime import DefinitionInfo, Runtime, Unit, Work, repeats, stepping
 from engine.storage import (
     Definition,
@@ -225,6 +232,9 @@ def _new_instance(
             "loop that passes no exclusive, inclusive or event-based gateway; deploy a "
             "version that routes the loop through one"
         ) from exc
+    for started in spec.start.outputs:  # camunda:initiator: who started, in a variable
+        if name := getattr(started, "extensions", {}).get(INITIATOR):
+            variables = {**variables, name: actor}
     # Spiff reads initial variables from the READY start task, not workflow.data.
     for task in workflow.get_tasks(state=SpiffState.READY):
         task.data.update(variables)

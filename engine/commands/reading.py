@@ -79,11 +79,11 @@ class InstanceQuery:
 
 
 def _visible(actor: Actor) -> Any:
-    """Instances where one of the actor's roles has (or had) a task."""
+    """Instances where one of the actor's queues (roles, their own) has (or had) a task."""
     return Instance.id.in_(
         select(HumanTask.instance_id)
         .join(HumanTaskRole, HumanTaskRole.task_id == HumanTask.id)
-        .where(HumanTaskRole.role_id.in_(actor.roles))
+        .where(HumanTaskRole.role_id.in_(actor.queues))
     )
 
 

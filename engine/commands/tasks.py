@@ -72,7 +72,7 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any
 
 
 def _require_role(user: Actor, task: TaskRow) -> None:
-    if not user.roles & set(task.role_ids):
+    if not user.queues & set(task.role_ids):
         raise NotInRole(
             f"{user.name} holds none of the roles of task {task.id} ({', '.join(task.role_ids)})",
             task=task.id,
@@ -169,7 +169,7 @@ def _delegate_target(work: Work, task: TaskRow, name: str) -> Actor:
         target: Actor | None = identity(work.session, name, enabled=True)
     except UserNotFound:
         target = None
-    if target is None or not target.roles & set(task.role_ids):
+    if target is None or not target.queues & set(task.role_ids):
         message = (
             f"'{name}' can't take task {task.id}: no user of that name holds one of its "
             f"roles ({', '.join(task.role_ids)})"

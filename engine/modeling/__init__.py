@@ -28,10 +28,12 @@ from engine.modeling.forms_check import (
     nested_messages,
     number_problems,
 )
+from engine.modeling.parser import INITIATOR
 
 __all__ = [
     "EARLIER_MESSAGES",
     "FORM_INPUTS",
+    "INITIATOR",
     "INT_RANGE",
     "check_names",
     "check_submission",

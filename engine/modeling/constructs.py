@@ -140,6 +140,17 @@ CONSTRUCTS: tuple[Construct, ...] = (
     # -- what runs (each with its tests, named in the note) -----------------------------
     Construct("user-task", "user task with `camunda:candidateGroups` naming role ids", R,
               "a task in those roles' queues"),
+    Construct("assignment", "`camunda:assignee`, `camunda:candidateUsers`, "
+              "`camunda:candidateGroups` as an expression, `camunda:priority` as an "
+              "expression, `camunda:dueDate`", R,
+              "evaluated when the task is created, a literal or `${…}` (JUEL): the assignee "
+              "has the task claimed, candidate users may claim it as a role's holders may, "
+              "groups must come out as role ids, a priority as a whole number 0..100, a due "
+              "date as ISO 8601 (a date-time without a zone is UTC; a duration counts from "
+              "the task's creation). A value that can't serve fails the command naming the "
+              "element and the attribute"),
+    Construct("initiator", "`camunda:initiator` on a start event", R,
+              "the variable it names holds the name of the user who started the instance"),
     Construct("script-task", "script task (Python-style script)", R,
               "run by the safe evaluator within the command's budget"),
     Construct("business-rule-task", "business rule task with `camunda:decisionRef`, "
@@ -252,29 +263,12 @@ CONSTRUCTS: tuple[Construct, ...] = (
               "Java delegates and expressions can't run here; use a user task, or a "
               "message handled by an integration", _xpath(
                   "//*[@camunda:class or @camunda:delegateExpression or @camunda:expression]")),
-    Construct("assignee", "`camunda:assignee`", REF,
-              "assignees aren't set from the diagram yet; route by `camunda:candidateGroups` "
-              "(the user claims the task)", _xpath(_CAMUNDA_ATTRIBUTE.format("assignee"))),
-    Construct("candidate-users", "`camunda:candidateUsers`", REF,
-              "candidate users aren't used yet; route by `camunda:candidateGroups`",
-              _xpath(_CAMUNDA_ATTRIBUTE.format("candidateUsers"))),
-    Construct("due-dates", "`camunda:dueDate`, `camunda:followUpDate`", REF,
-              "due dates from the diagram aren't set yet; use the `sla` property "
-              "(docs/time-limits.md)", _xpath("//*[@camunda:dueDate or @camunda:followUpDate]")),
-    Construct("priority-expression", "`camunda:priority` as an expression", REF,
-              "a priority is a number from 0 to 100 here, not an expression yet",
-              _xpath("//*[starts-with(normalize-space(@camunda:priority), '$')"
-                     " or starts-with(normalize-space(@camunda:priority), '#')]")),
-    Construct("initiator", "`camunda:initiator`", REF,
-              "the starter isn't put in a variable yet; the trail records who started it",
-              _xpath(_CAMUNDA_ATTRIBUTE.format("initiator"))),
+    Construct("follow-up-date", "`camunda:followUpDate`", REF,
+              "follow-up dates aren't kept here yet; use `camunda:dueDate`, or the `sla` "
+              "property (docs/time-limits.md)", _xpath(_CAMUNDA_ATTRIBUTE.format("followUpDate"))),
     Construct("form-data", "`camunda:formData` (generated forms)", REF,
               "generated task forms aren't shown here; use a Camunda Form "
               "(`camunda:formRef`)", _xpath(_EXTENSION.format("formData"))),
-    Construct("group-expression", "`camunda:candidateGroups` as an expression", REF,
-              "candidate groups are role ids here, not an expression yet",
-              _xpath("//*[contains(@camunda:candidateGroups, '${')"
-                     " or contains(@camunda:candidateGroups, '#{')]")),
     Construct("script-format", "script tasks in a language other than Python "
               "(`scriptFormat` groovy, javascript, …)", REF,
               "scripts are Python-style here; rewrite the script and set scriptFormat to "

@@ -392,6 +392,7 @@ def _add_task_rows(
                 priority=task.priority,
                 sla=task.sla,
                 properties=task.properties,
+                assignment=task.assignment,
             )
         )
 

@@ -15,7 +15,7 @@ from lxml import etree
 
 from engine.errors import ExpressionRefused
 from engine.execution import check_expression
-from engine.modeling import juel
+from engine.modeling import assignment, juel
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
@@ -254,6 +254,17 @@ class UserTaskInfo:
     form_key: str | None
     properties: dict[str, str] = field(default_factory=dict)
     priority: int = 50
+    # camunda:assignee, candidateUsers, ... as expressions run when the task is created
+    # (engine/modeling/assignment.py), and why any of them is refused
+    assignment: dict[str, str] = field(default_factory=dict)
+    assignment_problems: list[str] = field(default_factory=list)
+
+    @property
+    def routed(self) -> bool:
+        """Someone can take the task: roles, an assignee, candidate users or groups."""
+        return bool(self.roles) or any(
+            key in self.assignment for key in ("assignee", "candidateUsers", "candidateGroups")
+        )
 
     @property
     def separate_from(self) -> list[str]:
@@ -329,7 +340,10 @@ def user_tasks(root: etree._Element) -> list[UserTaskInfo]:
         for node in process.iter(f"{{{BPMN_NS}}}userTask", f"{{{BPMN_NS}}}manualTask"):
             element_id = node.get("id", "")
             groups = _camunda(node, "candidateGroups")
-            if groups:
+            assigned, refused = assignment.expressions(node)
+            if "candidateGroups" in assigned:
+                roles = []
+            elif groups:
                 roles = list(names_listed(groups))
             elif lanes.get(element_id):
                 roles = [role_id(lanes[element_id])]
@@ -350,6 +364,8 @@ def user_tasks(root: etree._Element) -> list[UserTaskInfo]:
                     form_key=form_key_of(node),
                     properties=props,
                     priority=priority,
+                    assignment=assigned,
+                    assignment_problems=refused,
                 )
             )
     return found

@@ -192,12 +192,15 @@ def _check_schema(bundle: Bundle, name: str, root: etree._Element) -> None:
 def _check_user_tasks(bundle: Bundle, name: str, root: etree._Element, form_keys: set[str]) -> None:
     element_ids = {node.get("id") for node in root.iter() if node.get("id")}
     for task in diagrams.user_tasks(root):
-        if not task.roles:
+        if not task.routed:
             bundle.problem(
                 name,
                 task.element_id,
-                "user task is routed to no role: set camunda:candidateGroups or put it in a lane",
+                "user task is routed to no role: set camunda:candidateGroups or put it in a "
+                "lane (or name its camunda:assignee or candidateUsers)",
             )
+        for problem in task.assignment_problems:
+            bundle.problem(name, task.element_id, problem)
         if task.form_key and task.form_key not in form_keys:
             bundle.problem(name, task.element_id, f"form '{task.form_key}' is not deployed")
         for other in task.separate_from:

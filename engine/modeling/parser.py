@@ -27,6 +27,7 @@ from SpiffWorkflow.bpmn.specs.defaults import (
     StartEvent,
 )
 from SpiffWorkflow.camunda.parser import CamundaParser
+from SpiffWorkflow.camunda.parser.CamundaParser import CAMUNDA_MODEL_NS
 from SpiffWorkflow.camunda.parser.event_parsers import (
     CamundaBoundaryEventParser,
     CamundaEndEventParser,
@@ -44,10 +45,26 @@ from engine.execution import PassThroughTask, decisions
 from engine.execution import decision_tables as dmn_model
 from engine.modeling import dmn
 
+INITIATOR = "tradeflow:initiator"  # a start event's extension: camunda:initiator's variable
+
 
 def _with_properties(parser: type[Any]) -> type[Any]:
     reads = {"parse_extensions": CamundaTaskParser.parse_extensions}
     return type(parser.__name__, (parser,), reads)
+
+
+def _start_parser() -> type[Any]:
+    """A start event keeps ``camunda:initiator``: the variable that gets who started."""
+    base = _with_properties(CamundaStartEventParser)
+
+    def parse_extensions(self: Any, node: Any = None) -> dict[str, Any]:
+        found: dict[str, Any] = base.parse_extensions(self, node)
+        initiator = (self.node.get(f"{{{CAMUNDA_MODEL_NS}}}initiator") or "").strip()
+        if initiator:
+            found[INITIATOR] = initiator
+        return found
+
+    return type("CamundaStartEventParser", (base,), {"parse_extensions": parse_extensions})
 
 
 class _ProcessParser(ProcessParser):  # type: ignore[misc]
@@ -111,7 +128,7 @@ class Parser(CamundaParser):  # type: ignore[misc]  # SpiffWorkflow ships no typ
     PROCESS_PARSER_CLASS = _ProcessParser
     OVERRIDE_PARSER_CLASSES: ClassVar[dict[str, tuple[type[Any], type[Any]]]] = {
         **CamundaParser.OVERRIDE_PARSER_CLASSES,
-        full_tag("startEvent"): (_with_properties(CamundaStartEventParser), StartEvent),
+        full_tag("startEvent"): (_start_parser(), StartEvent),
         full_tag("endEvent"): (_with_properties(CamundaEndEventParser), EndEvent),
         full_tag("intermediateCatchEvent"): (
             _with_properties(CamundaIntermediateCatchEventParser),

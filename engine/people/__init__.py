@@ -5,6 +5,7 @@ an actor is and which roles they hold (``Actor``).
 """
 
 from engine.people import sign_in, users
-from engine.people.users import ROLE_ID, Actor, Flags, identity
+from engine.people.users import ROLE_ID, Actor, Flags, candidate, identity
+from engine.storage import CANDIDATE
 
-__all__ = ["ROLE_ID", "Actor", "Flags", "identity", "sign_in", "users"]
+__all__ = ["CANDIDATE", "ROLE_ID", "Actor", "Flags", "candidate", "identity", "sign_in", "users"]

@@ -14,7 +14,16 @@ from sqlalchemy import FromClause, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from engine.errors import Invalid, UserNotFound
-from engine.storage import ApiToken, Database, Prepared, Role, User, UserRole, WebSession
+from engine.storage import (
+    CANDIDATE,
+    ApiToken,
+    Database,
+    Prepared,
+    Role,
+    User,
+    UserRole,
+    WebSession,
+)
 
 ROLE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
@@ -118,6 +127,18 @@ class Actor:
     is_integration: bool = False
     # elements this actor completed in the instance at hand, when read along with the task
     done: frozenset[str] | None = None
+
+    @property
+    def queues(self) -> frozenset[str]:
+        """The queues the actor works: their roles, and the queue of tasks that name them
+        (an assignee or a candidate user)."""
+        return self.roles | {candidate(self.name)}
+
+
+def candidate(name: str) -> str:
+    """The queue of the one user ``name``: a task with that user as its assignee or as a
+    candidate user is in it (camunda:assignee, camunda:candidateUsers)."""
+    return CANDIDATE + name
 
 
 _U, _UR = User.__table__.c, UserRole.__table__.c  # Core columns: no ORM on the hot path

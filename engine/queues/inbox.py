@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from engine.clock import as_utc
 from engine.errors import Invalid
-from engine.people import Actor
+from engine.people import CANDIDATE, Actor
 from engine.storage import HumanTask, HumanTaskRole, Instance, TaskRow, TaskState, store
 
 
@@ -127,7 +127,7 @@ def inbox(session: Session, user: Actor, query: InboxQuery, now: datetime) -> In
         raise Invalid(f"sort must be one of {', '.join(SORTS)}", sort=query.sort)
     if not 1 <= query.limit <= 500 or query.offset < 0:
         raise Invalid("limit must be 1..500 and offset >= 0")
-    roles = set(user.roles)
+    roles = set(user.queues)
     if query.role is not None:
         roles &= {query.role}
     statements = _inbox_statements(
@@ -178,6 +178,8 @@ def counts(session: Session, roles: set[str] | None, now: datetime) -> list[Queu
     )
     if roles is not None:
         query = query.where(HumanTaskRole.role_id.in_(roles))
+    else:  # role queues only: a queue of one user is no role's
+        query = query.where(~HumanTaskRole.role_id.startswith(CANDIDATE, autoescape=True))
     found = {row[0]: QueueCount(*row) for row in session.execute(query)}
     for role in roles or ():
         found.setdefault(role, QueueCount(role, 0, 0, 0))

@@ -13,6 +13,7 @@ from SpiffWorkflow.task import Task
 from engine.audit import EventKind
 from engine.execution import Frontier, correlation_keys, scan, variables
 from engine.modeling import messages_of, role_id
+from engine.queues.assignment import assign
 from engine.storage import TaskRow, TaskState, store
 
 if TYPE_CHECKING:
@@ -60,6 +61,16 @@ def _reconcile_tasks(work: Work, ready: list[Task]) -> None:
         rule = work.definition.rule(task.workflow.spec.name, spec.bpmn_id)
         roles = list(rule.roles) if rule else ([role_id(spec.lane)] if spec.lane else [])
         due = work.calendar.add(work.now, rule.sla) if rule and rule.sla else None
+        priority = rule.priority if rule else 50
+        assignee = None
+        if rule is not None and rule.assignment:
+            given = assign(task, rule.assignment, roles, priority, due, work.now)
+            roles, assignee, priority, due = (
+                given.roles,
+                given.assignee,
+                given.priority,
+                given.due_at,
+            )
         row = TaskRow(
             id=0,
             instance_id=work.instance.id,
@@ -67,11 +78,11 @@ def _reconcile_tasks(work: Work, ready: list[Task]) -> None:
             element_id=spec.bpmn_id,
             name=spec.bpmn_name,
             state=TaskState.OPEN,
-            assignee=None,
-            priority=rule.priority if rule else 50,
+            assignee=assignee,
+            priority=priority,
             form_key=rule.form_key if rule else None,
             created_at=work.now,
-            claimed_at=None,
+            claimed_at=work.now if assignee else None,
             ended_at=None,
             completed_by=None,
             due_at=due,
@@ -88,7 +99,11 @@ def _reconcile_tasks(work: Work, ready: list[Task]) -> None:
             element_id=row.element_id,
             element_name=row.name,
             role=row.candidate_roles or None,
-            data={"task_id": row.id, "roles": roles},
+            data={
+                "task_id": row.id,
+                "roles": roles,
+                **({"assignee": assignee} if assignee else {}),
+            },
         )
 
 

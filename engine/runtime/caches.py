@@ -105,6 +105,8 @@ class TaskRule:
     escalate_to: tuple[str, ...] = ()  # roles whose queues an overdue task joins
     # the variables its form starts from (formInputs); every other field starts empty
     form_inputs: tuple[str, ...] = ()
+    # attribute -> expression, evaluated when the task is created (queues/routing.py)
+    assignment: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,7 @@ class DefinitionCache:
                 t.sla,
                 escalation_roles(t.properties),
                 names_listed(t.properties.get(FORM_INPUTS)),
+                dict(t.assignment or {}),
             )
             for t in tasks
         }

@@ -20,6 +20,7 @@ from engine.storage.accounts import (
 )
 from engine.storage.db import Database, make_engine
 from engine.storage.models import (
+    CANDIDATE,
     Base,
     Decision,
     Definition,
@@ -57,6 +58,7 @@ from engine.storage.timesql import epoch
 from engine.storage.writes import CaseChange, Writes
 
 __all__ = [
+    "CANDIDATE",
     "ApiToken",
     "AuditAnchor",
     "AuditAnchored",

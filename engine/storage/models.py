@@ -155,6 +155,8 @@ class DefinitionTask(Base):
     priority: Mapped[int] = mapped_column(Integer, default=50)
     sla: Mapped[str | None] = mapped_column(String(64))
     properties: Mapped[dict[str, Any]]
+    # camunda:assignee, candidateUsers, ... as expressions (engine/modeling/assignment.py)
+    assignment: Mapped[dict[str, Any]] = mapped_column(server_default="{}")
 
 
 class Form(Base):
@@ -207,6 +209,9 @@ class Instance(Base):
     definition: Mapped[Definition] = relationship(lazy="raise_on_sql")
 
 
+CANDIDATE = "user:"  # a queue of one user (an assignee, a candidate user) beside role ids
+
+
 class HumanTask(Base):
     """A READY user task in one or more role queues."""
 
@@ -248,12 +253,21 @@ class HumanTask(Base):
     def role_ids(self) -> list[str]:
         return [r for r in self.candidate_roles.split(",") if r]
 
+    @property
+    def roles_only(self) -> list[str]:
+        return [r for r in self.role_ids if not r.startswith(CANDIDATE)]
+
+    @property
+    def candidate_users(self) -> list[str]:
+        return [r.removeprefix(CANDIDATE) for r in self.role_ids if r.startswith(CANDIDATE)]
+
 
 class HumanTaskRole(Base):
     __tablename__ = "human_task_role"
     __table_args__ = (Index("ix_human_task_role_role", "role_id", "task_id"),)
     task_id: Mapped[int] = mapped_column(ForeignKey("human_task.id"), primary_key=True)
-    role_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # a role id, or a single user's queue (people.candidate: an assignee, a candidate user)
+    role_id: Mapped[str] = mapped_column(String(160), primary_key=True)
 
 
 class Message(Base):

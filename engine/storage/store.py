@@ -32,6 +32,7 @@ from engine.storage.accounts import (
     UserRole,
 )
 from engine.storage.models import (
+    CANDIDATE,
     Form,
     HumanTask,
     HumanTaskRole,
@@ -162,7 +163,17 @@ class TaskRow:
 
     @property
     def role_ids(self) -> list[str]:
+        """The task's queues: role ids, and single users' queues (``user:NAME``)."""
         return [r for r in self.candidate_roles.split(",") if r]
+
+    @property
+    def roles_only(self) -> list[str]:
+        return [r for r in self.role_ids if not r.startswith(CANDIDATE)]
+
+    @property
+    def candidate_users(self) -> list[str]:
+        """Users named by the diagram: its assignee and candidate users."""
+        return [r.removeprefix(CANDIDATE) for r in self.role_ids if r.startswith(CANDIDATE)]
 
 
 _NOT_COLUMNS = ("form_id", "business_key", "next_tasks", "overdue")

@@ -156,8 +156,9 @@ def test_an_input_expression_is_feel_or_the_language_it_names(client: ApiClient)
     )
     client.deploy([dmn(table), deciding()])
     assert decide(client, order={"amount": 60}) == {"out": "big"}
-    juel = table.replace('<inputExpression id="ie0">', '<inputExpression id="ie0" '
-                         'expressionLanguage="juel">').replace("order.amount * 2", "${order.amount gt 40 ? 200 : 0}")  # fmt: skip
+    juel = table.replace(
+        '<inputExpression id="ie0">', '<inputExpression id="ie0" expressionLanguage="juel">'
+    ).replace("order.amount * 2", "${order.amount gt 40 ? 200 : 0}")
     client.deploy([dmn(juel)])
     assert decide(client, order={"amount": 60}) == {"out": "big"}
     assert decide(client, order={"amount": 10}) == {"out": "small"}
@@ -232,7 +233,8 @@ def test_first_any_priority_and_the_orders(client: ApiClient) -> None:
 
 @pytest.mark.parametrize(
     ("aggregation", "many", "none"),
-    [("SUM", 17, None), ("MIN", 2, None), ("MAX", 10, None), ("COUNT", 3, 0), (None, [10, 5, 2], None)],
+    [("SUM", 17, None), ("MIN", 2, None), ("MAX", 10, None), ("COUNT", 3, 0),
+     (None, [10, 5, 2], None)],
 )  # fmt: skip
 def test_collect_lists_or_aggregates(
     client: ApiClient, aggregation: str | None, many: Any, none: Any
@@ -247,7 +249,8 @@ def test_collect_lists_or_aggregates(
 @pytest.mark.parametrize(
     ("table", "said"),
     [
-        (decision(OVERLAPPING, policy="PRIORITY"), "hit policy PRIORITY orders by the output's values"),
+        (decision(OVERLAPPING, policy="PRIORITY"),
+         "hit policy PRIORITY orders by the output's values"),
         (decision(rules((("-",), ("1", "2"))), policy="COLLECT", extra='aggregation="SUM"',
                   outputs=("a", "b")), "COLLECT SUM needs exactly one output"),
         (decision(OVERLAPPING, policy="FIRST", extra='aggregation="SUM"'),

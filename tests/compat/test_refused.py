@@ -125,18 +125,10 @@ CASES: dict[str, tuple[tuple[str, bytes], str]] = {
 
     "java": (bpmn(around('<bpmn:businessRuleTask id="x" camunda:class="com.example.Rule"/>')),
              "x"),
-    "assignee": (bpmn(around(user_with('camunda:assignee="demo"'))), "x"),
-    "candidate-users": (bpmn(around(user_with('camunda:candidateUsers="demo"'))), "x"),
-    "due-dates": (bpmn(around(user_with('camunda:dueDate="${due}"'))), "x"),
-    "priority-expression": (bpmn(around(user_with('camunda:priority="${rank}"'))), "x"),
-    "initiator": (bpmn(
-        '<bpmn:startEvent id="x" camunda:initiator="starter"/><bpmn:endEvent id="e"/>'
-        + seq("x", "e")), "x"),
+    "follow-up-date": (bpmn(around(user_with('camunda:followUpDate="${due}"'))), "x"),
     "form-data": (bpmn(around(user_with(inside=CAMUNDA_EXTENSION.format(
         '<camunda:formData><camunda:formField id="f" type="string"/></camunda:formData>')))),
         "x"),
-    "group-expression": (bpmn(around(
-        '<bpmn:userTask id="x" camunda:candidateGroups="${team}"/>')), "x"),
     "service-send": (bpmn(around('<bpmn:serviceTask id="x" camunda:type="external" '
                                  'camunda:topic="t"/>')), "x"),
     "transaction": (bpmn(around('<bpmn:transaction id="x"><bpmn:startEvent id="ts"/>'

@@ -115,6 +115,23 @@ def test_the_inbox_shows_the_roles_tasks_overdue_first(
     assert 'data-role="documents_logistics"' in page
 
 
+def test_a_task_for_named_users_shows_them_by_name(browser: FlaskClient, flow: Tradeflow) -> None:
+    """camunda:candidateUsers: the user sees the task in the inbox, the queue named as the
+    user is named, not as the engine keeps it."""
+    from tests.diagrams import diagram, seq
+
+    body = ('<bpmn:startEvent id="s"/><bpmn:userTask id="t" camunda:candidateUsers="cashier"/>'
+            '<bpmn:endEvent id="e"/>' + seq("s", "t") + seq("t", "e"))  # fmt: skip
+    flow.deploy([diagram("for_one", body)], actor="owner")
+    iid = flow.start("for_one", actor="clerk")
+    sign_in(browser, "cashier")
+    page = browser.get("/").get_data(as_text=True)
+    [task] = flow.tasks_of(iid)
+    assert f'data-task="{task.id}"' in page
+    row = page[page.index(f'data-task="{task.id}"') :].split("</tr>")[0]
+    assert "<td>cashier</td>" in row and "user:" not in row, row
+
+
 def test_claim_and_give_back_from_the_inbox(browser: FlaskClient, flow: Tradeflow) -> None:
     iid = flow.start("document_review", actor="clerk")
     [task] = flow.tasks_of(iid)
