@@ -78,10 +78,11 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
         process.wait()
 
 
-def shipped_paths() -> list[str]:
-    """The shipped diagrams, decision tables and forms, as ``tradeflow deploy`` takes them."""
-    paths = sorted((ROOT / "bpmn").glob("*.bpmn")) + sorted((ROOT / "bpmn").glob("*.dmn"))
-    paths += sorted((ROOT / "forms").glob("*.form"))
+def shipped_paths(code: Path = ROOT) -> list[str]:
+    """The diagrams, decision tables and forms ``code`` ships, as ``tradeflow deploy``
+    takes them: an older version reads its own (a table's language may have changed)."""
+    paths = sorted((code / "bpmn").glob("*.bpmn")) + sorted((code / "bpmn").glob("*.dmn"))
+    paths += sorted((code / "forms").glob("*.form"))
     return [str(p) for p in paths]
 
 
@@ -98,7 +99,7 @@ def prepare(
         name: cli(url, "users", "add", name, *flags, code=code).strip().splitlines()[-1]
         for name, flags in users.items()
     }
-    cli(url, "deploy", *shipped_paths(), *map(str, extra), code=code)
+    cli(url, "deploy", *shipped_paths(code), *map(str, extra), code=code)
     return tokens
 
 
