@@ -233,6 +233,8 @@ def _new_instance(
             "version that routes the loop through one"
         ) from exc
     for started in spec.start.outputs:  # camunda:initiator: who started, in a variable
+        if timer is not None:
+            break  # nobody started it: Camunda leaves the variable unset
         if name := getattr(started, "extensions", {}).get(INITIATOR):
             variables = {**variables, name: actor}
     # Spiff reads initial variables from the READY start task, not workflow.data.

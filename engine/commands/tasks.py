@@ -74,9 +74,9 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any
 def _require_role(user: Actor, task: TaskRow) -> None:
     if not user.queues & set(task.role_ids):
         raise NotInRole(
-            f"{user.name} holds none of the roles of task {task.id} ({', '.join(task.role_ids)})",
+            f"{user.name} holds none of the roles of task {task.id} ({', '.join(task.roles_only)})",
             task=task.id,
-            roles=task.role_ids,
+            roles=task.roles_only,
         )
 
 
@@ -111,7 +111,7 @@ def _claim(work: Work, user: Actor, task: TaskRow) -> None:
         EventKind.TASK_CLAIMED,
         element_id=task.element_id,
         element_name=task.name,
-        role=task.candidate_roles,
+        role=task.audit_role,
         data={"task_id": task.id, "assignee": user.name},
     )
 
@@ -156,7 +156,7 @@ def delegate(runtime: Runtime, task_id: int, actor: str, to: str) -> TaskRow:
             EventKind.TASK_DELEGATED,
             element_id=task.element_id,
             element_name=task.name,
-            role=task.candidate_roles,
+            role=task.audit_role,
             data={"task_id": task.id, "from": previous, "to": target.name},
         )
     return task
@@ -234,7 +234,7 @@ def _complete(
             EventKind.TASK_COMPLETED,
             element_id=task.element_id,
             element_name=task.name,
-            role=task.candidate_roles,
+            role=task.audit_role,
             data={
                 "task_id": task.id,
                 "submitted": data,

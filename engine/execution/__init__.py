@@ -13,7 +13,12 @@ SpiffWorkflow and ``engine.errors``: modeling (lint checks expressions and cycle
 from engine.execution import decision_tables, decisions, limits
 from engine.execution.compaction import SPIFF_MAX_DEPTH, compact, elements
 from engine.execution.correlation import KEY_MAX, correlation_key, correlation_keys
-from engine.execution.expressions import check_expression, check_script, evaluate_expression
+from engine.execution.expressions import (
+    FUNCTION_NAMES,
+    check_expression,
+    check_script,
+    evaluate_expression,
+)
 from engine.execution.frontier import Frontier, scan, variables
 from engine.execution.limits import TIMER_VAR, Budget, Limits, cycle_too_fast
 from engine.execution.pass_through import PassThroughTask
@@ -29,6 +34,7 @@ from engine.execution.serialization import (
 )
 
 __all__ = [
+    "FUNCTION_NAMES",
     "KEY_MAX",
     "SAFE_ENGINE",
     "SPIFF_MAX_DEPTH",

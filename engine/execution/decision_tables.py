@@ -17,8 +17,21 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = [
-    "INPUT", "Decision", "DecisionFailed", "Graph", "Output", "Result", "Rule", "Table",
-    "as_names", "evaluate", "from_dict", "from_spiff", "python_cell", "to_dict",
+    "INPUT",
+    "Decision",
+    "DecisionFailed",
+    "Graph",
+    "Output",
+    "Result",
+    "Rule",
+    "Table",
+    "as_names",
+    "evaluate",
+    "from_dict",
+    "from_spiff",
+    "many",
+    "python_cell",
+    "to_dict",
 ]  # fmt: skip
 
 INPUT = "cellinput"  # the name a translated input cell tests
@@ -143,7 +156,7 @@ def evaluate(found: Graph, run: Evaluate) -> Result:
         decision = found.decisions[decision_id]
         names: dict[str, Any] = {}
         for required in decision.requires:
-            names.update(as_names(decide(required)))
+            names.update(as_names(found.decisions[required], decide(required)))
         if decision.literal is not None:
             variable, expression = decision.literal
             answer = [{variable: run(expression, names)}]
@@ -157,16 +170,25 @@ def evaluate(found: Graph, run: Evaluate) -> Result:
     return decide(found.decision)
 
 
-def as_names(results: Result) -> dict[str, Any]:
-    """A required decision's results as the names its dependant reads: each output's
-    value, or the list of its values where several rules answered."""
-    if len(results) == 1:
-        return dict(results[0])
-    names: dict[str, list[Any]] = {}
-    for result in results:
-        for key, value in result.items():
-            names.setdefault(key, []).append(value)
-    return names
+def many(decision: Decision) -> bool:
+    """Whether the decision answers a list of results (RULE ORDER, OUTPUT ORDER, COLLECT
+    without an aggregation), however many rules matched this time."""
+    table = decision.table
+    if table is None:
+        return False
+    return table.hit_policy in ("RULE ORDER", "OUTPUT ORDER") or (
+        table.hit_policy == "COLLECT" and not table.aggregation
+    )
+
+
+def as_names(decision: Decision, results: Result) -> dict[str, Any]:
+    """A decision's results as the names a dependant decision (or, without a result
+    variable, the process) reads: each output's value; the list of each output's values
+    where the decision answers a list, an empty one where no rule matched."""
+    if not many(decision):
+        return dict(results[0]) if results else {}
+    outputs = [o.name for o in decision.table.outputs] if decision.table else []
+    return {name: [r.get(name) for r in results] for name in outputs}
 
 
 def _table(decision: Decision, table: Table, names: dict[str, Any], run: Evaluate) -> Result:

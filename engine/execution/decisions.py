@@ -81,7 +81,7 @@ class DecisionTask(BusinessRuleTask):  # type: ignore[misc]  # SpiffWorkflow shi
 
         try:
             results = decision_tables.evaluate(found, run)
-            my_task.data.update(self._variables(results))
+            my_task.data.update(self._variables(found, results))
             super(BusinessRuleTaskMixin, self)._run_hook(my_task)
         except SpiffWorkflowException as we:
             we.add_note(f"Business Rule Task '{my_task.task_spec.bpmn_name}'.")
@@ -92,12 +92,12 @@ class DecisionTask(BusinessRuleTask):  # type: ignore[misc]  # SpiffWorkflow shi
             raise error from e
         return True
 
-    def _variables(self, results: Result) -> dict[str, Any]:
+    def _variables(self, found: Graph, results: Result) -> dict[str, Any]:
         """The variables the results set: Camunda's ``resultVariable`` mapped as
         ``mapDecisionResult`` says; without one, each output under its own name (a list of
-        values where several rules answered)."""
+        values where the decision answers a list)."""
         if self.result_variable is None:
-            return decision_tables.as_names(results) if results else {}
+            return decision_tables.as_names(found.decisions[found.decision], results)
         where = f"mapDecisionResult {self.map_result}"
         if self.map_result == "resultList":
             return {self.result_variable: results}

@@ -143,12 +143,24 @@ def _compare(left: Any, how: str, right: Any) -> bool:
         return False
 
 
+def _matches(value: Any, test: Any) -> bool:
+    """A FEEL unary test's equality (engine/modeling/feel.py): a list tests membership,
+    and a boolean equals only a boolean (Python's True == 1 is no match)."""
+    if isinstance(test, list):
+        return any(_matches(value, item) for item in test)
+    if isinstance(value, bool) != isinstance(test, bool):
+        return False
+    return bool(value == test)
+
+
 _FUNCTIONS: dict[str, Any] = {
     "len": len, "min": min, "max": max, "abs": abs, "round": _round, "int": int, "float": float,
     "str": _str, "bool": bool, "sum": _sum, "any": any, "all": all, "sorted": sorted,
     "list": list, "dict": dict, "empty": _empty, "prop": _prop, "compare": _compare,
+    "matches": _matches,
     "get": None,  # get(name, default): a variable or the default; bound per evaluation
 }  # fmt: skip
+FUNCTION_NAMES = frozenset(_FUNCTIONS)  # what an expression may call
 _OPERATORS: dict[type[ast.AST], Any] = {
     **{op: simpleeval.DEFAULT_OPERATORS[op] for op in (
         ast.Add, ast.Sub, ast.Div, ast.FloorDiv, ast.BitAnd, ast.BitOr, ast.BitXor, ast.Eq,

@@ -13,6 +13,7 @@ from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.errors import ProcessFailed
 from engine.execution import decision_tables
 from engine.modeling import diagrams, dmn
 from engine.storage import Decision, Deployment, Resource
@@ -37,11 +38,25 @@ def newest(session: Session, decision_id: str) -> int | None:
 
 
 def engine(session: Session, resource_id: int, decision_id: str) -> decision_tables.Graph | None:
-    """The decision as its .dmn file (resource) has it, with what it requires."""
+    """The decision as its .dmn file (resource) has it, with what it requires; read as
+    it was when deployed (``legacy``)."""
     content = _content(session, resource_id)
     if content is None:
         return None
-    found, _ = dmn.read(diagrams.parse_xml(content.encode()))  # refused files aren't stored
+    legacy = bool(
+        session.scalar(
+            select(Decision.legacy).where(
+                Decision.resource_id == resource_id, Decision.key == decision_id
+            )
+        )
+    )
+    found, problems = dmn.read(diagrams.parse_xml(content.encode()), legacy=legacy)
+    if problems:  # read before with other rules: it can't decide as deployed
+        element, why = problems[0]
+        raise ProcessFailed(
+            f"decision '{decision_id}' as deployed can't be read any more ({element}: {why}); "
+            "deploy it again"
+        )
     return dmn.graph(found, decision_id)
 
 

@@ -27,12 +27,14 @@ __all__ = ["AGGREGATIONS", "HIT_POLICIES", "graph", "read"]
 HIT_POLICIES = ("UNIQUE", "FIRST", "PRIORITY", "ANY", "COLLECT", "RULE ORDER", "OUTPUT ORDER")
 AGGREGATIONS = ("SUM", "MIN", "MAX", "COUNT")
 _ORDERED = ("PRIORITY", "OUTPUT ORDER")
+_REFUSALS = (feel.FeelRefused, juel.JuelRefused, ExpressionRefused, SyntaxError, RecursionError)
 
 
 class _Reading:
-    def __init__(self, language: str) -> None:
+    def __init__(self, language: str, legacy: bool) -> None:
         self.problems: list[tuple[str, str]] = []
         self.language = language  # the file's expressionLanguage, if it names one
+        self.legacy = legacy  # deployed before: Python-style first, UNIQUE as FIRST
 
     def refuse(self, element: etree._Element, message: str) -> None:
         self.problems.append((element.get("id", ""), message))
@@ -47,9 +49,9 @@ class _Reading:
         text = _text(_child(holder, "text") if holder is not None else None)
         language = self._language(holder)
         try:
-            python = _expression(text, language.lower())
+            python = self._legacy_expression(text) or _expression(text, language.lower())
             check_expression(python)
-        except (feel.FeelRefused, juel.JuelRefused, ExpressionRefused, SyntaxError) as exc:
+        except _REFUSALS as exc:
             self.refuse(owner, f"{what} '{_short(text)}' refused: {_reason(exc)}")
             return "None"
         return python
@@ -58,11 +60,32 @@ class _Reading:
         text = _text(_child(entry, "text"))
         language = self._language(entry)
         try:
-            python = _cell(text, language)
+            python = self._legacy_cell(text) or _cell(text, language)
             if python is not None:
                 check_expression(python)
-        except (feel.FeelRefused, ExpressionRefused, SyntaxError) as exc:
+        except _REFUSALS as exc:
             self.refuse(rule, f"input cell '{_short(text)}' refused: {_reason(exc)}")
+            return None
+        return python
+
+    def _legacy_expression(self, text: str) -> str | None:
+        """A legacy table's expression as it was read: Python-style, if it is that."""
+        if not self.legacy or not text.strip():
+            return None
+        try:
+            check_expression(text.strip())
+        except (ExpressionRefused, SyntaxError, RecursionError):
+            return None
+        return text.strip()
+
+    def _legacy_cell(self, text: str) -> str | None:
+        if not self.legacy:
+            return None
+        try:
+            python = decision_tables.python_cell(text)
+            if python is not None:
+                check_expression(python)
+        except (ExpressionRefused, SyntaxError, RecursionError):
             return None
         return python
 
@@ -96,6 +119,8 @@ class _Reading:
 
     def table(self, node: etree._Element) -> decision_tables.Table:
         policy = (node.get("hitPolicy") or "UNIQUE").upper()
+        if self.legacy and policy == "UNIQUE":
+            policy = "FIRST"  # SpiffWorkflow's reading, which it was deployed under
         aggregation = node.get("aggregation")
         if policy not in HIT_POLICIES:
             self.refuse(node, f"hit policy '{policy}' is not one of {', '.join(HIT_POLICIES)}")
@@ -146,10 +171,13 @@ class _Reading:
         )  # fmt: skip
 
 
-def read(root: etree._Element) -> tuple[dict[str, decision_tables.Decision], list[tuple[str, str]]]:
+def read(
+    root: etree._Element, *, legacy: bool = False
+) -> tuple[dict[str, decision_tables.Decision], list[tuple[str, str]]]:
     """Every decision of a DMN document by id, and the problems (element id, message)
-    that refuse it."""
-    reading = _Reading(root.get("expressionLanguage") or "")
+    that refuse it. ``legacy``: a decision deployed before decisions were read here (a
+    Python-style reading first, and UNIQUE answering the first match, as then)."""
+    reading = _Reading(root.get("expressionLanguage") or "", legacy)
     found: dict[str, decision_tables.Decision] = {}
     nodes = _children(root, "decision")
     for node in nodes:

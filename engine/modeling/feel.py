@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.execution import decision_tables
+from engine.execution import FUNCTION_NAMES, decision_tables
 
 INPUT = decision_tables.INPUT
 
@@ -156,6 +156,7 @@ class _Translation:
         if self.is_word("not") and self.peek(1) == _Token("op", "("):
             self.take()
             self.take()
+            self.deeper()
             inner = self.positive_tests()
             self.expect(")")
             self.end()
@@ -176,8 +177,8 @@ class _Translation:
             operator = self.take().text
             return f"compare({INPUT}, {operator!r}, {self.additive()})"
         if self.is_op("=", "!="):
-            operator = "==" if self.take().text == "=" else "!="
-            return f"({INPUT} {operator} {self.additive()})"
+            negate = "" if self.take().text == "=" else "not "
+            return f"({negate}matches({INPUT}, {self.additive()}))"
         if self.is_op("[", "(", "]") and self._is_interval():
             return self.interval()
         before = self.uses_input
@@ -187,7 +188,7 @@ class _Translation:
         self.uses_input = self.uses_input or before
         if tests_itself:  # a condition on the input itself: '? > 5 and ? < 9'
             return value
-        return f"({INPUT} == {value})"
+        return f"matches({INPUT}, {value})"  # a list: one of its items
 
     def _is_interval(self) -> bool:
         depth = 1  # inside the opening bracket, whichever way it faces
@@ -353,8 +354,10 @@ class _Translation:
             raise FeelRefused(f"{_WORDS_REFUSED[text]} don't run here; " + _INSTEAD)
         if text == "not" and self.is_op("("):
             self.take()
+            self.deeper()
             inner = self.expression()
             self.expect(")")
+            self.depth -= 1
             return f"(not {inner})"
         if text == "date" and self.is_word("and") and self.peek(1) == _Token("name", "time"):
             self.take()
@@ -363,8 +366,11 @@ class _Translation:
         if text in ("date", "time") and self.is_op("("):
             parse = dt.date.fromisoformat if text == "date" else dt.time.fromisoformat
             return self.temporal(text, parse)
-        if self.is_op("("):
-            raise FeelRefused(f"the FEEL function '{text}()' doesn't run here; " + _INSTEAD)
+        if self.is_op("("):  # a function the evaluator has: a Python-style cell ('len(x) > 3')
+            raise FeelRefused(
+                f"the FEEL function '{text}()' doesn't run here; " + _INSTEAD,
+                grammar=text in FUNCTION_NAMES,
+            )
         if keyword.iskeyword(text):  # 'in', 'is', 'not in [...]': a Python-style cell
             raise FeelRefused(f"'{text}' is no FEEL name", grammar=True)
         if text.startswith("__") or text == INPUT:

@@ -23,7 +23,7 @@ from SpiffWorkflow.task import Task
 from engine.errors import ProcessFailed
 from engine.people import ROLE_ID, candidate, users
 
-__all__ = ["Assigned", "assign"]
+__all__ = ["MAX_QUEUES", "Assigned", "assign"]
 
 MAX_QUEUE = 160  # a queue id's column: "user:" and a user's name (at most 128)
 MAX_QUEUES = 512  # a task's queues, comma-separated (human_task.candidate_roles)
@@ -87,6 +87,9 @@ def assign(
     if "dueDate" in expressions:
         due_at = _due(value("dueDate"), now, lambda why: refuse("dueDate", why))
     queues = list(dict.fromkeys(queues))
+    if not queues:
+        raise refuse("candidateGroups", "gave no role, and no user is named: nobody could take "
+                     "the task")  # fmt: skip
     if any(len(q) > MAX_QUEUE for q in queues) or len(",".join(queues)) > MAX_QUEUES:
         raise refuse("candidateUsers", f"names more users than a task can hold ({len(queues)})")
     return Assigned(queues, assignee, priority, due_at)

@@ -13,7 +13,7 @@ from SpiffWorkflow.task import Task
 from engine.audit import EventKind
 from engine.execution import Frontier, correlation_keys, scan, variables
 from engine.modeling import messages_of, role_id
-from engine.queues.assignment import assign
+from engine.queues.assignment import MAX_QUEUES, assign
 from engine.storage import TaskRow, TaskState, store
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def _reconcile_tasks(work: Work, ready: list[Task]) -> None:
             EventKind.TASK_CREATED,
             element_id=row.element_id,
             element_name=row.name,
-            role=row.candidate_roles or None,
+            role=row.audit_role or None,
             data={
                 "task_id": row.id,
                 "roles": roles,
@@ -125,6 +125,8 @@ def breach_overdue(work: Work, ready: list[Task]) -> None:
         row.breached_at = work.now
         rule = work.definition.rule(task.workflow.spec.name, task.task_spec.bpmn_id)
         added = [r for r in (rule.escalate_to if rule else ()) if r not in row.role_ids]
+        while added and len(",".join([*row.role_ids, *added])) > MAX_QUEUES:
+            added.pop()  # the column holds so many; the first named come first
         if added:
             row.candidate_roles = ",".join([*row.role_ids, *added])
             work.writes.add_roles(row.id, added)
@@ -132,7 +134,7 @@ def breach_overdue(work: Work, ready: list[Task]) -> None:
             EventKind.SLA_BREACHED,
             element_id=row.element_id,
             element_name=row.name,
-            role=row.candidate_roles or None,
+            role=row.audit_role or None,
             data={"task_id": row.id, "due": due, "escalated_to": added},
         )
 

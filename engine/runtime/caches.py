@@ -259,3 +259,6 @@ class DecisionTables:
             return engine
 
         return newest
+
+    def clear(self) -> None:
+        self._engines.clear()

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Enum,
     Float,
@@ -21,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.sql import text
+from sqlalchemy.sql import false, text
 from sqlalchemy.types import TypeDecorator
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
@@ -137,6 +138,9 @@ class Decision(Base):
     resource_id: Mapped[int] = mapped_column(ForeignKey("resource.id"))
     sha256: Mapped[str] = mapped_column(String(64))
     deployed_at: Mapped[datetime]
+    # deployed before decisions were read as DMN defines them (migration 0013): its cells
+    # are read Python-style first and its UNIQUE answers the first match, as then
+    legacy: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
 
 
 class DefinitionTask(Base):

@@ -175,6 +175,11 @@ class TaskRow:
         """Users named by the diagram: its assignee and candidate users."""
         return [r.removeprefix(CANDIDATE) for r in self.role_ids if r.startswith(CANDIDATE)]
 
+    @property
+    def audit_role(self) -> str:
+        """The role ids as the trail's ``role`` column holds them (64 characters)."""
+        return ",".join(self.roles_only)[:64]
+
 
 _NOT_COLUMNS = ("form_id", "business_key", "next_tasks", "overdue")
 TASK_COLUMNS = tuple(f.name for f in fields(TaskRow) if f.name not in _NOT_COLUMNS)

@@ -111,6 +111,7 @@ def test_candidate_groups_from_an_expression_are_role_ids(
         ({"team": "Finance Team"}, "candidateGroups gave 'Finance Team', which is no role id"),
         ({"team": 7}, "camunda:candidateGroups must be role ids"),
         ({}, "camunda:candidateGroups: "),
+        ({"team": []}, "gave no role, and no user is named: nobody could take the task"),
     ],
 )  # fmt: skip
 def test_candidate_groups_that_are_no_role_ids_fail_the_start(

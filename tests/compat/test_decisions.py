@@ -137,7 +137,7 @@ def test_a_table_deployed_alone_must_build_as_it_will_run(client: ApiClient) -> 
     (a FEEL function in a cell) is refused, not left to fail each task."""
     client.deploy([graded_process(), grading(700)])
     name, content = grading(600)
-    broken = content.replace(b"&gt;= 600", b"&gt;= max(600, 700)")
+    broken = content.replace(b"&gt;= 600", b"&gt;= count(600, 700)")
     with client.unchanged():
         response = client.post(
             f"{V1}/definitions", "owner", data=multipart([(name, broken)]),
@@ -145,4 +145,26 @@ def test_a_table_deployed_alone_must_build_as_it_will_run(client: ApiClient) -> 
         )  # fmt: skip
         errors = problem(response, 422, "diagram-invalid")["errors"]
     assert [(e["file"], e["element"]) for e in errors] == [("grade.dmn", "r0")], errors
-    assert "the FEEL function 'max()' doesn't run here" in errors[0]["message"]
+    assert "the FEEL function 'count()' doesn't run here" in errors[0]["message"]
+
+
+def test_a_decision_deployed_before_decides_as_it_did_then(client: ApiClient) -> None:
+    """Decisions deployed before decisions were read as DMN defines them are marked
+    legacy (migration 0013): their UNIQUE answers the first match, as it did; a table
+    deployed since fails on two matches, as Camunda's does."""
+    from sqlalchemy import update
+
+    from engine.storage import Decision
+
+    overlapping = grading(700)[1].replace(b'hitPolicy="FIRST"', b'hitPolicy="UNIQUE"')
+    client.deploy([graded_process(), ("grade.dmn", overlapping)])
+    instance = client.start("compat", "clerk", variables={"score": 800})
+    response = client.post(f"{V1}/tasks/{client.task(instance, 'before')}/complete", "cashier",
+                           json={"data": {}})  # fmt: skip
+    assert (
+        "rules 1, 2 all match, and hit policy UNIQUE allows one" in problem(response, 422)["detail"]
+    )
+    with client.flow.db.transaction() as session:
+        session.execute(update(Decision).values(legacy=True))
+    client.flow.runtime.decisions.clear()
+    assert graded(client, instance) == "A"

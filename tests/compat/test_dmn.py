@@ -93,7 +93,8 @@ FEEL_CELLS = [
     ("!= 5", [6, None], [5]),
     ("-", [1, None, "x"], []),
     ("", [1, None], []),
-    ("true", [True], [False, None, "true"]),
+    ("true", [True], [False, None, "true", 1]),
+    ("1", [1, 1.0], [True, "1"]),
     ("false", [False], [True, None]),
     ("null", [None], [0, "", False]),
     ("-3.5", [-3.5], [3.5]),
@@ -121,6 +122,19 @@ def test_a_feel_input_cell_tests_the_input_as_camunda_does(
         assert decide(client, v=value, limit=7) == {"out": "hit"}, value
     for value in misses:
         assert decide(client, v=value, limit=7) == {"out": "miss"}, value
+
+
+def test_a_cell_naming_a_list_tests_membership_and_python_functions_still_read(
+    client: ApiClient,
+) -> None:
+    """DMN 1.3: a unary test whose expression is a list matches any of its items; a cell
+    calling a function the evaluator has reads Python-style, as tables did before."""
+    table = decision(rules((("allowed",), ('"listed"',)), (("len(allowed) &gt; 5",), ('"long"',)),
+                           (("-",), ('"other"',))))  # fmt: skip
+    client.deploy([dmn(table), deciding()])
+    assert decide(client, v="DE", allowed=["DE", "FR"]) == {"out": "listed"}
+    assert decide(client, v="US", allowed=["DE", "FR"]) == {"out": "other"}
+    assert decide(client, v=True, allowed=[1, 2, 3, 4, 5, 6]) == {"out": "long"}
 
 
 @pytest.mark.parametrize(
@@ -223,7 +237,7 @@ def test_first_any_priority_and_the_orders(client: ApiClient) -> None:
     assert decide(client, v=12) == {"out": ["low", "medium", "high"]}
     client.deploy([dmn(decision(OVERLAPPING, policy="RULE ORDER"))])
     assert decide(client, v=12) == {"out": ["high", "medium", "low"]}
-    assert decide(client, v=3) == {"out": "low"}  # one rule: its value, as one result
+    assert decide(client, v=3) == {"out": ["low"]}  # a list, however many rules match
     agreeing = rules((("&gt;= 5",), ('"yes"',)), (("&gt;= 0",), ('"yes"',)))
     client.deploy([dmn(decision(agreeing, policy="ANY"))])
     assert decide(client, v=7) == {"out": "yes"}
@@ -234,7 +248,7 @@ def test_first_any_priority_and_the_orders(client: ApiClient) -> None:
 @pytest.mark.parametrize(
     ("aggregation", "many", "none"),
     [("SUM", 17, None), ("MIN", 2, None), ("MAX", 10, None), ("COUNT", 3, 0),
-     (None, [10, 5, 2], None)],
+     (None, [10, 5, 2], [])],
 )  # fmt: skip
 def test_collect_lists_or_aggregates(
     client: ApiClient, aggregation: str | None, many: Any, none: Any

@@ -3,6 +3,8 @@
 with its routing and evaluated when the task is created. Tasks deployed before have none.
 A task's queues now include those of single users (``user:NAME``, an assignee or a
 candidate user): the column that holds a task's queue ids widens to take a user's name.
+Decisions deployed before are marked ``legacy``: they were read Python-style, their UNIQUE
+answering the first match, and go on being read so (engine/modeling/dmn.py).
 
 Revision ID: 0013
 Revises: 0012
@@ -36,8 +38,16 @@ def upgrade() -> None:
             )
         )
 
+    with op.batch_alter_table("decision") as batch:
+        batch.add_column(
+            sa.Column("legacy", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+    op.execute(sa.text("UPDATE decision SET legacy = :yes").bindparams(yes=True))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("decision") as batch:
+        batch.drop_column("legacy")
     with op.batch_alter_table("definition_task") as batch:
         batch.drop_column("assignment")
     op.execute("DELETE FROM human_task_role WHERE role_id LIKE 'user:%'")
