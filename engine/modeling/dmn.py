@@ -108,6 +108,9 @@ class _Reading:
         if literal is not None:
             variable = _child(node, "variable")
             name = variable.get("name") if variable is not None else None
+            if name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                self.refuse(node, f"the variable '{name[:80]}' must be a name of letters, "
+                                  "digits and _")  # fmt: skip
             expression = self.expression(node, literal, "literal expression")
             return decision_tables.Decision(
                 decision_id, node.get("name", ""), requires,

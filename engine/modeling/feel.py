@@ -108,7 +108,12 @@ def _string(literal: str) -> str:
             raise FeelRefused(f"'\\{following}' is not an escape FEEL knows", grammar=True)
         out.append(char)
         i += 1
-    return repr("".join(out))
+    text = "".join(out)
+    try:  # a pair of \u escapes is one character; a lone half is none
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeDecodeError as exc:
+        raise FeelRefused("a \\u escape names half a character") from exc
+    return repr(text)
 
 
 class _Translation:

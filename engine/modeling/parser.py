@@ -44,6 +44,7 @@ from SpiffWorkflow.camunda.parser.task_spec import (
 from engine.execution import PassThroughTask, decisions
 from engine.execution import decision_tables as dmn_model
 from engine.modeling import dmn
+from engine.modeling.diagrams import is_variable_name
 
 INITIATOR = "tradeflow:initiator"  # a start event's extension: camunda:initiator's variable
 
@@ -112,13 +113,21 @@ class _DecisionTaskParser(BusinessRuleTaskParser):  # type: ignore[misc]
                 node=self.node,
                 file_name=self.filename,
             )
+        result_variable = (self.attribute("resultVariable", "camunda") or "").strip() or None
+        if result_variable is not None and not is_variable_name(result_variable):
+            raise ValidationException(
+                f"camunda:resultVariable '{result_variable[:80]}' must be a variable's name "
+                "(letters, digits and _)",
+                node=self.node,
+                file_name=self.filename,
+            )
         return decisions.DecisionTask(
             self.spec,
             self.bpmn_id,
             dmnEngine=self.process_parser.parser.get_engine(decision_ref, self.node, self.filename),
             decision_ref=decision_ref,
             binding=binding.strip(),
-            result_variable=(self.attribute("resultVariable", "camunda") or "").strip() or None,
+            result_variable=result_variable,
             map_result=mapping,
             **self.bpmn_attributes,
         )

@@ -150,6 +150,7 @@ def test_a_cell_naming_a_list_tests_membership_and_python_functions_still_read(
         ("not(x)", {"x": False}, True),
         ("[1, 2, 3]", {}, [1, 2, 3]),
         ('"line\\none"', {}, "line\none"),
+        ('"\\uD83D\\uDE00 \\u4E0A\\u6D77"', {}, "\U0001f600 上海"),
         ("null", {}, None),
         ("-(2 ** 3)", {}, -8),
         ("a = b", {"a": 1, "b": 1}, True),
@@ -369,9 +370,19 @@ def test_single_entry_and_collect_entries_take_one_output(client: ApiClient) -> 
     )
 
 
-def test_a_mapping_camunda_does_not_know_is_refused(client: ApiClient) -> None:
+@pytest.mark.parametrize(
+    ("wrong", "said"),
+    [
+        ('camunda:resultVariable="r" camunda:mapDecisionResult="firstOne"',
+         "camunda:mapDecisionResult 'firstOne' is not one of resultList"),
+        ('camunda:resultVariable="the result"',
+         "camunda:resultVariable 'the result' must be a variable's name"),
+    ],
+)  # fmt: skip
+def test_a_mapping_camunda_does_not_know_is_refused(
+    client: ApiClient, wrong: str, said: str
+) -> None:
     table = decision(rules((("-",), ('"x"',))))
-    wrong = 'camunda:resultVariable="r" camunda:mapDecisionResult="firstOne"'
     with client.unchanged():
         response = client.post(
             f"{V1}/definitions", "owner", data=_files(dmn(table), deciding(attributes=wrong)),
@@ -379,4 +390,17 @@ def test_a_mapping_camunda_does_not_know_is_refused(client: ApiClient) -> None:
         )  # fmt: skip
         [error] = problem(response, 422, "diagram-invalid")["errors"]
     assert error["element"] == "rate"
-    assert "camunda:mapDecisionResult 'firstOne' is not one of resultList" in error["message"]
+    assert said in error["message"], error
+
+
+def test_a_literal_expression_answers_a_variable_with_a_name(client: ApiClient) -> None:
+    literal = (
+        '<decision id="pick" name="pick"><variable id="v" name="two words"/>'
+        '<literalExpression id="le"><text>1</text></literalExpression></decision>'
+    )
+    with client.unchanged():
+        response = client.post(f"{V1}/definitions", "owner", data=_files(dmn(literal)),
+                               content_type="multipart/form-data")  # fmt: skip
+        [error] = problem(response, 422, "diagram-invalid")["errors"]
+    assert error["element"] == "pick"
+    assert "the variable 'two words' must be a name of letters, digits and _" in error["message"]
