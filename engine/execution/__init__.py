@@ -1,13 +1,14 @@
 """Execution: what runs one workflow, beneath every room that runs one: the restricted
-expression evaluator (``expressions``), what one command may spend (``limits``: the
-budget), the workflow's serialization onto a cached spec with the safe script engine
-attached (``serialization``), one pass over the task tree collecting what a command asks
-of it (``frontier``), dropping finished tasks (``compaction``), variables' values as
-message correlation compares them (``correlation``), and the spec an untyped task runs
-as (``pass_through``); business rule tasks that take the newest version of their
-decision (``decisions``), evaluating it under its hit policy (``decision_tables``). It imports only
-SpiffWorkflow and ``engine.errors``: modeling (lint checks expressions and cycles), queues
-(routing reads the frontier), timers and the unit of work all stand on it.
+expression evaluator (``expressions``, with the functions JUEL and FEEL become:
+``translated``), what one command may spend (``limits``: the budget), the workflow's
+serialization onto a cached spec with the safe script engine attached
+(``serialization``), one pass over the task tree collecting what a command asks of it
+(``frontier``), dropping finished tasks (``compaction``), variables' values as message
+correlation compares them (``correlation``), and the spec an untyped task runs as
+(``pass_through``); business rule tasks that take the newest version of their decision
+(``decisions``), evaluating it under its hit policy (``decision_tables``). It imports
+only SpiffWorkflow and ``engine.errors``: modeling (lint checks expressions and cycles),
+queues (routing reads the frontier), timers and the unit of work all stand on it.
 """
 
 from engine.execution import decision_tables, decisions, limits

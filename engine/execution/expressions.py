@@ -15,7 +15,6 @@ from __future__ import annotations
 import ast
 import functools
 import itertools
-import operator
 import textwrap
 import threading
 from collections import ChainMap
@@ -32,7 +31,7 @@ from SpiffWorkflow.bpmn.script_engine import (
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from engine.errors import BudgetExceeded, ExpressionRefused
-from engine.execution import limits
+from engine.execution import limits, translated
 from engine.execution.limits import CLOCK_EVERY, Budget
 
 MAX_EXPRESSION_LENGTH = 2000
@@ -108,56 +107,11 @@ def _mod(a: Any, b: Any) -> Any:
     return a % b
 
 
-def _empty(value: Any) -> bool:
-    """JUEL's ``empty``: null, empty text, an empty list or map (engine/modeling/juel.py)."""
-    if value is None:
-        return True
-    if isinstance(value, (str, list, tuple, dict, set, frozenset)):
-        return len(value) == 0
-    return False
-
-
-def _prop(base: Any, key: Any) -> Any:
-    """JUEL's ``base.key`` and ``base[key]``: null where JUEL answers null (a null base, a
-    key not in the map, an index past the list); an error where JUEL has one."""
-    if base is None:
-        return None
-    if isinstance(base, dict):
-        return base.get(key)
-    if isinstance(base, (list, tuple, str)) and isinstance(key, int) and not isinstance(key, bool):
-        return base[key] if 0 <= key < len(base) else None
-    raise TypeError(f"{type(base).__name__} has no property {key!r}")
-
-
-_ORDERINGS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-
-
-def _compare(left: Any, how: str, right: Any) -> bool:
-    """FEEL's ordering (engine/modeling/feel.py): false, not an error, where the two sides
-    can't be ordered (null, or text against a number)."""
-    if left is None or right is None or isinstance(left, bool) or isinstance(right, bool):
-        return False
-    try:
-        return bool(_ORDERINGS[how](left, right))
-    except TypeError:
-        return False
-
-
-def _matches(value: Any, test: Any) -> bool:
-    """A FEEL unary test's equality (engine/modeling/feel.py): a list tests membership,
-    and a boolean equals only a boolean (Python's True == 1 is no match)."""
-    if isinstance(test, list):
-        return any(_matches(value, item) for item in test)
-    if isinstance(value, bool) != isinstance(test, bool):
-        return False
-    return bool(value == test)
-
-
 _FUNCTIONS: dict[str, Any] = {
     "len": len, "min": min, "max": max, "abs": abs, "round": _round, "int": int, "float": float,
     "str": _str, "bool": bool, "sum": _sum, "any": any, "all": all, "sorted": sorted,
-    "list": list, "dict": dict, "empty": _empty, "prop": _prop, "compare": _compare,
-    "matches": _matches,
+    "list": list, "dict": dict, "empty": translated.empty, "prop": translated.prop,
+    "compare": translated.compare, "matches": translated.matches,
     "get": None,  # get(name, default): a variable or the default; bound per evaluation
 }  # fmt: skip
 FUNCTION_NAMES = frozenset(_FUNCTIONS)  # what an expression may call
