@@ -49,7 +49,7 @@ def matches(value: Any, test: Any) -> bool:
     """A FEEL unary test's equality (engine/modeling/feel.py): a list tests membership,
     and a boolean equals only a boolean (Python's True == 1 is no match)."""
     if isinstance(test, list):
-        return any(matches(value, item) for item in test)
+        return value == test or any(matches(value, item) for item in test)
     if isinstance(value, bool) != isinstance(test, bool):
         return False
     return bool(value == test)

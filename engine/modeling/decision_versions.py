@@ -69,7 +69,8 @@ def store(
     session: Session, deployment: Deployment, root: etree._Element, resource: Resource,
     now: datetime,
 ) -> list[tuple[str, int, int, bool]]:  # fmt: skip
-    """A new version of each decision of the file whose content changed: (key, version,
+    """A new version of each decision of the file whose content changed (or that was
+    deployed before decisions were read as now: legacy): (key, version,
     row id, whether it is new) of each decision in the file."""
     found = []
     for decision in diagrams.decisions(root):
@@ -78,7 +79,7 @@ def store(
         current = session.scalars(
             select(Decision).where(Decision.key == key).order_by(Decision.version.desc()).limit(1)
         ).first()
-        if current is not None and current.sha256 == sha:
+        if current is not None and current.sha256 == sha and not current.legacy:
             found.append((key, current.version, current.id, False))
             continue
         row = Decision(

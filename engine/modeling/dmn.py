@@ -27,6 +27,7 @@ __all__ = ["AGGREGATIONS", "HIT_POLICIES", "graph", "read"]
 HIT_POLICIES = ("UNIQUE", "FIRST", "PRIORITY", "ANY", "COLLECT", "RULE ORDER", "OUTPUT ORDER")
 AGGREGATIONS = ("SUM", "MIN", "MAX", "COUNT")
 _ORDERED = ("PRIORITY", "OUTPUT ORDER")
+_FEEL_LITERALS = frozenset({"null", "true", "false"})
 _REFUSALS = (feel.FeelRefused, juel.JuelRefused, ExpressionRefused, SyntaxError, RecursionError)
 
 
@@ -47,7 +48,9 @@ class _Reading:
     def expression(self, owner: etree._Element, holder: etree._Element | None, what: str) -> str:
         """``holder``'s text (an inputExpression, outputEntry, literalExpression)."""
         text = _text(_child(holder, "text") if holder is not None else None)
-        language = self._language(holder)
+        language = "" if self.legacy else self._language(holder)
+        if self.legacy and not text and what == "output cell":
+            return '""'  # SpiffWorkflow's empty output
         try:
             python = self._legacy_expression(text) or _expression(text, language.lower())
             check_expression(python)
@@ -58,7 +61,11 @@ class _Reading:
 
     def cell(self, rule: etree._Element, entry: etree._Element) -> str | None:
         text = _text(_child(entry, "text"))
+        if text in ("", "-"):
+            return None  # any value, in whatever language
         language = self._language(entry)
+        if self.legacy:
+            language = ""  # SpiffWorkflow read every cell alike, whatever it said
         try:
             python = self._legacy_cell(text) or _cell(text, language)
             if python is not None:
@@ -143,7 +150,9 @@ class _Reading:
 
     def output(self, node: etree._Element, policy: str) -> decision_tables.Output:
         name = node.get("name") or ""
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        if self.legacy:  # SpiffWorkflow took the label where a name was missing
+            name = name or node.get("label") or node.get("id") or ""
+        elif not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             self.refuse(node, "an output needs a name, the variable its value goes to "
                               "(letters, digits and _)")  # fmt: skip
         listed = _child(node, "outputValues", "text")
@@ -249,9 +258,19 @@ def _cell(text: str, language: str) -> str | None:
         if not exc.grammar:
             raise
         try:
-            return decision_tables.python_cell(text)
+            python = decision_tables.python_cell(text)
         except SyntaxError:
             raise exc from None
+        try:
+            tree = ast.parse(text, mode="eval") if "?" not in text else None
+        except SyntaxError:  # an operator with no left side: '>= 1000', 'in [...]'
+            tree = None
+        if tree is not None and isinstance(tree.body, ast.Tuple):
+            raise exc  # FEEL's list of tests, one of them Python-style: one or the other
+        if _FEEL_LITERALS & {n.id for n in ast.walk(ast.parse(python or "0", mode="eval"))
+                             if isinstance(n, ast.Name)}:  # fmt: skip
+            raise exc  # FEEL's null, true or false in a Python-style cell: never defined
+        return python
 
 
 # -- small things ------------------------------------------------------------------------

@@ -102,7 +102,7 @@ def test_a_deployment_binding_without_its_table_in_the_deployment_is_refused(
 
 def test_the_upgrade_numbers_the_decisions_already_deployed(client: ApiClient) -> None:
     """Migration 0012 numbers each decision of the .dmn files deployed before it, in the
-    order they were deployed, as deploy would have."""
+    order they were deployed, as deploy would have; 0013 marks them legacy."""
     from alembic import command
     from sqlalchemy import select
 
@@ -129,6 +129,11 @@ def test_the_upgrade_numbers_the_decisions_already_deployed(client: ApiClient) -
             select(Decision.key, Decision.version, Decision.resource_id, Decision.sha256)
         ).all()
     assert after == before
+    with db.reading() as session:  # 0013: deployed before, they are read as they were
+        assert set(session.scalars(select(Decision.legacy))) == {True}
+    # deployed again unchanged, the newest becomes a version read as decisions are now
+    body = client.deploy([grading(500, top="B")])
+    assert [(d["key"], d["version"]) for d in body["decisions"]] == [("grade", 4)]
     assert client.deploy([grading(500, top="B")], status=200)["deployment_id"] is None
 
 
@@ -168,3 +173,12 @@ def test_a_decision_deployed_before_decides_as_it_did_then(client: ApiClient) ->
         session.execute(update(Decision).values(legacy=True))
     client.flow.runtime.decisions.clear()
     assert graded(client, instance) == "A"
+    # deployed again, unchanged: a new version, read as decisions are read now
+    body = client.deploy([("grade.dmn", overlapping)])
+    assert [(d["key"], d["version"], d["created"]) for d in body["decisions"]] == [
+        ("grade", 2, True)
+    ]
+    again = client.start("compat", "clerk", variables={"score": 800})
+    response = client.post(f"{V1}/tasks/{client.task(again, 'before')}/complete", "cashier",
+                           json={"data": {}})  # fmt: skip
+    assert "hit policy UNIQUE allows one" in problem(response, 422)["detail"]

@@ -95,6 +95,7 @@ FEEL_CELLS = [
     ("", [1, None], []),
     ("true", [True], [False, None, "true", 1]),
     ("1", [1, 1.0], [True, "1"]),
+    ("= [1, 2]", [[1, 2], 1], [[2, 1], 3]),
     ("false", [False], [True, None]),
     ("null", [None], [0, "", False]),
     ("-3.5", [-3.5], [3.5]),
@@ -190,6 +191,8 @@ def test_an_input_expression_is_feel_or_the_language_it_names(client: ApiClient)
         ("first name", "names with spaces don't run here"),
         ('date("2024-13-01")', 'date("2024-13-01") is not an ISO 8601 value'),
         ("[1..", "input cell '[1..' refused"),
+        ('"A", max(v, 1)', "the FEEL function 'max()' doesn't run here"),
+        ("sum([v]) &gt; 0 and v != null", "the FEEL function 'sum()' doesn't run here"),
     ],
 )
 def test_feel_that_cannot_run_here_is_refused_naming_the_rule(

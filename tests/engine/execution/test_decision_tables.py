@@ -84,3 +84,29 @@ def test_spiffs_unique_kept_its_first_match_and_its_cells_their_python_reading()
     assert _decide(graph, v=3) == [{"out": "low"}]
     assert _decide(graph, v=9) == [{"out": "listed"}]
     assert _decide(graph, v=7) == []
+
+
+def test_a_legacy_table_reads_as_spiffworkflow_did() -> None:
+    """Deployed before (decision.legacy): an output named by its label, an empty output
+    cell as "", a cell in a file that says JUEL, UNIQUE as FIRST."""
+    from engine.modeling import dmn
+
+    content = (
+        b'<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="d" name="d" '
+        b'namespace="n" expressionLanguage="juel"><decision id="old" name="old">'
+        b'<decisionTable id="t"><input id="i"><inputExpression id="ie"><text>v</text>'
+        b'</inputExpression></input><output id="o" label="note"/>'
+        b'<rule id="r1"><inputEntry id="a"><text>len(?) &gt; 2</text></inputEntry>'
+        b"<outputEntry id='b'><text></text></outputEntry></rule>"
+        b'<rule id="r2"><inputEntry id="c"><text>-</text></inputEntry>'
+        b"<outputEntry id='d2'><text>\"other\"</text></outputEntry></rule>"
+        b"</decisionTable></decision></definitions>"
+    )
+    found, problems = dmn.read(etree.fromstring(content), legacy=True)
+    assert problems == []
+    graph = dmn.graph(found, "old")
+    assert graph is not None
+    assert _decide(graph, v="abc") == [{"note": ""}]  # both match: the first, as then
+    assert _decide(graph, v="ab") == [{"note": "other"}]
+    _, refused = dmn.read(etree.fromstring(content))
+    assert refused != []  # deployed now, the same file must say what it means
