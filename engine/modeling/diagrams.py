@@ -420,9 +420,15 @@ def decision_binding(root: etree._Element, element_id: str) -> str:
     return "latest"
 
 
+def children(node: etree._Element, name: str) -> list[etree._Element]:
+    """``node``'s child elements called ``name``, whatever their namespace (DMN has one
+    per version)."""
+    return [c for c in node if isinstance(c.tag, str) and etree.QName(c).localname == name]
+
+
 def decisions(root: etree._Element) -> list[etree._Element]:
     """The decisions of a DMN document, in order."""
-    return [d for d in root if isinstance(d.tag, str) and etree.QName(d).localname == "decision"]
+    return children(root, "decision")
 
 
 def decision_ids(root: etree._Element) -> list[str]:

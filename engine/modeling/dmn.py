@@ -20,7 +20,7 @@ from lxml import etree
 
 from engine.errors import ExpressionRefused
 from engine.execution import check_expression, decision_tables
-from engine.modeling import feel, juel
+from engine.modeling import diagrams, feel, juel
 
 __all__ = ["AGGREGATIONS", "HIT_POLICIES", "graph", "read"]
 
@@ -139,13 +139,13 @@ class _Reading:
                               f"{', '.join(AGGREGATIONS)}")  # fmt: skip
         inputs = tuple(
             self.expression(i, _child(i, "inputExpression"), "input expression")
-            for i in _children(node, "input")
+            for i in diagrams.children(node, "input")
         )
-        outputs = tuple(self.output(o, policy) for o in _children(node, "output"))
+        outputs = tuple(self.output(o, policy) for o in diagrams.children(node, "output"))
         if aggregation and len(outputs) != 1:
             self.refuse(node, f"COLLECT {aggregation} needs exactly one output")
         rules = tuple(self.rule(r, n, len(inputs), len(outputs))
-                      for n, r in enumerate(_children(node, "rule"), 1))  # fmt: skip
+                      for n, r in enumerate(diagrams.children(node, "rule"), 1))  # fmt: skip
         return decision_tables.Table(policy, aggregation, inputs, outputs, rules)
 
     def output(self, node: etree._Element, policy: str) -> decision_tables.Output:
@@ -171,8 +171,8 @@ class _Reading:
     def rule(
         self, node: etree._Element, row: int, inputs: int, outputs: int
     ) -> decision_tables.Rule:
-        entries = _children(node, "inputEntry")
-        answers = _children(node, "outputEntry")
+        entries = diagrams.children(node, "inputEntry")
+        answers = diagrams.children(node, "outputEntry")
         if len(entries) != inputs or len(answers) != outputs:
             self.refuse(node, f"rule {row} has {len(entries)} input and {len(answers)} output "
                               f"cells; the table has {inputs} and {outputs}")  # fmt: skip
@@ -191,7 +191,7 @@ def read(
     Python-style reading first, and UNIQUE answering the first match, as then)."""
     reading = _Reading(root.get("expressionLanguage") or "", legacy)
     found: dict[str, decision_tables.Decision] = {}
-    nodes = _children(root, "decision")
+    nodes = diagrams.decisions(root)
     for node in nodes:
         decision = reading.decision(node)
         if decision.id in found:
@@ -282,16 +282,12 @@ def _is_feel(language: str) -> bool:
     )
 
 
-def _children(node: etree._Element, name: str) -> list[etree._Element]:
-    return [c for c in node if isinstance(c.tag, str) and etree.QName(c).localname == name]
-
-
 def _child(node: etree._Element, *path: str) -> etree._Element | None:
     current: etree._Element | None = node
     for name in path:
         if current is None:
             return None
-        found = _children(current, name)
+        found = diagrams.children(current, name)
         current = found[0] if found else None
     return current
 

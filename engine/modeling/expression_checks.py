@@ -55,26 +55,6 @@ def _owner(node: etree._Element, levels: int) -> str:
     return owner.get("id", "") if owner is not None else ""
 
 
-def _local(node: etree._Element, name: str) -> Iterator[etree._Element]:
-    for child in node.iter():
-        if isinstance(child.tag, str) and etree.QName(child).localname == name:
-            yield child
-
-
-def dmn_expressions(root: etree._Element) -> Iterator[tuple[str, str, str]]:
-    for decision in _local(root, "decision"):
-        for expr in _local(decision, "inputExpression"):
-            for text in _local(expr, "text"):
-                yield decision.get("id", ""), "decision input", text.text or ""
-        for rule in _local(decision, "rule"):
-            for entry in _local(rule, "inputEntry"):
-                for text in _local(entry, "text"):
-                    yield rule.get("id", ""), "decision cell", text.text or ""
-            for entry in _local(rule, "outputEntry"):
-                for text in _local(entry, "text"):
-                    yield rule.get("id", ""), "decision output", text.text or ""
-
-
 def problem(kind: str, text: str, min_interval: float) -> str | None:
     """Why an expression of ``kind`` (as the walks above name them) is refused, or None."""
     text = text.strip()
@@ -85,8 +65,6 @@ def problem(kind: str, text: str, min_interval: float) -> str | None:
     try:
         if kind == "script":
             check_script(text)
-        elif kind == "decision cell":
-            _check_cell(text)
         elif kind.startswith("timer") and text:
             check_expression(text)
             _check_timer_literal(kind.removeprefix("timer "), text, min_interval)
@@ -95,11 +73,6 @@ def problem(kind: str, text: str, min_interval: float) -> str | None:
         elif kind in ("condition", "loop condition") or kind.startswith("timer"):
             raise ExpressionRefused("empty expression")
         juel = _juel_names(text) if kind != "script" else []
-        if juel and kind.startswith("decision"):
-            raise ExpressionRefused(
-                f"{', '.join(juel)} is FEEL, which is not read in cells here yet: write it "
-                "Python-style (True, False, None)"
-            )
         if juel:
             raise ExpressionRefused(
                 f"{', '.join(juel)} is JUEL: wrap the expression in ${{…}} to write JUEL, "
@@ -123,12 +96,9 @@ _JUEL_OPERATORS = re.compile(r"&&|\|\||!(?!=)|\b(eq|ne|lt|gt|le|ge|empty)\b")
 def _juel_names(text: str) -> list[str]:
     """JUEL's literals written as names (Python reads ``true`` as a variable)."""
     try:
-        tree = ast.parse(re.sub(r"\?", "dmninputexpr", text), mode="eval")
+        tree = ast.parse(text, mode="eval")
     except SyntaxError:
-        try:
-            tree = ast.parse(f"dmninputexpr {text}", mode="eval")
-        except SyntaxError:
-            return []
+        return []
     found = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in _JUEL_LITERALS}
     return sorted(found)
 
@@ -150,27 +120,6 @@ def _check_timer_literal(tag: str, text: str, min_interval: float) -> None:
         raise ExpressionRefused(cycle_too_fast(every.total_seconds(), min_interval))
 
 
-def _check_cell(text: str) -> None:
-    """DMN cells: '-' or empty means any; '>= 1000' and '1 < ? < 5' are tests on the input."""
-    if text in ("", "-"):
-        return
-    text = re.sub(r"\?", "dmninputexpr", text)
-    if text.replace(" ", "").startswith("not("):
-        raise ExpressionRefused(
-            "FEEL's not(...) is not read here yet: write 'not in [...]' or '!= ...'"
-        )
-    try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError:  # an operator with no left side tests the input, as Spiff's DMN does
-        text = f"dmninputexpr {text}"
-    else:
-        if isinstance(tree.body, ast.Tuple):
-            raise ExpressionRefused(
-                'a FEEL list of values is not read here yet: write \'in ["A", "B"]\''
-            )
-    check_expression(text)
-
-
 def _reason(exc: Exception) -> str:
     return exc.msg if isinstance(exc, SyntaxError) else str(exc)
 
@@ -179,4 +128,4 @@ def _short(text: str) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-__all__ = ["bpmn_expressions", "dmn_expressions", "problem"]
+__all__ = ["bpmn_expressions", "problem"]

@@ -277,24 +277,20 @@ class _Translation:
         return left
 
     def additive(self) -> str:
-        python = self.multiplicative()
-        while self.is_op("+", "-"):
-            operator = self.take().text
-            python = f"({python} {operator} {self.multiplicative()})"
-        return python
+        return self._chain(("+", "-"), self.multiplicative)
 
     def multiplicative(self) -> str:
-        python = self.power()
-        while self.is_op("*", "/"):
-            operator = self.take().text
-            python = f"({python} {operator} {self.power()})"
-        return python
+        return self._chain(("*", "/"), self.power)
 
     def power(self) -> str:
-        python = self.unary()
-        while self.is_op("**"):
-            self.take()
-            python = f"({python} ** {self.unary()})"
+        return self._chain(("**",), self.unary)
+
+    def _chain(self, operators: tuple[str, ...], operand: Callable[[], str]) -> str:
+        """Operands joined left to right by ``operators``, each step bracketed."""
+        python = operand()
+        while self.is_op(*operators):
+            operator = self.take().text
+            python = f"({python} {operator} {operand()})"
         return python
 
     def unary(self) -> str:

@@ -12,7 +12,7 @@ task's roles: the inbox, claiming and completing read them as they read roles.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -54,14 +54,17 @@ def assign(
     def refuse(attribute: str, why: str) -> ProcessFailed:
         return ProcessFailed(f"element '{element}': camunda:{attribute} {why}")
 
+    def listed(attribute: str, valid: Callable[[str], object], many: str, one: str) -> list[str]:
+        names = _names(value(attribute))
+        if names is None:
+            raise refuse(attribute, f"must be {many}, as text or a list of text")
+        if bad := [n for n in names if not valid(n)]:
+            raise refuse(attribute, f"gave {bad[0][:80]!r}, which is no {one}")
+        return names
+
     queues = list(roles)
     if "candidateGroups" in expressions:
-        groups = _names(value("candidateGroups"))
-        if groups is None:
-            raise refuse("candidateGroups", "must be role ids, as text or a list of text")
-        if bad := [g for g in groups if not ROLE_ID.match(g)]:
-            raise refuse("candidateGroups", f"gave {bad[0]!r}, which is no role id")
-        queues = groups
+        queues = listed("candidateGroups", ROLE_ID.match, "role ids", "role id")
     assignee = None
     if "assignee" in expressions:
         found = value("assignee")
@@ -71,12 +74,8 @@ def assign(
         if assignee is not None and not users.valid_name(assignee):
             raise refuse("assignee", f"gave {assignee[:80]!r}, which is no user's name")
     if "candidateUsers" in expressions:
-        users_named = _names(value("candidateUsers"))
-        if users_named is None:
-            raise refuse("candidateUsers", "must be user names, as text or a list of text")
-        if bad := [u for u in users_named if not users.valid_name(u)]:
-            raise refuse("candidateUsers", f"gave {bad[0][:80]!r}, which is no user's name")
-        queues += [candidate(u) for u in users_named]
+        named = listed("candidateUsers", users.valid_name, "user names", "user's name")
+        queues += [candidate(u) for u in named]
     if assignee is not None:
         queues.append(candidate(assignee))
     if "priority" in expressions:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import json
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -216,7 +216,34 @@ class Instance(Base):
 CANDIDATE = "user:"  # a queue of one user (an assignee, a candidate user) beside role ids
 
 
-class HumanTask(Base):
+class TaskQueues:
+    """What a task's ``candidate_roles`` (its queues, comma-separated) say: on the row
+    (HumanTask) and on the unit of work's copy (store.TaskRow) alike."""
+
+    if TYPE_CHECKING:
+        candidate_roles: str
+
+    @property
+    def role_ids(self) -> list[str]:
+        """The task's queues: role ids, and single users' queues (``user:NAME``)."""
+        return [r for r in self.candidate_roles.split(",") if r]
+
+    @property
+    def roles_only(self) -> list[str]:
+        return [r for r in self.role_ids if not r.startswith(CANDIDATE)]
+
+    @property
+    def candidate_users(self) -> list[str]:
+        """Users named by the diagram: its assignee and candidate users."""
+        return [r.removeprefix(CANDIDATE) for r in self.role_ids if r.startswith(CANDIDATE)]
+
+    @property
+    def audit_role(self) -> str:
+        """The role ids as the trail's ``role`` column holds them (64 characters)."""
+        return ",".join(self.roles_only)[:64]
+
+
+class HumanTask(TaskQueues, Base):
     """A READY user task in one or more role queues."""
 
     __tablename__ = "human_task"
@@ -252,18 +279,6 @@ class HumanTask(Base):
     # the candidate roles, comma-separated; human_task_role indexes them for the inbox
     candidate_roles: Mapped[str] = mapped_column(String(512))
     roles: Mapped[list[HumanTaskRole]] = relationship(lazy="raise_on_sql", cascade="all")
-
-    @property
-    def role_ids(self) -> list[str]:
-        return [r for r in self.candidate_roles.split(",") if r]
-
-    @property
-    def roles_only(self) -> list[str]:
-        return [r for r in self.role_ids if not r.startswith(CANDIDATE)]
-
-    @property
-    def candidate_users(self) -> list[str]:
-        return [r.removeprefix(CANDIDATE) for r in self.role_ids if r.startswith(CANDIDATE)]
 
 
 class HumanTaskRole(Base):

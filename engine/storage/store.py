@@ -32,13 +32,13 @@ from engine.storage.accounts import (
     UserRole,
 )
 from engine.storage.models import (
-    CANDIDATE,
     Form,
     HumanTask,
     HumanTaskRole,
     Instance,
     InstanceStatus,
     MessageSubscription,
+    TaskQueues,
     TaskState,
 )
 from engine.storage.prepared import Prepared, run_together
@@ -136,7 +136,7 @@ def save_instance(conn: Connection, row: InstanceRow) -> None:
 
 
 @dataclass
-class TaskRow:
+class TaskRow(TaskQueues):
     id: int
     instance_id: int
     spiff_task_id: str
@@ -160,25 +160,6 @@ class TaskRow:
     # open and past its due time when it was read (queues.stamp_overdue; None: not
     # stamped); not a column
     overdue: bool | None = None
-
-    @property
-    def role_ids(self) -> list[str]:
-        """The task's queues: role ids, and single users' queues (``user:NAME``)."""
-        return [r for r in self.candidate_roles.split(",") if r]
-
-    @property
-    def roles_only(self) -> list[str]:
-        return [r for r in self.role_ids if not r.startswith(CANDIDATE)]
-
-    @property
-    def candidate_users(self) -> list[str]:
-        """Users named by the diagram: its assignee and candidate users."""
-        return [r.removeprefix(CANDIDATE) for r in self.role_ids if r.startswith(CANDIDATE)]
-
-    @property
-    def audit_role(self) -> str:
-        """The role ids as the trail's ``role`` column holds them (64 characters)."""
-        return ",".join(self.roles_only)[:64]
 
 
 _NOT_COLUMNS = ("form_id", "business_key", "next_tasks", "overdue")
